@@ -1,0 +1,20 @@
+#!/bin/sh
+# contrib/deps.sh — install with apt-get what building (and, with --test,
+# testing) Tern needs and the machine lacks.  Debian 12; run as root.
+set -eu
+BUILD="build-essential autoconf automake libtool pkg-config libevent-dev libexpat1-dev
+libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev"
+TEST="python3 python3-slixmpp profanity tmux openssl sqlite3 procps"
+want="$BUILD"
+[ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,63 @@
+#!/bin/sh
+# contrib/test.sh — the whole test run: install what is missing, build
+# with AddressSanitizer and UndefinedBehaviorSanitizer, run the C unit tests
+# and the integration tests against a live ternd, and end with one line
+# "N passed, N failed".
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+sh contrib/deps.sh --test
+
+build="$top/build/asan"
+mkdir -p "$build"
+[ -x configure ] || autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+cd "$build"
+if [ ! -f Makefile ]; then
+    "$top/configure" --enable-sanitizers --enable-werror --prefix="$build/install" \
+        CFLAGS="-g -O1" >/dev/null
+fi
+make -j"$(nproc)" >/dev/null
+make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram \
+    tests/unit/test_store tests/unit/test_config tests/unit/test_router tests/unit/test_tls >/dev/null
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+passed=0
+failed=0
+log="$build/test-logs"
+rm -rf "$log"
+mkdir -p "$log"
+
+count() { # add the "N passed, N failed" line of a log to the totals
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | cut -d' ' -f1)
+        f=$(echo "$line" | cut -d' ' -f3)
+        passed=$((passed + p))
+        failed=$((failed + f))
+    fi
+}
+
+for t in test_xml test_jid test_scram test_store test_config test_router test_tls; do
+    if (cd "$top" && "$build/tests/unit/$t") >"$log/$t.log" 2>&1; then
+        echo "unit $t: $(tail -n 1 "$log/$t.log")"
+    else
+        echo "unit $t: FAILED"
+        sed -n '1,60p' "$log/$t.log"
+        grep -qE '^[0-9]+ passed, [0-9]+ failed' "$log/$t.log" || failed=$((failed + 1))
+    fi
+    count "$log/$t.log"
+done
+
+export TERND="$build/ternd" TERNCTL="$build/ternctl" TERN_MODULES="$build/modules/.libs"
+if /usr/bin/python3 "$top/tests/integration/run.py" >"$log/integration.log" 2>&1; then
+    echo "integration: $(grep -E '^[0-9]+ passed' "$log/integration.log" | tail -n 1)"
+else
+    echo "integration: FAILED"
+    tail -n 80 "$log/integration.log"
+    grep -qE '^[0-9]+ passed, [0-9]+ failed' "$log/integration.log" || failed=$((failed + 1))
+fi
+count "$log/integration.log"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

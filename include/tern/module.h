@@ -1,0 +1,131 @@
+/*
+ * tern/module.h — the public API of a Tern module.
+ *
+ * A module is a shared object exporting one descriptor, TERN_MODULE.  It
+ * loads once per host that lists it; in load() it registers hooks, disco
+ * features and stores through its context.  Everything it registers is
+ * owned by the core and removed when it unloads, so modules need no
+ * cleanup code for those.  Modules see stanzas and events, never sockets.
+ *
+ * Events (names are interned when hooked; no string is built per stanza):
+ *   iq-get/host/NS:NAME   iq-set/bare/NS:NAME   iq-get/full/NS:NAME ...
+ *       an iq get/set whose payload is <NAME xmlns='NS'/>;
+ *   message/host  message/bare  message/full  (likewise presence/, iq/)
+ *       any such stanza, after the iq- events above found no taker;
+ *   ...DEST "self": a user's stanza to their own account (no 'to', or their
+ *       bare JID); when not handled it falls back to "host" (no 'to') or
+ *       "bare";
+ *   pre-message/DEST, pre-presence/DEST, pre-iq/DEST
+ *       a local user's stanza before it is routed (filters);
+ *   message/offline   a message for an account with no available resource;
+ *   session/bound  session/closed  session/idle  user/created  user/deleted
+ *   server/started  server/stopping
+ * Handlers run highest priority first; the first that returns
+ * TERN_HANDLED stops the chain.  Unhandled stanzas get the RFC 6120 §10 /
+ * RFC 6121 §8 default (delivery or an error bounce).
+ */
+#ifndef TERN_MODULE_H
+#define TERN_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <tern/defs.h>
+#include <tern/jid.h>
+#include <tern/options.h>
+#include <tern/store.h>
+#include <tern/xml.h>
+
+typedef struct tern_module_ctx tern_module_ctx_t; /* one module loaded on one host */
+typedef struct tern_session tern_session_t;       /* a client's bound session */
+
+typedef struct tern_event {
+    tern_xml_t *stanza;       /* the stanza, borrowed (NULL for non-stanza events) */
+    const tern_jid_t *from;   /* prepared 'from' (the sender's full JID for local users) */
+    const tern_jid_t *to;     /* prepared 'to' (the host's JID when absent) */
+    tern_session_t *origin;   /* local session it came from, or NULL */
+    tern_session_t *session;  /* the session a session/ event is about, or a full-JID target */
+    const char *user;         /* localpart for user/ events */
+} tern_event_t;
+
+enum { TERN_PASS = 0, TERN_HANDLED = 1 };
+typedef int (*tern_handler_fn)(tern_module_ctx_t *m, tern_event_t *ev);
+
+typedef struct tern_module {
+    int abi;                       /* TERN_ABI */
+    const char *name;              /* "ping" for mod_ping.so */
+    const char *description;       /* one line for the admin guide */
+    const char *const *depends;    /* module names that must load on the same host */
+    const tern_option_t *options;  /* terminated by .name == NULL; may be NULL */
+    int (*load)(tern_module_ctx_t *m);   /* 0, or -1 to refuse (tern_log says why) */
+    void (*unload)(tern_module_ctx_t *m); /* optional: free what tern_set_data holds */
+} tern_module_t;
+
+#define TERN_MODULE TERN_API const tern_module_t tern_module
+
+/* Registration. */
+TERN_API int tern_hook(tern_module_ctx_t *m, const char *event, tern_handler_fn fn, int priority);
+TERN_API void tern_add_feature(tern_module_ctx_t *m, const char *var);
+TERN_API void tern_add_identity(tern_module_ctx_t *m, const char *category, const char *type,
+                                const char *name);
+/* XEP-0128: a data form (<x xmlns='jabber:x:data' type='result'>) to add to
+ * the host's disco#info; copied. */
+TERN_API void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form);
+/* Fill a disco#info <query/> with the host's identities, features and extensions. */
+TERN_API void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query);
+
+/* Context. */
+TERN_API const char *tern_host(tern_module_ctx_t *m);
+TERN_API void *tern_get_data(tern_module_ctx_t *m);
+TERN_API void tern_set_data(tern_module_ctx_t *m, void *data);
+
+/* Options (validated before load(); the name must be in the table). */
+TERN_API long long tern_opt_int(tern_module_ctx_t *m, const char *name); /* also BOOL, DURATION (ms), SIZE */
+TERN_API const char *tern_opt_str(tern_module_ctx_t *m, const char *name);
+TERN_API const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name);
+
+/* Sending.  The caller keeps its reference: the core takes its own. */
+TERN_API void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza);
+/* A new <iq type='result'/> answering ev's iq (to/from swapped, same id). */
+TERN_API tern_xml_t *tern_iq_result(const tern_event_t *ev);
+/* Answer ev's stanza with an error (RFC 6120 §8.3); never for type='error'.
+ * type: "cancel", "modify", "auth", "wait"; condition: "service-unavailable"... */
+TERN_API void tern_reply_error(tern_module_ctx_t *m, const tern_event_t *ev, const char *type,
+                               const char *condition, const char *text);
+/* Send an iq get/set (the core sets its id) and call cb exactly once with
+ * the answer, or with NULL after timeout_ms.  Returns 0, or -1 and cb is
+ * never called.  On unload, pending callbacks are dropped uncalled. */
+typedef void (*tern_iq_cb)(tern_module_ctx_t *m, tern_xml_t *reply, void *arg);
+TERN_API int tern_send_iq(tern_module_ctx_t *m, tern_xml_t *iq, long long timeout_ms,
+                          tern_iq_cb cb, void *arg);
+
+/* Sessions. */
+TERN_API const tern_jid_t *tern_session_jid(const tern_session_t *s);
+/* The bound session with this full JID on any local host, or NULL.  Do not
+ * keep the pointer across events: look it up again. */
+TERN_API tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *full_jid);
+/* A number naming `s` for the life of the process: never 0, never reused
+ * (tells a session from a newer one that took over the same full JID). */
+TERN_API uint64_t tern_session_serial(const tern_session_t *s);
+TERN_API void tern_session_close(tern_session_t *s, const char *stream_error);
+TERN_API int tern_user_exists(tern_module_ctx_t *m, const char *local);
+
+/* Storage of this module on this host. */
+typedef enum { TERN_STORE_KV = 1, TERN_STORE_MAP = 2, TERN_STORE_ARCHIVE = 3 } tern_store_kind_t;
+TERN_API tern_store_t *tern_store(tern_module_ctx_t *m, const char *name, tern_store_kind_t kind);
+
+/* Timers: cb runs on the loop; repeat until cancelled when `repeat`. */
+typedef struct tern_timer tern_timer_t;
+typedef void (*tern_timer_cb)(tern_module_ctx_t *m, void *arg);
+TERN_API tern_timer_t *tern_timer_add(tern_module_ctx_t *m, long long ms, int repeat,
+                                      tern_timer_cb cb, void *arg);
+TERN_API void tern_timer_cancel(tern_timer_t **t);
+
+/* Logging and server facts. */
+typedef enum { TERN_LOG_ERROR = 0, TERN_LOG_WARN, TERN_LOG_INFO, TERN_LOG_DEBUG } tern_log_level_t;
+TERN_API void tern_log(tern_module_ctx_t *m, tern_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+TERN_API const char *tern_server_version(void);
+TERN_API int64_t tern_server_started_us(void); /* wall clock, microseconds */
+TERN_API int64_t tern_now_us(void); /* wall clock, microseconds */
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * tern/xml.h — the stanza tree that modules read and build.
+ *
+ * A tree is a set of element and text nodes allocated from one arena that
+ * belongs to the root.  The root is reference counted: a handler that keeps
+ * a stanza beyond its call takes a reference with tern_xml_ref() and drops
+ * it with tern_xml_unref().  Nodes are never freed one by one.
+ *
+ * Namespaces are resolved: every element carries its namespace URI, never a
+ * prefix.  The stream content namespaces (jabber:client, jabber:server,
+ * jabber:component:accept) are all stored as TERN_NS_CLIENT so that a stanza
+ * reads the same whatever stream it came from.
+ */
+#ifndef TERN_XML_H
+#define TERN_XML_H
+
+#include <tern/defs.h>
+#include <stddef.h>
+
+#define TERN_NS_CLIENT "jabber:client"
+#define TERN_NS_XML "http://www.w3.org/XML/1998/namespace"
+
+typedef struct tern_xml_attr {
+    const char *name; /* "type", or "xml:lang"; other prefixed ones as "{ns}local" */
+    const char *value;
+    struct tern_xml_attr *next;
+} tern_xml_attr_t;
+
+typedef struct tern_xml tern_xml_t;
+struct tern_xml {
+    const char *name; /* element local name; NULL for a text node */
+    const char *ns;   /* element namespace URI; NULL for a text node */
+    const char *text; /* text node content (not NUL-terminated inside) */
+    size_t text_len;
+    tern_xml_attr_t *attrs;
+    tern_xml_t *parent, *children, *last_child, *next;
+    struct tern_xml_arena *arena; /* shared by every node of the tree */
+};
+
+/* New root element with its own arena, refcount 1.  NULL on allocation failure. */
+TERN_API tern_xml_t *tern_xml_new(const char *name, const char *ns);
+/* Take / drop a reference on the tree that holds `node`; the last drop frees it. */
+TERN_API tern_xml_t *tern_xml_ref(tern_xml_t *node);
+TERN_API void tern_xml_unref(tern_xml_t *node);
+
+/* Build.  Strings are copied into the arena.  A NULL ns on a child means
+ * "same namespace as the parent". */
+TERN_API tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char *ns);
+TERN_API void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len);
+TERN_API void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value);
+TERN_API void tern_xml_del_attr(tern_xml_t *node, const char *name);
+/* Remove `child` from its parent (its memory stays in the arena). */
+TERN_API void tern_xml_unlink(tern_xml_t *child);
+/* Deep copy of `src` appended under `parent` (in parent's arena). */
+TERN_API tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src);
+/* Deep copy of `src` as a new root with its own arena. */
+TERN_API tern_xml_t *tern_xml_copy(const tern_xml_t *src);
+/* Copy `s` into the arena of the tree that holds `node`. */
+TERN_API char *tern_xml_strdup(tern_xml_t *node, const char *s);
+
+/* Read. */
+TERN_API const char *tern_xml_attr(const tern_xml_t *node, const char *name);
+/* First element child with this name and namespace; either may be NULL for "any". */
+TERN_API tern_xml_t *tern_xml_child(const tern_xml_t *node, const char *name, const char *ns);
+TERN_API tern_xml_t *tern_xml_first_element(const tern_xml_t *node);
+TERN_API tern_xml_t *tern_xml_next_element(const tern_xml_t *node);
+/* Concatenated direct text children, NUL-terminated, in the node's arena ("" if none). */
+TERN_API const char *tern_xml_text(tern_xml_t *node);
+TERN_API int tern_xml_is(const tern_xml_t *node, const char *name, const char *ns);
+
+/* Serialize into a malloc'd NUL-terminated string (for logs and tests).
+ * `len_r` may be NULL.  Returns NULL on allocation failure. */
+TERN_API char *tern_xml_to_string(const tern_xml_t *node, size_t *len_r);
+
+#endif

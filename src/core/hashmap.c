@@ -1,0 +1,145 @@
+/*
+ * hashmap.c — chained hash table with string keys, doubling at load 1.
+ */
+#include "core/hashmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    struct entry *next;
+    unsigned long hash;
+    void *value;
+    char key[];
+} entry_t;
+
+struct hashmap {
+    entry_t **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+};
+
+unsigned long hash_str(unsigned long h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211UL;
+    }
+    return h;
+}
+
+hashmap_t *hashmap_new(void)
+{
+    hashmap_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->nbuckets = 16;
+    m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
+    if (!m->buckets) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void hashmap_free(hashmap_t **mp)
+{
+    hashmap_t *m = *mp;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        entry_t *e = m->buckets[i];
+        while (e) {
+            entry_t *next = e->next;
+            free(e);
+            e = next;
+        }
+    }
+    free(m->buckets);
+    free(m);
+    *mp = NULL;
+}
+
+static entry_t **find_slot(const hashmap_t *m, const char *key, unsigned long h)
+{
+    entry_t **slot = &m->buckets[h & (m->nbuckets - 1)];
+    while (*slot && ((*slot)->hash != h || strcmp((*slot)->key, key) != 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+void *hashmap_get(const hashmap_t *m, const char *key)
+{
+    entry_t **slot = find_slot(m, key, hash_str(HASH_SEED, key));
+    return *slot ? (*slot)->value : NULL;
+}
+
+/* Double the bucket array; on allocation failure keep the old one. */
+static void grow(hashmap_t *m)
+{
+    size_t n = m->nbuckets * 2;
+    entry_t **b = calloc(n, sizeof(*b));
+    if (!b)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        entry_t *e = m->buckets[i];
+        while (e) {
+            entry_t *next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+}
+
+int hashmap_put(hashmap_t *m, const char *key, void *value)
+{
+    unsigned long h = hash_str(HASH_SEED, key);
+    entry_t **slot = find_slot(m, key, h);
+    if (*slot) {
+        (*slot)->value = value;
+        return 0;
+    }
+    size_t klen = strlen(key);
+    entry_t *e = malloc(sizeof(*e) + klen + 1);
+    if (!e)
+        return -1;
+    memcpy(e->key, key, klen + 1);
+    e->hash = h;
+    e->value = value;
+    e->next = NULL;
+    *slot = e;
+    if (++m->count > m->nbuckets)
+        grow(m);
+    return 0;
+}
+
+void *hashmap_remove(hashmap_t *m, const char *key)
+{
+    entry_t **slot = find_slot(m, key, hash_str(HASH_SEED, key));
+    entry_t *e = *slot;
+    if (!e)
+        return NULL;
+    void *value = e->value;
+    *slot = e->next;
+    free(e);
+    m->count--;
+    return value;
+}
+
+size_t hashmap_count(const hashmap_t *m)
+{
+    return m->count;
+}
+
+void hashmap_foreach(const hashmap_t *m, int (*fn)(void *ctx, const char *key, void *value),
+                     void *ctx)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (entry_t *e = m->buckets[i]; e; e = e->next)
+            if (fn(ctx, e->key, e->value))
+                return;
+}

@@ -1,0 +1,31 @@
+/*
+ * hashmap.h — string-keyed hash table (internal).
+ *
+ * Keys are copied; values are borrowed pointers the caller owns.  Used
+ * for sessions by JID, users, hosts, components and pending iqs, so that
+ * routing a stanza never scans every session.
+ */
+#ifndef TERN_HASHMAP_H
+#define TERN_HASHMAP_H
+
+#include <stddef.h>
+
+typedef struct hashmap hashmap_t;
+
+hashmap_t *hashmap_new(void);
+/* Frees the table and its key copies, not the values. */
+void hashmap_free(hashmap_t **m);
+void *hashmap_get(const hashmap_t *m, const char *key);
+/* Insert or replace.  0, or -1 on allocation failure. */
+int hashmap_put(hashmap_t *m, const char *key, void *value);
+/* Remove and return the value (NULL if absent). */
+void *hashmap_remove(hashmap_t *m, const char *key);
+size_t hashmap_count(const hashmap_t *m);
+/* Visit every entry; fn may not modify the map.  Stops when fn returns non-zero. */
+void hashmap_foreach(const hashmap_t *m, int (*fn)(void *ctx, const char *key, void *value),
+                     void *ctx);
+/* FNV-1a, exposed so callers can hash pieces without joining them. */
+unsigned long hash_str(unsigned long h, const char *s);
+#define HASH_SEED 1469598103934665603UL
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * hooks.c — the event table of one host: name -> sorted handler list.
+ */
+#include "core/hooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hashmap.h"
+
+typedef struct handler {
+    struct handler *next;
+    tern_handler_fn fn;
+    int priority;
+    tern_module_ctx_t *owner;
+} handler_t;
+
+typedef struct event {
+    struct event *next;
+    unsigned long hash;
+    handler_t *handlers;
+    char name[];
+} event_t;
+
+struct hooks {
+    event_t *buckets[256];
+};
+
+#define BUCKET(hash) ((hash) & 255u)
+
+hooks_t *hooks_new(void)
+{
+    return calloc(1, sizeof(hooks_t));
+}
+
+void hooks_free(hooks_t **hp)
+{
+    hooks_t *h = *hp;
+    if (!h)
+        return;
+    for (size_t i = 0; i < 256; i++) {
+        event_t *e = h->buckets[i];
+        while (e) {
+            event_t *next = e->next;
+            handler_t *hd = e->handlers;
+            while (hd) {
+                handler_t *hn = hd->next;
+                free(hd);
+                hd = hn;
+            }
+            free(e);
+            e = next;
+        }
+    }
+    free(h);
+    *hp = NULL;
+}
+
+static event_t *find_event(const hooks_t *h, const char *name, unsigned long hash)
+{
+    for (event_t *e = h->buckets[BUCKET(hash)]; e; e = e->next)
+        if (e->hash == hash && strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+int hooks_add(hooks_t *h, const char *name, tern_handler_fn fn, int priority,
+              tern_module_ctx_t *owner)
+{
+    unsigned long hash = hash_str(HASH_SEED, name);
+    event_t *e = find_event(h, name, hash);
+    if (!e) {
+        size_t len = strlen(name);
+        e = calloc(1, sizeof(*e) + len + 1);
+        if (!e)
+            return -1;
+        memcpy(e->name, name, len + 1);
+        e->hash = hash;
+        e->next = h->buckets[BUCKET(hash)];
+        h->buckets[BUCKET(hash)] = e;
+    }
+    handler_t *hd = calloc(1, sizeof(*hd));
+    if (!hd)
+        return -1;
+    hd->fn = fn;
+    hd->priority = priority;
+    hd->owner = owner;
+    handler_t **p = &e->handlers;
+    while (*p && (*p)->priority >= priority)
+        p = &(*p)->next;
+    hd->next = *p;
+    *p = hd;
+    return 0;
+}
+
+void hooks_remove_owner(hooks_t *h, tern_module_ctx_t *owner)
+{
+    for (size_t i = 0; i < 256; i++)
+        for (event_t *e = h->buckets[i]; e; e = e->next) {
+            handler_t **p = &e->handlers;
+            while (*p) {
+                if ((*p)->owner == owner) {
+                    handler_t *dead = *p;
+                    *p = dead->next;
+                    free(dead);
+                } else {
+                    p = &(*p)->next;
+                }
+            }
+        }
+}
+
+/* Does `name` equal parts joined by seps? */
+static int name_matches(const char *name, const char *const *parts, int n, const char *seps)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+        if (strncmp(name, parts[i], len) != 0)
+            return 0;
+        name += len;
+        if (i + 1 < n) {
+            if (*name != seps[i])
+                return 0;
+            name++;
+        }
+    }
+    return *name == '\0';
+}
+
+static int run(event_t *e, tern_event_t *ev)
+{
+    for (handler_t *hd = e->handlers; hd; hd = hd->next)
+        if (hd->fn(hd->owner, ev) == TERN_HANDLED)
+            return TERN_HANDLED;
+    return TERN_PASS;
+}
+
+int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *seps,
+                     tern_event_t *ev)
+{
+    unsigned long hash = HASH_SEED;
+    for (int i = 0; i < n; i++) {
+        hash = hash_str(hash, parts[i]);
+        if (i + 1 < n) {
+            char sep[2] = {seps[i], '\0'};
+            hash = hash_str(hash, sep);
+        }
+    }
+    for (event_t *e = h->buckets[BUCKET(hash)]; e; e = e->next)
+        if (e->hash == hash && name_matches(e->name, parts, n, seps))
+            return run(e, ev);
+    return TERN_PASS;
+}
+
+int hooks_fire(hooks_t *h, const char *name, tern_event_t *ev)
+{
+    event_t *e = find_event(h, name, hash_str(HASH_SEED, name));
+    return e ? run(e, ev) : TERN_PASS;
+}
+
+int hooks_has(hooks_t *h, const char *name)
+{
+    event_t *e = find_event(h, name, hash_str(HASH_SEED, name));
+    return e && e->handlers;
+}

@@ -1,0 +1,34 @@
+/*
+ * hooks.h — named events with prioritized handlers (internal).
+ *
+ * Event names are stored once, when a handler is hooked.  A stanza event
+ * is fired by its pieces ("iq-get", "host", ns, name): the table hashes and
+ * compares the pieces against the stored names without joining them, so
+ * no string is built per stanza.
+ */
+#ifndef TERN_HOOKS_H
+#define TERN_HOOKS_H
+
+#include <tern/module.h>
+
+typedef struct hooks hooks_t;
+
+hooks_t *hooks_new(void);
+void hooks_free(hooks_t **h);
+
+/* Handlers run highest priority first; equal priorities in hook order.  0 / -1. */
+int hooks_add(hooks_t *h, const char *event, tern_handler_fn fn, int priority,
+              tern_module_ctx_t *owner);
+/* Drop every handler `owner` registered. */
+void hooks_remove_owner(hooks_t *h, tern_module_ctx_t *owner);
+
+/* Fire the event whose name is the concatenation of parts[0..n) with
+ * separators seps[0..n-1) between them (e.g. parts {"iq-get","host",ns,name},
+ * seps "//:").  Returns TERN_HANDLED when a handler took it, else TERN_PASS. */
+int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *seps,
+                     tern_event_t *ev);
+int hooks_fire(hooks_t *h, const char *event, tern_event_t *ev);
+/* Whether any handler is hooked on `event`. */
+int hooks_has(hooks_t *h, const char *event);
+
+#endif

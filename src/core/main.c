@@ -1,0 +1,186 @@
+/*
+ * main.c — ternd: parse the command line, start the server, run the loop,
+ * and release everything on the way out.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/admin.h"
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/modules.h"
+#include "core/server.h"
+#include "route/router.h"
+#include "route/sessions.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ternd [-c CONFIG] [--check-config] [--version]\n"
+               "  -c, --config FILE   configuration file (default %s/tern.yml)\n"
+               "      --check-config  check the configuration and modules, then exit\n"
+               "  -V, --version       print the version\n",
+               TERN_SYSCONFDIR);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    if (sig == SIGHUP) {
+        cfg_error_t err;
+        if (server_reload(&err) < 0)
+            log_error("reload failed, keeping the running configuration: %s", err.text);
+    } else {
+        server_stop();
+    }
+}
+
+/* A server holds one descriptor per connection: use all the system allows. */
+static void raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open files limit raised from %llu to %llu", (unsigned long long)old,
+                 (unsigned long long)rl.rlim_max);
+}
+
+static int check_config(const char *path)
+{
+    cfg_error_t err;
+    tern_config_t *cfg = config_load(path, &err);
+    if (!cfg || hosts_check(cfg, &err) < 0) {
+        fprintf(stderr, "ternd: %s\n", err.text);
+        config_free(&cfg);
+        return 1;
+    }
+    tls_server_t *tls = server_build_tls(cfg, &err);
+    if (!tls) {
+        fprintf(stderr, "ternd: %s\n", err.text);
+        config_free(&cfg);
+        return 1;
+    }
+    tls_server_free(&tls);
+    config_free(&cfg);
+    printf("config OK\n");
+    return 0;
+}
+
+static int run(const char *path)
+{
+    cfg_error_t err;
+    const char *why = NULL;
+    struct event *signals[4] = {0};
+    int rc = 1;
+    server.cfg = config_load(path, &err);
+    if (!server.cfg) {
+        fprintf(stderr, "ternd: %s\n", err.text);
+        return 1;
+    }
+    if (log_open(server.cfg->log_level, server.cfg->log_file) < 0) {
+        fprintf(stderr, "ternd: cannot open log file %s: %s\n", server.cfg->log_file,
+                strerror(errno));
+        goto out;
+    }
+    raise_file_limit();
+    server.started_us = tern_now_us();
+    server.base = event_base_new();
+    if (!server.base || sessions_init() < 0)
+        goto out;
+    if (!(server.tls = server_build_tls(server.cfg, &err))) {
+        log_error("%s", err.text);
+        goto out;
+    }
+    if (!(server.db = store_open(server.cfg->storage_path, &why))) {
+        log_error("cannot open storage %s: %s", server.cfg->storage_path, why);
+        goto out;
+    }
+    for (size_t i = 0; i < server.cfg->n_components; i++)
+        router_component_declare(server.cfg->components[i].domain);
+    if (hosts_init(server.cfg, &err) < 0) {
+        log_error("%s", err.text);
+        goto out;
+    }
+    if (listeners_start(server.base, server.cfg) < 0)
+        goto out;
+    if (admin_start(server.base, server.cfg->admin_socket, &why) < 0) {
+        log_error("admin socket %s: %s", server.cfg->admin_socket, why);
+        goto out;
+    }
+    const int sigs[4] = {SIGHUP, SIGTERM, SIGINT, 0};
+    for (int i = 0; sigs[i]; i++) {
+        signals[i] = evsignal_new(server.base, sigs[i], on_signal, NULL);
+        if (signals[i])
+            evsignal_add(signals[i], NULL);
+    }
+    tern_event_t ev = {0};
+    hosts_fire_all("server/started", &ev);
+    log_info("Tern %s started", PACKAGE_VERSION);
+    event_base_dispatch(server.base);
+    rc = 0;
+out:
+    admin_stop();
+    listeners_stop();
+    for (int i = 0; i < 4; i++)
+        if (signals[i])
+            event_free(signals[i]);
+    if (server.stop_event)
+        event_free(server.stop_event);
+    hosts_free_all();
+    sessions_free_all();
+    router_free();
+    store_close(&server.db);
+    tls_server_free(&server.tls);
+    if (server.base)
+        event_base_free(server.base);
+    config_free(&server.cfg);
+    log_info("stopped");
+    log_close();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"check-config", no_argument, NULL, 'k'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *path = TERN_SYSCONFDIR "/tern.yml";
+    int check = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'V':
+            printf("ternd %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return check ? check_config(path) : run(path);
+}

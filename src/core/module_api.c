@@ -1,0 +1,410 @@
+/*
+ * module_api.c — what modules call: hooks, disco, options, sending,
+ * tracked iqs, timers, storage, logging.  Everything a module registers is
+ * tied to its context and released by module_unload().
+ */
+#include "autoconfig.h"
+
+#include "core/module_api.h"
+
+#include <event2/event.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/hashmap.h"
+#include "core/log.h"
+#include "core/modules.h"
+#include "core/server.h"
+#include "route/router.h"
+#include "route/sessions.h"
+#include "xmpp/stanza.h"
+
+struct tern_timer {
+    struct tern_timer *next; /* in the owner's list */
+    tern_module_ctx_t *owner;
+    struct event *ev;
+    tern_timer_cb cb;
+    void *arg;
+    int repeat;
+};
+
+typedef struct pending_iq {
+    struct pending_iq *next; /* all pending, for release */
+    char id[32];
+    char *to; /* who must answer */
+    tern_module_ctx_t *owner;
+    tern_iq_cb cb;
+    void *arg;
+    struct event *timeout;
+} pending_iq_t;
+
+static tern_timer_t *timers;
+static pending_iq_t *pendings;
+static hashmap_t *pending_by_id;
+
+void make_id(char *buf, size_t len)
+{
+    static unsigned long counter;
+    unsigned char rnd[6];
+    RAND_bytes(rnd, sizeof(rnd));
+    snprintf(buf, len, "t%lx-%02x%02x%02x%02x%02x%02x", ++counter, rnd[0], rnd[1], rnd[2], rnd[3],
+             rnd[4], rnd[5]);
+}
+
+int64_t tern_now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+const char *tern_server_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+int64_t tern_server_started_us(void)
+{
+    return server.started_us;
+}
+
+int tern_hook(tern_module_ctx_t *m, const char *event, tern_handler_fn fn, int priority)
+{
+    return hooks_add(m->host->hooks, event, fn, priority, m);
+}
+
+static disco_item_t *disco_add(tern_module_ctx_t *m)
+{
+    disco_item_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->owner = m;
+    disco_item_t **tail = &m->host->disco;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = d;
+    return d;
+}
+
+void tern_add_feature(tern_module_ctx_t *m, const char *var)
+{
+    disco_item_t *d = disco_add(m);
+    if (d)
+        d->feature = var;
+}
+
+void tern_add_identity(tern_module_ctx_t *m, const char *category, const char *type,
+                       const char *name)
+{
+    disco_item_t *d = disco_add(m);
+    if (d) {
+        d->category = category;
+        d->type = type;
+        d->name = name;
+    }
+}
+
+void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form)
+{
+    disco_item_t *d = disco_add(m);
+    if (d)
+        d->form = tern_xml_copy(form);
+}
+
+/* Features may be added by several modules: list each once. */
+static int feature_seen(const disco_item_t *first, const disco_item_t *upto, const char *var)
+{
+    for (const disco_item_t *d = first; d != upto; d = d->next)
+        if (d->feature && strcmp(d->feature, var) == 0)
+            return 1;
+    return 0;
+}
+
+void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query)
+{
+    host_t *h = m->host;
+    int has_identity = 0;
+    for (disco_item_t *d = h->disco; d; d = d->next)
+        has_identity |= d->category != NULL;
+    if (!has_identity) {
+        tern_xml_t *id = tern_xml_add_child(query, "identity", NULL);
+        tern_xml_set_attr(id, "category", "server");
+        tern_xml_set_attr(id, "type", "im");
+        tern_xml_set_attr(id, "name", "Tern");
+    }
+    for (disco_item_t *d = h->disco; d; d = d->next) {
+        if (!d->category)
+            continue;
+        tern_xml_t *id = tern_xml_add_child(query, "identity", NULL);
+        tern_xml_set_attr(id, "category", d->category);
+        tern_xml_set_attr(id, "type", d->type);
+        if (d->name)
+            tern_xml_set_attr(id, "name", d->name);
+    }
+    for (disco_item_t *d = h->disco; d; d = d->next)
+        if (d->feature && !feature_seen(h->disco, d, d->feature))
+            tern_xml_set_attr(tern_xml_add_child(query, "feature", NULL), "var", d->feature);
+    for (disco_item_t *d = h->disco; d; d = d->next)
+        if (d->form)
+            tern_xml_copy_into(query, d->form);
+}
+
+const char *tern_host(tern_module_ctx_t *m)
+{
+    return m->host->name;
+}
+
+void *tern_get_data(tern_module_ctx_t *m)
+{
+    return m->data;
+}
+
+void tern_set_data(tern_module_ctx_t *m, void *data)
+{
+    m->data = data;
+}
+
+static const cfg_value_t *opt(tern_module_ctx_t *m, const char *name)
+{
+    const cfg_value_t *v = cfg_values_get(&m->values, name);
+    if (!v)
+        log_error("module %s asked for undeclared option '%s'", m->desc->name, name);
+    return v;
+}
+
+long long tern_opt_int(tern_module_ctx_t *m, const char *name)
+{
+    const cfg_value_t *v = opt(m, name);
+    return v ? v->num : 0;
+}
+
+const char *tern_opt_str(tern_module_ctx_t *m, const char *name)
+{
+    const cfg_value_t *v = opt(m, name);
+    return v && v->str ? v->str : "";
+}
+
+const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name)
+{
+    static const char *const empty[] = {NULL};
+    const cfg_value_t *v = opt(m, name);
+    return v && v->list ? (const char *const *)v->list : empty;
+}
+
+void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza)
+{
+    if (!tern_xml_attr(stanza, "from"))
+        tern_xml_set_attr(stanza, "from", m->host->name);
+    router_route(stanza, NULL);
+}
+
+tern_xml_t *tern_iq_result(const tern_event_t *ev)
+{
+    tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
+    if (!r)
+        return NULL;
+    tern_xml_set_attr(r, "type", "result");
+    const char *id = tern_xml_attr(ev->stanza, "id");
+    tern_xml_set_attr(r, "id", id ? id : "");
+    tern_xml_set_attr(r, "to", ev->from->full);
+    tern_xml_set_attr(r, "from", ev->to->full);
+    return r;
+}
+
+void tern_reply_error(tern_module_ctx_t *m, const tern_event_t *ev, const char *type,
+                      const char *condition, const char *text)
+{
+    tern_xml_t *err = stanza_error_reply(ev->stanza, type, condition, text);
+    if (!err)
+        return;
+    tern_xml_set_attr(err, "to", ev->from->full);
+    tern_xml_set_attr(err, "from", ev->to->full);
+    router_route(err, NULL);
+    tern_xml_unref(err);
+}
+
+static void pending_free(pending_iq_t *p)
+{
+    pending_iq_t **pp = &pendings;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    hashmap_remove(pending_by_id, p->id);
+    event_free(p->timeout);
+    free(p->to);
+    free(p);
+}
+
+static void pending_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    pending_iq_t *p = arg;
+    tern_module_ctx_t *m = p->owner;
+    tern_iq_cb cb = p->cb;
+    void *cb_arg = p->arg;
+    pending_free(p);
+    cb(m, NULL, cb_arg);
+}
+
+int tern_send_iq(tern_module_ctx_t *m, tern_xml_t *iq, long long timeout_ms, tern_iq_cb cb,
+                 void *arg)
+{
+    const char *to = tern_xml_attr(iq, "to");
+    if (!to || !server.base)
+        return -1;
+    if (!pending_by_id && !(pending_by_id = hashmap_new()))
+        return -1;
+    pending_iq_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->to = strdup(to))) {
+        free(p);
+        return -1;
+    }
+    make_id(p->id, sizeof(p->id));
+    p->owner = m;
+    p->cb = cb;
+    p->arg = arg;
+    p->timeout = evtimer_new(server.base, pending_timeout, p);
+    if (!p->timeout || hashmap_put(pending_by_id, p->id, p) < 0) {
+        if (p->timeout)
+            event_free(p->timeout);
+        free(p->to);
+        free(p);
+        return -1;
+    }
+    p->next = pendings;
+    pendings = p;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    evtimer_add(p->timeout, &tv);
+    tern_xml_set_attr(iq, "id", p->id);
+    tern_route(m, iq);
+    return 0;
+}
+
+int module_api_iq_reply(host_t *h, tern_xml_t *iq, const tern_jid_t *from)
+{
+    const char *id = tern_xml_attr(iq, "id");
+    pending_iq_t *p = id && pending_by_id ? hashmap_get(pending_by_id, id) : NULL;
+    if (!p || p->owner->host != h)
+        return 0;
+    /* Only the entity we asked may answer (RFC 6120 §8.2.3). */
+    tern_jid_t *asked = tern_jid_new(p->to, NULL);
+    int same = asked && tern_jid_equal(asked, from);
+    tern_jid_free(&asked);
+    if (!same)
+        return 0;
+    tern_module_ctx_t *m = p->owner;
+    tern_iq_cb cb = p->cb;
+    void *arg = p->arg;
+    pending_free(p);
+    cb(m, iq, arg);
+    return 1;
+}
+
+const tern_jid_t *tern_session_jid(const tern_session_t *s)
+{
+    return s->jid;
+}
+
+tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *full_jid)
+{
+    return sessions_find_full(full_jid);
+}
+
+uint64_t tern_session_serial(const tern_session_t *s)
+{
+    return s->serial;
+}
+
+void tern_session_close(tern_session_t *s, const char *stream_error)
+{
+    s->close(s, stream_error);
+}
+
+int tern_user_exists(tern_module_ctx_t *m, const char *local)
+{
+    return server.db && store_account_exists(server.db, m->host->name, local) == 1;
+}
+
+tern_store_t *tern_store(tern_module_ctx_t *m, const char *name, tern_store_kind_t kind)
+{
+    return server.db ? store_get(server.db, m->host->name, name, (store_kind_t)kind) : NULL;
+}
+
+static void timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+    tern_timer_t *t = arg;
+    t->cb(t->owner, t->arg); /* a one-shot timer stays allocated until cancelled or unload */
+}
+
+tern_timer_t *tern_timer_add(tern_module_ctx_t *m, long long ms, int repeat, tern_timer_cb cb,
+                             void *arg)
+{
+    if (!server.base)
+        return NULL;
+    tern_timer_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->ev = event_new(server.base, -1, repeat ? EV_PERSIST : 0, timer_fire, t);
+    if (!t->ev) {
+        free(t);
+        return NULL;
+    }
+    t->owner = m;
+    t->cb = cb;
+    t->arg = arg;
+    t->repeat = repeat;
+    t->next = timers;
+    timers = t;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    event_add(t->ev, &tv);
+    return t;
+}
+
+void tern_timer_cancel(tern_timer_t **tp)
+{
+    tern_timer_t *t = *tp;
+    if (!t)
+        return;
+    tern_timer_t **pp = &timers;
+    while (*pp && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = t->next;
+    event_free(t->ev);
+    free(t);
+    *tp = NULL;
+}
+
+void module_api_release(tern_module_ctx_t *m)
+{
+    tern_timer_t *t = timers, *tnext;
+    for (; t; t = tnext) {
+        tnext = t->next;
+        if (t->owner == m) {
+            tern_timer_t *dead = t;
+            tern_timer_cancel(&dead);
+        }
+    }
+    pending_iq_t *p = pendings, *pnext;
+    for (; p; p = pnext) {
+        pnext = p->next;
+        if (p->owner == m)
+            pending_free(p);
+    }
+    if (!pendings)
+        hashmap_free(&pending_by_id);
+}
+
+void tern_log(tern_module_ctx_t *m, tern_log_level_t level, const char *fmt, ...)
+{
+    char prefix[300];
+    snprintf(prefix, sizeof(prefix), "mod_%s@%s", m->desc->name, m->host->name);
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, prefix, fmt, ap);
+    va_end(ap);
+}

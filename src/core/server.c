@@ -1,0 +1,120 @@
+/*
+ * server.c — start, reload and stop the server as a whole.
+ *
+ * A reload builds the new configuration, checks every module against it
+ * and builds the new TLS contexts before anything is swapped: on any error
+ * the running configuration stays untouched.
+ */
+#include "core/server.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/modules.h"
+#include "route/sessions.h"
+#include "xmpp/conn.h"
+
+server_t server;
+
+/* TLS contexts for every host: its own certificate, else the global one. */
+tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
+{
+    tls_cert_spec_t *specs = calloc(cfg->n_hosts + 1, sizeof(*specs));
+    if (!specs)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_hosts; i++) {
+        const cfg_host_t *h = &cfg->hosts[i];
+        const char *cert = h->certificate ? h->certificate : cfg->certificate;
+        const char *key = h->key ? h->key : cfg->key;
+        if (cert && key)
+            specs[n++] = (tls_cert_spec_t){.host = h->name, .certificate = cert, .key = key};
+    }
+    tls_server_t *t = NULL;
+    if (n == 0) {
+        snprintf(err->text, sizeof(err->text),
+                 "%s: no TLS certificate configured (tls.certificate and tls.key)", cfg->path);
+    } else {
+        t = tls_server_new(specs, n, cfg->tls_ciphers, cfg->tls_ciphersuites, err->text,
+                           sizeof(err->text));
+    }
+    free(specs);
+    return t;
+}
+
+int server_reload(cfg_error_t *err)
+{
+    tern_config_t *cfg = config_load(server.cfg->path, err);
+    if (!cfg)
+        return -1;
+    tls_server_t *tls = NULL;
+    if (hosts_check(cfg, err) < 0 || !(tls = server_build_tls(cfg, err))) {
+        config_free(&cfg);
+        return -1;
+    }
+    if (log_open(cfg->log_level, cfg->log_file) < 0)
+        log_warn("cannot reopen log file %s", cfg->log_file);
+    tern_config_t *old = server.cfg;
+    server.cfg = cfg;
+    tls_server_free(&server.tls);
+    server.tls = tls;
+    if (hosts_reload(cfg, err) < 0) {
+        log_error("reload: %s", err->text);
+        config_free(&old);
+        return -1;
+    }
+    config_free(&old);
+    log_info("configuration and certificates reloaded");
+    return 0;
+}
+
+static void stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    static int rounds;
+    if (conn_count() == 0 || ++rounds > 40)
+        event_base_loopexit(server.base, NULL);
+}
+
+void server_stop(void)
+{
+    if (server.stopping)
+        return;
+    server.stopping = 1;
+    log_info("shutting down");
+    tern_event_t ev = {0};
+    hosts_fire_all("server/stopping", &ev);
+    conn_close_all("system-shutdown");
+    /* Give streams up to two seconds to flush their goodbyes. */
+    struct event *poll = event_new(server.base, -1, EV_PERSIST, stop_poll, NULL);
+    struct timeval tv = {0, 50000};
+    if (!poll || event_add(poll, &tv) < 0)
+        event_base_loopexit(server.base, NULL);
+    server.stop_event = poll;
+}
+
+size_t server_kick_user(const char *host, const char *user, const char *condition)
+{
+    char bare[2048];
+    snprintf(bare, sizeof(bare), "%s@%s", user, host);
+    user_sessions_t *u = sessions_find_bare(bare);
+    size_t n = 0;
+    tern_session_t *next;
+    for (tern_session_t *s = u ? u->first : NULL; s; s = next) {
+        next = s->next_of_user;
+        s->close(s, condition);
+        n++;
+    }
+    return n;
+}
+
+size_t server_session_count(void)
+{
+    return sessions_count();
+}
+
+int server_is_host(const char *domain)
+{
+    return hosts_find(domain) != NULL;
+}

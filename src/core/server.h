@@ -1,0 +1,43 @@
+/*
+ * server.h — the running server: configuration, hosts, storage, TLS and
+ * the event loop, and the operations the admin socket triggers (internal).
+ */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/config.h"
+#include "store/store.h"
+#include "tls/tls.h"
+
+struct event_base;
+
+typedef struct server {
+    struct event_base *base;
+    tern_config_t *cfg;
+    store_db_t *db;
+    tls_server_t *tls;
+    int64_t started_us;
+    int stopping;
+    struct event *stop_event;
+} server_t;
+
+extern server_t server; /* the one server of this process */
+
+struct event;
+/* TLS contexts for every host from cfg; NULL and err on failure. */
+tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err);
+/* Reload config and certificates; the old ones stay on any error.  0 / -1 with err. */
+int server_reload(cfg_error_t *err);
+/* Close all streams cleanly and leave the loop. */
+void server_stop(void);
+/* Close every session of host/user with the given stream error condition
+ * (e.g. "not-authorized" after a password change or deletion).  Returns the count. */
+size_t server_kick_user(const char *host, const char *user, const char *condition);
+/* Number of bound client sessions. */
+size_t server_session_count(void);
+/* True when `domain` is one of our hosts. */
+int server_is_host(const char *domain);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * sessions.h — bound client sessions, found by full or bare JID in O(1)
+ * (internal).
+ *
+ * A session is what a c2s stream becomes after resource binding.  The
+ * stream layer gives it two callbacks: deliver a stanza, and close with a
+ * stream error.  The table knows nothing of sockets.
+ */
+#ifndef TERN_SESSIONS_H
+#define TERN_SESSIONS_H
+
+#include <tern/module.h>
+
+#include "core/config.h"
+
+struct host;
+typedef struct user_sessions user_sessions_t;
+
+struct tern_session {
+    tern_jid_t *jid; /* full JID */
+    uint64_t serial; /* set at bind, never reused */
+    struct host *host;
+    user_sessions_t *user;
+    tern_session_t *next_of_user;
+    int available; /* sent initial presence and not unavailable since */
+    int priority;  /* RFC 6121 §4.7.2.3, from the last broadcast presence */
+    int interested; /* requested the roster (RFC 6121 §2.1.6) */
+    void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
+    void (*close)(tern_session_t *s, const char *condition);
+    void *conn; /* owner's connection */
+};
+
+struct user_sessions {
+    char *bare;
+    tern_session_t *first;
+    size_t count;
+};
+
+int sessions_init(void);
+void sessions_free_all(void);
+
+/* Bind `s` (deliver/close/conn/host set by the caller) as local@host/resource.
+ * resource NULL = generate one.  On a conflict, policy kick-old closes the
+ * older session with <conflict/>; refuse returns -1 with *error_r "conflict".
+ * Other errors: "bad-request" (bad resource), "internal-server-error". */
+int sessions_bind(tern_session_t *s, const char *local, const char *resource,
+                  cfg_conflict_t policy, const char **error_r);
+/* Remove from the tables and free s->jid (the caller frees s). */
+void sessions_unbind(tern_session_t *s);
+
+tern_session_t *sessions_find_full(const char *full);
+user_sessions_t *sessions_find_bare(const char *bare);
+size_t sessions_count(void);
+
+#endif

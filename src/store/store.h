@@ -1,0 +1,48 @@
+/*
+ * store.h — the core's side of storage (internal).
+ *
+ * Opens the backend (SQLite today), hands out tern_store_t handles to
+ * modules, keeps user accounts (SCRAM credentials only) and removes every
+ * trace of a user on deletion.  The schema is versioned and migrated on
+ * open.  Only the core includes this header.
+ */
+#ifndef TERN_STORE_INTERNAL_H
+#define TERN_STORE_INTERNAL_H
+
+#include <tern/store.h>
+#include "xmpp/scram.h"
+
+typedef struct store_db store_db_t;
+
+typedef enum { STORE_KV = 1, STORE_MAP = 2, STORE_ARCHIVE = 3 } store_kind_t;
+
+/* Open (creating if needed) the database at `path`, set WAL and
+ * synchronous=NORMAL, run migrations.  NULL and *error_r on failure. */
+store_db_t *store_open(const char *path, const char **error_r);
+void store_close(store_db_t **db);
+
+/* A store handle for (host, name, kind); owned by the db, valid until
+ * store_close.  The same arguments return the same handle. */
+tern_store_t *store_get(store_db_t *db, const char *host, const char *name, store_kind_t kind);
+
+/* Accounts.  `user` is a prepared localpart. */
+int store_account_exists(store_db_t *db, const char *host, const char *user); /* 1/0/-1 */
+/* Create with credentials for every hash; -1 if it exists (*exists_r = 1) or on error. */
+int store_account_create(store_db_t *db, const char *host, const char *user,
+                         const scram_cred_t creds[SCRAM_HASH_COUNT], int *exists_r);
+/* Replace the credentials of an existing account (password change). */
+int store_account_set_creds(store_db_t *db, const char *host, const char *user,
+                            const scram_cred_t creds[SCRAM_HASH_COUNT]);
+/* 0 and *cred filled, or -1 when there is no such account/hash. */
+int store_account_get_cred(store_db_t *db, const char *host, const char *user, scram_hash_t h,
+                           scram_cred_t *cred);
+/* Delete the account and all its data in every store of the host. */
+int store_account_delete(store_db_t *db, const char *host, const char *user);
+/* Calls fn for each account of host (all hosts when host is NULL), sorted. */
+int store_account_foreach(store_db_t *db, const char *host,
+                          int (*fn)(void *ctx, const char *host, const char *user), void *ctx);
+
+/* Current schema version (for tests and `ternctl status`). */
+int store_schema_version(store_db_t *db);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * xml_stream.h — incremental parser for one XMPP stream (internal).
+ *
+ * Feeds bytes as they arrive from the network into expat and hands out
+ * the stream header and each complete top-level element (stanza) as a
+ * tern_xml_t tree.  It enforces RFC 6120 §11 restricted XML (no DTD,
+ * comments, processing instructions or entity declarations) and the
+ * configured limits while parsing, before anything oversize is built.
+ * It knows nothing of sockets or XMPP semantics.
+ */
+#ifndef TERN_XML_STREAM_H
+#define TERN_XML_STREAM_H
+
+#include <stddef.h>
+#include <tern/xml.h>
+
+typedef struct xml_stream xml_stream_t;
+
+typedef struct xml_stream_limits {
+    size_t max_stanza_bytes; /* raw bytes of one top-level element (default 256 KiB) */
+    unsigned max_depth;      /* element nesting inside a stanza (default 64) */
+    unsigned max_attrs;      /* attributes on one element (default 64) */
+} xml_stream_limits_t;
+
+typedef struct xml_stream_callbacks {
+    /* <stream:stream ...> opened.  `attrs` is name, value, ..., NULL with
+     * names as in tern_xml_attr_t.  `name`/`ns` are the root element's. */
+    void (*on_open)(void *ctx, const char *name, const char *ns, const char **attrs);
+    /* A complete top-level element; ownership (one reference) passes to the callee. */
+    void (*on_stanza)(void *ctx, tern_xml_t *stanza);
+    /* </stream:stream> */
+    void (*on_close)(void *ctx);
+    /* Parsing cannot go on.  `condition` is the RFC 6120 §4.9.3 stream error
+     * to send: "not-well-formed", "restricted-xml", "policy-violation"
+     * (stanza too large / too deep), "invalid-namespace", "bad-format". */
+    void (*on_error)(void *ctx, const char *condition, const char *text);
+} xml_stream_callbacks_t;
+
+/* `limits` may be NULL for the defaults.  NULL on allocation failure. */
+xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
+                             const xml_stream_limits_t *limits);
+void xml_stream_free(xml_stream_t **s);
+
+/* Parse `len` bytes (any split, down to one byte at a time).  Callbacks run
+ * from inside this call.  Returns 0, or -1 once on_error was called or the
+ * stream was stopped; after -1 the stream takes no more input. */
+int xml_stream_feed(xml_stream_t *s, const char *data, size_t len);
+
+/* Start a new stream document after the bytes consumed so far (STARTTLS,
+ * SASL success).  Safe to call from inside a callback: bytes already fed
+ * after the current element go to the new document. */
+void xml_stream_restart(xml_stream_t *s);
+
+/* Stop parsing; safe from inside a callback.  feed() then returns -1. */
+void xml_stream_stop(xml_stream_t *s);
+
+/* Serialization (xml_serialize.c). */
+struct evbuffer;
+/* Append `node` to `out`.  `stream_ns` is the content namespace of the
+ * stream the stanza goes to ("jabber:client", "jabber:server",
+ * "jabber:component:accept"): TERN_NS_CLIENT elements are written in it
+ * without an xmlns attribute at top level.  Text and attribute values are
+ * escaped.  Returns 0, or -1 on allocation failure. */
+int xml_serialize(const tern_xml_t *node, const char *stream_ns, struct evbuffer *out);
+/* Escape `len` bytes of text for element content or attribute values. */
+int xml_escape(const char *s, size_t len, struct evbuffer *out);
+
+#endif

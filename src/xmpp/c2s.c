@@ -1,0 +1,535 @@
+/*
+ * c2s.c — the client stream state machine.
+ *
+ *   header -> features -> [STARTTLS -> header -> features] -> SASL ->
+ *   header -> features (bind) -> bind -> stanzas
+ *
+ * TLS is required before authentication unless the admin turned
+ * require_encryption off; PLAIN is never offered without TLS.  Failed
+ * authentications are answered after a delay and the stream ends after
+ * max_auth_failures.  A bound stream becomes a session in the session
+ * table; its stanzas are checked, stamped with the full JID and routed.
+ */
+#include "xmpp/c2s.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/modules.h"
+#include "core/server.h"
+#include "route/router.h"
+#include "route/sessions.h"
+#include "xmpp/conn.h"
+#include "xmpp/sasl.h"
+#include "xmpp/stanza.h"
+
+typedef enum { C2S_NEW = 0, C2S_AUTHED, C2S_BOUND } c2s_state_t;
+
+typedef struct c2s {
+    conn_t *conn;
+    host_t *host;
+    c2s_state_t state;
+    int tls;
+    char *user; /* prepared localpart once authenticated */
+    sasl_t *sasl;
+    int auth_failures;
+    struct event *failure_timer; /* delayed SASL failure */
+    const char *pending_failure;
+    struct event *handshake_timer;
+    char stream_id[24];
+    tern_session_t session;
+} c2s_t;
+
+static void send_header(conn_t *c)
+{
+    c2s_t *s = c->data;
+    unsigned char rnd[9];
+    RAND_bytes(rnd, sizeof(rnd));
+    snprintf(s->stream_id, sizeof(s->stream_id), "%02x%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8]);
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+             "xmlns:stream='" NS_STREAM "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
+             s->stream_id, s->host ? " from='" : "", s->host ? s->host->name : "",
+             s->host ? "'" : "");
+    conn_write_str(c, buf);
+    c->header_sent = 1;
+}
+
+static sasl_params_t sasl_params(c2s_t *s)
+{
+    sasl_params_t p = {.host = s->host->name,
+                       .db = server.db,
+                       .ssl = s->tls ? s->conn->ssl : NULL,
+                       .allow_plain = server.cfg->allow_plain};
+    return p;
+}
+
+static void send_features(c2s_t *s)
+{
+    conn_t *c = s->conn;
+    struct evbuffer *out = evbuffer_new();
+    if (!out)
+        return;
+    evbuffer_add_printf(out, "<stream:features>");
+    if (s->state == C2S_NEW) {
+        if (!s->tls && server.tls)
+            evbuffer_add_printf(out, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
+                                server.cfg->require_encryption ? "<required/>" : "");
+        if (s->tls || !server.cfg->require_encryption) {
+            sasl_params_t p = sasl_params(s);
+            const char *mechs[SASL_MAX_MECHS];
+            sasl_mechanisms(&p, mechs);
+            evbuffer_add_printf(out, "<mechanisms xmlns='" NS_SASL "'>");
+            for (size_t i = 0; mechs[i]; i++)
+                evbuffer_add_printf(out, "<mechanism>%s</mechanism>", mechs[i]);
+            evbuffer_add_printf(out, "</mechanisms>");
+            const char *types[3];
+            sasl_cb_types(&p, types);
+            if (types[0]) {
+                /* XEP-0440 */
+                evbuffer_add_printf(out, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>");
+                for (size_t i = 0; types[i]; i++)
+                    evbuffer_add_printf(out, "<channel-binding type='%s'/>", types[i]);
+                evbuffer_add_printf(out, "</sasl-channel-binding>");
+            }
+        }
+    } else if (s->state == C2S_AUTHED) {
+        evbuffer_add_printf(out, "<bind xmlns='" NS_BIND "'/>");
+        if (server.cfg->legacy_session)
+            evbuffer_add_printf(out, "<session xmlns='" NS_SESSION "'><optional/></session>");
+    }
+    evbuffer_add_printf(out, "</stream:features>");
+    size_t len = evbuffer_get_length(out);
+    conn_write(c, (const char *)evbuffer_pullup(out, -1), len);
+    evbuffer_free(out);
+}
+
+/* RFC 6120 §4.7 and §4.9: check the client's stream header. */
+static void on_open(conn_t *c, const char *name, const char *ns, const char **attrs)
+{
+    c2s_t *s = c->data;
+    const char *to = NULL, *version = NULL;
+    for (size_t i = 0; attrs[i]; i += 2) {
+        if (strcmp(attrs[i], "to") == 0)
+            to = attrs[i + 1];
+        else if (strcmp(attrs[i], "version") == 0)
+            version = attrs[i + 1];
+    }
+    if (!name || strcmp(name, "stream") != 0 || !ns || strcmp(ns, NS_STREAM) != 0) {
+        conn_stream_error(c, "invalid-namespace", NULL);
+        return;
+    }
+    if (!to && c->ssl)
+        to = tls_sni(c->ssl);
+    char *domain = to ? tern_jid_prep_domain(to) : NULL;
+    host_t *h = domain ? hosts_find(domain) : NULL;
+    free(domain);
+    if (!h || (s->host && s->host != h)) {
+        conn_stream_error(c, to ? "host-unknown" : "improper-addressing", NULL);
+        return;
+    }
+    s->host = h;
+    if (!version || strtol(version, NULL, 10) != 1) {
+        conn_stream_error(c, "unsupported-version", NULL);
+        return;
+    }
+    send_header(c);
+    send_features(s);
+}
+
+static void sasl_reply(c2s_t *s, const char *element, const char *b64)
+{
+    char head[128];
+    snprintf(head, sizeof(head), "<%s xmlns='" NS_SASL "'>", element);
+    conn_write_str(s->conn, head);
+    if (b64 && *b64)
+        conn_write_str(s->conn, b64);
+    else if (strcmp(element, "success") == 0 && b64)
+        conn_write_str(s->conn, "=");
+    snprintf(head, sizeof(head), "</%s>", element);
+    conn_write_str(s->conn, head);
+}
+
+static void send_failure_now(c2s_t *s, const char *condition)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+    conn_write_str(s->conn, buf);
+    if (s->auth_failures >= server.cfg->max_auth_failures)
+        conn_stream_error(s->conn, "policy-violation", "too many authentication failures");
+}
+
+static void failure_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    c2s_t *s = arg;
+    const char *cond = s->pending_failure;
+    s->pending_failure = NULL;
+    if (cond)
+        send_failure_now(s, cond);
+}
+
+/* RFC 6120 §6.4.5: a failed attempt is answered after a delay. */
+static void sasl_fail(c2s_t *s, const char *condition, int counts)
+{
+    sasl_free(&s->sasl);
+    if (!counts) {
+        send_failure_now(s, condition);
+        return;
+    }
+    s->auth_failures++;
+    log_info("c2s %s: authentication failure (%s)", s->conn->peer, condition);
+    long long ms = server.cfg->auth_failure_delay_ms;
+    if (ms <= 0 || !s->failure_timer) {
+        send_failure_now(s, condition);
+        return;
+    }
+    s->pending_failure = condition;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->failure_timer, &tv);
+}
+
+static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failure)
+{
+    if (st == SASL_CONTINUE) {
+        sasl_reply(s, "challenge", out ? out : "");
+    } else if (st == SASL_SUCCESS) {
+        s->user = strdup(sasl_username(s->sasl));
+        log_info("c2s %s: authenticated %s@%s with %s", s->conn->peer, s->user, s->host->name,
+                 sasl_mech_name(s->sasl));
+        sasl_free(&s->sasl);
+        sasl_reply(s, "success", out ? out : "");
+        s->state = C2S_AUTHED;
+        conn_restart_stream(s->conn); /* RFC 6120 §6.4.6 */
+    } else {
+        sasl_fail(s, failure, strcmp(failure, "aborted") != 0);
+    }
+    free(out);
+}
+
+static void handle_sasl(c2s_t *s, tern_xml_t *el)
+{
+    if (s->pending_failure)
+        return; /* still answering the previous attempt */
+    const char *failure = "malformed-request";
+    char *out = NULL;
+    if (strcmp(el->name, "auth") == 0) {
+        sasl_free(&s->sasl);
+        if (!s->tls && server.cfg->require_encryption) {
+            sasl_fail(s, "encryption-required", 0);
+            return;
+        }
+        const char *mech = tern_xml_attr(el, "mechanism");
+        sasl_params_t p = sasl_params(s);
+        if (!mech || !(s->sasl = sasl_start(&p, mech, &failure))) {
+            sasl_fail(s, mech ? failure : "invalid-mechanism", 0);
+            return;
+        }
+        sasl_status_t st = sasl_step(s->sasl, tern_xml_text(el), &out, &failure);
+        sasl_result(s, st, out, failure);
+    } else if (strcmp(el->name, "response") == 0) {
+        if (!s->sasl) {
+            sasl_fail(s, "malformed-request", 0);
+            return;
+        }
+        sasl_status_t st = sasl_step(s->sasl, tern_xml_text(el), &out, &failure);
+        sasl_result(s, st, out, failure);
+    } else if (strcmp(el->name, "abort") == 0) {
+        sasl_free(&s->sasl);
+        sasl_fail(s, "aborted", 0);
+    } else {
+        conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
+    }
+}
+
+static void handle_starttls(c2s_t *s)
+{
+    if (s->tls || !server.tls) {
+        conn_write_str(s->conn, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        conn_close(s->conn);
+        return;
+    }
+    SSL *ssl = tls_server_ssl(server.tls, NULL);
+    if (!ssl) {
+        conn_write_str(s->conn, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        conn_close(s->conn);
+        return;
+    }
+    conn_write_str(s->conn, "<proceed xmlns='" NS_TLS "'/>");
+    s->tls = 1;
+    conn_starttls(s->conn, ssl);
+}
+
+static void deliver(tern_session_t *session, tern_xml_t *stanza)
+{
+    conn_send(session->conn, stanza);
+}
+
+static void close_session(tern_session_t *session, const char *condition)
+{
+    conn_t *c = session->conn;
+    conn_stream_error(c, condition ? condition : "undefined-condition", NULL);
+}
+
+/* RFC 6120 §7: resource binding. */
+static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
+{
+    tern_xml_t *res = tern_xml_child(bind, "resource", NS_BIND);
+    const char *resource = res ? tern_xml_text(res) : NULL;
+    const char *error = NULL;
+    s->session.host = s->host;
+    s->session.deliver = deliver;
+    s->session.close = close_session;
+    s->session.conn = s->conn;
+    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
+        tern_xml_t *err = stanza_error_reply(iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify",
+                                             error, NULL);
+        if (err) {
+            tern_xml_del_attr(err, "to");
+            tern_xml_del_attr(err, "from");
+            conn_send(s->conn, err);
+            tern_xml_unref(err);
+        }
+        return;
+    }
+    s->state = C2S_BOUND;
+    if (s->handshake_timer)
+        event_del(s->handshake_timer);
+    tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
+    tern_xml_set_attr(r, "type", "result");
+    tern_xml_set_attr(r, "id", tern_xml_attr(iq, "id"));
+    tern_xml_t *b = tern_xml_add_child(r, "bind", NS_BIND);
+    tern_xml_t *j = tern_xml_add_child(b, "jid", NULL);
+    tern_xml_add_text(j, s->session.jid->full, strlen(s->session.jid->full));
+    conn_send(s->conn, r);
+    tern_xml_unref(r);
+    log_info("c2s %s: bound %s", s->conn->peer, s->session.jid->full);
+    tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+    hooks_fire(s->host->hooks, "session/bound", &ev);
+}
+
+static void send_empty_result(c2s_t *s, const tern_xml_t *iq)
+{
+    tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
+    tern_xml_set_attr(r, "type", "result");
+    tern_xml_set_attr(r, "id", tern_xml_attr(iq, "id"));
+    conn_send(s->conn, r);
+    tern_xml_unref(r);
+}
+
+static void reply_error(c2s_t *s, const tern_xml_t *st, const char *type, const char *cond)
+{
+    tern_xml_t *err = stanza_error_reply(st, type, cond, NULL);
+    if (!err)
+        return;
+    tern_xml_del_attr(err, "from");
+    tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session.jid->full : "");
+    if (s->state != C2S_BOUND)
+        tern_xml_del_attr(err, "to");
+    conn_send(s->conn, err);
+    tern_xml_unref(err);
+}
+
+static int valid_type(stanza_kind_t kind, const char *type)
+{
+    static const char *const message[] = {"normal", "chat", "groupchat", "headline", "error", NULL};
+    static const char *const presence[] = {"available",  "unavailable", "subscribe",
+                                           "subscribed", "unsubscribe", "unsubscribed",
+                                           "probe",      "error",       NULL};
+    static const char *const iq[] = {"get", "set", "result", "error", NULL};
+    const char *const *list = kind == STANZA_MESSAGE ? message : kind == STANZA_PRESENCE ? presence
+                                                                                          : iq;
+    if (kind == STANZA_PRESENCE && strcmp(type, "available") == 0)
+        return 0; /* "available" is the absence of a type, not a value */
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], type) == 0)
+            return 1;
+    return 0;
+}
+
+/* RFC 6121 §4.7.2.3: priority is an integer from -128 to 127, default 0. */
+static int presence_priority(tern_xml_t *p)
+{
+    tern_xml_t *el = tern_xml_child(p, "priority", TERN_NS_CLIENT);
+    if (!el)
+        return 0;
+    long v = strtol(tern_xml_text(el), NULL, 10);
+    return v < -128 ? -128 : v > 127 ? 127 : (int)v;
+}
+
+static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
+{
+    stanza_kind_t kind = stanza_kind(st);
+    if (kind == STANZA_OTHER) {
+        conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
+        return;
+    }
+    /* RFC 6120 §8.1.2.1: the server stamps the full JID; a client may only
+     * claim its own full or bare JID. */
+    const char *from = tern_xml_attr(st, "from");
+    if (from) {
+        tern_jid_t *j = tern_jid_new(from, NULL);
+        int ok = j && (strcmp(j->full, s->session.jid->full) == 0 ||
+                       strcmp(j->full, s->session.jid->bare) == 0);
+        tern_jid_free(&j);
+        if (!ok) {
+            conn_stream_error(s->conn, "invalid-from", NULL);
+            return;
+        }
+    }
+    tern_xml_set_attr(st, "from", s->session.jid->full);
+    const char *type_attr = tern_xml_attr(st, "type");
+    if ((type_attr || kind == STANZA_IQ) && !valid_type(kind, type_attr ? type_attr : "")) {
+        reply_error(s, st, "modify", "bad-request");
+        return;
+    }
+    const char *to = tern_xml_attr(st, "to");
+    if (kind == STANZA_IQ) {
+        const char *type = type_attr;
+        int request = strcmp(type, "get") == 0 || strcmp(type, "set") == 0;
+        tern_xml_t *payload = tern_xml_first_element(st);
+        if (!tern_xml_attr(st, "id") ||
+            (request && (!payload || tern_xml_next_element(payload)))) {
+            reply_error(s, st, "modify", "bad-request"); /* RFC 6120 §8.2.3 */
+            return;
+        }
+        if (strcmp(type, "set") == 0 && !to && payload &&
+            tern_xml_is(payload, "session", NS_SESSION)) {
+            send_empty_result(s, st); /* RFC 3921 legacy session: nothing to do */
+            return;
+        }
+        if (strcmp(type, "set") == 0 && !to && payload && tern_xml_is(payload, "bind", NS_BIND)) {
+            reply_error(s, st, "cancel", "not-allowed"); /* already bound */
+            return;
+        }
+    } else if (kind == STANZA_PRESENCE && !to) {
+        if (!type_attr) {
+            s->session.available = 1;
+            s->session.priority = presence_priority(st);
+        } else if (strcmp(type_attr, "unavailable") == 0) {
+            s->session.available = 0;
+        }
+    }
+    router_route(st, &s->session);
+}
+
+static void on_stanza(conn_t *c, tern_xml_t *st)
+{
+    c2s_t *s = c->data;
+    if (!s->host) {
+        conn_stream_error(c, "not-authorized", NULL);
+        return;
+    }
+    if (s->state == C2S_NEW) {
+        if (st->ns && strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0)
+            handle_starttls(s);
+        else if (st->ns && strcmp(st->ns, NS_SASL) == 0)
+            handle_sasl(s, st);
+        else
+            conn_stream_error(c, "not-authorized", NULL); /* RFC 6120 §6.4.2 */
+        return;
+    }
+    if (s->state == C2S_AUTHED) {
+        tern_xml_t *bind = stanza_kind(st) == STANZA_IQ ? tern_xml_child(st, "bind", NS_BIND) : NULL;
+        const char *type = tern_xml_attr(st, "type");
+        if (bind && type && strcmp(type, "set") == 0 && tern_xml_attr(st, "id"))
+            handle_bind(s, st, bind);
+        else if (stanza_kind(st) == STANZA_IQ && type && strcmp(type, "set") == 0 &&
+                 tern_xml_child(st, "session", NS_SESSION))
+            reply_error(s, st, "wait", "not-allowed");
+        else
+            conn_stream_error(c, "not-authorized", NULL); /* RFC 6120 §7.1 */
+        return;
+    }
+    handle_bound_stanza(s, st);
+}
+
+/* Idle for half the timeout: let a module ping (XEP-0199), else whitespace. */
+static void on_idle(conn_t *c)
+{
+    c2s_t *s = c->data;
+    if (s->state == C2S_BOUND) {
+        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+        if (hooks_fire(s->host->hooks, "session/idle", &ev) == TERN_HANDLED)
+            return;
+    }
+    conn_write_str(c, " ");
+}
+
+static void on_closing(conn_t *c)
+{
+    c2s_t *s = c->data;
+    if (s->state == C2S_BOUND && s->session.jid) {
+        log_info("c2s %s: session %s closed", c->peer, s->session.jid->full);
+        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+        hooks_fire(s->host->hooks, "session/closed", &ev);
+        sessions_unbind(&s->session);
+    }
+}
+
+static void on_free(conn_t *c)
+{
+    c2s_t *s = c->data;
+    sessions_unbind(&s->session);
+    sasl_free(&s->sasl);
+    if (s->failure_timer)
+        event_free(s->failure_timer);
+    if (s->handshake_timer)
+        event_free(s->handshake_timer);
+    free(s->user);
+    free(s);
+}
+
+static void handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    c2s_t *s = arg;
+    log_info("c2s %s: no session after the handshake timeout", s->conn->peer);
+    conn_stream_error(s->conn, "connection-timeout", NULL);
+}
+
+static const conn_ops_t c2s_ops = {.kind = "c2s",
+                                   .on_open = on_open,
+                                   .on_stanza = on_stanza,
+                                   .on_idle = on_idle,
+                                   .on_closing = on_closing,
+                                   .send_header = send_header,
+                                   .on_free = on_free};
+
+void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
+{
+    c2s_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        evutil_closesocket(fd);
+        return;
+    }
+    SSL *ssl = NULL;
+    if (direct_tls) {
+        if (!server.tls || !(ssl = tls_server_ssl(server.tls, "xmpp-client"))) {
+            free(s);
+            evutil_closesocket(fd);
+            return;
+        }
+        s->tls = 1;
+    }
+    xml_stream_limits_t limits = {.max_stanza_bytes = (size_t)server.cfg->max_stanza_size,
+                                  .max_depth = 64,
+                                  .max_attrs = 64};
+    s->conn = conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits,
+                       server.cfg->c2s_idle_timeout_ms);
+    if (!s->conn) {
+        free(s);
+        return;
+    }
+    s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
+    s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
+    long long ms = server.cfg->handshake_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (s->handshake_timer && ms > 0)
+        evtimer_add(s->handshake_timer, &tv);
+    log_info("c2s %s: new %s connection", peer, direct_tls ? "direct TLS" : "plain");
+}

@@ -1,0 +1,79 @@
+/*
+ * conn.h — one XML stream over TCP or TLS (internal).
+ *
+ * Owns the socket's bufferevent, the TLS layer, the incremental parser,
+ * idle timeouts, read rate limits and the output limit for slow readers.
+ * Stream types (c2s, component) plug in through conn_ops_t.  A connection
+ * is never freed from inside one of its own callbacks: closing marks it and
+ * the free happens once the callback returns and output is flushed.
+ */
+#ifndef TERN_CONN_H
+#define TERN_CONN_H
+
+#include <event2/util.h>
+#include <openssl/ssl.h>
+#include <tern/xml.h>
+
+#include "xml/xml_stream.h"
+
+struct event_base;
+struct bufferevent;
+typedef struct conn conn_t;
+
+typedef struct conn_ops {
+    const char *kind; /* "c2s", "component": for logs */
+    void (*on_open)(conn_t *c, const char *name, const char *ns, const char **attrs);
+    void (*on_stanza)(conn_t *c, tern_xml_t *stanza); /* borrowed */
+    void (*on_idle)(conn_t *c);  /* no input for half the idle timeout */
+    /* The stream is ending (either side): stop routing to it.  Runs once,
+     * before the last bytes are flushed. */
+    void (*on_closing)(conn_t *c);
+    void (*send_header)(conn_t *c); /* before a stream error when none was sent */
+    void (*on_free)(conn_t *c);
+} conn_ops_t;
+
+struct conn {
+    struct conn *prev, *next; /* all connections, for shutdown */
+    struct bufferevent *bev;
+    SSL *ssl; /* once TLS is up */
+    const conn_ops_t *ops;
+    void *data;
+    xml_stream_t *xs;
+    xml_stream_limits_t limits;
+    const char *stream_ns; /* namespace of stanzas on this stream */
+    char peer[64];         /* "1.2.3.4:5678" / "[::1]:5678" */
+    int header_sent;
+    int closing;      /* no more input is processed */
+    int dying;        /* the free is scheduled */
+    int idle_strikes;
+    SSL *starttls_ssl; /* TLS to start once the current input is processed */
+    long long idle_ms;
+    struct event *close_timer;
+    size_t max_output; /* bytes queued for a slow reader before we give up */
+};
+
+/* Wrap an accepted socket.  `ssl` non-NULL = direct TLS (handshake first).  NULL on failure. */
+conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
+                 const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
+                 long long idle_ms);
+/* Begin TLS after the current input is handled; bytes the client pipelined
+ * after <starttls/> are discarded (RFC 6120 §5.4.3.3). */
+void conn_starttls(conn_t *c, SSL *ssl);
+/* A new stream document follows (after SASL success). */
+void conn_restart_stream(conn_t *c);
+void conn_write(conn_t *c, const char *data, size_t len);
+void conn_write_str(conn_t *c, const char *s);
+void conn_send(conn_t *c, const tern_xml_t *node);
+/* Send <stream:error> (after a header if none was sent) and close. */
+void conn_stream_error(conn_t *c, const char *condition, const char *text);
+/* Send </stream:stream> and close once the output is flushed. */
+void conn_close(conn_t *c);
+/* Drop the connection now; the memory is freed from the loop, never
+ * under the caller's feet. */
+void conn_destroy(conn_t *c);
+void conn_set_idle(conn_t *c, long long ms);
+/* Close every connection with `condition` (shutdown). */
+void conn_close_all(const char *condition);
+size_t conn_count(void);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * test_router.c — routing rules (RFC 6120 §10, RFC 6121 §8) checked with
+ * fake sessions that record what they receive, a real session table, real
+ * hooks and a real account store.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/hooks.h"
+#include "core/modules.h"
+#include "core/server.h"
+#include "route/router.h"
+#include "route/sessions.h"
+#include "xmpp/stanza.h"
+
+#define MAX_GOT 16
+
+typedef struct fake {
+    tern_session_t s;
+    tern_xml_t *got[MAX_GOT];
+    int n;
+} fake_t;
+
+static void fake_deliver(tern_session_t *s, tern_xml_t *st)
+{
+    fake_t *f = (fake_t *)s;
+    if (f->n < MAX_GOT)
+        f->got[f->n++] = tern_xml_ref(st);
+}
+
+static void fake_close(tern_session_t *s, const char *cond)
+{
+    sessions_unbind(s);
+}
+
+static void fake_reset(fake_t *f)
+{
+    for (int i = 0; i < f->n; i++)
+        tern_xml_unref(f->got[i]);
+    f->n = 0;
+}
+
+static fake_t *fake_bind(const char *user, const char *res, int available, int prio)
+{
+    fake_t *f = calloc(1, sizeof(*f));
+    f->s.host = hosts_find("example.com");
+    f->s.deliver = fake_deliver;
+    f->s.close = fake_close;
+    const char *err = NULL;
+    CHECK(sessions_bind(&f->s, user, res, CONFLICT_KICK_OLD, &err) == 0);
+    f->s.available = available;
+    f->s.priority = prio;
+    return f;
+}
+
+static void fake_free(fake_t *f)
+{
+    fake_reset(f);
+    sessions_unbind(&f->s);
+    free(f);
+}
+
+/* Build and route a stanza from `from` (a fake session, or NULL with from_jid). */
+static void send(fake_t *from, const char *from_jid, const char *kind, const char *type,
+                 const char *to, const char *payload_ns)
+{
+    tern_xml_t *st = tern_xml_new(kind, TERN_NS_CLIENT);
+    if (type)
+        tern_xml_set_attr(st, "type", type);
+    if (to)
+        tern_xml_set_attr(st, "to", to);
+    tern_xml_set_attr(st, "id", "x1");
+    tern_xml_set_attr(st, "from", from ? from->s.jid->full : from_jid);
+    if (payload_ns)
+        tern_xml_add_child(st, "query", payload_ns);
+    router_route(st, from ? &from->s : NULL);
+    tern_xml_unref(st);
+}
+
+static const char *error_condition(const tern_xml_t *st)
+{
+    tern_xml_t *err = tern_xml_child(st, "error", TERN_NS_CLIENT);
+    tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
+    return cond ? cond->name : "(none)";
+}
+
+static int calls_a, calls_b, offline_calls;
+static int handler_a(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    calls_a++;
+    return TERN_PASS;
+}
+static int handler_b(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    calls_b++;
+    CHECK(calls_a == 0); /* higher priority runs first */
+    return TERN_HANDLED;
+}
+static int on_offline(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    offline_calls++;
+    return TERN_HANDLED;
+}
+
+static tern_xml_t *component_got;
+static void component_deliver(void *ctx, tern_xml_t *st)
+{
+    component_got = tern_xml_ref(st);
+}
+
+static int remote_calls;
+static int remote_take(tern_xml_t *st, const tern_jid_t *to)
+{
+    remote_calls++;
+    return strcmp(to->domain, "federated.example") == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/tern-router-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    const char *why = NULL;
+    server.db = store_open(path, &why);
+    CHECK(server.db != NULL);
+    scram_cred_t creds[SCRAM_HASH_COUNT];
+    memset(creds, 0, sizeof(creds));
+    for (int i = 0; i < SCRAM_HASH_COUNT; i++) {
+        creds[i].hash = (scram_hash_t)i;
+        creds[i].iterations = 4096;
+        creds[i].salt_len = 16;
+    }
+    CHECK(store_account_create(server.db, "example.com", "juliet", creds, NULL) == 0);
+    CHECK(store_account_create(server.db, "example.com", "romeo", creds, NULL) == 0);
+    CHECK(store_account_create(server.db, "example.com", "nurse", creds, NULL) == 0);
+
+    cfg_host_t host = {.name = "example.com"};
+    tern_config_t cfg = {.hosts = &host, .n_hosts = 1, .module_path = "/nonexistent"};
+    cfg_error_t err;
+    CHECK(sessions_init() == 0);
+    CHECK(hosts_init(&cfg, &err) == 0);
+    host_t *h = hosts_find("example.com");
+    CHECK(h != NULL);
+
+    fake_t *romeo = fake_bind("romeo", "orchard", 1, 0);
+    fake_t *j1 = fake_bind("juliet", "balcony", 1, 1);
+    fake_t *j2 = fake_bind("juliet", "chamber", 1, 5);
+
+    /* RFC 6121 §8.5.2.1.1: chat to bare goes to the highest priority only. */
+    send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
+    CHECK(j2->n == 1 && j1->n == 0 && romeo->n == 0);
+    fake_reset(j2);
+
+    /* Equal top priorities: all of them. */
+    j1->s.priority = 5;
+    send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
+    CHECK(j1->n == 1 && j2->n == 1);
+    fake_reset(j1);
+    fake_reset(j2);
+
+    /* Headline: every non-negative available resource. */
+    j1->s.priority = -1;
+    send(romeo, NULL, "message", "headline", "juliet@example.com", NULL);
+    CHECK(j1->n == 0 && j2->n == 1);
+    fake_reset(j2);
+
+    /* Full JID: exactly that resource. */
+    send(romeo, NULL, "message", "chat", "juliet@example.com/balcony", NULL);
+    CHECK(j1->n == 1 && j2->n == 0);
+    fake_reset(j1);
+
+    /* Full JID of a resource that is gone: chat falls back to the bare JID. */
+    send(romeo, NULL, "message", "chat", "juliet@example.com/gone", NULL);
+    CHECK(j2->n == 1 && j1->n == 0 && romeo->n == 0);
+    fake_reset(j2);
+
+    /* iq to a missing resource: service-unavailable back to the sender. */
+    send(romeo, NULL, "iq", "get", "juliet@example.com/gone", "jabber:iq:version");
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n && strcmp(tern_xml_attr(romeo->got[0], "from"), "juliet@example.com/gone") == 0);
+    fake_reset(romeo);
+
+    /* iq result to a missing resource: dropped, never bounced. */
+    send(romeo, NULL, "iq", "result", "juliet@example.com/gone", NULL);
+    CHECK(romeo->n == 0);
+
+    /* Unavailable and negative-priority sessions get no bare messages:
+     * without an offline module the sender learns service-unavailable. */
+    j1->s.available = 0;
+    j2->s.priority = -2;
+    send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
+    CHECK(j1->n == 0 && j2->n == 0);
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    fake_reset(romeo);
+
+    /* With a message/offline handler, the module takes it instead. */
+    tern_module_ctx_t fake_mod = {.host = h};
+    CHECK(hooks_add(h->hooks, "message/offline", on_offline, 0, &fake_mod) == 0);
+    send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
+    CHECK(offline_calls == 1 && romeo->n == 0);
+    /* A user with no session at all (nurse) also goes offline. */
+    send(romeo, NULL, "message", "normal", "nurse@example.com", NULL);
+    CHECK(offline_calls == 2 && romeo->n == 0);
+    j1->s.available = 1;
+    j2->s.priority = 5;
+
+    /* Groupchat to a bare JID: error. */
+    send(romeo, NULL, "message", "groupchat", "juliet@example.com", NULL);
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    fake_reset(romeo);
+
+    /* No such account: messages and iqs bounce, presence is dropped. */
+    send(romeo, NULL, "message", "chat", "tybalt@example.com", NULL);
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    fake_reset(romeo);
+    send(romeo, NULL, "presence", "subscribe", "tybalt@example.com", NULL);
+    CHECK(romeo->n == 0);
+    send(romeo, NULL, "iq", "get", "tybalt@example.com", "jabber:iq:version");
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
+
+    /* Errors are never answered with errors (RFC 6120 §8.3.1). */
+    send(romeo, NULL, "message", "error", "tybalt@example.com", NULL);
+    CHECK(romeo->n == 0);
+
+    /* Presence to a bare JID reaches the available resources. */
+    send(romeo, NULL, "presence", NULL, "juliet@example.com", NULL);
+    CHECK(j1->n == 1 && j2->n == 1);
+    fake_reset(j1);
+    fake_reset(j2);
+
+    /* Directed presence to a missing full JID is dropped. */
+    send(romeo, NULL, "presence", NULL, "juliet@example.com/gone", NULL);
+    CHECK(j1->n == 0 && j2->n == 0 && romeo->n == 0);
+
+    /* iq to the server without a handler: service-unavailable. */
+    send(romeo, NULL, "iq", "get", "example.com", "urn:xmpp:ping");
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n && strcmp(tern_xml_attr(romeo->got[0], "from"), "example.com") == 0);
+    fake_reset(romeo);
+
+    /* Hooks: higher priority first; the first HANDLED stops the chain and
+     * the default bounce does not happen. */
+    CHECK(hooks_add(h->hooks, "iq-get/host/urn:xmpp:ping:query", handler_a, 1, &fake_mod) == 0);
+    CHECK(hooks_add(h->hooks, "iq-get/host/urn:xmpp:ping:query", handler_b, 10, &fake_mod) == 0);
+    send(romeo, NULL, "iq", "get", "example.com", "urn:xmpp:ping");
+    CHECK(calls_b == 1 && calls_a == 0 && romeo->n == 0);
+
+    /* No 'to': the "self" event falls back to the host's handlers. */
+    send(romeo, NULL, "iq", "get", NULL, "urn:xmpp:ping");
+    CHECK(calls_b == 2 && romeo->n == 0);
+
+    /* An iq set of another namespace is not taken by the get handler. */
+    send(romeo, NULL, "iq", "set", "example.com", "urn:xmpp:ping");
+    CHECK(calls_b == 2 && romeo->n == 1);
+    fake_reset(romeo);
+    hooks_remove_owner(h->hooks, &fake_mod);
+    send(romeo, NULL, "iq", "get", "example.com", "urn:xmpp:ping");
+    CHECK(calls_b == 2 && romeo->n == 1);
+    fake_reset(romeo);
+
+    /* A malformed 'to' gets jid-malformed. */
+    send(romeo, NULL, "message", "chat", "juliet@@example.com", NULL);
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "jid-malformed") == 0);
+    fake_reset(romeo);
+
+    /* Remote domains without federation: remote-server-not-found. */
+    send(romeo, NULL, "message", "chat", "someone@elsewhere.example", NULL);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "remote-server-not-found") == 0);
+    fake_reset(romeo);
+    router_set_remote(remote_take);
+    send(romeo, NULL, "message", "chat", "someone@federated.example", NULL);
+    CHECK(remote_calls == 1 && romeo->n == 0);
+    router_set_remote(NULL);
+
+    /* Components: declared but away bounces; attached receives. */
+    CHECK(router_component_declare("muc.example.com") == 0);
+    send(romeo, NULL, "message", "groupchat", "room@muc.example.com", NULL);
+    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    fake_reset(romeo);
+    int ctx = 0;
+    CHECK(router_component_attach("muc.example.com", component_deliver, &ctx) == 0);
+    CHECK(router_component_attach("muc.example.com", component_deliver, &ctx) < 0);
+    send(romeo, NULL, "message", "groupchat", "room@muc.example.com", NULL);
+    CHECK(component_got != NULL && romeo->n == 0);
+    if (component_got)
+        tern_xml_unref(component_got);
+    router_component_detach("muc.example.com", &ctx);
+
+    /* A stanza from a component to a local user is delivered. */
+    send(NULL, "room@muc.example.com/nick", "message", "groupchat", "romeo@example.com/orchard",
+         NULL);
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
+
+    /* Resource conflict, kick-old: the older session is closed. */
+    fake_t *j3 = fake_bind("juliet", "balcony", 1, 0);
+    CHECK(j1->s.jid == NULL);
+    CHECK(sessions_find_full("juliet@example.com/balcony") == &j3->s);
+    /* Refuse policy keeps the existing one. */
+    fake_t refused = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
+    const char *why2 = NULL;
+    CHECK(sessions_bind(&refused.s, "juliet", "balcony", CONFLICT_REFUSE, &why2) < 0);
+    CHECK(why2 && strcmp(why2, "conflict") == 0);
+    CHECK(sessions_count() == 3);
+
+    fake_free(j3);
+    fake_free(j1);
+    fake_free(j2);
+    fake_free(romeo);
+    CHECK(sessions_count() == 0);
+    hosts_free_all();
+    sessions_free_all();
+    router_free();
+    store_close(&server.db);
+    unlink(path);
+    char wal[300];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+    return check_summary();
+}
