@@ -30,7 +30,7 @@ TERN_API int tern_kv_get(tern_store_t *st, const char *user, tern_blob_t *out);
 /* data == NULL deletes. */
 TERN_API int tern_kv_set(tern_store_t *st, const char *user, const char *data, size_t len);
 
-/* map. */
+/* map.  set with data == NULL deletes the key. */
 TERN_API int tern_map_get(tern_store_t *st, const char *user, const char *key, tern_blob_t *out);
 TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, const char *data,
                  size_t len);
@@ -63,7 +63,11 @@ typedef struct tern_archive_query {
 TERN_API int tern_archive_append(tern_store_t *st, const char *user, const char *id, int64_t when_us,
                         const char *with, const char *data, size_t len);
 /* Calls fn for each matching item in order (oldest first, or newest first
- * with q->reverse).  Returns the number of items passed to fn, or -1. */
+ * with q->reverse).  Returns the number of items passed to fn, or -1.
+ * Order is by time, then by order of append.  fn returning non-zero stops
+ * the query.  q NULL = all items.  For query, count and delete, an
+ * after_id/before_id that is not in the archive makes the call return -1
+ * (report item-not-found); unknown entries of `ids` are simply skipped. */
 TERN_API int tern_archive_query(tern_store_t *st, const char *user, const tern_archive_query_t *q,
                        int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx);
 /* Number of items matching q (ignoring limit), or -1. */

@@ -92,8 +92,8 @@ static int parse_scaled(const char *s, const unit_t *units, int icase, int whole
 int cfg_parse_duration_ms(const char *s, long long *out)
 {
     static const unit_t units[] = {
-        {"", 1000},          {"ms", 1},          {"s", 1000},   {"m", 60 * 1000},
-        {"h", 3600 * 1000},  {"d", 86400 * 1000}, {NULL, 0},
+        {"", 1000},         {"ms", 1},           {"s", 1000}, {"m", 60 * 1000},
+        {"h", 3600 * 1000}, {"d", 86400 * 1000}, {NULL, 0},
     };
     return parse_scaled(s, units, 0, 0, out);
 }
@@ -101,21 +101,11 @@ int cfg_parse_duration_ms(const char *s, long long *out)
 int cfg_parse_size(const char *s, long long *out)
 {
     static const unit_t units[] = {
-        {"", 1},
-        {"b", 1},
-        {"k", 1LL << 10},
-        {"kb", 1LL << 10},
-        {"kib", 1LL << 10},
-        {"m", 1LL << 20},
-        {"mb", 1LL << 20},
-        {"mib", 1LL << 20},
-        {"g", 1LL << 30},
-        {"gb", 1LL << 30},
-        {"gib", 1LL << 30},
-        {"t", 1LL << 40},
-        {"tb", 1LL << 40},
-        {"tib", 1LL << 40},
-        {NULL, 0},
+        {"", 1},           {"b", 1},           {"k", 1LL << 10},
+        {"kb", 1LL << 10}, {"kib", 1LL << 10}, {"m", 1LL << 20},
+        {"mb", 1LL << 20}, {"mib", 1LL << 20}, {"g", 1LL << 30},
+        {"gb", 1LL << 30}, {"gib", 1LL << 30}, {"t", 1LL << 40},
+        {"tb", 1LL << 40}, {"tib", 1LL << 40}, {NULL, 0},
     };
     return parse_scaled(s, units, 1, 1, out);
 }
@@ -162,8 +152,8 @@ static const char *type_phrase(tern_opt_type_t t)
 static void format_value(tern_opt_type_t t, long long v, char *buf, size_t len)
 {
     static const unit_t dur[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
-    static const unit_t size[] = {{"T", 1LL << 40}, {"G", 1LL << 30}, {"M", 1LL << 20},
-                                  {"K", 1LL << 10}};
+    static const unit_t size[] = {
+        {"T", 1LL << 40}, {"G", 1LL << 30}, {"M", 1LL << 20}, {"K", 1LL << 10}};
     const unit_t *units = t == TERN_OPT_DURATION ? dur : t == TERN_OPT_SIZE ? size : NULL;
     if (units && v != 0) {
         for (size_t i = 0; i < 4; i++) {

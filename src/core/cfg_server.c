@@ -505,8 +505,8 @@ static int load_listener(builder_t *b, const cfg_node_t *n, cfg_listener_t *l, a
     if (get_str(b, n, "port", "listener port", &port) < 0)
         return -1;
     if (port && (l->port = parse_port(port)) < 0)
-        return fail(b, cfg_map_get(n, "port"), "listener port '%s' must be a number from 1 to 65535",
-                    port);
+        return fail(b, cfg_map_get(n, "port"),
+                    "listener port '%s' must be a number from 1 to 65535", port);
     return 0;
 }
 
@@ -607,8 +607,8 @@ static int load_host(builder_t *b, const cfg_node_t *n, const cfg_node_t *global
     if (load_cert_pair(b, n, what, &h->certificate, &h->key) < 0)
         return -1;
     const cfg_node_t *own = cfg_map_get(n, "modules");
-    h->modules = alloc(b, (count_children(global_mods) + count_children(own) + 1) *
-                              sizeof(*h->modules));
+    h->modules =
+        alloc(b, (count_children(global_mods) + count_children(own) + 1) * sizeof(*h->modules));
     if (!h->modules)
         return -1;
     size_t len = strlen(what);
@@ -695,9 +695,9 @@ static int load_components(builder_t *b, const cfg_node_t *root)
 static int build(builder_t *b)
 {
     static const char *const top[] = {
-        "log_level", "log_file", "state_dir", "storage", "module_path",
-        "admin_socket", "admins", "tls", "listeners", "limits",
-        "c2s", "modules", "hosts", "components", NULL,
+        "log_level",    "log_file", "state_dir", "storage",    "module_path",
+        "admin_socket", "admins",   "tls",       "listeners",  "limits",
+        "c2s",          "modules",  "hosts",     "components", NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))

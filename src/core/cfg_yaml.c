@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,12 +98,16 @@ typedef struct loader {
 } loader_t;
 
 /* Record the first error only ("FILE:LINE: text"); always returns NULL. */
-static void *fail(loader_t *ld, unsigned line, const char *what, const char *arg)
+__attribute__((format(printf, 3, 4))) static void *fail(loader_t *ld, unsigned line,
+                                                        const char *fmt, ...)
 {
     if (!ld->failed) {
         ld->failed = 1;
         char msg[400];
-        snprintf(msg, sizeof(msg), what, arg);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
         snprintf(ld->err->text, sizeof(ld->err->text), "%s:%u: %s", ld->file, line, msg);
     }
     return NULL;
@@ -120,7 +125,7 @@ static void parse_error(loader_t *ld)
     const yaml_parser_t *p = &ld->parser;
     unsigned line = (unsigned)p->problem_mark.line + 1;
     if (p->error == YAML_MEMORY_ERROR) {
-        fail(ld, line, "out of memory", NULL);
+        fail(ld, line, "out of memory");
         return;
     }
     if (p->error == YAML_READER_ERROR) {
@@ -159,7 +164,7 @@ static const char *anchor_of(const yaml_event_t *ev)
 static int check_alias(loader_t *ld, const yaml_event_t *ev)
 {
     if (ev->type == YAML_ALIAS_EVENT || anchor_of(ev)) {
-        fail(ld, line_of(ev), "aliases are not supported", NULL);
+        fail(ld, line_of(ev), "aliases are not supported");
         return -1;
     }
     return 0;
@@ -175,7 +180,7 @@ static cfg_node_t *new_node(loader_t *ld, cfg_type_t type, unsigned line)
 {
     cfg_node_t *n = cfg_mem_alloc(&ld->mem, sizeof(*n));
     if (!n)
-        return fail(ld, line, "out of memory", NULL);
+        return fail(ld, line, "out of memory");
     n->type = type;
     n->file = ld->file;
     n->line = line;
@@ -189,13 +194,13 @@ static cfg_node_t *scalar_node(loader_t *ld, const yaml_event_t *ev)
     const char *text = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
     if (memchr(text, '\0', len))
-        return fail(ld, line_of(ev), "a value contains a NUL character", NULL);
+        return fail(ld, line_of(ev), "a value contains a NUL character");
     cfg_node_t *n = new_node(ld, CFG_SCALAR, line_of(ev));
     if (!n)
         return NULL;
     n->value = cfg_mem_strdup(&ld->mem, text);
     if (!n->value)
-        return fail(ld, line_of(ev), "out of memory", NULL);
+        return fail(ld, line_of(ev), "out of memory");
     n->is_null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null_text(text);
     return n;
 }
@@ -221,15 +226,15 @@ static cfg_node_t *load_map(loader_t *ld, const yaml_event_t *start, int depth)
         unsigned key_line = line_of(&kev);
         if (check_alias(ld, &kev) == 0) {
             if (kev.type != YAML_SCALAR_EVENT)
-                fail(ld, key_line, "map keys must be plain strings", NULL);
+                fail(ld, key_line, "map keys must be plain strings");
             else if (memchr(kev.data.scalar.value, '\0', kev.data.scalar.length))
-                fail(ld, key_line, "a key contains a NUL character", NULL);
+                fail(ld, key_line, "a key contains a NUL character");
             else
                 key = cfg_mem_strdup(&ld->mem, (const char *)kev.data.scalar.value);
         }
         yaml_event_delete(&kev);
         if (!key)
-            return fail(ld, key_line, "out of memory", NULL);
+            return fail(ld, key_line, "out of memory");
         if (cfg_map_get(map, key))
             return fail(ld, key_line, "duplicate key '%s'", key);
         if (next_event(ld, &vev) < 0)
@@ -276,7 +281,7 @@ static cfg_node_t *load_node(loader_t *ld, const yaml_event_t *ev, int depth)
     if (check_alias(ld, ev) < 0)
         return NULL;
     if (depth > MAX_DEPTH)
-        return fail(ld, line_of(ev), "nesting is too deep", NULL);
+        return fail(ld, line_of(ev), "nesting is too deep");
     switch (ev->type) {
     case YAML_SCALAR_EVENT:
         return scalar_node(ld, ev);
@@ -285,7 +290,7 @@ static cfg_node_t *load_node(loader_t *ld, const yaml_event_t *ev, int depth)
     case YAML_SEQUENCE_START_EVENT:
         return load_seq(ld, ev, depth);
     default:
-        return fail(ld, line_of(ev), "unexpected YAML event", NULL);
+        return fail(ld, line_of(ev), "unexpected YAML event");
     }
 }
 

@@ -97,15 +97,18 @@ void router_bounce(const tern_xml_t *stanza, const char *type, const char *condi
     tern_xml_t *err = stanza_error_reply(stanza, type, condition, text);
     if (!err)
         return;
-    /* An error from the server about a stanza without 'to' comes from the
-     * sender's own host (RFC 6120 §10.3). */
-    if (!tern_xml_attr(err, "from")) {
+    /* An error about a stanza without a (valid) 'to' comes from the
+     * sender's own server (RFC 6120 §10.3). */
+    const char *from = tern_xml_attr(err, "from");
+    tern_jid_t *fj = from ? tern_jid_new(from, NULL) : NULL;
+    if (!fj) {
         const char *to = tern_xml_attr(err, "to");
         tern_jid_t *j = to ? tern_jid_new(to, NULL) : NULL;
         if (j)
             tern_xml_set_attr(err, "from", j->domain);
         tern_jid_free(&j);
     }
+    tern_jid_free(&fj);
     router_route(err, NULL);
     tern_xml_unref(err);
 }

@@ -17,7 +17,9 @@ typedef struct store_db store_db_t;
 typedef enum { STORE_KV = 1, STORE_MAP = 2, STORE_ARCHIVE = 3 } store_kind_t;
 
 /* Open (creating if needed) the database at `path`, set WAL and
- * synchronous=NORMAL, run migrations.  NULL and *error_r on failure. */
+ * synchronous=NORMAL, run migrations.  NULL and *error_r on failure
+ * (including a database whose schema is newer than this code).  A new
+ * file is created with mode 0600.  One thread at a time per db. */
 store_db_t *store_open(const char *path, const char **error_r);
 void store_close(store_db_t **db);
 
@@ -44,5 +46,16 @@ int store_account_foreach(store_db_t *db, const char *host,
 
 /* Current schema version (for tests and `ternctl status`). */
 int store_schema_version(store_db_t *db);
+
+/* The message of the last failure on `db` (never NULL).  store_open's
+ * *error_r stays valid until the next store_open. */
+const char *store_last_error(store_db_t *db);
+
+/* Group writes in one transaction (e.g. a bulk import): begin, then commit
+ * or rollback.  Calls nest (inner levels are savepoints); the store's own
+ * multi-statement operations use them too.  0 or -1. */
+int store_begin(store_db_t *db);
+int store_commit(store_db_t *db);
+int store_rollback(store_db_t *db);
 
 #endif

@@ -16,7 +16,7 @@
  * diagnostic goes to stderr prefixed "ternctl: ".
  */
 #ifdef HAVE_CONFIG_H
-#include <config.h>
+#include "autoconfig.h"
 #endif
 
 #include <errno.h>

@@ -1,0 +1,768 @@
+/*
+ * xml_stream.c — the incremental XMPP stream parser on expat.
+ *
+ * Owns struct xml_stream: one expat parser per stream document, the
+ * stanza being built, and the byte accounting behind the limits.
+ *
+ * Levels: 0 = outside the stream root, 1 = inside <stream:stream> between
+ * stanzas, 2 and more = inside a stanza (the stanza element is at depth 1
+ * for max_depth).
+ *
+ * Size limit.  A "window" of input is open at any time: from the first
+ * byte of the open stanza, or, between stanzas, from the end of the last
+ * event at stream level (stream header, stanza end, whitespace).  A window
+ * that grows past max_stanza_bytes is a policy-violation.  Input is handed
+ * to expat in slices that end at most one byte past the current limit and
+ * the window is checked after each slice, so a stanza (or a single token,
+ * such as a start tag with an endless attribute) that never ends is cut
+ * off after max_stanza_bytes + 1 bytes, at the same byte whatever way the
+ * input was split.  Text and attributes are buffered only within the
+ * window, so nothing oversize is ever built.
+ *
+ * Expat's reparse deferral (expat >= 2.6) is turned off: with it, a
+ * complete stanza could wait inside expat for more input that a client
+ * waiting for our answer never sends, and the byte accounting of
+ * xml_stream_restart() assumes expat parses all it is given.  The price is
+ * that a token re-scanned as it trickles in costs O(n^2) in its length; n
+ * is bounded by max_stanza_bytes.
+ */
+#include "xml/xml_stream.h"
+
+#include <expat.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Byte 0xFF never occurs in UTF-8, so it cannot be part of a namespace
+ * URI or a name: it separates them unambiguously in expat's names. */
+#define NS_SEP '\xFF'
+
+#define DEFAULT_MAX_STANZA_BYTES (256 * 1024)
+#define DEFAULT_MAX_DEPTH        64
+#define DEFAULT_MAX_ATTRS        64
+
+/* Buffers larger than this are released between stanzas. */
+#define KEEP_BUFFER (16 * 1024)
+
+#define NS_STREAM_CONTENT_SERVER    "jabber:server"
+#define NS_STREAM_CONTENT_COMPONENT "jabber:component:accept"
+
+struct xml_stream {
+    XML_Parser p;
+    xml_stream_callbacks_t cb;
+    void *ctx;
+    xml_stream_limits_t lim;
+
+    /* Byte positions in the current document (expat's byte index). */
+    uint64_t fed;          /* bytes handed to expat */
+    uint64_t mark;         /* end of the last stream-level event */
+    uint64_t stanza_start; /* first byte of the open stanza */
+    uint64_t restart_at;   /* end of the event during which restart was asked */
+
+    unsigned level;     /* open elements, see the top of the file */
+    tern_xml_t *stanza; /* stanza being built (level >= 2) */
+    tern_xml_t *cur;    /* innermost open element of it */
+    size_t built;       /* bytes of names, attributes and text in it */
+
+    char *text; /* character data not yet added to `cur` */
+    size_t text_len, text_cap;
+    char *scratch; /* NUL-terminated name pieces handed to the tree */
+    size_t scratch_cap;
+
+    bool in_feed, in_parse;
+    bool dead;    /* error reported or stopped: no more input */
+    bool restart; /* new document requested during this parse */
+    bool opened, closed;
+};
+
+/* ---- helpers -------------------------------------------------------- */
+
+static bool halted(const xml_stream_t *s)
+{
+    return s->dead || s->restart;
+}
+
+/* Between stanzas: give back buffers that one big stanza grew, so that
+ * an idle stream holds little memory. */
+static void trim_buffers(xml_stream_t *s)
+{
+    if (s->text_cap > KEEP_BUFFER) {
+        free(s->text);
+        s->text = NULL;
+        s->text_cap = 0;
+    }
+    if (s->scratch_cap > KEEP_BUFFER) {
+        free(s->scratch);
+        s->scratch = NULL;
+        s->scratch_cap = 0;
+    }
+}
+
+/* Drop the stanza being built and its pending text. */
+static void drop_stanza(xml_stream_t *s)
+{
+    tern_xml_unref(s->stanza);
+    s->stanza = s->cur = NULL;
+    s->text_len = 0;
+    s->built = 0;
+    trim_buffers(s);
+}
+
+/* Parsing cannot go on: report `condition` once, stop expat if it is
+ * running, and refuse further input. */
+static void fail(xml_stream_t *s, const char *condition, const char *text)
+{
+    if (s->dead)
+        return;
+    s->dead = true;
+    drop_stanza(s);
+    if (s->in_parse)
+        XML_StopParser(s->p, XML_FALSE);
+    if (s->cb.on_error)
+        s->cb.on_error(s->ctx, condition, text);
+}
+
+/* End of the current event, in document bytes (call from a handler). */
+static uint64_t event_end(const xml_stream_t *s)
+{
+    XML_Index i = XML_GetCurrentByteIndex(s->p);
+    int c = XML_GetCurrentByteCount(s->p);
+    return (uint64_t)(i > 0 ? i : 0) + (uint64_t)(c > 0 ? c : 0);
+}
+
+/* First byte of the open window (see the top of the file). */
+static uint64_t window_start(const xml_stream_t *s)
+{
+    return s->level >= 2 ? s->stanza_start : s->mark;
+}
+
+static const char *too_large_text(const xml_stream_t *s)
+{
+    return s->opened ? "stanza too large" : "stream header too large";
+}
+
+/* Whether the window up to `end` is within max_stanza_bytes; fails the
+ * stream when not. */
+static bool window_ok(xml_stream_t *s, uint64_t end)
+{
+    if (end - window_start(s) <= s->lim.max_stanza_bytes)
+        return true;
+    fail(s, "policy-violation", too_large_text(s));
+    return false;
+}
+
+/* Account `n` more built bytes of the stanza against the same limit. */
+static bool grow_ok(xml_stream_t *s, size_t n)
+{
+    if (n <= s->lim.max_stanza_bytes && s->built <= s->lim.max_stanza_bytes - n) {
+        s->built += n;
+        return true;
+    }
+    fail(s, "policy-violation", "stanza too large");
+    return false;
+}
+
+/* Make room for `need` bytes in a buffer that grows by doubling. */
+static bool reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap : 128;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return false;
+        n *= 2;
+    }
+    char *p = realloc(*buf, n);
+    if (!p)
+        return false;
+    *buf = p;
+    *cap = n;
+    return true;
+}
+
+/* Join `n` pieces (none of them inside the scratch buffer) into the
+ * scratch buffer as one NUL-terminated string. */
+static const char *scratch_join(xml_stream_t *s, size_t n, const char *const *part,
+                                const size_t *len)
+{
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (len[i] > SIZE_MAX - total) {
+            fail(s, "resource-constraint", "out of memory");
+            return NULL;
+        }
+        total += len[i];
+    }
+    if (!reserve(&s->scratch, &s->scratch_cap, total)) {
+        fail(s, "resource-constraint", "out of memory");
+        return NULL;
+    }
+    char *p = s->scratch;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, part[i], len[i]);
+        p += len[i];
+    }
+    *p = '\0';
+    return s->scratch;
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+/* Split expat's "uri<SEP>local" into local part and URI length; a name
+ * without namespace has uri_len 0 and is its own local part. */
+static const char *split_name(const char *name, size_t *uri_len)
+{
+    const char *sep = strchr(name, (unsigned char)NS_SEP);
+    if (!sep) {
+        *uri_len = 0;
+        return name;
+    }
+    *uri_len = (size_t)(sep - name);
+    return sep + 1;
+}
+
+/* Namespace URI of an element as stored in the tree: the three stream
+ * content namespaces all become TERN_NS_CLIENT (RFC 6120 §4.8.2,
+ * XEP-0114).  Points into the scratch buffer or at a literal. */
+static const char *element_ns(xml_stream_t *s, const char *name, size_t uri_len)
+{
+    static const char *const content[] = {TERN_NS_CLIENT, NS_STREAM_CONTENT_SERVER,
+                                          NS_STREAM_CONTENT_COMPONENT};
+    if (uri_len == 0)
+        return "";
+    for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
+        if (strlen(content[i]) == uri_len && memcmp(name, content[i], uri_len) == 0)
+            return TERN_NS_CLIENT;
+    const char *part[] = {name};
+    size_t len[] = {uri_len};
+    return scratch_join(s, 1, part, len);
+}
+
+/* Attribute name as in tern_xml_attr_t: plain, "xml:local" for the XML
+ * namespace, "{uri}local" otherwise. */
+static const char *attr_name(xml_stream_t *s, const char *name)
+{
+    size_t uri_len;
+    const char *local = split_name(name, &uri_len);
+    if (uri_len == 0)
+        return name;
+    if (uri_len == strlen(TERN_NS_XML) && memcmp(name, TERN_NS_XML, uri_len) == 0) {
+        const char *part[] = {"xml:", local};
+        size_t len[] = {4, strlen(local)};
+        return scratch_join(s, 2, part, len);
+    }
+    const char *part[] = {"{", name, "}", local};
+    size_t len[] = {1, uri_len, 1, strlen(local)};
+    return scratch_join(s, 4, part, len);
+}
+
+static unsigned count_attrs(const XML_Char **atts)
+{
+    unsigned n = 0;
+    while (atts[2 * (size_t)n] && n < UINT_MAX)
+        n++;
+    return n;
+}
+
+/* Copy expat's attributes onto `node`, counting them against the size
+ * limit when `counted`. */
+static bool add_attrs(xml_stream_t *s, tern_xml_t *node, const XML_Char **atts, bool counted)
+{
+    unsigned n = 0;
+    for (size_t i = 0; atts[i]; i += 2) {
+        const char *name = attr_name(s, atts[i]);
+        if (!name)
+            return false;
+        if (counted && !grow_ok(s, strlen(name) + strlen(atts[i + 1])))
+            return false;
+        tern_xml_set_attr(node, name, atts[i + 1]);
+        n++;
+    }
+    /* tern_xml_set_attr cannot report failure: check the result.
+     * Names are unique (expat refuses duplicates), so nothing was
+     * replaced. */
+    unsigned have = 0;
+    for (const tern_xml_attr_t *a = node->attrs; a; a = a->next)
+        have++;
+    if (have != n) {
+        fail(s, "resource-constraint", "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* ---- building ------------------------------------------------------- */
+
+/* Add the character data gathered since the last tag to the open element
+ * as one text node, whatever the chunks expat delivered it in. */
+static bool flush_text(xml_stream_t *s)
+{
+    if (!s->text_len || !s->cur)
+        return true;
+    tern_xml_add_text(s->cur, s->text, s->text_len);
+    const tern_xml_t *t = s->cur->last_child;
+    if (!t || t->name || t->text_len != s->text_len) {
+        fail(s, "resource-constraint", "out of memory");
+        return false;
+    }
+    s->text_len = 0;
+    return true;
+}
+
+/* New element (`name` as from expat) under `parent`, or a new stanza root
+ * when `parent` is NULL. */
+static tern_xml_t *new_element(xml_stream_t *s, tern_xml_t *parent, const char *name)
+{
+    size_t uri_len;
+    const char *local = split_name(name, &uri_len);
+    if (!grow_ok(s, strlen(local)))
+        return NULL;
+    const char *ns = element_ns(s, name, uri_len);
+    if (!ns)
+        return NULL;
+    tern_xml_t *n = parent ? tern_xml_add_child(parent, local, ns) : tern_xml_new(local, ns);
+    if (!n)
+        fail(s, "resource-constraint", "out of memory");
+    return n;
+}
+
+/* <stream:stream ...>: report it with its attributes.  The strings live
+ * in a scratch tree that is released once on_open returns. */
+static void open_stream(xml_stream_t *s, const char *name, const XML_Char **atts, unsigned nattrs)
+{
+    s->opened = true;
+    s->level = 1;
+    tern_xml_t *root = new_element(s, NULL, name);
+    if (!root)
+        return;
+    const char **v = NULL;
+    if (add_attrs(s, root, atts, false)) {
+        v = calloc(2 * (size_t)nattrs + 1, sizeof(*v));
+        if (!v)
+            fail(s, "resource-constraint", "out of memory");
+    }
+    s->built = 0;
+    if (v) {
+        size_t i = 0;
+        for (const tern_xml_attr_t *a = root->attrs; a; a = a->next) {
+            v[i++] = a->name;
+            v[i++] = a->value;
+        }
+        if (s->cb.on_open)
+            s->cb.on_open(s->ctx, root->name, root->ns, v);
+    }
+    free(v);
+    tern_xml_unref(root);
+}
+
+/* ---- expat handlers ------------------------------------------------- */
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    xml_stream_t *s = ud;
+    if (halted(s))
+        return;
+    uint64_t end = event_end(s);
+    unsigned nattrs = count_attrs(atts);
+    if (nattrs > s->lim.max_attrs) {
+        fail(s, "policy-violation", "too many attributes");
+        return;
+    }
+    if (s->level == 0) {
+        if (window_ok(s, end)) {
+            s->mark = end;
+            open_stream(s, name, atts, nattrs);
+        }
+        return;
+    }
+    if (s->level == 1) {
+        XML_Index i = XML_GetCurrentByteIndex(s->p);
+        s->stanza_start = i > 0 ? (uint64_t)i : 0;
+        s->level = 2;
+        s->built = 0;
+        if (!window_ok(s, end))
+            return;
+        s->stanza = s->cur = new_element(s, NULL, name);
+    } else {
+        if (s->level > s->lim.max_depth) {
+            fail(s, "policy-violation", "stanza too deep");
+            return;
+        }
+        if (!window_ok(s, end) || !flush_text(s))
+            return;
+        tern_xml_t *child = new_element(s, s->cur, name);
+        if (!child)
+            return;
+        s->cur = child;
+        s->level++;
+    }
+    if (s->cur)
+        add_attrs(s, s->cur, atts, true);
+}
+
+/* A complete stanza: hand it over (with our reference). */
+static void deliver_stanza(xml_stream_t *s, uint64_t end)
+{
+    tern_xml_t *st = s->stanza;
+    s->stanza = s->cur = NULL;
+    s->level = 1;
+    s->mark = end;
+    trim_buffers(s);
+    if (s->cb.on_stanza)
+        s->cb.on_stanza(s->ctx, st);
+    else
+        tern_xml_unref(st);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    xml_stream_t *s = ud;
+    (void)name; /* expat has checked that it matches */
+    if (halted(s))
+        return;
+    uint64_t end = event_end(s);
+    if (s->level >= 2) {
+        if (!window_ok(s, end) || !flush_text(s))
+            return;
+        if (s->level == 2) {
+            deliver_stanza(s, end);
+        } else {
+            s->cur = s->cur->parent;
+            s->level--;
+        }
+        return;
+    }
+    /* </stream:stream> (RFC 6120 §4.4) */
+    s->level = 0;
+    s->closed = true;
+    s->mark = end;
+    if (s->cb.on_close)
+        s->cb.on_close(s->ctx);
+}
+
+static bool all_whitespace(const char *t, int len)
+{
+    for (int i = 0; i < len; i++)
+        if (t[i] != ' ' && t[i] != '\t' && t[i] != '\r' && t[i] != '\n')
+            return false;
+    return true;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *t, int len)
+{
+    xml_stream_t *s = ud;
+    if (halted(s) || len <= 0)
+        return;
+    if (s->level == 1) {
+        /* Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1);
+         * anything else has no place there. */
+        if (!all_whitespace(t, len))
+            fail(s, "bad-format", "text between stanzas");
+        else
+            s->mark = event_end(s);
+        return;
+    }
+    if (s->level < 2 || !grow_ok(s, (size_t)len))
+        return;
+    if (!reserve(&s->text, &s->text_cap, s->text_len + (size_t)len)) {
+        fail(s, "resource-constraint", "out of memory");
+        return;
+    }
+    memcpy(s->text + s->text_len, t, (size_t)len);
+    s->text_len += (size_t)len;
+}
+
+/* RFC 6120 §11.6: UTF-8 only.  The parser is created for UTF-8 whatever
+ * the declaration says; one that says otherwise is refused. */
+static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
+                                int standalone)
+{
+    xml_stream_t *s = ud;
+    (void)version;
+    (void)standalone;
+    if (halted(s))
+        return;
+    if (encoding && strcasecmp(encoding, "UTF-8") != 0) {
+        fail(s, "unsupported-encoding", "only UTF-8 is supported");
+        return;
+    }
+    s->mark = event_end(s);
+}
+
+/* RFC 6120 §11.1: no DTD, entity declaration, processing instruction or
+ * comment.  The DTD is refused at its first token, so no entity can ever
+ * be declared (and none expanded: billion laughs, external entities). */
+static void restricted(xml_stream_t *s, const char *what)
+{
+    if (!halted(s))
+        fail(s, "restricted-xml", what);
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    restricted(ud, "DTD not allowed");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name;
+    (void)is_param;
+    (void)value;
+    (void)value_len;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    restricted(ud, "entity declaration not allowed");
+}
+
+static void XMLCALL on_unparsed_decl(void *ud, const XML_Char *name, const XML_Char *base,
+                                     const XML_Char *sysid, const XML_Char *pubid,
+                                     const XML_Char *notation)
+{
+    (void)name;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    (void)notation;
+    restricted(ud, "entity declaration not allowed");
+}
+
+static void XMLCALL on_notation_decl(void *ud, const XML_Char *name, const XML_Char *base,
+                                     const XML_Char *sysid, const XML_Char *pubid)
+{
+    (void)name;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    restricted(ud, "notation declaration not allowed");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    (void)target;
+    (void)data;
+    restricted(ud, "processing instruction not allowed");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+    (void)data;
+    restricted(ud, "comment not allowed");
+}
+
+static void XMLCALL on_skipped_entity(void *ud, const XML_Char *name, int is_param)
+{
+    (void)name;
+    (void)is_param;
+    restricted(ud, "entity reference not allowed");
+}
+
+/* Never load anything: returning XML_STATUS_ERROR makes expat fail. */
+static int XMLCALL on_external_entity(XML_Parser p, const XML_Char *context, const XML_Char *base,
+                                      const XML_Char *sysid, const XML_Char *pubid)
+{
+    (void)context;
+    (void)base;
+    (void)sysid;
+    (void)pubid;
+    restricted(XML_GetUserData(p), "external entity not allowed");
+    return XML_STATUS_ERROR;
+}
+
+/* ---- parser life ---------------------------------------------------- */
+
+/* A new expat parser for one stream document, with every handler set. */
+static XML_Parser parser_new(xml_stream_t *s)
+{
+    XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!p)
+        return NULL;
+    XML_SetUserData(p, s);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetCharacterDataHandler(p, on_text);
+    XML_SetXmlDeclHandler(p, on_xml_decl);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity_decl);
+    XML_SetUnparsedEntityDeclHandler(p, on_unparsed_decl);
+    XML_SetNotationDeclHandler(p, on_notation_decl);
+    XML_SetProcessingInstructionHandler(p, on_pi);
+    XML_SetCommentHandler(p, on_comment);
+    XML_SetSkippedEntityHandler(p, on_skipped_entity);
+    XML_SetExternalEntityRefHandler(p, on_external_entity);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+#ifdef XML_DTD
+    /* Expat >= 2.4; belt and braces, since no entity is ever declared.
+     * expat.h declares these only when the application defines XML_DTD. */
+    XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 2.0f);
+    XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 64 * 1024);
+#endif
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+    return p;
+}
+
+/* Forget the current document and start a new one that expects a fresh
+ * stream header (RFC 6120 §4.3.3 restart). */
+static void new_document(xml_stream_t *s)
+{
+    XML_Parser p = parser_new(s);
+    if (!p) {
+        fail(s, "resource-constraint", "out of memory");
+        return;
+    }
+    XML_ParserFree(s->p);
+    s->p = p;
+    drop_stanza(s);
+    s->fed = s->mark = s->stanza_start = s->restart_at = 0;
+    s->level = 0;
+    s->restart = s->opened = s->closed = false;
+}
+
+xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
+                             const xml_stream_limits_t *limits)
+{
+    if (!cb)
+        return NULL;
+    xml_stream_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cb = *cb;
+    s->ctx = ctx;
+    /* A zero limit means "the default" too. */
+    s->lim.max_stanza_bytes =
+        limits && limits->max_stanza_bytes ? limits->max_stanza_bytes : DEFAULT_MAX_STANZA_BYTES;
+    s->lim.max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    s->lim.max_attrs = limits && limits->max_attrs ? limits->max_attrs : DEFAULT_MAX_ATTRS;
+    s->p = parser_new(s);
+    if (!s->p) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Must not be called from inside a callback of the same stream. */
+void xml_stream_free(xml_stream_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    xml_stream_t *s = *sp;
+    drop_stanza(s);
+    if (s->p)
+        XML_ParserFree(s->p);
+    free(s->text);
+    free(s->scratch);
+    free(s);
+    *sp = NULL;
+}
+
+/* ---- feeding -------------------------------------------------------- */
+
+/* How much of `len` bytes to hand expat next: at most one byte past the
+ * window's limit, so that check_window() sees an overflow at the same
+ * byte however the input is split.  The window never exceeds the limit
+ * between slices, so the result is at least 1. */
+static size_t slice_len(const xml_stream_t *s, size_t len)
+{
+    size_t n = len > INT_MAX ? INT_MAX : len;
+    if (s->closed)
+        return n;
+    uint64_t room = window_start(s) + s->lim.max_stanza_bytes + 1 - s->fed;
+    return room < n ? (size_t)room : n;
+}
+
+static void check_window(xml_stream_t *s)
+{
+    if (!s->dead && !s->closed)
+        window_ok(s, s->fed);
+}
+
+/* Parse one slice.  Returns how many of its bytes belong to the current
+ * document: all of them, except when a callback asked for a restart, in
+ * which case the bytes after that event start the new document. */
+static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
+{
+    uint64_t base = s->fed;
+    s->fed += n;
+    s->in_parse = true;
+    enum XML_Status st = XML_Parse(s->p, data, (int)n, XML_FALSE);
+    s->in_parse = false;
+    if (s->dead)
+        return n;
+    if (s->restart) {
+        /* The event ended inside this slice since expat parses all it is
+         * given (no reparse deferral); anything else is a bug. */
+        if (s->restart_at <= base || s->restart_at > base + n) {
+            fail(s, "undefined-condition", "cannot restart the stream here");
+            return n;
+        }
+        size_t used = (size_t)(s->restart_at - base);
+        new_document(s);
+        return used;
+    }
+    if (st == XML_STATUS_ERROR) {
+        /* RFC 6120 §4.9.3.13 */
+        fail(s, "not-well-formed", XML_ErrorString(XML_GetErrorCode(s->p)));
+    }
+    return n;
+}
+
+int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
+{
+    if (!s || s->dead || s->in_feed)
+        return -1; /* dead, or a callback feeding its own stream */
+    if (!data)
+        return len ? -1 : 0;
+    s->in_feed = true;
+    while (len > 0 && !s->dead) {
+        size_t n = slice_len(s, len);
+        size_t used = parse_slice(s, data, n);
+        data += used;
+        len -= used;
+        if (used == n)
+            check_window(s);
+    }
+    s->in_feed = false;
+    return s->dead ? -1 : 0;
+}
+
+/* From inside a callback, the new document begins right after the event
+ * being reported; expat is suspended now and replaced when XML_Parse
+ * returns.  Outside a callback it begins with the next byte fed (a
+ * partial token held by expat, if any, is discarded). */
+void xml_stream_restart(xml_stream_t *s)
+{
+    if (!s || s->dead || s->restart)
+        return;
+    if (!s->in_parse) {
+        new_document(s);
+        return;
+    }
+    s->restart = true;
+    s->restart_at = event_end(s);
+    XML_StopParser(s->p, XML_TRUE);
+}
+
+void xml_stream_stop(xml_stream_t *s)
+{
+    if (!s || s->dead)
+        return;
+    s->dead = true;
+    drop_stanza(s);
+    if (s->in_parse)
+        XML_StopParser(s->p, XML_FALSE);
+}

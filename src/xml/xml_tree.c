@@ -1,0 +1,502 @@
+/*
+ * xml_tree.c — the stanza tree of <tern/xml.h>.
+ *
+ * Owns struct tern_xml_arena: every node, attribute and string of one tree
+ * lives in a single arena made of chunked blocks, and the arena carries the
+ * tree's reference count.  Nodes are never freed one by one; the last
+ * tern_xml_unref() frees every block at once.
+ *
+ * Strings are always copied into the arena (or shared with another string
+ * of the same arena, which is safe because arena memory lives as long as
+ * the tree).  Text nodes are stored NUL-terminated even though readers
+ * must use text_len.  Everything here is iterative, so a deep tree built
+ * by a module cannot exhaust the C stack.
+ */
+#include <tern/xml.h>
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Size of the first chunk (allocated together with the arena header) and
+ * the cap on later chunks, which double in size up to it. */
+#define ARENA_FIRST_CHUNK 1024
+#define ARENA_MAX_CHUNK   (32 * 1024)
+
+/* A chunk allocated after the first one; `data` follows the header. */
+struct arena_block {
+    struct arena_block *next;
+    max_align_t data[];
+};
+
+struct tern_xml_arena {
+    size_t refs;
+    char *cur, *end;           /* free space of the current chunk */
+    struct arena_block *extra; /* chunks malloc'd after the first, to free */
+    size_t next_chunk;         /* size of the next ordinary chunk */
+    max_align_t first[];       /* the first chunk, ARENA_FIRST_CHUNK bytes */
+};
+
+/* ---- arena ---------------------------------------------------------- */
+
+static struct tern_xml_arena *arena_new(void)
+{
+    struct tern_xml_arena *a = malloc(sizeof(*a) + ARENA_FIRST_CHUNK);
+    if (!a)
+        return NULL;
+    a->refs = 1;
+    a->cur = (char *)a->first;
+    a->end = a->cur + ARENA_FIRST_CHUNK;
+    a->extra = NULL;
+    a->next_chunk = 2 * ARENA_FIRST_CHUNK;
+    return a;
+}
+
+static void arena_free(struct tern_xml_arena *a)
+{
+    struct arena_block *b = a->extra;
+    while (b) {
+        struct arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(a);
+}
+
+/* Malloc a block with `size` usable bytes and put it on the free list. */
+static char *arena_block(struct tern_xml_arena *a, size_t size)
+{
+    if (size > SIZE_MAX - sizeof(struct arena_block))
+        return NULL;
+    struct arena_block *b = malloc(sizeof(*b) + size);
+    if (!b)
+        return NULL;
+    b->next = a->extra;
+    a->extra = b;
+    return (char *)b->data;
+}
+
+/* `n` bytes aligned to `align` (a power of two <= alignof(max_align_t)).
+ * Large requests get a block of their own so that the current chunk's
+ * free space is not thrown away.  NULL on allocation failure. */
+static void *arena_alloc(struct tern_xml_arena *a, size_t n, size_t align)
+{
+    uintptr_t p = ((uintptr_t)a->cur + (align - 1)) & ~(uintptr_t)(align - 1);
+    if (p <= (uintptr_t)a->end && n <= (uintptr_t)a->end - p) {
+        a->cur = (char *)p + n;
+        return (void *)p;
+    }
+    if (n > ARENA_MAX_CHUNK / 4)
+        return arena_block(a, n);
+    size_t size = a->next_chunk;
+    char *chunk = arena_block(a, size);
+    if (!chunk)
+        return NULL;
+    if (a->next_chunk < ARENA_MAX_CHUNK)
+        a->next_chunk *= 2;
+    a->cur = chunk + n; /* chunk is max-aligned and n <= size */
+    a->end = chunk + size;
+    return chunk;
+}
+
+/* Copy `n` bytes of `s` into the arena, NUL-terminated. */
+static char *arena_strndup(struct tern_xml_arena *a, const char *s, size_t n)
+{
+    if (n == SIZE_MAX)
+        return NULL;
+    char *d = arena_alloc(a, n + 1, 1);
+    if (!d)
+        return NULL;
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* `s` itself when it already lives in this arena (`shared`), else a copy. */
+static const char *arena_str(struct tern_xml_arena *a, const char *s, int shared)
+{
+    if (!s)
+        return NULL;
+    return shared ? s : arena_strndup(a, s, strlen(s));
+}
+
+static int streq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* ---- nodes ---------------------------------------------------------- */
+
+static tern_xml_t *node_alloc(struct tern_xml_arena *a)
+{
+    tern_xml_t *n = arena_alloc(a, sizeof(*n), alignof(tern_xml_t));
+    if (n) {
+        memset(n, 0, sizeof(*n));
+        n->arena = a;
+    }
+    return n;
+}
+
+static void append_child(tern_xml_t *parent, tern_xml_t *child)
+{
+    child->parent = parent;
+    child->next = NULL;
+    if (parent->last_child)
+        parent->last_child->next = child;
+    else
+        parent->children = child;
+    parent->last_child = child;
+}
+
+/* Namespace string for a new element under `parent`: the parent's own
+ * string when equal (no copy), else a copy (or `ns` when `shared`).
+ * A NULL ns is stored as "" (no namespace). */
+static const char *element_ns(struct tern_xml_arena *a, const tern_xml_t *parent, const char *ns,
+                              int shared)
+{
+    if (!ns)
+        ns = "";
+    if (parent && streq(ns, parent->ns))
+        return parent->ns;
+    if (!*ns)
+        return "";
+    return arena_str(a, ns, shared);
+}
+
+/* New element in arena `a`, appended to `parent` when not NULL. */
+static tern_xml_t *element_new(struct tern_xml_arena *a, tern_xml_t *parent, const char *name,
+                               const char *ns, int shared)
+{
+    tern_xml_t *n = node_alloc(a);
+    if (!n)
+        return NULL;
+    n->name = arena_str(a, name, shared);
+    n->ns = element_ns(a, parent, ns, shared);
+    if (!n->name || !n->ns)
+        return NULL;
+    if (parent)
+        append_child(parent, n);
+    return n;
+}
+
+/* New text node of `len` bytes, appended to `parent` when not NULL. */
+static tern_xml_t *text_new(struct tern_xml_arena *a, tern_xml_t *parent, const char *text,
+                            size_t len)
+{
+    tern_xml_t *n = node_alloc(a);
+    if (!n)
+        return NULL;
+    char *t = arena_strndup(a, text, len);
+    if (!t)
+        return NULL;
+    n->text = t;
+    n->text_len = len;
+    if (parent)
+        append_child(parent, n);
+    return n;
+}
+
+tern_xml_t *tern_xml_new(const char *name, const char *ns)
+{
+    if (!name)
+        return NULL;
+    struct tern_xml_arena *a = arena_new();
+    if (!a)
+        return NULL;
+    tern_xml_t *n = element_new(a, NULL, name, ns, 0);
+    if (!n)
+        arena_free(a);
+    return n;
+}
+
+tern_xml_t *tern_xml_ref(tern_xml_t *node)
+{
+    if (node)
+        node->arena->refs++;
+    return node;
+}
+
+void tern_xml_unref(tern_xml_t *node)
+{
+    if (node && --node->arena->refs == 0)
+        arena_free(node->arena);
+}
+
+tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char *ns)
+{
+    if (!parent || !parent->name || !name)
+        return NULL;
+    return element_new(parent->arena, parent, name, ns ? ns : parent->ns, 0);
+}
+
+/* Each call adds one text node (adjacent ones are not merged; see
+ * tern_xml_text).  On allocation failure the text is dropped. */
+void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len)
+{
+    if (!parent || !parent->name || !text || len == 0)
+        return;
+    text_new(parent->arena, parent, text, len);
+}
+
+static tern_xml_attr_t *find_attr(const tern_xml_t *node, const char *name)
+{
+    for (tern_xml_attr_t *a = node->attrs; a; a = a->next)
+        if (strcmp(a->name, name) == 0)
+            return a;
+    return NULL;
+}
+
+/* Append an attribute (strings copied unless `shared`); order is kept. */
+static tern_xml_attr_t *attr_append(tern_xml_t *node, const char *name, const char *value,
+                                    int shared)
+{
+    struct tern_xml_arena *a = node->arena;
+    tern_xml_attr_t *at = arena_alloc(a, sizeof(*at), alignof(tern_xml_attr_t));
+    if (!at)
+        return NULL;
+    at->name = arena_str(a, name, shared);
+    at->value = arena_str(a, value, shared);
+    at->next = NULL;
+    if (!at->name || !at->value)
+        return NULL;
+    tern_xml_attr_t **tail = &node->attrs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = at;
+    return at;
+}
+
+/* Replace the value of an attribute of the same name, or append one.
+ * A NULL value deletes the attribute.  On allocation failure the node is
+ * left unchanged. */
+void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
+{
+    if (!node || !node->name || !name)
+        return;
+    if (!value) {
+        tern_xml_del_attr(node, name);
+        return;
+    }
+    tern_xml_attr_t *at = find_attr(node, name);
+    if (!at) {
+        attr_append(node, name, value, 0);
+        return;
+    }
+    const char *v = arena_strndup(node->arena, value, strlen(value));
+    if (v)
+        at->value = v;
+}
+
+void tern_xml_del_attr(tern_xml_t *node, const char *name)
+{
+    if (!node || !name)
+        return;
+    for (tern_xml_attr_t **p = &node->attrs; *p; p = &(*p)->next) {
+        if (strcmp((*p)->name, name) == 0) {
+            *p = (*p)->next;
+            return;
+        }
+    }
+}
+
+void tern_xml_unlink(tern_xml_t *child)
+{
+    if (!child || !child->parent)
+        return;
+    tern_xml_t *parent = child->parent, *prev = NULL;
+    for (tern_xml_t *c = parent->children; c && c != child; c = c->next)
+        prev = c;
+    if (prev)
+        prev->next = child->next;
+    else if (parent->children == child)
+        parent->children = child->next;
+    else
+        return; /* not found: inconsistent tree, leave it alone */
+    if (parent->last_child == child)
+        parent->last_child = prev;
+    child->parent = NULL;
+    child->next = NULL;
+}
+
+/* ---- copies --------------------------------------------------------- */
+
+/* Copy one node (element with its attributes, or text) without its
+ * children into arena `a`, appended to `parent` when not NULL.  `shared`:
+ * `src` lives in `a`, so its strings can be shared. */
+static tern_xml_t *clone_node(struct tern_xml_arena *a, tern_xml_t *parent, const tern_xml_t *src,
+                              int shared)
+{
+    if (!src->name)
+        return text_new(a, parent, src->text ? src->text : "", src->text ? src->text_len : 0);
+    /* Build detached, then attach, so a failure leaves `parent` as it was. */
+    tern_xml_t *n = element_new(a, NULL, src->name, src->ns, shared);
+    if (!n)
+        return NULL;
+    if (parent && streq(n->ns, parent->ns))
+        n->ns = parent->ns;
+    for (const tern_xml_attr_t *at = src->attrs; at; at = at->next)
+        if (!attr_append(n, at->name, at->value ? at->value : "", shared))
+            return NULL;
+    if (parent)
+        append_child(parent, n);
+    return n;
+}
+
+/* Deep copy of `src` into arena `a` (iterative pre-order walk).  Returns
+ * the copy, or NULL after detaching any partial copy from `parent`. */
+static tern_xml_t *clone_tree(struct tern_xml_arena *a, tern_xml_t *parent, const tern_xml_t *src,
+                              int shared)
+{
+    tern_xml_t *root = clone_node(a, parent, src, shared);
+    if (!root)
+        return NULL;
+    const tern_xml_t *s = src;
+    tern_xml_t *d = root;
+    for (;;) {
+        if (s->name && s->children) {
+            s = s->children;
+            d = clone_node(a, d, s, shared);
+        } else {
+            while (s != src && !s->next) {
+                s = s->parent;
+                d = d->parent;
+            }
+            if (s == src)
+                return root;
+            s = s->next;
+            d = clone_node(a, d->parent, s, shared);
+        }
+        if (!d)
+            break;
+    }
+    tern_xml_unlink(root);
+    return NULL;
+}
+
+static int is_ancestor_or_self(const tern_xml_t *anc, const tern_xml_t *node)
+{
+    for (; node; node = node->parent)
+        if (node == anc)
+            return 1;
+    return 0;
+}
+
+tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src)
+{
+    if (!parent || !parent->name || !src)
+        return NULL;
+    if (is_ancestor_or_self(src, parent)) {
+        /* Copying a tree into itself would walk the nodes it is adding:
+         * take a snapshot first. */
+        tern_xml_t *tmp = tern_xml_copy(src);
+        if (!tmp)
+            return NULL;
+        tern_xml_t *r = clone_tree(parent->arena, parent, tmp, 0);
+        tern_xml_unref(tmp);
+        return r;
+    }
+    return clone_tree(parent->arena, parent, src, src->arena == parent->arena);
+}
+
+tern_xml_t *tern_xml_copy(const tern_xml_t *src)
+{
+    if (!src)
+        return NULL;
+    struct tern_xml_arena *a = arena_new();
+    if (!a)
+        return NULL;
+    tern_xml_t *r = clone_tree(a, NULL, src, 0);
+    if (!r)
+        arena_free(a);
+    return r;
+}
+
+char *tern_xml_strdup(tern_xml_t *node, const char *s)
+{
+    if (!node || !s)
+        return NULL;
+    return arena_strndup(node->arena, s, strlen(s));
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+const char *tern_xml_attr(const tern_xml_t *node, const char *name)
+{
+    if (!node || !name)
+        return NULL;
+    const tern_xml_attr_t *at = find_attr(node, name);
+    return at ? at->value : NULL;
+}
+
+int tern_xml_is(const tern_xml_t *node, const char *name, const char *ns)
+{
+    return node && node->name && (!name || strcmp(node->name, name) == 0) &&
+           (!ns || streq(node->ns, ns));
+}
+
+tern_xml_t *tern_xml_child(const tern_xml_t *node, const char *name, const char *ns)
+{
+    if (!node)
+        return NULL;
+    for (tern_xml_t *c = node->children; c; c = c->next)
+        if (tern_xml_is(c, name, ns))
+            return c;
+    return NULL;
+}
+
+tern_xml_t *tern_xml_first_element(const tern_xml_t *node)
+{
+    return tern_xml_child(node, NULL, NULL);
+}
+
+tern_xml_t *tern_xml_next_element(const tern_xml_t *node)
+{
+    if (!node)
+        return NULL;
+    for (tern_xml_t *c = node->next; c; c = c->next)
+        if (c->name)
+            return c;
+    return NULL;
+}
+
+/* A single text child is returned as is (text nodes are stored
+ * NUL-terminated); several are joined into a new arena string.  A text
+ * node given as `node` returns its own content.  "" when there is none or
+ * on allocation failure. */
+const char *tern_xml_text(tern_xml_t *node)
+{
+    if (!node)
+        return "";
+    if (!node->name)
+        return node->text ? node->text : "";
+    size_t total = 0, count = 0;
+    const tern_xml_t *only = NULL;
+    for (const tern_xml_t *c = node->children; c; c = c->next) {
+        if (c->name || !c->text_len)
+            continue;
+        if (c->text_len > SIZE_MAX - 1 - total)
+            return "";
+        total += c->text_len;
+        count++;
+        only = c;
+    }
+    if (count == 0)
+        return "";
+    if (count == 1)
+        return only->text;
+    char *out = arena_alloc(node->arena, total + 1, 1);
+    if (!out)
+        return "";
+    char *p = out;
+    for (const tern_xml_t *c = node->children; c; c = c->next) {
+        if (!c->name && c->text_len) {
+            memcpy(p, c->text, c->text_len);
+            p += c->text_len;
+        }
+    }
+    *p = '\0';
+    return out;
+}
