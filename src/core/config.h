@@ -149,6 +149,7 @@ typedef struct tern_config {
     int require_encryption; /* default true */
     int allow_plain;        /* default false; never without TLS */
     int legacy_session;     /* advertise optional <session/>, default true */
+    int strict_channel_binding; /* RFC 5802 §6 'y' downgrade check, default true */
     cfg_conflict_t resource_conflict;
     long long scram_iterations; /* default 4096 */
     void *mem; /* owner */

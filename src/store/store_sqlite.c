@@ -711,8 +711,7 @@ static int write_creds(store_db_t *db, const char *host, const char *user,
     for (int i = 0; i < SCRAM_HASH_COUNT; i++) {
         const scram_cred_t *c = &creds[i];
         size_t klen = cred_key_len(c->hash);
-        if ((int)c->hash != i || klen == 0 || c->salt_len > SCRAM_MAX_SALT ||
-            c->iterations == 0) {
+        if ((int)c->hash != i || klen == 0 || c->salt_len > SCRAM_MAX_SALT || c->iterations == 0) {
             set_errf(db, "invalid credentials for hash %d", i);
             return -1;
         }

@@ -66,7 +66,8 @@ static sasl_params_t sasl_params(c2s_t *s)
     sasl_params_t p = {.host = s->host->name,
                        .db = server.db,
                        .ssl = s->tls ? s->conn->ssl : NULL,
-                       .allow_plain = server.cfg->allow_plain};
+                       .allow_plain = server.cfg->allow_plain,
+                       .strict_cb = server.cfg->strict_channel_binding};
     return p;
 }
 

@@ -119,7 +119,7 @@ sasl_t *sasl_start(const sasl_params_t *p, const char *mech, const char **failur
     s->cb.exporter_len = el;
     s->cb.end_point = s->end_point;
     s->cb.end_point_len = sl;
-    s->cb.plus_advertised = s->cb.offered != 0;
+    s->cb.plus_advertised = s->cb.offered != 0 && p->strict_cb;
     s->cb.offered_mechs = s->offered;
     s->scram = scram_server_new(h, plus, &s->cb, lookup, s);
     if (!s->scram) {

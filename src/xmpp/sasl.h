@@ -22,6 +22,7 @@ typedef struct sasl_params {
     store_db_t *db;
     SSL *ssl;        /* NULL on an unencrypted stream */
     int allow_plain; /* the admin enabled PLAIN (never offered without TLS) */
+    int strict_cb;   /* refuse "y" while -PLUS is offered (RFC 5802 §6) */
 } sasl_params_t;
 
 typedef enum { SASL_CONTINUE = 0, SASL_SUCCESS = 1, SASL_FAILURE = -1 } sasl_status_t;

@@ -493,6 +493,17 @@ class RawClient:
         except OSError:
             pass
 
+    def end(self, timeout=3.0):
+        """Close the stream politely (</stream:stream>), wait until the server
+        closed its side, then close the socket."""
+        if not (self.eof or self.stream_ended):
+            self.send("</stream:stream>")
+            try:
+                self.wait_closed(timeout)
+            except Exception:
+                pass
+        self.close()
+
     # ---- XMPP steps ------------------------------------------------------
 
     def open_stream(self, to=DOMAIN, version="1.0", ns=NS_CLIENT, prolog="<?xml version='1.0'?>"):
@@ -750,7 +761,10 @@ class RawComponent(RawClient):
         sid = self.header.get("id", "")
         digest = hashlib.sha1((sid + secret).encode()).hexdigest()
         self.send("<handshake>%s</handshake>" % digest)
-        return self.read_element()
+        reply = self.read_element()
+        if reply.tag == q(NS_STREAM, "error"):
+            self.queue.insert(0, reply)  # left for stream_error()
+        return reply
 
 
 # ---- slixmpp on one asyncio loop in a background thread --------------------
@@ -1091,10 +1105,10 @@ class ServerTestCase(unittest.TestCase):
     def tearDown(self):
         for c in reversed(self._clients):
             try:
-                if isinstance(c, SlixClient):
+                if hasattr(c, "disconnect"):  # SlixClient, SlixComponent
                     c.disconnect()
                 else:
-                    c.close()
+                    c.end()
             except Exception:
                 pass
         if self.server is not None and not self.server.running():

@@ -76,6 +76,9 @@ static void test_open(store_db_t *db)
     struct stat sb;
     CHECK(stat(path, &sb) == 0);
     CHECK((sb.st_mode & 0777) == 0600);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    CHECK(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     CHECK(store_schema_version(db) == 1);
     char mode[32] = "";
     CHECK(raw_sql("PRAGMA journal_mode", mode, sizeof(mode)) == 0);
@@ -703,6 +706,46 @@ static void test_kill9(void)
     store_close(&db);
 }
 
+/* A writer waits (busy timeout) for another process's transaction. */
+static void test_busy_wait(void)
+{
+    store_db_t *db = open_db(); /* opened first: opening writes (migration check) */
+    CHECK(db != NULL);
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* never touches the parent's connection */
+        close(pipefd[0]);
+        store_db_t *cdb = store_open(path, NULL);
+        if (cdb == NULL || store_begin(cdb) < 0 ||
+            tern_kv_set(store_get(cdb, HOST, "busy", STORE_KV), "x", "child", 5) < 0)
+            _exit(2);
+        if (write(pipefd[1], "l", 1) != 1) /* holding the write lock */
+            _exit(3);
+        usleep(300 * 1000);
+        _exit(store_commit(cdb) == 0 ? 0 : 4);
+    }
+    close(pipefd[1]);
+    char c = 0;
+    CHECK(read(pipefd[0], &c, 1) == 1 && c == 'l');
+    close(pipefd[0]);
+    if (db != NULL) {
+        tern_store_t *kv = store_get(db, HOST, "busy", STORE_KV);
+        double t = now_ms();
+        CHECK(tern_kv_set(kv, "y", "parent", 6) == 0); /* waits for the child */
+        double waited = now_ms() - t;
+        CHECK(waited > 100 && waited < 2000);
+        printf("waited %.0f ms for the other writer\n", waited);
+        tern_blob_t b = {0};
+        CHECK(tern_kv_get(kv, "x", &b) == 1);
+        CHECK(b.data != NULL && strcmp(b.data, "child") == 0);
+        free(b.data);
+        store_close(&db);
+    }
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* Transactions: rollback undoes, nesting works. */
 static void test_transactions(void)
 {
@@ -815,6 +858,7 @@ int main(void)
         store_close(&db);
         test_reopen();
         test_kill9();
+        test_busy_wait();
         test_transactions();
         test_future_version();
     }
