@@ -20,7 +20,6 @@
 
 #define NS_PING "urn:xmpp:ping"
 
-
 /* A ping sent and not answered yet (the callback argument). */
 typedef struct ping_wait {
     struct ping_wait *prev, *next;

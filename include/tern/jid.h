@@ -23,8 +23,8 @@ typedef struct tern_jid {
  * `error_r`, if not NULL, then points to a short static reason. */
 TERN_API tern_jid_t *tern_jid_new(const char *s, const char **error_r);
 /* Build from parts (each prepared); local and resource may be NULL. */
-TERN_API tern_jid_t *tern_jid_from_parts(const char *local, const char *domain, const char *resource,
-                                const char **error_r);
+TERN_API tern_jid_t *tern_jid_from_parts(const char *local, const char *domain,
+                                         const char *resource, const char **error_r);
 TERN_API tern_jid_t *tern_jid_dup(const tern_jid_t *j);
 /* The bare JID of `j` as a new tern_jid_t. */
 TERN_API tern_jid_t *tern_jid_bare(const tern_jid_t *j);

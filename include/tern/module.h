@@ -39,24 +39,24 @@ typedef struct tern_module_ctx tern_module_ctx_t; /* one module loaded on one ho
 typedef struct tern_session tern_session_t;       /* a client's bound session */
 
 typedef struct tern_event {
-    tern_xml_t *stanza;       /* the stanza, borrowed (NULL for non-stanza events) */
-    const tern_jid_t *from;   /* prepared 'from' (the sender's full JID for local users) */
-    const tern_jid_t *to;     /* prepared 'to' (the host's JID when absent) */
-    tern_session_t *origin;   /* local session it came from, or NULL */
-    tern_session_t *session;  /* the session a session/ event is about, or a full-JID target */
-    const char *user;         /* localpart for user/ events */
+    tern_xml_t *stanza;      /* the stanza, borrowed (NULL for non-stanza events) */
+    const tern_jid_t *from;  /* prepared 'from' (the sender's full JID for local users) */
+    const tern_jid_t *to;    /* prepared 'to' (the host's JID when absent) */
+    tern_session_t *origin;  /* local session it came from, or NULL */
+    tern_session_t *session; /* the session a session/ event is about, or a full-JID target */
+    const char *user;        /* localpart for user/ events */
 } tern_event_t;
 
 enum { TERN_PASS = 0, TERN_HANDLED = 1 };
 typedef int (*tern_handler_fn)(tern_module_ctx_t *m, tern_event_t *ev);
 
 typedef struct tern_module {
-    int abi;                       /* TERN_ABI */
-    const char *name;              /* "ping" for mod_ping.so */
-    const char *description;       /* one line for the admin guide */
-    const char *const *depends;    /* module names that must load on the same host */
-    const tern_option_t *options;  /* terminated by .name == NULL; may be NULL */
-    int (*load)(tern_module_ctx_t *m);   /* 0, or -1 to refuse (tern_log says why) */
+    int abi;                              /* TERN_ABI */
+    const char *name;                     /* "ping" for mod_ping.so */
+    const char *description;              /* one line for the admin guide */
+    const char *const *depends;           /* module names that must load on the same host */
+    const tern_option_t *options;         /* terminated by .name == NULL; may be NULL */
+    int (*load)(tern_module_ctx_t *m);    /* 0, or -1 to refuse (tern_log says why) */
     void (*unload)(tern_module_ctx_t *m); /* optional: free what tern_set_data holds */
 } tern_module_t;
 
@@ -79,7 +79,8 @@ TERN_API void *tern_get_data(tern_module_ctx_t *m);
 TERN_API void tern_set_data(tern_module_ctx_t *m, void *data);
 
 /* Options (validated before load(); the name must be in the table). */
-TERN_API long long tern_opt_int(tern_module_ctx_t *m, const char *name); /* also BOOL, DURATION (ms), SIZE */
+TERN_API long long tern_opt_int(tern_module_ctx_t *m,
+                                const char *name); /* also BOOL, DURATION (ms), SIZE */
 TERN_API const char *tern_opt_str(tern_module_ctx_t *m, const char *name);
 TERN_API const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name);
 
@@ -95,8 +96,8 @@ TERN_API void tern_reply_error(tern_module_ctx_t *m, const tern_event_t *ev, con
  * the answer, or with NULL after timeout_ms.  Returns 0, or -1 and cb is
  * never called.  On unload, pending callbacks are dropped uncalled. */
 typedef void (*tern_iq_cb)(tern_module_ctx_t *m, tern_xml_t *reply, void *arg);
-TERN_API int tern_send_iq(tern_module_ctx_t *m, tern_xml_t *iq, long long timeout_ms,
-                          tern_iq_cb cb, void *arg);
+TERN_API int tern_send_iq(tern_module_ctx_t *m, tern_xml_t *iq, long long timeout_ms, tern_iq_cb cb,
+                          void *arg);
 
 /* Sessions. */
 TERN_API const tern_jid_t *tern_session_jid(const tern_session_t *s);
@@ -126,6 +127,6 @@ TERN_API void tern_log(tern_module_ctx_t *m, tern_log_level_t level, const char 
     __attribute__((format(printf, 3, 4)));
 TERN_API const char *tern_server_version(void);
 TERN_API int64_t tern_server_started_us(void); /* wall clock, microseconds */
-TERN_API int64_t tern_now_us(void); /* wall clock, microseconds */
+TERN_API int64_t tern_now_us(void);            /* wall clock, microseconds */
 
 #endif

@@ -10,12 +10,12 @@
 #define TERN_OPTIONS_H
 
 typedef enum {
-    TERN_OPT_BOOL = 1,   /* true / false */
-    TERN_OPT_INT,        /* integer within [min, max] when min < max */
-    TERN_OPT_STRING,     /* any scalar */
-    TERN_OPT_LIST,       /* sequence of scalars (or one scalar) */
-    TERN_OPT_DURATION,   /* seconds, or with suffix ms/s/m/h/d; read back in milliseconds */
-    TERN_OPT_SIZE        /* bytes, or with suffix K/M/G (KiB...); read back in bytes */
+    TERN_OPT_BOOL = 1, /* true / false */
+    TERN_OPT_INT,      /* integer within [min, max] when min < max */
+    TERN_OPT_STRING,   /* any scalar */
+    TERN_OPT_LIST,     /* sequence of scalars (or one scalar) */
+    TERN_OPT_DURATION, /* seconds, or with suffix ms/s/m/h/d; read back in milliseconds */
+    TERN_OPT_SIZE      /* bytes, or with suffix K/M/G (KiB...); read back in bytes */
 } tern_opt_type_t;
 
 typedef struct tern_option {

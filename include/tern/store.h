@@ -33,11 +33,11 @@ TERN_API int tern_kv_set(tern_store_t *st, const char *user, const char *data, s
 /* map.  set with data == NULL deletes the key. */
 TERN_API int tern_map_get(tern_store_t *st, const char *user, const char *key, tern_blob_t *out);
 TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, const char *data,
-                 size_t len);
+                          size_t len);
 /* Calls fn for each key of `user` in key order; fn returns non-zero to stop. */
 TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
-                     int (*fn)(void *ctx, const char *key, const char *data, size_t len),
-                     void *ctx);
+                              int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                              void *ctx);
 
 /* archive. */
 typedef struct tern_archive_item {
@@ -49,19 +49,19 @@ typedef struct tern_archive_item {
 } tern_archive_item_t;
 
 typedef struct tern_archive_query {
-    const char *with;      /* NULL = any */
-    int64_t start_us;      /* 0 = no lower bound (inclusive) */
-    int64_t end_us;        /* 0 = no upper bound (inclusive) */
-    const char *after_id;  /* items strictly after this id, NULL = none */
-    const char *before_id; /* items strictly before this id, NULL = none */
+    const char *with;       /* NULL = any */
+    int64_t start_us;       /* 0 = no lower bound (inclusive) */
+    int64_t end_us;         /* 0 = no upper bound (inclusive) */
+    const char *after_id;   /* items strictly after this id, NULL = none */
+    const char *before_id;  /* items strictly before this id, NULL = none */
     const char *const *ids; /* only these ids (NULL-terminated), NULL = all */
-    unsigned limit;        /* 0 = no limit */
-    int reverse;           /* newest first (for "last page" queries) */
+    unsigned limit;         /* 0 = no limit */
+    int reverse;            /* newest first (for "last page" queries) */
 } tern_archive_query_t;
 
 /* Append an item; `id` must be unique per (store, user).  `when_us` 0 = now. */
-TERN_API int tern_archive_append(tern_store_t *st, const char *user, const char *id, int64_t when_us,
-                        const char *with, const char *data, size_t len);
+TERN_API int tern_archive_append(tern_store_t *st, const char *user, const char *id,
+                                 int64_t when_us, const char *with, const char *data, size_t len);
 /* Calls fn for each matching item in order (oldest first, or newest first
  * with q->reverse).  Returns the number of items passed to fn, or -1.
  * Order is by time, then by order of append.  fn returning non-zero stops
@@ -69,12 +69,13 @@ TERN_API int tern_archive_append(tern_store_t *st, const char *user, const char 
  * after_id/before_id that is not in the archive makes the call return -1
  * (report item-not-found); unknown entries of `ids` are simply skipped. */
 TERN_API int tern_archive_query(tern_store_t *st, const char *user, const tern_archive_query_t *q,
-                       int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx);
+                                int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx);
 /* Number of items matching q (ignoring limit), or -1. */
 TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_archive_query_t *q);
 /* Delete matching items (ignoring limit/reverse); q NULL = all of user's.
  * Returns the number deleted, or -1. */
-TERN_API long tern_archive_delete(tern_store_t *st, const char *user, const tern_archive_query_t *q);
+TERN_API long tern_archive_delete(tern_store_t *st, const char *user,
+                                  const tern_archive_query_t *q);
 /* Delete items older than `before_us` for every user of this store. */
 TERN_API long tern_archive_expire(tern_store_t *st, int64_t before_us);
 

@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #define TERN_NS_CLIENT "jabber:client"
-#define TERN_NS_XML "http://www.w3.org/XML/1998/namespace"
+#define TERN_NS_XML    "http://www.w3.org/XML/1998/namespace"
 
 typedef struct tern_xml_attr {
     const char *name; /* "type", or "xml:lang"; other prefixed ones as "{ns}local" */

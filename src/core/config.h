@@ -17,13 +17,13 @@ typedef enum { CFG_SCALAR = 1, CFG_MAP, CFG_SEQ } cfg_type_t;
 typedef struct cfg_node cfg_node_t;
 struct cfg_node {
     cfg_type_t type;
-    const char *key;   /* key under which this node sits in its parent map, else NULL */
-    const char *value; /* scalar value, else NULL */
+    const char *key;             /* key under which this node sits in its parent map, else NULL */
+    const char *value;           /* scalar value, else NULL */
     cfg_node_t *children, *next; /* map entries / sequence items, in file order */
     const char *file;
-    unsigned line;   /* 1-based; for a map entry, the line of its key */
-    int is_null;     /* plain scalar "", "~" or "null": no value given */
-    void *mem;       /* root only: owner of the whole tree (NULL elsewhere) */
+    unsigned line; /* 1-based; for a map entry, the line of its key */
+    int is_null;   /* plain scalar "", "~" or "null": no value given */
+    void *mem;     /* root only: owner of the whole tree (NULL elsewhere) */
 };
 
 /* Error text buffer: "FILE:LINE: message". */
@@ -51,9 +51,9 @@ cfg_node_t *cfg_map_get(const cfg_node_t *map, const char *key);
 /* Typed option values (cfg_options.c). */
 typedef struct cfg_value {
     const tern_option_t *opt;
-    long long num;       /* BOOL 0/1, INT, DURATION (ms), SIZE (bytes) */
-    const char *str;     /* STRING */
-    const char **list;   /* LIST: NULL-terminated */
+    long long num;     /* BOOL 0/1, INT, DURATION (ms), SIZE (bytes) */
+    const char *str;   /* STRING */
+    const char **list; /* LIST: NULL-terminated */
     size_t list_len;
 } cfg_value_t;
 
@@ -61,7 +61,7 @@ typedef struct cfg_values {
     const tern_option_t *table; /* terminated by .name == NULL */
     cfg_value_t *values;        /* one per table row, same order */
     size_t count;
-    void *mem;                  /* owner of strings and lists */
+    void *mem; /* owner of strings and lists */
 } cfg_values_t;
 
 /* Check `node` (a map, or NULL for all defaults) against `table`: unknown
@@ -100,9 +100,9 @@ typedef struct cfg_module {
 } cfg_module_t;
 
 typedef struct cfg_host {
-    const char *name; /* prepared domain */
+    const char *name;              /* prepared domain */
     const char *certificate, *key; /* NULL = the global ones */
-    cfg_module_t *modules; /* global modules merged with the host's own */
+    cfg_module_t *modules;         /* global modules merged with the host's own */
     size_t n_modules;
 } cfg_host_t;
 
@@ -118,13 +118,13 @@ typedef struct tern_config {
     const char *config_dir; /* absolute folder of `path` */
     cfg_node_t *root;
 
-    const char *log_level; /* error | warn | info | debug */
-    const char *log_file;  /* NULL = stderr; else absolute (state_dir joined) */
-    const char *state_dir; /* absolute (config_dir joined when relative) */
-    const char *storage_path;  /* absolute (state_dir joined when relative) */
-    const char *module_path;   /* absolute (state_dir joined when relative) */
-    const char *admin_socket;  /* absolute */
-    const char **admins;       /* NULL-terminated bare JIDs */
+    const char *log_level;    /* error | warn | info | debug */
+    const char *log_file;     /* NULL = stderr; else absolute (state_dir joined) */
+    const char *state_dir;    /* absolute (config_dir joined when relative) */
+    const char *storage_path; /* absolute (state_dir joined when relative) */
+    const char *module_path;  /* absolute (state_dir joined when relative) */
+    const char *admin_socket; /* absolute */
+    const char **admins;      /* NULL-terminated bare JIDs */
 
     const char *certificate, *key; /* default TLS certificate chain and key (PEM);
                                       absolute, or NULL when not configured */
@@ -139,20 +139,20 @@ typedef struct tern_config {
     size_t n_components;
 
     /* limits */
-    long long max_stanza_size;    /* bytes, default 256 KiB */
-    long long c2s_idle_timeout_ms; /* default 300 s; whitespace ping sent at half */
-    long long handshake_timeout_ms; /* default 30 s until authenticated */
+    long long max_stanza_size;       /* bytes, default 256 KiB */
+    long long c2s_idle_timeout_ms;   /* default 300 s; whitespace ping sent at half */
+    long long handshake_timeout_ms;  /* default 30 s until authenticated */
     long long auth_failure_delay_ms; /* default 1000 */
     long long max_auth_failures;     /* per connection, default 3 */
 
     /* c2s */
-    int require_encryption; /* default true */
-    int allow_plain;        /* default false; never without TLS */
-    int legacy_session;     /* advertise optional <session/>, default true */
+    int require_encryption;     /* default true */
+    int allow_plain;            /* default false; never without TLS */
+    int legacy_session;         /* advertise optional <session/>, default true */
     int strict_channel_binding; /* RFC 5802 §6 'y' downgrade check, default true */
     cfg_conflict_t resource_conflict;
     long long scram_iterations; /* default 4096 */
-    void *mem; /* owner */
+    void *mem;                  /* owner */
 } tern_config_t;
 
 /* Load and check the whole configuration.  NULL and err on any error. */

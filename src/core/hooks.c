@@ -26,7 +26,7 @@ struct hooks {
     event_t *buckets[256];
 };
 
-#define BUCKET(hash) ((hash) & 255u)
+#define BUCKET(hash) ((hash)&255u)
 
 hooks_t *hooks_new(void)
 {

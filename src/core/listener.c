@@ -124,7 +124,8 @@ int listeners_start(struct event_base *base, const tern_config_t *cfg)
         const cfg_listener_t *cl = &cfg->listeners[i];
         const char *address = cl->address;
         evutil_socket_t fd = open_socket(address, cl->port);
-        if (fd < 0 && strcmp(address, "::") == 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
+        if (fd < 0 && strcmp(address, "::") == 0 &&
+            (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
             log_warn("no IPv6 on this machine: %s listens on 0.0.0.0:%d", kind_name(cl->kind),
                      cl->port);
             address = "0.0.0.0";

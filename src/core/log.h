@@ -18,8 +18,8 @@ void log_msg(tern_log_level_t level, const char *fmt, ...) __attribute__((format
 void log_vmsg(tern_log_level_t level, const char *prefix, const char *fmt, va_list ap);
 
 #define log_error(...) log_msg(TERN_LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(TERN_LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(TERN_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(TERN_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(TERN_LOG_INFO, __VA_ARGS__)
 #define log_debug(...)                                                                             \
     do {                                                                                           \
         if (log_enabled(TERN_LOG_DEBUG))                                                           \

@@ -24,11 +24,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ternd [-c CONFIG] [--check-config] [--version]\n"
-               "  -c, --config FILE   configuration file (default %s/tern.yml)\n"
-               "      --check-config  check the configuration and modules, then exit\n"
-               "  -V, --version       print the version\n",
-               TERN_SYSCONFDIR);
+    fprintf(f,
+            "usage: ternd [-c CONFIG] [--check-config] [--version]\n"
+            "  -c, --config FILE   configuration file (default %s/tern.yml)\n"
+            "      --check-config  check the configuration and modules, then exit\n"
+            "  -V, --version       print the version\n",
+            TERN_SYSCONFDIR);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -182,8 +182,8 @@ static void default_to_bare(host_t *h, stanza_kind_t kind, tern_event_t *ev)
     const char *type = stanza_type(st);
     if (!account_exists(h, ev->to)) {
         /* RFC 6121 §8.5.1: no such user. */
-        if (kind != STANZA_PRESENCE && !(kind == STANZA_IQ && !is_type(type, "get") &&
-                                         !is_type(type, "set")))
+        if (kind != STANZA_PRESENCE &&
+            !(kind == STANZA_IQ && !is_type(type, "get") && !is_type(type, "set")))
             router_bounce(st, "cancel", "service-unavailable", NULL);
         return;
     }
@@ -308,7 +308,8 @@ static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to)
         if (link->ctx)
             link->fn(link->ctx, stanza);
         else
-            router_bounce(stanza, "cancel", "service-unavailable", "the component is not connected");
+            router_bounce(stanza, "cancel", "service-unavailable",
+                          "the component is not connected");
         return;
     }
     if (remote_fn && remote_fn(stanza, to) == 0)

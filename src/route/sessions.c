@@ -66,8 +66,8 @@ static void random_resource(char *buf, size_t len)
     buf[n] = '\0';
 }
 
-int sessions_bind(tern_session_t *s, const char *local, const char *resource,
-                  cfg_conflict_t policy, const char **error_r)
+int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
+                  const char **error_r)
 {
     char generated[16];
     if (!resource || !*resource) {

@@ -22,8 +22,8 @@ struct tern_session {
     struct host *host;
     user_sessions_t *user;
     tern_session_t *next_of_user;
-    int available; /* sent initial presence and not unavailable since */
-    int priority;  /* RFC 6121 §4.7.2.3, from the last broadcast presence */
+    int available;  /* sent initial presence and not unavailable since */
+    int priority;   /* RFC 6121 §4.7.2.3, from the last broadcast presence */
     int interested; /* requested the roster (RFC 6121 §2.1.6) */
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
@@ -43,8 +43,8 @@ void sessions_free_all(void);
  * resource NULL = generate one.  On a conflict, policy kick-old closes the
  * older session with <conflict/>; refuse returns -1 with *error_r "conflict".
  * Other errors: "bad-request" (bad resource), "internal-server-error". */
-int sessions_bind(tern_session_t *s, const char *local, const char *resource,
-                  cfg_conflict_t policy, const char **error_r);
+int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
+                  const char **error_r);
 /* Remove from the tables and free s->jid (the caller frees s). */
 void sessions_unbind(tern_session_t *s);
 

@@ -51,7 +51,6 @@ size_t tls_cb_server_end_point(SSL *ssl, unsigned char *out, size_t outlen);
  * valid for `days`; used by contrib/quickstart.sh via `ternctl cert` and by
  * tests.  0 or -1.  (The implementation uses P-256; the key file is mode
  * 0600; on -1, errno or the OpenSSL error queue says why.) */
-int tls_make_self_signed(const char *host, const char *cert_path, const char *key_path,
-                         int days);
+int tls_make_self_signed(const char *host, const char *cert_path, const char *key_path, int days);
 
 #endif

@@ -288,8 +288,8 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     s->session.close = close_session;
     s->session.conn = s->conn;
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
-        tern_xml_t *err = stanza_error_reply(iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify",
-                                             error, NULL);
+        tern_xml_t *err = stanza_error_reply(
+            iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify", error, NULL);
         if (err) {
             tern_xml_del_attr(err, "to");
             tern_xml_del_attr(err, "from");
@@ -343,8 +343,9 @@ static int valid_type(stanza_kind_t kind, const char *type)
                                            "subscribed", "unsubscribe", "unsubscribed",
                                            "probe",      "error",       NULL};
     static const char *const iq[] = {"get", "set", "result", "error", NULL};
-    const char *const *list = kind == STANZA_MESSAGE ? message : kind == STANZA_PRESENCE ? presence
-                                                                                          : iq;
+    const char *const *list = kind == STANZA_MESSAGE    ? message
+                              : kind == STANZA_PRESENCE ? presence
+                                                        : iq;
     if (kind == STANZA_PRESENCE && strcmp(type, "available") == 0)
         return 0; /* "available" is the absence of a type, not a value */
     for (size_t i = 0; list[i]; i++)
@@ -394,8 +395,7 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
         const char *type = type_attr;
         int request = strcmp(type, "get") == 0 || strcmp(type, "set") == 0;
         tern_xml_t *payload = tern_xml_first_element(st);
-        if (!tern_xml_attr(st, "id") ||
-            (request && (!payload || tern_xml_next_element(payload)))) {
+        if (!tern_xml_attr(st, "id") || (request && (!payload || tern_xml_next_element(payload)))) {
             reply_error(s, st, "modify", "bad-request"); /* RFC 6120 §8.2.3 */
             return;
         }
@@ -436,7 +436,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         return;
     }
     if (s->state == C2S_AUTHED) {
-        tern_xml_t *bind = stanza_kind(st) == STANZA_IQ ? tern_xml_child(st, "bind", NS_BIND) : NULL;
+        tern_xml_t *bind =
+            stanza_kind(st) == STANZA_IQ ? tern_xml_child(st, "bind", NS_BIND) : NULL;
         const char *type = tern_xml_attr(st, "type");
         if (bind && type && strcmp(type, "set") == 0 && tern_xml_attr(st, "id"))
             handle_bind(s, st, bind);
@@ -517,11 +518,10 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         }
         s->tls = 1;
     }
-    xml_stream_limits_t limits = {.max_stanza_bytes = (size_t)server.cfg->max_stanza_size,
-                                  .max_depth = 64,
-                                  .max_attrs = 64};
-    s->conn = conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits,
-                       server.cfg->c2s_idle_timeout_ms);
+    xml_stream_limits_t limits = {
+        .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    s->conn =
+        conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {
         free(s);
         return;

@@ -32,8 +32,8 @@ static void send_header(conn_t *c)
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8]);
     char buf[512];
     snprintf(buf, sizeof(buf),
-             "<?xml version='1.0'?><stream:stream xmlns='" NS_COMPONENT
-             "' xmlns:stream='" NS_STREAM "' id='%s'%s%s%s>",
+             "<?xml version='1.0'?><stream:stream xmlns='" NS_COMPONENT "' xmlns:stream='" NS_STREAM
+             "' id='%s'%s%s%s>",
              k->stream_id, k->domain ? " from='" : "", k->domain ? k->domain : "",
              k->domain ? "'" : "");
     conn_write_str(c, buf);
@@ -110,7 +110,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
 {
     component_t *k = c->data;
     if (!k->attached) {
-        if (!k->secret || !tern_xml_is(st, "handshake", TERN_NS_CLIENT) || !handshake_ok(k, tern_xml_text(st))) {
+        if (!k->secret || !tern_xml_is(st, "handshake", TERN_NS_CLIENT) ||
+            !handshake_ok(k, tern_xml_text(st))) {
             log_info("component %s: handshake for %s refused", c->peer, k->domain);
             conn_stream_error(c, "not-authorized", NULL);
             return;
@@ -179,9 +180,8 @@ void component_accept(evutil_socket_t fd, const char *peer)
         evutil_closesocket(fd);
         return;
     }
-    xml_stream_limits_t limits = {.max_stanza_bytes = (size_t)server.cfg->max_stanza_size,
-                                  .max_depth = 64,
-                                  .max_attrs = 64};
+    xml_stream_limits_t limits = {
+        .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
     k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits, 0);
     if (!k->conn) {
         free(k);

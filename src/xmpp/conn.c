@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "xmpp/stanza.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK     16384
 #define CLOSE_GRACE_MS 2000
 
 static conn_t *all_conns;
@@ -314,8 +314,9 @@ static void begin_tls(conn_t *c)
         log_info("c2s %s: %zu bytes pipelined after <starttls/> discarded", c->peer, junk);
         evbuffer_drain(in, junk);
     }
-    struct bufferevent *tls = bufferevent_openssl_filter_new(
-        bufferevent_get_base(c->bev), c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tls =
+        bufferevent_openssl_filter_new(bufferevent_get_base(c->bev), c->bev, ssl,
+                                       BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     xml_stream_free(&c->xs);
     c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
     if (!tls || !c->xs) {

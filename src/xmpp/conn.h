@@ -24,7 +24,7 @@ typedef struct conn_ops {
     const char *kind; /* "c2s", "component": for logs */
     void (*on_open)(conn_t *c, const char *name, const char *ns, const char **attrs);
     void (*on_stanza)(conn_t *c, tern_xml_t *stanza); /* borrowed */
-    void (*on_idle)(conn_t *c);  /* no input for half the idle timeout */
+    void (*on_idle)(conn_t *c);                       /* no input for half the idle timeout */
     /* The stream is ending (either side): stop routing to it.  Runs once,
      * before the last bytes are flushed. */
     void (*on_closing)(conn_t *c);
@@ -43,8 +43,8 @@ struct conn {
     const char *stream_ns; /* namespace of stanzas on this stream */
     char peer[64];         /* "1.2.3.4:5678" / "[::1]:5678" */
     int header_sent;
-    int closing;      /* no more input is processed */
-    int dying;        /* the free is scheduled */
+    int closing; /* no more input is processed */
+    int dying;   /* the free is scheduled */
     int idle_strikes;
     SSL *starttls_ssl; /* TLS to start once the current input is processed */
     long long idle_ms;

@@ -90,8 +90,8 @@ sasl_t *sasl_start(const sasl_params_t *p, const char *mech, const char **failur
     for (size_t i = 0; offered[i]; i++)
         ok |= strcmp(offered[i], mech) == 0;
     if (!ok) {
-        *failure_r = strcmp(mech, "PLAIN") == 0 && !p->ssl ? "encryption-required"
-                                                            : "invalid-mechanism";
+        *failure_r =
+            strcmp(mech, "PLAIN") == 0 && !p->ssl ? "encryption-required" : "invalid-mechanism";
         return NULL;
     }
     sasl_t *s = calloc(1, sizeof(*s));

@@ -6,14 +6,14 @@
 
 #include <tern/xml.h>
 
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
-#define NS_STREAM "http://etherx.jabber.org/streams"
-#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
+#define NS_STANZAS   "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_STREAMS   "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_STREAM    "http://etherx.jabber.org/streams"
+#define NS_TLS       "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL      "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND      "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION   "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_SASL_CB   "urn:xmpp:sasl-cb:0"
 #define NS_COMPONENT "jabber:component:accept"
 
 typedef enum { STANZA_OTHER = 0, STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;

@@ -179,7 +179,8 @@ int main(void)
 
     /* iq to a missing resource: service-unavailable back to the sender. */
     send(romeo, NULL, "iq", "get", "juliet@example.com/gone", "jabber:iq:version");
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     CHECK(romeo->n && strcmp(tern_xml_attr(romeo->got[0], "from"), "juliet@example.com/gone") == 0);
     fake_reset(romeo);
 
@@ -193,7 +194,8 @@ int main(void)
     j2->s.priority = -2;
     send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
     CHECK(j1->n == 0 && j2->n == 0);
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     fake_reset(romeo);
 
     /* With a message/offline handler, the module takes it instead. */
@@ -209,12 +211,14 @@ int main(void)
 
     /* Groupchat to a bare JID: error. */
     send(romeo, NULL, "message", "groupchat", "juliet@example.com", NULL);
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     fake_reset(romeo);
 
     /* No such account: messages and iqs bounce, presence is dropped. */
     send(romeo, NULL, "message", "chat", "tybalt@example.com", NULL);
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     fake_reset(romeo);
     send(romeo, NULL, "presence", "subscribe", "tybalt@example.com", NULL);
     CHECK(romeo->n == 0);
@@ -238,7 +242,8 @@ int main(void)
 
     /* iq to the server without a handler: service-unavailable. */
     send(romeo, NULL, "iq", "get", "example.com", "urn:xmpp:ping");
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     CHECK(romeo->n && strcmp(tern_xml_attr(romeo->got[0], "from"), "example.com") == 0);
     fake_reset(romeo);
 
@@ -264,7 +269,8 @@ int main(void)
 
     /* A malformed 'to' gets jid-malformed. */
     send(romeo, NULL, "message", "chat", "juliet@@example.com", NULL);
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "jid-malformed") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "jid-malformed") == 0);
     fake_reset(romeo);
 
     /* Remote domains without federation: remote-server-not-found. */
@@ -280,7 +286,8 @@ int main(void)
     /* Components: declared but away bounces; attached receives. */
     CHECK(router_component_declare("muc.example.com") == 0);
     send(romeo, NULL, "message", "groupchat", "room@muc.example.com", NULL);
-    CHECK(romeo->n == 1 && romeo->n && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    CHECK(romeo->n == 1 && romeo->n &&
+          strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
     fake_reset(romeo);
     int ctx = 0;
     CHECK(router_component_attach("muc.example.com", component_deliver, &ctx) == 0);
