@@ -49,6 +49,21 @@ for t in test_xml test_jid test_scram test_store test_config test_router test_tl
     count "$log/$t.log"
 done
 
+# Style: clang-format with the repository's .clang-format, and cppcheck.
+cd "$top"
+sources=$(git ls-files '*.c' '*.h' 2>/dev/null || find src modules include tests -name '*.[ch]')
+if clang-format --dry-run -Werror $sources >"$log/format.log" 2>&1; then
+    echo "lint clang-format: ok"; passed=$((passed + 1))
+else
+    echo "lint clang-format: FAILED"; head -n 20 "$log/format.log"; failed=$((failed + 1))
+fi
+if cppcheck -q --error-exitcode=1 --enable=warning,performance,portability -Iinclude -Isrc \
+    --suppress=missingIncludeSystem src modules tests/unit >"$log/cppcheck.log" 2>&1; then
+    echo "lint cppcheck: ok"; passed=$((passed + 1))
+else
+    echo "lint cppcheck: FAILED"; head -n 20 "$log/cppcheck.log"; failed=$((failed + 1))
+fi
+
 export TERND="$build/ternd" TERNCTL="$build/ternctl" TERN_MODULES="$build/modules/.libs"
 if /usr/bin/python3 "$top/tests/integration/run.py" >"$log/integration.log" 2>&1; then
     echo "integration: $(grep -E '^[0-9]+ passed' "$log/integration.log" | tail -n 1)"
