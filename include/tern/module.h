@@ -20,6 +20,13 @@
  *   message/offline   a message for an account with no available resource;
  *   session/bound  session/closed  session/idle  user/created  user/deleted
  *   server/started  server/stopping
+ *   stream-features/unauth  stream-features/auth
+ *       ev->stanza is the <stream:features/> being built (before and after
+ *       SASL): handlers add children;
+ *   iq-get/unauth/NS:NAME  iq-set/unauth/NS:NAME
+ *       an iq from a client that has not logged in yet (in-band
+ *       registration); ev->from is NULL, answer with tern_session_send on
+ *       ev->origin, which has no JID.
  * Handlers run highest priority first; the first that returns
  * TERN_HANDLED stops the chain.  Unhandled stanzas get the RFC 6120 §10 /
  * RFC 6121 §8 default (delivery or an error bounce).
@@ -109,6 +116,38 @@ TERN_API tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *ful
 TERN_API uint64_t tern_session_serial(const tern_session_t *s);
 TERN_API void tern_session_close(tern_session_t *s, const char *stream_error);
 TERN_API int tern_user_exists(tern_module_ctx_t *m, const char *local);
+/* The bound sessions of local@host (this module's host): first, then next
+ * until NULL.  Do not close sessions while walking the list. */
+TERN_API tern_session_t *tern_user_first_session(tern_module_ctx_t *m, const char *local);
+TERN_API tern_session_t *tern_session_next(const tern_session_t *s);
+/* Whether the client sent available presence (RFC 6121 §4.2) and its priority. */
+TERN_API int tern_session_available(const tern_session_t *s);
+TERN_API int tern_session_priority(const tern_session_t *s);
+/* Hand a stanza to this session as it is, without routing. */
+TERN_API void tern_session_send(tern_session_t *s, tern_xml_t *stanza);
+/* Per-module data on a session; free_fn (may be NULL) runs when the
+ * session ends or the value is replaced. */
+TERN_API void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m);
+TERN_API void tern_session_set(tern_session_t *s, tern_module_ctx_t *m, void *data,
+                               void (*free_fn)(void *));
+
+/* Accounts on this module's host.  Passwords become SCRAM keys at once.
+ * 0, or -1 with *error_r: "invalid username", "account exists", "no such
+ * account", "invalid password", "storage error". */
+TERN_API int tern_account_create(tern_module_ctx_t *m, const char *local, const char *password,
+                                 const char **error_r);
+TERN_API int tern_account_passwd(tern_module_ctx_t *m, const char *local, const char *password,
+                                 const char **error_r);
+/* Delete the account and all its data, close its sessions, fire user/deleted. */
+TERN_API int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r);
+/* 1 when `password` is the account's password, else 0. */
+TERN_API int tern_account_check_password(tern_module_ctx_t *m, const char *local,
+                                         const char *password);
+
+/* Services modules offer each other on one host: a module provides a named
+ * table of functions; a module that lists it in .depends gets the table. */
+TERN_API int tern_provide(tern_module_ctx_t *m, const char *name, const void *api);
+TERN_API const void *tern_require(tern_module_ctx_t *m, const char *name);
 
 /* Storage of this module on this host. */
 typedef enum { TERN_STORE_KV = 1, TERN_STORE_MAP = 2, TERN_STORE_ARCHIVE = 3 } tern_store_kind_t;

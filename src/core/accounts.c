@@ -129,3 +129,15 @@ int accounts_delete(store_db_t *db, const char *host, const char *user, const ch
     free(local);
     return ret;
 }
+
+int accounts_check_password(store_db_t *db, const char *host, const char *user,
+                            const char *password)
+{
+    scram_cred_t stored, given;
+    int ok = store_account_get_cred(db, host, user, SCRAM_SHA256, &stored) == 0 &&
+             scram_derive(SCRAM_SHA256, password, stored.salt, stored.salt_len, stored.iterations,
+                          &given) == 0 &&
+             CRYPTO_memcmp(given.stored_key, stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
+    OPENSSL_cleanse(&given, sizeof(given));
+    return ok;
+}

@@ -17,6 +17,10 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
                  unsigned iterations, const char **error_r);
 int accounts_passwd(store_db_t *db, const char *host, const char *user, const char *password,
                     unsigned iterations, const char **error_r);
+/* 1 when `password` matches the stored keys of the prepared `user`, else 0.
+ * Costs one key derivation (PBKDF2 with the stored iteration count). */
+int accounts_check_password(store_db_t *db, const char *host, const char *user,
+                            const char *password);
 int accounts_delete(store_db_t *db, const char *host, const char *user, const char **error_r);
 
 #endif

@@ -8,6 +8,7 @@
 #include "core/module_api.h"
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #include "core/hashmap.h"
 #include "core/log.h"
+#include "core/accounts.h"
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/router.h"
@@ -332,6 +334,129 @@ int tern_user_exists(tern_module_ctx_t *m, const char *local)
 tern_store_t *tern_store(tern_module_ctx_t *m, const char *name, tern_store_kind_t kind)
 {
     return server.db ? store_get(server.db, m->host->name, name, (store_kind_t)kind) : NULL;
+}
+
+tern_session_t *tern_user_first_session(tern_module_ctx_t *m, const char *local)
+{
+    char bare[2048];
+    snprintf(bare, sizeof(bare), "%s@%s", local, m->host->name);
+    user_sessions_t *u = sessions_find_bare(bare);
+    return u ? u->first : NULL;
+}
+
+tern_session_t *tern_session_next(const tern_session_t *s)
+{
+    return s->next_of_user;
+}
+
+int tern_session_available(const tern_session_t *s)
+{
+    return s->available;
+}
+
+int tern_session_priority(const tern_session_t *s)
+{
+    return s->priority;
+}
+
+void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
+{
+    s->deliver(s, stanza);
+}
+
+void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m)
+{
+    return sessions_slot_get(s, m);
+}
+
+void tern_session_set(tern_session_t *s, tern_module_ctx_t *m, void *data, void (*free_fn)(void *))
+{
+    if (sessions_slot_set(s, m, data, free_fn) < 0 && free_fn && data)
+        free_fn(data);
+}
+
+int tern_account_create(tern_module_ctx_t *m, const char *local, const char *password,
+                        const char **error_r)
+{
+    const char *why = "storage error";
+    int rc = server.db ? accounts_add(server.db, m->host->name, local, password,
+                                      (unsigned)server.cfg->scram_iterations, &why)
+                       : -1;
+    if (rc < 0) {
+        if (error_r)
+            *error_r = why;
+        return -1;
+    }
+    char *user = tern_jid_prep_local(local);
+    tern_event_t ev = {.user = user};
+    if (user)
+        hooks_fire(m->host->hooks, "user/created", &ev);
+    free(user);
+    return 0;
+}
+
+int tern_account_passwd(tern_module_ctx_t *m, const char *local, const char *password,
+                        const char **error_r)
+{
+    const char *why = "storage error";
+    if (!server.db || accounts_passwd(server.db, m->host->name, local, password,
+                                      (unsigned)server.cfg->scram_iterations, &why) < 0) {
+        if (error_r)
+            *error_r = why;
+        return -1;
+    }
+    return 0;
+}
+
+int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r)
+{
+    char *user = tern_jid_prep_local(local);
+    if (!user) {
+        if (error_r)
+            *error_r = "invalid username";
+        return -1;
+    }
+    const char *why = "storage error";
+    server_kick_user(m->host->name, user, "not-authorized");
+    if (!server.db || accounts_delete(server.db, m->host->name, user, &why) < 0) {
+        if (error_r)
+            *error_r = why;
+        free(user);
+        return -1;
+    }
+    tern_event_t ev = {.user = user};
+    hooks_fire(m->host->hooks, "user/deleted", &ev);
+    free(user);
+    return 0;
+}
+
+int tern_account_check_password(tern_module_ctx_t *m, const char *local, const char *password)
+{
+    char *user = tern_jid_prep_local(local);
+    int ok = user && server.db && accounts_check_password(server.db, m->host->name, user, password);
+    free(user);
+    return ok;
+}
+
+int tern_provide(tern_module_ctx_t *m, const char *name, const void *api)
+{
+    service_t *sv = calloc(1, sizeof(*sv));
+    if (!sv)
+        return -1;
+    sv->owner = m;
+    sv->name = name;
+    sv->api = api;
+    sv->next = m->host->services;
+    m->host->services = sv;
+    return 0;
+}
+
+const void *tern_require(tern_module_ctx_t *m, const char *name)
+{
+    for (service_t *sv = m->host->services; sv; sv = sv->next)
+        if (strcmp(sv->name, name) == 0)
+            return sv->api;
+    return NULL;
 }
 
 static void timer_fire(evutil_socket_t fd, short what, void *arg)

@@ -16,6 +16,7 @@
 #include "core/hashmap.h"
 #include "core/log.h"
 #include "core/module_api.h"
+#include "route/sessions.h"
 
 static hashmap_t *hosts_by_name;
 static host_t **host_list;
@@ -162,6 +163,17 @@ void module_unload(tern_module_ctx_t *m)
             p = &(*p)->next;
         }
     }
+    service_t **sp = &m->host->services;
+    while (*sp) {
+        if ((*sp)->owner == m) {
+            service_t *dead = *sp;
+            *sp = dead->next;
+            free(dead);
+        } else {
+            sp = &(*sp)->next;
+        }
+    }
+    sessions_drop_owner(m);
     cfg_values_clear(&m->values);
     /* Under sanitizers keep the code mapped so leak reports can name it. */
 #ifndef TERN_KEEP_MODULES_MAPPED

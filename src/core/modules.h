@@ -35,12 +35,20 @@ typedef struct disco_item {
     tern_xml_t *form;                   /* XEP-0128 form, or NULL */
 } disco_item_t;
 
+typedef struct service {
+    struct service *next;
+    tern_module_ctx_t *owner;
+    const char *name;
+    const void *api;
+} service_t;
+
 struct host {
     const char *name;
     tern_jid_t *jid;
     hooks_t *hooks;
     tern_module_ctx_t *modules;
     disco_item_t *disco;
+    service_t *services;
 };
 
 /* Create hosts from the config and load their modules.  0, or -1 with err. */

@@ -13,6 +13,13 @@
 #include "core/log.h"
 #include "core/modules.h"
 
+typedef struct session_slot {
+    struct session_slot *next;
+    const tern_module_ctx_t *owner;
+    void *data;
+    void (*free_fn)(void *);
+} session_slot_t;
+
 static hashmap_t *by_full;
 static hashmap_t *by_bare;
 
@@ -140,5 +147,70 @@ void sessions_unbind(tern_session_t *s)
     }
     s->user = NULL;
     s->next_of_user = NULL;
+    sessions_free_slots(s);
     tern_jid_free(&s->jid);
+}
+
+void *sessions_slot_get(const tern_session_t *s, const tern_module_ctx_t *owner)
+{
+    for (const session_slot_t *sl = s->slots; sl; sl = sl->next)
+        if (sl->owner == owner)
+            return sl->data;
+    return NULL;
+}
+
+int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *data,
+                      void (*free_fn)(void *))
+{
+    session_slot_t *sl = s->slots;
+    while (sl && sl->owner != owner)
+        sl = sl->next;
+    if (!sl) {
+        sl = calloc(1, sizeof(*sl));
+        if (!sl)
+            return -1;
+        sl->owner = owner;
+        sl->next = s->slots;
+        s->slots = sl;
+    } else if (sl->free_fn && sl->data && sl->data != data) {
+        sl->free_fn(sl->data);
+    }
+    sl->data = data;
+    sl->free_fn = free_fn;
+    return 0;
+}
+
+void sessions_free_slots(tern_session_t *s)
+{
+    while (s->slots) {
+        session_slot_t *sl = s->slots;
+        s->slots = sl->next;
+        if (sl->free_fn && sl->data)
+            sl->free_fn(sl->data);
+        free(sl);
+    }
+}
+
+static int drop_owner(void *ctx, const char *key, void *value)
+{
+    tern_session_t *s = value;
+    session_slot_t **p = &s->slots;
+    while (*p) {
+        session_slot_t *sl = *p;
+        if (sl->owner == ctx) {
+            *p = sl->next;
+            if (sl->free_fn && sl->data)
+                sl->free_fn(sl->data);
+            free(sl);
+        } else {
+            p = &sl->next;
+        }
+    }
+    return 0;
+}
+
+void sessions_drop_owner(const tern_module_ctx_t *owner)
+{
+    if (by_full)
+        hashmap_foreach(by_full, drop_owner, (void *)owner);
 }

@@ -22,9 +22,10 @@ struct tern_session {
     struct host *host;
     user_sessions_t *user;
     tern_session_t *next_of_user;
-    int available;  /* sent initial presence and not unavailable since */
-    int priority;   /* RFC 6121 §4.7.2.3, from the last broadcast presence */
-    int interested; /* requested the roster (RFC 6121 §2.1.6) */
+    int available;              /* sent initial presence and not unavailable since */
+    int priority;               /* RFC 6121 §4.7.2.3, from the last broadcast presence */
+    int interested;             /* requested the roster (RFC 6121 §2.1.6) */
+    struct session_slot *slots; /* per-module data */
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
     void *conn; /* owner's connection */
@@ -47,6 +48,14 @@ int sessions_bind(tern_session_t *s, const char *local, const char *resource, cf
                   const char **error_r);
 /* Remove from the tables and free s->jid (the caller frees s). */
 void sessions_unbind(tern_session_t *s);
+
+/* Free every module slot of s (when the session ends). */
+void sessions_free_slots(tern_session_t *s);
+/* Free the slots `owner` set on any session (module unload). */
+void sessions_drop_owner(const tern_module_ctx_t *owner);
+void *sessions_slot_get(const tern_session_t *s, const tern_module_ctx_t *owner);
+int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *data,
+                      void (*free_fn)(void *));
 
 tern_session_t *sessions_find_full(const char *full);
 user_sessions_t *sessions_find_bare(const char *bare);

@@ -71,6 +71,20 @@ static sasl_params_t sasl_params(c2s_t *s)
     return p;
 }
 
+/* Let modules add stream features (registration, roster versioning...). */
+static void add_module_features(c2s_t *s, struct evbuffer *out)
+{
+    tern_xml_t *features = tern_xml_new("features", NS_STREAM);
+    if (!features)
+        return;
+    tern_event_t ev = {.stanza = features, .to = s->host->jid};
+    hooks_fire(s->host->hooks,
+               s->state == C2S_NEW ? "stream-features/unauth" : "stream-features/auth", &ev);
+    for (tern_xml_t *f = tern_xml_first_element(features); f; f = tern_xml_next_element(f))
+        xml_serialize(f, TERN_NS_CLIENT, out);
+    tern_xml_unref(features);
+}
+
 static void send_features(c2s_t *s)
 {
     conn_t *c = s->conn;
@@ -105,6 +119,8 @@ static void send_features(c2s_t *s)
         if (server.cfg->legacy_session)
             evbuffer_add_printf(out, "<session xmlns='" NS_SESSION "'><optional/></session>");
     }
+    if (s->tls || !server.cfg->require_encryption)
+        add_module_features(s, out);
     evbuffer_add_printf(out, "</stream:features>");
     size_t len = evbuffer_get_length(out);
     conn_write(c, (const char *)evbuffer_pullup(out, -1), len);
@@ -419,6 +435,29 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
     router_route(st, &s->session);
 }
 
+/* XEP-0077 §3: before logging in, a client may talk to the server about
+ * registration; modules answer "iq-TYPE/unauth/NS:NAME" events. */
+static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
+{
+    const char *type = tern_xml_attr(st, "type");
+    tern_xml_t *payload = tern_xml_first_element(st);
+    int get = type && strcmp(type, "get") == 0, set = type && strcmp(type, "set") == 0;
+    if (!(get || set) || !payload || !payload->ns || tern_xml_next_element(payload) ||
+        !tern_xml_attr(st, "id")) {
+        reply_error(s, st, "modify", "bad-request");
+        return;
+    }
+    tern_xml_del_attr(st, "from");
+    s->session.host = s->host;
+    s->session.deliver = deliver;
+    s->session.close = close_session;
+    s->session.conn = s->conn;
+    tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
+    const char *parts[4] = {get ? "iq-get" : "iq-set", "unauth", payload->ns, payload->name};
+    if (hooks_fire_parts(s->host->hooks, parts, 4, "//:", &ev) != TERN_HANDLED)
+        reply_error(s, st, "cancel", "service-unavailable");
+}
+
 static void on_stanza(conn_t *c, tern_xml_t *st)
 {
     c2s_t *s = c->data;
@@ -431,6 +470,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
             handle_starttls(s);
         else if (st->ns && strcmp(st->ns, NS_SASL) == 0)
             handle_sasl(s, st);
+        else if (stanza_kind(st) == STANZA_IQ && (s->tls || !server.cfg->require_encryption))
+            handle_unauth_iq(s, st);
         else
             conn_stream_error(c, "not-authorized", NULL); /* RFC 6120 §6.4.2 */
         return;

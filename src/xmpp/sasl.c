@@ -8,6 +8,7 @@
 #include <string.h>
 #include <tern/jid.h>
 
+#include "core/accounts.h"
 #include "tls/tls.h"
 #include "xmpp/scram.h"
 
@@ -159,13 +160,7 @@ static sasl_status_t plain_step(sasl_t *s, const unsigned char *msg, size_t len,
         return SASL_FAILURE;
     }
     char *user = tern_jid_prep_local(parts[1]);
-    scram_cred_t stored, given;
-    int ok = user && store_account_get_cred(s->p.db, s->p.host, user, SCRAM_SHA256, &stored) == 0 &&
-             scram_derive(SCRAM_SHA256, parts[2], stored.salt, stored.salt_len, stored.iterations,
-                          &given) == 0 &&
-             CRYPTO_memcmp(given.stored_key, stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
-    OPENSSL_cleanse(&given, sizeof(given));
-    if (!ok) {
+    if (!user || !accounts_check_password(s->p.db, s->p.host, user, parts[2])) {
         free(user);
         *failure_r = "not-authorized";
         return SASL_FAILURE;

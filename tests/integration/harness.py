@@ -33,9 +33,11 @@ import time
 import xml.etree.ElementTree as ET
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TERND = os.environ.get("TERND", os.path.join(TOP, "build/asan/ternd"))
-TERNCTL = os.environ.get("TERNCTL", os.path.join(TOP, "build/asan/ternctl"))
-TERN_MODULES = os.environ.get("TERN_MODULES", os.path.join(TOP, "build/asan/modules/.libs"))
+# Relative paths are taken relative to the current directory, as a shell would.
+TERND = os.path.abspath(os.environ.get("TERND", os.path.join(TOP, "build/asan/ternd")))
+TERNCTL = os.path.abspath(os.environ.get("TERNCTL", os.path.join(TOP, "build/asan/ternctl")))
+TERN_MODULES = os.path.abspath(os.environ.get("TERN_MODULES",
+                                              os.path.join(TOP, "build/asan/modules/.libs")))
 
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
@@ -222,7 +224,7 @@ class Server:
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen([TERND, "-c", self.conf_path], stdin=subprocess.DEVNULL,
                                      stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env=sanitizer_env())
+                                     env=sanitizer_env(), preexec_fn=_die_with_parent)
         self.started_at = time.time()
         deadline = time.monotonic() + T_START
         pending = [self.c2s_port, self.tls_port, self.component_port]
@@ -311,6 +313,16 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop(check=exc[0] is None)
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies (Linux prctl),
+    so that an aborted run leaves no ternd behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def sanitizer_env():
