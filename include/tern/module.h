@@ -123,6 +123,8 @@ TERN_API tern_session_t *tern_session_next(const tern_session_t *s);
 /* Whether the client sent available presence (RFC 6121 §4.2) and its priority. */
 TERN_API int tern_session_available(const tern_session_t *s);
 TERN_API int tern_session_priority(const tern_session_t *s);
+/* The client's address ("192.0.2.1", "2001:db8::1"), for logs and limits. */
+TERN_API const char *tern_session_peer_ip(const tern_session_t *s);
 /* Hand a stanza to this session as it is, without routing. */
 TERN_API void tern_session_send(tern_session_t *s, tern_xml_t *stanza);
 /* Per-module data on a session; free_fn (may be NULL) runs when the

@@ -359,6 +359,11 @@ int tern_session_priority(const tern_session_t *s)
     return s->priority;
 }
 
+const char *tern_session_peer_ip(const tern_session_t *s)
+{
+    return s->peer_ip;
+}
+
 void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
 {
     s->deliver(s, stanza);

@@ -29,6 +29,7 @@ struct tern_session {
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
     void *conn; /* owner's connection */
+    char peer_ip[48];
 };
 
 struct user_sessions {

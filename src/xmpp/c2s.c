@@ -567,6 +567,14 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         free(s);
         return;
     }
+    /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (peer[0] == '[' && n >= 2) {
+        peer++;
+        n -= 2;
+    }
+    snprintf(s->session.peer_ip, sizeof(s->session.peer_ip), "%.*s", (int)n, peer);
     s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
     s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
     long long ms = server.cfg->handshake_timeout_ms;
