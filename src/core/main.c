@@ -60,19 +60,12 @@ static int check_config(const char *path)
 {
     cfg_error_t err;
     tern_config_t *cfg = config_load(path, &err);
-    if (!cfg || hosts_check(cfg, &err) < 0) {
-        fprintf(stderr, "ternd: %s\n", err.text);
-        config_free(&cfg);
-        return 1;
-    }
-    tls_server_t *tls = server_build_tls(cfg, &err);
-    if (!tls) {
-        fprintf(stderr, "ternd: %s\n", err.text);
-        config_free(&cfg);
-        return 1;
-    }
-    tls_server_free(&tls);
+    int ok = cfg && server_check_config(cfg, &err) == 0;
     config_free(&cfg);
+    if (!ok) {
+        fprintf(stderr, "ternd: %s\n", err.text);
+        return 1;
+    }
     printf("config OK\n");
     return 0;
 }

@@ -292,6 +292,10 @@ int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
     for (size_t i = 0; i < cfg->n_hosts; i++)
         if (!hosts_find(cfg->hosts[i].name))
             log_warn("new host %s needs a restart to be served", cfg->hosts[i].name);
+    for (size_t i = 0; i < n_hosts; i++)
+        if (!config_host(cfg, host_list[i]->name))
+            log_warn("host %s was removed: it is served without modules until a restart",
+                     host_list[i]->name);
     return 0;
 }
 

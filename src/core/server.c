@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/modules.h"
+#include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 
@@ -44,6 +45,17 @@ tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
     return t;
 }
 
+int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
+{
+    if (hosts_check(cfg, err) < 0)
+        return -1;
+    tls_server_t *tls = server_build_tls(cfg, err);
+    if (!tls)
+        return -1;
+    tls_server_free(&tls);
+    return 0;
+}
+
 int server_reload(cfg_error_t *err)
 {
     tern_config_t *cfg = config_load(server.cfg->path, err);
@@ -54,17 +66,24 @@ int server_reload(cfg_error_t *err)
         config_free(&cfg);
         return -1;
     }
-    if (log_open(cfg->log_level, cfg->log_file) < 0)
-        log_warn("cannot reopen log file %s", cfg->log_file);
     tern_config_t *old = server.cfg;
     server.cfg = cfg;
-    tls_server_free(&server.tls);
-    server.tls = tls;
     if (hosts_reload(cfg, err) < 0) {
-        log_error("reload: %s", err->text);
-        config_free(&old);
+        /* A module refused its new options in load(): put the running set back. */
+        cfg_error_t again;
+        server.cfg = old;
+        if (hosts_reload(old, &again) < 0)
+            log_error("reload: the previous modules failed to load again: %s", again.text);
+        config_free(&cfg);
+        tls_server_free(&tls);
         return -1;
     }
+    if (log_open(cfg->log_level, cfg->log_file) < 0)
+        log_warn("cannot reopen log file %s", cfg->log_file);
+    tls_server_free(&server.tls);
+    server.tls = tls;
+    for (size_t i = 0; i < cfg->n_components; i++)
+        router_component_declare(cfg->components[i].domain);
     config_free(&old);
     log_info("configuration and certificates reloaded");
     return 0;

@@ -28,6 +28,9 @@ extern server_t server; /* the one server of this process */
 struct event;
 /* TLS contexts for every host from cfg; NULL and err on failure. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err);
+/* Everything --check-config checks beyond config_load(): every module opens
+ * and accepts its options, and the TLS certificates load.  0 / -1 with err. */
+int server_check_config(const tern_config_t *cfg, cfg_error_t *err);
 /* Reload config and certificates; the old ones stay on any error.  0 / -1 with err. */
 int server_reload(cfg_error_t *err);
 /* Close all streams cleanly and leave the loop. */

@@ -39,6 +39,7 @@
 #include <tern/jid.h>
 #include "core/accounts.h"
 #include "core/config.h"
+#include "core/server.h"
 #include "store/store.h"
 #include "tls/tls.h"
 
@@ -669,7 +670,13 @@ static int cmd_check_config(char **args, int n)
     tern_config_t *cfg = load_config();
     if (cfg == NULL)
         return EXIT_FAIL;
+    cfg_error_t err;
+    int rc = server_check_config(cfg, &err);
     config_free(&cfg);
+    if (rc < 0) {
+        fprintf(stderr, "ternctl: %s\n", err.text);
+        return EXIT_FAIL;
+    }
     printf("config OK\n");
     return EXIT_OK;
 }

@@ -172,11 +172,23 @@ class LoginTests(ServerTestCase):
                 self.assertTrue(c.wait_closed())
         self.assertEqual(bob.nothing_more(0.5), [], "a stanza before auth was delivered")
 
-    def test_bind_before_auth_gets_not_authorized(self):
+    def test_bind_before_auth_is_refused(self):
+        """An iq before authentication is either a not-authorized stream error
+        or (since XEP-0077 registration iqs are allowed then) an iq error; it
+        never binds a resource."""
         c = self.raw(direct_tls=True)
         c.open_stream()
         c.send("<iq type='set' id='b'><bind xmlns='%s'><resource>r</resource></bind></iq>" %
                NS_BIND)
+        el = c.read_element()
+        if el.tag == q(NS_STREAM, "error"):
+            c.queue.insert(0, el)
+            self.assertEqual(c.stream_error(), "not-authorized")
+            return
+        self.assertEqual(el.tag, q(NS_CLIENT, "iq"))
+        self.assertEqual(el.get("type"), "error", "bind before authentication succeeded")
+        # Still unauthenticated: a message is refused with a stream error.
+        c.send("<message to='alice@localhost' type='chat'><body>x</body></message>")
         self.assertEqual(c.stream_error(), "not-authorized")
 
     # ---- direct TLS and ALPN ----------------------------------------------
