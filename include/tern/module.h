@@ -79,6 +79,14 @@ TERN_API void tern_add_identity(tern_module_ctx_t *m, const char *category, cons
 TERN_API void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form);
 /* Fill a disco#info <query/> with the host's identities, features and extensions. */
 TERN_API void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query);
+/* What every account of the host advertises at its bare JID (XEP-0030 §3.1:
+ * the server answers for accounts): MAM, PEP, bookmarks compat... */
+TERN_API void tern_add_account_feature(tern_module_ctx_t *m, const char *var);
+TERN_API void tern_add_account_identity(tern_module_ctx_t *m, const char *category,
+                                        const char *type, const char *name);
+/* Fill a disco#info <query/> for an account: identity account/registered,
+ * then what modules added with tern_add_account_*. */
+TERN_API void tern_disco_fill_account(tern_module_ctx_t *m, tern_xml_t *query);
 
 /* Context. */
 TERN_API const char *tern_host(tern_module_ctx_t *m);
@@ -141,6 +149,9 @@ TERN_API int tern_account_create(tern_module_ctx_t *m, const char *local, const 
 TERN_API int tern_account_passwd(tern_module_ctx_t *m, const char *local, const char *password,
                                  const char **error_r);
 /* Delete the account and all its data, close its sessions, fire user/deleted. */
+/* Calls fn for every account of the host, in order; fn returns non-zero to stop. */
+TERN_API int tern_account_foreach(tern_module_ctx_t *m, int (*fn)(void *ctx, const char *local),
+                                  void *ctx);
 TERN_API int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r);
 /* 1 when `password` is the account's password, else 0. */
 TERN_API int tern_account_check_password(tern_module_ctx_t *m, const char *local,

@@ -117,42 +117,71 @@ void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form)
         d->form = tern_xml_copy(form);
 }
 
-/* Features may be added by several modules: list each once. */
-static int feature_seen(const disco_item_t *first, const disco_item_t *upto, const char *var)
+static void add_identity(tern_xml_t *query, const char *category, const char *type,
+                         const char *name)
 {
-    for (const disco_item_t *d = first; d != upto; d = d->next)
-        if (d->feature && strcmp(d->feature, var) == 0)
-            return 1;
-    return 0;
+    tern_xml_t *id = tern_xml_add_child(query, "identity", NULL);
+    tern_xml_set_attr(id, "category", category);
+    tern_xml_set_attr(id, "type", type);
+    if (name)
+        tern_xml_set_attr(id, "name", name);
+}
+
+/* Identities, features (each once) and forms of the host or of its accounts. */
+static void fill(host_t *h, tern_xml_t *query, int account)
+{
+    for (disco_item_t *d = h->disco; d; d = d->next)
+        if (d->category && d->account == account)
+            add_identity(query, d->category, d->type, d->name);
+    for (disco_item_t *d = h->disco; d; d = d->next) {
+        if (!d->feature || d->account != account)
+            continue;
+        int seen = 0;
+        for (disco_item_t *e = h->disco; e != d && !seen; e = e->next)
+            seen = e->feature && e->account == account && strcmp(e->feature, d->feature) == 0;
+        if (!seen)
+            tern_xml_set_attr(tern_xml_add_child(query, "feature", NULL), "var", d->feature);
+    }
+    for (disco_item_t *d = h->disco; d; d = d->next)
+        if (d->form && d->account == account)
+            tern_xml_copy_into(query, d->form);
 }
 
 void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query)
 {
-    host_t *h = m->host;
     int has_identity = 0;
-    for (disco_item_t *d = h->disco; d; d = d->next)
-        has_identity |= d->category != NULL;
-    if (!has_identity) {
-        tern_xml_t *id = tern_xml_add_child(query, "identity", NULL);
-        tern_xml_set_attr(id, "category", "server");
-        tern_xml_set_attr(id, "type", "im");
-        tern_xml_set_attr(id, "name", "Tern");
+    for (disco_item_t *d = m->host->disco; d; d = d->next)
+        has_identity |= d->category != NULL && !d->account;
+    if (!has_identity)
+        add_identity(query, "server", "im", "Tern");
+    fill(m->host, query, 0);
+}
+
+void tern_add_account_feature(tern_module_ctx_t *m, const char *var)
+{
+    disco_item_t *d = disco_add(m);
+    if (d) {
+        d->feature = var;
+        d->account = 1;
     }
-    for (disco_item_t *d = h->disco; d; d = d->next) {
-        if (!d->category)
-            continue;
-        tern_xml_t *id = tern_xml_add_child(query, "identity", NULL);
-        tern_xml_set_attr(id, "category", d->category);
-        tern_xml_set_attr(id, "type", d->type);
-        if (d->name)
-            tern_xml_set_attr(id, "name", d->name);
+}
+
+void tern_add_account_identity(tern_module_ctx_t *m, const char *category, const char *type,
+                               const char *name)
+{
+    disco_item_t *d = disco_add(m);
+    if (d) {
+        d->category = category;
+        d->type = type;
+        d->name = name;
+        d->account = 1;
     }
-    for (disco_item_t *d = h->disco; d; d = d->next)
-        if (d->feature && !feature_seen(h->disco, d, d->feature))
-            tern_xml_set_attr(tern_xml_add_child(query, "feature", NULL), "var", d->feature);
-    for (disco_item_t *d = h->disco; d; d = d->next)
-        if (d->form)
-            tern_xml_copy_into(query, d->form);
+}
+
+void tern_disco_fill_account(tern_module_ctx_t *m, tern_xml_t *query)
+{
+    add_identity(query, "account", "registered", NULL);
+    fill(m->host, query, 1);
 }
 
 const char *tern_host(tern_module_ctx_t *m)
@@ -411,6 +440,23 @@ int tern_account_passwd(tern_module_ctx_t *m, const char *local, const char *pas
         return -1;
     }
     return 0;
+}
+
+typedef struct foreach_ctx {
+    int (*fn)(void *ctx, const char *local);
+    void *ctx;
+} foreach_ctx_t;
+
+static int account_visit(void *ctx, const char *host, const char *user)
+{
+    foreach_ctx_t *f = ctx;
+    return f->fn(f->ctx, user);
+}
+
+int tern_account_foreach(tern_module_ctx_t *m, int (*fn)(void *ctx, const char *local), void *ctx)
+{
+    foreach_ctx_t f = {.fn = fn, .ctx = ctx};
+    return server.db ? store_account_foreach(server.db, m->host->name, account_visit, &f) : -1;
 }
 
 int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r)

@@ -33,6 +33,7 @@ typedef struct disco_item {
     const char *category, *type, *name; /* identity, or NULL */
     const char *feature;                /* feature var, or NULL */
     tern_xml_t *form;                   /* XEP-0128 form, or NULL */
+    int account;                        /* advertised by accounts, not the host */
 } disco_item_t;
 
 typedef struct service {
