@@ -187,11 +187,19 @@ sasl_status_t sasl_step(sasl_t *s, const char *in, char **out, const char **fail
     if (in_len == 0 || strcmp(in, "=") == 0) {
         msg = (unsigned char *)strdup("");
     } else {
-        msg = b64_decode(in, in_len, &msg_len);
-        if (!msg) {
+        unsigned char *raw = b64_decode(in, in_len, &msg_len);
+        if (!raw) {
             *failure_r = "incorrect-encoding";
             return SASL_FAILURE;
         }
+        /* NUL-terminated copy: PLAIN reads its last field as a string. */
+        msg = malloc(msg_len + 1);
+        if (msg) {
+            memcpy(msg, raw, msg_len);
+            msg[msg_len] = 0;
+        }
+        OPENSSL_cleanse(raw, msg_len);
+        free(raw);
     }
     if (!msg) {
         *failure_r = "temporary-auth-failure";

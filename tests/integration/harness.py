@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -196,15 +197,16 @@ class Server:
     def ternctl(self, *args, input=None, timeout=60, config=None):
         """Run ternctl -c CONF ARGS; returns the CompletedProcess (text)."""
         cmd = [TERNCTL, "-c", config or self.conf_path] + list(args)
-        return subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              timeout=timeout, env=sanitizer_env())
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                           timeout=timeout, env=sanitizer_env())
+        check_sanitizer_text(r.stderr, "ternctl " + " ".join(args))
+        return r
 
     def ternctl_ok(self, *args, input=None):
         r = self.ternctl(*args, input=input)
         if r.returncode != 0:
             raise ServerError("ternctl %s failed (%d): %s%s" % (" ".join(args), r.returncode,
                                                                r.stdout, r.stderr))
-        check_sanitizer_text(r.stderr, "ternctl " + " ".join(args))
         return r
 
     def add_user(self, user, password):
@@ -221,10 +223,25 @@ class Server:
         self.write_config()
         for user, password in list(self.users.items()):
             self.add_user(user, password)
+        for attempt in range(3):
+            try:
+                return self._launch()
+            except ServerError as e:
+                # Another process may have taken one of our free ports meanwhile.
+                if attempt == 2 or "in use" not in str(e):
+                    raise
+                self.c2s_port, self.tls_port = free_port(), free_port()
+                self.component_port = free_port()
+                self.config = self.build_config()
+                self.write_config()
+
+    def _launch(self):
         self.log_file = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([TERND, "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env=sanitizer_env(), preexec_fn=_die_with_parent)
+        cmd = [TERND, "-c", self.conf_path]
+        if shutil.which("setpriv"):  # SIGTERM to ternd if the test run dies
+            cmd = ["setpriv", "--pdeathsig", "TERM"] + cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, env=sanitizer_env())
         self.started_at = time.time()
         deadline = time.monotonic() + T_START
         pending = [self.c2s_port, self.tls_port, self.component_port]
@@ -308,21 +325,16 @@ class Server:
             raise ServerError("sanitizer report in ternd log: %s\n%s" % (bad[0],
                                                                           self.log_tail(120)))
 
+    def remove(self):
+        """Delete the temporary directory (after a clean stop; kept otherwise
+        for the log and configuration)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop(check=exc[0] is None)
-
-
-def _die_with_parent():
-    """In the child: get SIGTERM when the test process dies (Linux prctl),
-    so that an aborted run leaves no ternd behind."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def sanitizer_env():
@@ -1110,6 +1122,7 @@ class ServerTestCase(unittest.TestCase):
     def tearDownClass(cls):
         if cls.server is not None:
             cls.server.stop()
+            cls.server.remove()
 
     def setUp(self):
         self._clients = []

@@ -128,6 +128,65 @@ class LoginTests(ServerTestCase):
         self.assertEqual(c.stream_error(), "policy-violation")
         self.assertTrue(c.wait_closed(), "connection not closed after max_auth_failures")
 
+    def test_username_is_case_insensitive(self):
+        """The SASL username is a localpart: ALICE is alice (RFC 7613 UsernameCaseMapped)."""
+        c = self.raw(direct_tls=True)
+        self.assertEqual(c.login("ALICE", "alice-secret", "Case"), "alice@localhost/Case")
+
+    def test_sasl_abort_and_stray_response(self):
+        c = self.raw(direct_tls=True)
+        c.open_stream()
+        c.send("<response xmlns='%s'>biws</response>" % NS_SASL)
+        failure = c.expect(q(NS_SASL, "failure"))
+        self.assertIsNotNone(failure.find(q(NS_SASL, "malformed-request")))
+        from harness import ScramClient, b64
+        scram = ScramClient("alice", "alice-secret", "SCRAM-SHA-256", c)
+        c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" %
+               (NS_SASL, b64(scram.client_first())))
+        c.expect(q(NS_SASL, "challenge"))
+        c.send("<abort xmlns='%s'/>" % NS_SASL)
+        failure = c.expect(q(NS_SASL, "failure"))
+        self.assertIsNotNone(failure.find(q(NS_SASL, "aborted")))
+        c.send("<auth xmlns='%s' mechanism='NO-SUCH-MECH'/>" % NS_SASL)
+        failure = c.expect(q(NS_SASL, "failure"))
+        self.assertIsNotNone(failure.find(q(NS_SASL, "invalid-mechanism")))
+        # None of these counted as failed logins, and the stream still works.
+        self.assertEqual(c.auth_scram("alice", "alice-secret"), ("success", None))
+
+    def test_bytes_pipelined_after_starttls_are_discarded(self):
+        """RFC 6120 §5.4.3.3: nothing sent in clear after <starttls/> may be
+        processed inside the TLS session (STARTTLS command injection)."""
+        bob = self.raw_login("bob", "injection-target")
+        c = self.raw()
+        c.open_stream()
+        c.send("<starttls xmlns='%s'/><stream:stream xmlns='jabber:client' xmlns:stream='%s' "
+               "to='localhost' version='1.0'><message to='bob@localhost/injection-target'>"
+               "<body>injected</body></message>" % (NS_TLS, NS_STREAM))
+        c.expect(q(NS_TLS, "proceed"))
+        c._wrap_tls(None, DOMAIN)
+        c._new_parser()
+        features = c.open_stream()
+        self.assertIn("SCRAM-SHA-256", c.mechanisms(features))
+        self.assertEqual(c.auth_scram("alice", "alice-secret"), ("success", None))
+        self.assertEqual(bob.nothing_more(0.5), [], "pipelined plaintext was processed")
+
+    def test_pipelined_restart_and_bind_after_sasl_success(self):
+        """Clients often send the new stream header and the bind request in
+        one write right after <success/>; both must be processed."""
+        c = self.raw(direct_tls=True)
+        c.open_stream()
+        self.assertEqual(c.auth_scram("alice", "alice-secret"), ("success", None))
+        c._new_parser()
+        c.send("<stream:stream xmlns='jabber:client' xmlns:stream='%s' to='localhost' "
+               "version='1.0'><iq type='set' id='pb'><bind xmlns='%s'><resource>pipe"
+               "</resource></bind></iq><iq type='get' id='pp' to='localhost'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>" % (NS_STREAM, NS_BIND))
+        c.expect(q(NS_STREAM, "features"))
+        bound = c.expect(q(NS_CLIENT, "iq"))
+        self.assertEqual((bound.get("id"), bound.get("type")), ("pb", "result"))
+        pong = c.expect(q(NS_CLIENT, "iq"))
+        self.assertEqual((pong.get("id"), pong.get("type")), ("pp", "result"))
+
     # ---- what is offered before and after TLS ------------------------------
 
     def test_plain_and_scram_not_offered_before_tls(self):
@@ -266,3 +325,50 @@ class PlainAllowedTests(ServerTestCase):
         c.expect(q(NS_SASL, "success"))
         c.restart()
         self.assertEqual(c.bind("plain"), "alice@localhost/plain")
+
+
+class HandshakeTimeoutTests(ServerTestCase):
+    """limits.handshake_timeout: a connection that does not log in and bind in
+    time gets connection-timeout; a bound session is not affected by it."""
+
+    server_kwargs = dict(users={"alice": "alice-secret"},
+                         config={"limits": {"handshake_timeout": "1s"}})
+
+    def test_idle_unauthenticated_connection_times_out(self):
+        c = self.raw(direct_tls=True)
+        c.open_stream()
+        t0 = time.monotonic()
+        self.assertEqual(c.stream_error(timeout=6), "connection-timeout")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertTrue(c.wait_closed())
+
+    def test_bound_session_outlives_the_handshake_timeout(self):
+        c = self.raw(direct_tls=True)
+        c.login("alice", "alice-secret", "stays")
+        time.sleep(1.6)
+        self.assertEqual(c.ping(), "result")
+        self.assertEqual(c.nothing_more(0.2), [])
+
+
+class RefuseConflictTests(ServerTestCase):
+    """c2s.resource_conflict: refuse turns the new session away and keeps the old."""
+
+    server_kwargs = dict(users={"alice": "alice-secret"},
+                         config={"c2s": {"resource_conflict": "refuse"}})
+
+    def test_second_bind_of_a_resource_is_refused(self):
+        old = self.raw_login("alice", "dup")
+        new = self.raw(direct_tls=True)
+        new.open_stream()
+        self.assertEqual(new.auth_scram("alice", "alice-secret"), ("success", None))
+        new.restart()
+        new.send("<iq type='set' id='b2'><bind xmlns='%s'><resource>dup</resource></bind></iq>"
+                 % NS_BIND)
+        answer = new.expect(q(NS_CLIENT, "iq"))
+        self.assertEqual(answer.get("type"), "error")
+        from harness import stanza_error
+        self.assertEqual(stanza_error(answer), ("cancel", "conflict"))
+        self.assertEqual(old.ping(), "result")
+        self.assertEqual(old.nothing_more(0.3), [])
+        # Another resource still binds on the same stream.
+        self.assertEqual(new.bind("other"), "alice@localhost/other")

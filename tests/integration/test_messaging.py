@@ -105,6 +105,62 @@ class MessagingTests(ServerTestCase):
         self.assertEqual(str(err["from"]), "someone@remote.example")
         self.assertEqual(stanza_error(err.xml), ("cancel", "remote-server-not-found"))
 
+    def test_addresses_are_case_insensitive_except_the_resource(self):
+        b = self.bob.mark()
+        self.alice.send_message("BOB@LocalHost/phone", "shouting")
+        msg = self.bob.wait_message("shouting", since=b)
+        self.assertEqual(str(msg["from"]), "alice@localhost/laptop")
+        answer = self.alice.iq("<ping xmlns='%s'/>" % NS_PING, to="bob@localhost/PHONE")
+        self.assertEqual(stanza_error(answer), ("cancel", "service-unavailable"))
+
+    def test_malformed_jid_bounces_jid_malformed(self):
+        a = self.alice.mark()
+        self.alice.send_raw("<message to='a@b@c' type='chat' id='bad'><body>?</body></message>")
+        err = self.alice.wait_message(mtype="error", since=a)
+        self.assertEqual(stanza_error(err.xml), ("modify", "jid-malformed"))
+        self.assertEqual(err["id"], "bad")
+
+    def test_stanza_trickled_byte_by_byte_is_delivered(self):
+        """The stream parser copes with any split of the input."""
+        import time
+        from harness import RawClient
+        c = RawClient(self.server.tls_port, direct_tls=True)
+        try:
+            c.login("carol", "carol-pw", "slow")
+            stanza = ("<message to='bob@localhost/phone' type='chat'><body>tr\u00e9s "
+                      "l\u00e9ntement &amp; s\u00fbrement</body></message>").encode()
+            b = self.bob.mark()
+            for i in range(len(stanza)):
+                c.send(stanza[i:i + 1])
+                if i % 10 == 0:
+                    time.sleep(0.005)
+            msg = self.bob.wait_message("tr\u00e9s l\u00e9ntement & s\u00fbrement", since=b)
+            self.assertEqual(str(msg["from"]), "carol@localhost/slow")
+        finally:
+            c.end()
+
+    def test_escaping_cdata_and_foreign_payloads_survive_routing(self):
+        from harness import RawClient
+        c = RawClient(self.server.c2s_port)
+        try:
+            c.login("carol", "carol-pw", "xml")
+            b = self.bob.mark()
+            c.send("<cl:message xmlns:cl='jabber:client' to='bob@localhost/phone' type='chat' "
+                   "id='a&quot;b&apos;c&lt;'><cl:body>1 &lt;&gt;&amp;&quot; &#x263A;"
+                   "<![CDATA[ <cdata & more>]]></cl:body>"
+                   "<x xmlns='urn:example:ext' a='1'><y xmlns:p='urn:example:p' p:z='2'/></x>"
+                   "</cl:message>")
+            msg = self.bob.wait_message(since=b, sender="carol@localhost/xml")
+            self.assertEqual(msg["id"], "a\"b'c<")
+            self.assertEqual(msg["body"], "1 <>&\" \u263a <cdata & more>")
+            x = msg.xml.find("{urn:example:ext}x")
+            self.assertIsNotNone(x, "extension element lost")
+            self.assertEqual(x.get("a"), "1")
+            y = x.find("{urn:example:ext}y")
+            self.assertEqual(y.get("{urn:example:p}z"), "2")
+        finally:
+            c.end()
+
     def test_ping_server(self):
         self.assertEqual(self.alice.ping(DOMAIN), "result")
         self.assertEqual(self.bob.ping(DOMAIN), "result")

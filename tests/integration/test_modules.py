@@ -49,7 +49,9 @@ class ModuleTests(ServerTestCase):
 
     def test_disco_items_of_host(self):
         answer = self.result("<query xmlns='%s'/>" % NS_DISCO_ITEMS)
-        self.assertIsNotNone(answer.find(q(NS_DISCO_ITEMS, "query")))
+        query = answer.find(q(NS_DISCO_ITEMS, "query"))
+        self.assertIsNotNone(query)
+        self.assertEqual(list(query), [], "items listed though the option is empty")
 
     def test_disco_info_of_an_account(self):
         answer = self.result("<query xmlns='%s'/>" % NS_DISCO_INFO, to="bob@localhost")
@@ -108,11 +110,14 @@ class ModuleTests(ServerTestCase):
         self.assertEqual(stanza_error(answer)[1], "service-unavailable")
 
 
-class HiddenOsTests(ServerTestCase):
-    """modules.version.hide_os leaves <os/> out (XEP-0092 §5)."""
+class ModuleOptionTests(ServerTestCase):
+    """Module options from the configuration: version.hide_os leaves <os/>
+    out (XEP-0092 §5); disco.items lists JIDs in the host's disco#items."""
 
     server_kwargs = dict(users={"alice": "alice-pw"},
-                         config={"modules": {"version": {"hide_os": True}}})
+                         config={"modules": {"version": {"hide_os": True},
+                                             "disco": {"items": ["bots.localhost",
+                                                                 "muc.localhost"]}}})
 
     def test_version_without_os(self):
         alice = self.slix("alice")
@@ -120,3 +125,37 @@ class HiddenOsTests(ServerTestCase):
         query = answer.find(q(NS_VERSION, "query"))
         self.assertEqual(query.findtext(q(NS_VERSION, "name")), "Tern")
         self.assertIsNone(query.find(q(NS_VERSION, "os")))
+
+    def test_disco_items_lists_the_configured_jids(self):
+        alice = self.slix("alice")
+        answer = alice.iq("<query xmlns='%s'/>" % NS_DISCO_ITEMS)
+        items = answer.find(q(NS_DISCO_ITEMS, "query")).findall(q(NS_DISCO_ITEMS, "item"))
+        self.assertEqual([i.get("jid") for i in items], ["bots.localhost", "muc.localhost"])
+
+
+class KeepaliveTests(ServerTestCase):
+    """XEP-0199 §4.1 keepalive: an idle client is pinged by the server; one
+    that answers stays, one that does not is closed with connection-timeout."""
+
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"limits": {"c2s_idle_timeout": "10s"},
+                                 "modules": {"ping": {"ping_timeout": "1s"}}})
+
+    def test_idle_clients_are_pinged_and_the_silent_one_is_closed(self):
+        silent = self.raw(direct_tls=True)
+        silent.login("alice", "alice-pw", "silent")
+        answering = self.slix("bob", resource="answers")  # slixmpp answers pings
+        mark = answering.mark()
+        ping = silent.wait_for(lambda e: e.tag.endswith("}iq"), timeout=12)
+        self.assertEqual(ping.get("type"), "get")
+        self.assertEqual(ping.get("from"), DOMAIN)
+        self.assertIsNotNone(ping.find(q(NS_PING, "ping")))
+        t0 = time.monotonic()
+        self.assertEqual(silent.stream_error(timeout=6), "connection-timeout")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        got = answering.wait_stanza(lambda s: s.name == "iq" and s["type"] == "get",
+                                    since=mark, timeout=8)
+        self.assertEqual(str(got["from"]), DOMAIN)
+        time.sleep(1.5)  # longer than ping_timeout
+        self.assertFalse(answering.disconnected, "a client that answered was closed")
+        self.assertEqual(answering.ping(), "result")

@@ -28,8 +28,9 @@ class Profanity:
                                 "profanity.log")
 
     def tmux(self, *args, check=True):
-        return subprocess.run(["tmux"] + list(args), env=self.env, capture_output=True,
-                              text=True, timeout=10, check=check)
+        # A private tmux server (-L) per instance: nothing shared with other tmux users.
+        return subprocess.run(["tmux", "-L", self.session] + list(args), env=self.env,
+                              capture_output=True, text=True, timeout=10, check=check)
 
     def start(self):
         inner = " ".join("%s=%s" % (k, self.env[k]) for k in
@@ -103,7 +104,7 @@ class Profanity:
             if self.tmux("has-session", "-t", self.session, check=False).returncode != 0:
                 break
             time.sleep(0.1)
-        self.tmux("kill-session", "-t", self.session, check=False)
+        self.tmux("kill-server", check=False)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

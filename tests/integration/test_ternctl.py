@@ -87,6 +87,21 @@ class AccountCommandTests(ServerTestCase):
         r = self.server.ternctl("deluser", "gina@localhost")
         self.assertEqual(r.returncode, 1)
 
+    def test_passwords_are_stored_only_as_scram_keys(self):
+        secret = "Very-Distinctive-Passw0rd-%d" % os.getpid()
+        r = self.server.ternctl_ok("adduser", "hank@localhost", "--password-stdin",
+                                   input=secret + "\n")
+        self.server.users["hank"] = secret
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        c = self.raw_login("hank", "stored")  # also makes ternd read the account
+        self.assertEqual(c.ping(), "result")
+        for name in os.listdir(self.server.dir):
+            path = os.path.join(self.server.dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.assertNotIn(secret.encode(), data, "password in clear in %s" % name)
+
     def test_passwd_of_unknown_account_fails(self):
         r = self.server.ternctl("passwd", "nobody@localhost", "--password-stdin", input="pw\n")
         self.assertEqual(r.returncode, 1)
@@ -227,6 +242,7 @@ class ShutdownTests(ServerTestCase):
         rc = srv.wait_exit(20)
         srv.stop(check=False)
         srv.check_exit(rc)
+        srv.remove()
 
     def test_ternctl_stop(self):
         srv = self.start_server()
@@ -241,3 +257,4 @@ class ShutdownTests(ServerTestCase):
         r = srv.ternctl("status")
         self.assertEqual(r.returncode, 1)
         self.assertIn("not running", r.stderr)
+        srv.remove()
