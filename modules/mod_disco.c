@@ -4,16 +4,35 @@
  * Owns the framing of disco#info and disco#items answers for the host
  * itself and for the bare JIDs of its accounts.  What the host's disco#info
  * lists (identities, the features every module registered, XEP-0128
- * extension forms) comes from the core's registry through tern_disco_fill();
- * this module must not invent features on behalf of others.  The host's
+ * extension forms) comes from the core's registry through tern_disco_fill(),
+ * and what an account's lists through tern_disco_fill_account(); this
+ * module must not invent features on behalf of others.  The host's
  * disco#items lists the JIDs of the `items` option (components, usually).
  * Nodes are not supported yet: a request naming one gets item-not-found.
+ *
+ * Also owns XEP-0157 contact addresses: the contact_* options become one
+ * XEP-0128 form (FORM_TYPE http://jabber.org/network/serverinfo) in the
+ * host's disco#info, registered at load when any address is configured.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <tern/module.h>
 
-#define NS_INFO  "http://jabber.org/protocol/disco#info"
-#define NS_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_INFO       "http://jabber.org/protocol/disco#info"
+#define NS_ITEMS      "http://jabber.org/protocol/disco#items"
+#define NS_DATA       "jabber:x:data"
+#define NS_SERVERINFO "http://jabber.org/network/serverinfo"
+
+/* XEP-0157 §7.1 (field registry): the option that fills each field, in the
+ * registry's order. */
+static const struct {
+    const char *option, *field;
+} contact_fields[] = {
+    {"contact_abuse", "abuse-addresses"},       {"contact_admin", "admin-addresses"},
+    {"contact_feedback", "feedback-addresses"}, {"contact_sales", "sales-addresses"},
+    {"contact_security", "security-addresses"}, {"contact_status", "status-addresses"},
+    {"contact_support", "support-addresses"},
+};
 
 /* The prepared JIDs of the `items` option, in config order. */
 typedef struct disco_items {
@@ -26,6 +45,34 @@ static const tern_option_t options[] = {
      .type = TERN_OPT_LIST,
      .def = "",
      .doc = "JIDs listed in the host's disco#items (components, usually)"},
+    {.name = "contact_abuse",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs for reports of abuse (mailto:, xmpp:, https:...)"},
+    {.name = "contact_admin",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs of the service administrators"},
+    {.name = "contact_feedback",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs for feedback"},
+    {.name = "contact_sales",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs for sales and marketing"},
+    {.name = "contact_security",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs for security concerns"},
+    {.name = "contact_status",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs where the service's status is published"},
+    {.name = "contact_support",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "XEP-0157 URIs for user support"},
     {.name = NULL},
 };
 
@@ -95,7 +142,8 @@ static int on_host_items(tern_module_ctx_t *m, tern_event_t *ev)
 }
 
 /* XEP-0030 §3.1: the server answers for a bare JID; the primary identity of
- * an account is account/registered. */
+ * an account is account/registered, then what modules registered for
+ * accounts (tern_add_account_feature: PEP, MAM, vCard...). */
 static int on_bare_info(tern_module_ctx_t *m, tern_event_t *ev)
 {
     if (!account_exists(m, ev)) {
@@ -106,17 +154,9 @@ static int on_bare_info(tern_module_ctx_t *m, tern_event_t *ev)
         return no_such_node(m, ev);
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_INFO) : NULL;
-    tern_xml_t *identity = query != NULL ? tern_xml_add_child(query, "identity", NULL) : NULL;
-    tern_xml_t *info = query != NULL ? tern_xml_add_child(query, "feature", NULL) : NULL;
-    tern_xml_t *items = query != NULL ? tern_xml_add_child(query, "feature", NULL) : NULL;
-    int ok = identity != NULL && info != NULL && items != NULL;
-    if (ok) {
-        tern_xml_set_attr(identity, "category", "account");
-        tern_xml_set_attr(identity, "type", "registered");
-        tern_xml_set_attr(info, "var", NS_INFO);
-        tern_xml_set_attr(items, "var", NS_ITEMS);
-    }
-    return finish(m, ev, reply, ok);
+    if (query != NULL)
+        tern_disco_fill_account(m, query);
+    return finish(m, ev, reply, query != NULL);
 }
 
 /* XEP-0030 §4.1: an account's items (its resources) are not public, so the
@@ -171,14 +211,75 @@ static int load_items(tern_module_ctx_t *m)
     return 0;
 }
 
+/* Whether `s` starts with an RFC 3986 §3.1 scheme and a colon
+ * ("mailto:", "xmpp:", "https:"): an address a client can act on. */
+static int is_uri(const char *s)
+{
+    const char *p = s;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return *p == ':' && p[1] != '\0';
+}
+
+/* XEP-0157 §3: the contact_* options as an XEP-0128 form in the host's
+ * disco#info; none when no address is configured.  Refuses to load when
+ * an address is not a URI.  0 or -1. */
+static int load_contacts(tern_module_ctx_t *m)
+{
+    tern_xml_t *form = NULL;
+    int ok = 1;
+    for (size_t i = 0; ok && i < sizeof contact_fields / sizeof contact_fields[0]; i++) {
+        const char *const *list = tern_opt_list(m, contact_fields[i].option);
+        if (list == NULL || list[0] == NULL)
+            continue;
+        if (form == NULL) { /* XEP-0068: the hidden FORM_TYPE field names the form */
+            form = tern_xml_new("x", NS_DATA);
+            tern_xml_t *type = form != NULL ? tern_xml_add_child(form, "field", NULL) : NULL;
+            tern_xml_t *value = type != NULL ? tern_xml_add_child(type, "value", NULL) : NULL;
+            if ((ok = value != NULL)) {
+                tern_xml_set_attr(form, "type", "result");
+                tern_xml_set_attr(type, "var", "FORM_TYPE");
+                tern_xml_set_attr(type, "type", "hidden");
+                tern_xml_add_text(value, NS_SERVERINFO, strlen(NS_SERVERINFO));
+            }
+        }
+        tern_xml_t *field = ok ? tern_xml_add_child(form, "field", NULL) : NULL;
+        if ((ok = field != NULL))
+            tern_xml_set_attr(field, "var", contact_fields[i].field);
+        for (size_t j = 0; ok && list[j] != NULL; j++) {
+            if (!is_uri(list[j])) {
+                tern_log(m, TERN_LOG_ERROR, "%s: \"%s\" is not a URI (mailto:, xmpp:, https:...)",
+                         contact_fields[i].option, list[j]);
+                tern_xml_unref(form);
+                return -1;
+            }
+            tern_xml_t *value = tern_xml_add_child(field, "value", NULL);
+            if ((ok = value != NULL))
+                tern_xml_add_text(value, list[j], strlen(list[j]));
+        }
+    }
+    if (ok && form != NULL)
+        tern_add_disco_extension(m, form);
+    tern_xml_unref(form);
+    if (!ok)
+        tern_log(m, TERN_LOG_ERROR, "out of memory");
+    return ok ? 0 : -1;
+}
+
 static int load(tern_module_ctx_t *m)
 {
     tern_add_feature(m, NS_INFO);
     tern_add_feature(m, NS_ITEMS);
+    tern_add_account_feature(m, NS_INFO);
+    tern_add_account_feature(m, NS_ITEMS);
     if (tern_hook(m, "iq-get/host/" NS_INFO ":query", on_host_info, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_ITEMS ":query", on_host_items, 0) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_INFO ":query", on_bare_info, 0) != 0 ||
-        tern_hook(m, "iq-get/bare/" NS_ITEMS ":query", on_bare_items, 0) != 0)
+        tern_hook(m, "iq-get/bare/" NS_ITEMS ":query", on_bare_items, 0) != 0 ||
+        load_contacts(m) != 0)
         return -1;
     return load_items(m); /* last: module data is set only when load succeeds */
 }
@@ -192,7 +293,9 @@ static void unload(tern_module_ctx_t *m)
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "disco",
-    .description = "Service discovery of the host and its accounts (XEP-0030, XEP-0128)",
+    .description =
+        "Service discovery of the host and its accounts, contact addresses (XEP-0030, XEP-0128, "
+        "XEP-0157)",
     .options = options,
     .load = load,
     .unload = unload,

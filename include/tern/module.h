@@ -16,7 +16,8 @@
  *       bare JID); when not handled it falls back to "host" (no 'to') or
  *       "bare";
  *   pre-message/DEST, pre-presence/DEST, pre-iq/DEST
- *       a local user's stanza before it is routed (filters);
+ *       a local user's stanza before it is routed (filters), fired on the
+ *       sender's host whatever the destination (local, component, remote);
  *   message/offline   a message for an account with no available resource;
  *   session/bound  session/closed  session/idle  user/created  user/deleted
  *   server/started  server/stopping

@@ -68,6 +68,12 @@ TERN_API tern_xml_t *tern_xml_next_element(const tern_xml_t *node);
 TERN_API const char *tern_xml_text(tern_xml_t *node);
 TERN_API int tern_xml_is(const tern_xml_t *node, const char *name, const char *ns);
 
+/* Parse one element, as tern_xml_to_string() writes it, into a new tree of
+ * refcount 1 (for data a module stored; restricted XML as on a client
+ * stream, RFC 6120 §11).  Unqualified elements read as TERN_NS_CLIENT.
+ * NULL when `data` is not exactly one well-formed element. */
+TERN_API tern_xml_t *tern_xml_parse(const char *data, size_t len);
+
 /* Serialize into a malloc'd NUL-terminated string (for logs and tests).
  * `len_r` may be NULL.  Returns NULL on allocation failure. */
 TERN_API char *tern_xml_to_string(const tern_xml_t *node, size_t *len_r);

@@ -31,7 +31,8 @@ static void set_err(cfg_error_t *err, const char *file, unsigned line, const cha
                     const char *a, const char *b)
 {
     char msg[400];
-    snprintf(msg, sizeof(msg), fmt, a, b);
+    if (snprintf(msg, sizeof(msg), fmt, a, b) >= (int)sizeof(msg))
+        msg[sizeof(msg) - 2] = '~'; /* a long path: say it was cut */
     if (file)
         snprintf(err->text, sizeof(err->text), "%s:%u: %s", file, line, msg);
     else

@@ -1,8 +1,9 @@
 /*
  * router.c — stanza routing and the default delivery rules.
  *
- * Dispatch order on the target host:
- *   pre-KIND/DEST (local senders only) -> iq-TYPE/DEST/NS:NAME (iq get/set)
+ * pre-KIND/DEST runs first on the sender's host (local senders only, also
+ * for stanzas leaving for components and remote servers).  Then, on the
+ * target host: iq-TYPE/DEST/NS:NAME (iq get/set)
  *   -> KIND/DEST -> for DEST "self", the same again for "host" or "bare"
  *   -> the RFC default below.
  * Lookups are hash tables keyed by JID: routing never scans sessions.
@@ -336,11 +337,8 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
         return;
     }
     host_t *h = to ? hosts_find(to->domain) : origin ? origin->host : NULL;
-    if (!h) {
-        if (to)
-            route_elsewhere(stanza, to);
+    if (!to && !h) {
         tern_jid_free(&from);
-        tern_jid_free(&to);
         return;
     }
     dest_t dest;
@@ -350,7 +348,7 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
         dest = DEST_HOST;
     else if (to->resource)
         dest = DEST_FULL;
-    else if (origin && strcmp(to->bare, origin->jid->bare) == 0)
+    else if (origin && h && strcmp(to->bare, origin->jid->bare) == 0)
         dest = DEST_SELF;
     else
         dest = DEST_BARE;
@@ -362,16 +360,19 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
         tern_jid_free(&from);
         return;
     }
-    if (dest == DEST_FULL)
+    if (dest == DEST_FULL && h)
         ev.session = sessions_find_full(to->full);
 
+    /* Outgoing filters run on the sender's host, wherever the stanza goes. */
     int handled = 0;
-    if (origin) {
+    if (origin && origin->host) {
         const char *parts[2] = {pre_names[kind], dest_names[dest]};
-        handled = hooks_fire_parts(h->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
+        handled = hooks_fire_parts(origin->host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
     }
-    if (!handled)
+    if (!handled && h)
         dispatch(h, kind, dest, &ev);
+    else if (!handled)
+        route_elsewhere(stanza, to);
     tern_jid_free(&self_bare);
     tern_jid_free(&from);
     tern_jid_free(&to);

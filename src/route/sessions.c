@@ -151,6 +151,30 @@ void sessions_unbind(tern_session_t *s)
     tern_jid_free(&s->jid);
 }
 
+/* Every session, bound or not, that holds module data: a module that goes
+ * away drops its data from each of them. */
+static tern_session_t *slotted;
+
+static void slotted_add(tern_session_t *s)
+{
+    s->slotted_prev = NULL;
+    s->slotted_next = slotted;
+    if (slotted)
+        slotted->slotted_prev = s;
+    slotted = s;
+}
+
+static void slotted_remove(tern_session_t *s)
+{
+    if (s->slotted_prev)
+        s->slotted_prev->slotted_next = s->slotted_next;
+    else if (slotted == s)
+        slotted = s->slotted_next;
+    if (s->slotted_next)
+        s->slotted_next->slotted_prev = s->slotted_prev;
+    s->slotted_prev = s->slotted_next = NULL;
+}
+
 void *sessions_slot_get(const tern_session_t *s, const tern_module_ctx_t *owner)
 {
     for (const session_slot_t *sl = s->slots; sl; sl = sl->next)
@@ -170,6 +194,8 @@ int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *d
         if (!sl)
             return -1;
         sl->owner = owner;
+        if (!s->slots)
+            slotted_add(s);
         sl->next = s->slots;
         s->slots = sl;
     } else if (sl->free_fn && sl->data && sl->data != data) {
@@ -182,6 +208,8 @@ int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *d
 
 void sessions_free_slots(tern_session_t *s)
 {
+    if (s->slots)
+        slotted_remove(s);
     while (s->slots) {
         session_slot_t *sl = s->slots;
         s->slots = sl->next;
@@ -191,26 +219,24 @@ void sessions_free_slots(tern_session_t *s)
     }
 }
 
-static int drop_owner(void *ctx, const char *key, void *value)
-{
-    tern_session_t *s = value;
-    session_slot_t **p = &s->slots;
-    while (*p) {
-        session_slot_t *sl = *p;
-        if (sl->owner == ctx) {
-            *p = sl->next;
-            if (sl->free_fn && sl->data)
-                sl->free_fn(sl->data);
-            free(sl);
-        } else {
-            p = &sl->next;
-        }
-    }
-    return 0;
-}
-
 void sessions_drop_owner(const tern_module_ctx_t *owner)
 {
-    if (by_full)
-        hashmap_foreach(by_full, drop_owner, (void *)owner);
+    tern_session_t *next;
+    for (tern_session_t *s = slotted; s; s = next) {
+        next = s->slotted_next;
+        session_slot_t **p = &s->slots;
+        while (*p) {
+            session_slot_t *sl = *p;
+            if (sl->owner == owner) {
+                *p = sl->next;
+                if (sl->free_fn && sl->data)
+                    sl->free_fn(sl->data);
+                free(sl);
+            } else {
+                p = &sl->next;
+            }
+        }
+        if (!s->slots)
+            slotted_remove(s);
+    }
 }

@@ -26,6 +26,7 @@ struct tern_session {
     int priority;               /* RFC 6121 §4.7.2.3, from the last broadcast presence */
     int interested;             /* requested the roster (RFC 6121 §2.1.6) */
     struct session_slot *slots; /* per-module data */
+    tern_session_t *slotted_prev, *slotted_next; /* list of sessions with slots */
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
     void *conn; /* owner's connection */

@@ -3,9 +3,11 @@
  *
  * Owns the command line of `ternctl`: account commands that open the
  * store directly (SQLite in WAL mode lets a running ternd share it) and
- * go through accounts.c like the server does, server commands that talk
- * to a running ternd over its admin socket (see core/admin.h for the
- * protocol), a configuration check and a self-signed certificate maker.
+ * go through accounts.c like the server does, invitation tokens for
+ * mod_invites (XEP-0401 / XEP-0445) written into the same store, server
+ * commands that talk to a running ternd over its admin socket (see
+ * core/admin.h for the protocol), a configuration check and a self-signed
+ * certificate maker.
  *
  * Passwords are read without echo from a terminal, or as one line from
  * stdin with --password-stdin; they live only in fixed buffers that are
@@ -60,13 +62,18 @@
 #define ADMIN_TIMEOUT_S     60 /* a reload may load many certificates */
 #define STOP_WAIT_MS        15000
 #define CERT_DAYS_DEFAULT   365
+#define INVITE_TOKEN_LEN    32 /* letters and digits: about 190 bits */
+#define INVITE_EXPIRES      "7d"
+#define INVITE_EXPIRES_MAX  (3650LL * 24 * 3600 * 1000) /* ms: ten years */
 
 typedef enum { PW_PROMPT = 0, PW_STDIN, PW_RANDOM } pw_source_t;
 
 static struct {
     const char *config;
     pw_source_t pw;
-} opt = {.config = TERN_SYSCONFDIR "/tern.yml", .pw = PW_PROMPT};
+    const char *expires;  /* invite --expires */
+    const char *username; /* invite --username */
+} opt = {.config = TERN_SYSCONFDIR "/tern.yml", .pw = PW_PROMPT, .expires = INVITE_EXPIRES};
 
 /* ---- diagnostics ------------------------------------------------------ */
 
@@ -94,6 +101,9 @@ static void usage(FILE *f)
             "                          change a password and end live sessions\n"
             "  deluser JID             delete an account, all its data, its sessions\n"
             "  users [HOST]            list accounts, one bare JID per line\n"
+            "  invite HOST|JID [--expires DURATION] [--username NAME]\n"
+            "                          print an invitation URI and its token: one\n"
+            "                          account may register with it (default %s)\n"
             "\n"
             "Server (over the admin socket):\n"
             "  status                  version, uptime and session count\n"
@@ -109,7 +119,7 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  -c, --config FILE       configuration file (default %s)\n",
-            CERT_DAYS_DEFAULT, TERN_SYSCONFDIR "/tern.yml");
+            INVITE_EXPIRES, CERT_DAYS_DEFAULT, TERN_SYSCONFDIR "/tern.yml");
 }
 
 /* ---- configuration and store ------------------------------------------ */
@@ -260,8 +270,9 @@ static ssize_t prompt_password(const char *prompt, char *buf, size_t size)
 }
 
 /* Fill buf with `len` random letters and digits (RAND_bytes, no modulo
- * bias) and a NUL.  0, or -1 after a message. */
-static int random_password(char *buf, size_t len)
+ * bias) and a NUL: passwords and invitation tokens.  0, or -1 after a
+ * message. */
+static int random_alnum(char *buf, size_t len)
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                    "abcdefghijklmnopqrstuvwxyz"
@@ -272,7 +283,7 @@ static int random_password(char *buf, size_t len)
     size_t have = 0;
     while (have < len) {
         if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-            msg("cannot generate a random password");
+            msg("cannot get random bytes");
             OPENSSL_cleanse(buf, len);
             return -1;
         }
@@ -291,7 +302,7 @@ static int get_password(char buf[PASSWORD_MAX], int *usage_r)
 {
     *usage_r = 0;
     if (opt.pw == PW_RANDOM)
-        return random_password(buf, RANDOM_PASSWORD_LEN);
+        return random_alnum(buf, RANDOM_PASSWORD_LEN);
     if (opt.pw == PW_STDIN) {
         if (read_line(STDIN_FILENO, buf, PASSWORD_MAX) < 0)
             return -1;
@@ -663,6 +674,142 @@ out:
     return ret;
 }
 
+/* Append `s` to `out` percent-encoded for an XMPP URI (RFC 5122 §2.2):
+ * everything but letters, digits and "-._~" is encoded, byte by byte. */
+static void uri_append(char *out, size_t size, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strlen(out);
+    for (; *s != '\0' && len + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            out[len++] = (char)c;
+        } else {
+            out[len++] = '%';
+            out[len++] = hex[c >> 4];
+            out[len++] = hex[c & 15];
+        }
+    }
+    out[len] = '\0';
+}
+
+/* Whether module `name` is enabled on `host`. */
+static int host_has_module(const cfg_host_t *host, const char *name)
+{
+    for (size_t i = 0; i < host->n_modules; i++)
+        if (strcmp(host->modules[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* invite HOST|JID [--expires DURATION] [--username NAME]: store a token in
+ * mod_invites' map store "invites" of the host (user "", key = token; the
+ * value format is in modules/invites_api.h) and print the XEP-0401 URI
+ * and the token, one per line.  For HOST: account creation (XEP-0401
+ * §5.4), xmpp:[NAME@]HOST?register;preauth=TOKEN.  For an account JID:
+ * a user invitation from that account (§5.1),
+ * xmpp:USER@HOST?roster;preauth=TOKEN;ibr=y. */
+static int cmd_invite(char **args, int n)
+{
+    (void)n;
+    int ret = EXIT_FAIL;
+    tern_jid_t *inviter = NULL;
+    char *host = NULL, *username = NULL;
+    store_db_t *db = NULL;
+
+    tern_config_t *cfg = load_config();
+    if (cfg == NULL)
+        return EXIT_FAIL;
+    long long expires_ms = 0;
+    if (cfg_parse_duration_ms(opt.expires, &expires_ms) < 0 || expires_ms <= 0 ||
+        expires_ms > INVITE_EXPIRES_MAX) {
+        msg("--expires: '%s' is not a duration up to 3650d (like 3600, 30m, 12h or 7d)",
+            opt.expires);
+        ret = EXIT_USAGE;
+        goto out;
+    }
+    if (strchr(args[0], '@') != NULL) {
+        if (opt.username != NULL) {
+            msg("--username goes with an invitation to HOST, not from an account");
+            ret = EXIT_USAGE;
+            goto out;
+        }
+        if ((inviter = account_jid(cfg, args[0])) == NULL)
+            goto out;
+        host = strdup(inviter->domain);
+    } else if ((host = tern_jid_prep_domain(args[0])) == NULL) {
+        msg("invalid host name '%s'", args[0]);
+        goto out;
+    }
+    const cfg_host_t *ch = host != NULL ? config_host(cfg, host) : NULL;
+    if (ch == NULL) {
+        msg("unknown host '%s'", host != NULL ? host : args[0]);
+        goto out;
+    }
+    if (opt.username != NULL && (username = tern_jid_prep_local(opt.username)) == NULL) {
+        msg("invalid username '%s'", opt.username);
+        goto out;
+    }
+    if ((db = open_store(cfg)) == NULL)
+        goto out;
+    /* The inviter must exist; the name an invitation is for must not. */
+    const char *local = inviter != NULL ? inviter->local : username;
+    int exists = local != NULL ? store_account_exists(db, host, local) : -2;
+    if (exists == -1 || (inviter != NULL && exists == 0) || (username != NULL && exists == 1)) {
+        msg("%s@%s: %s", local, host,
+            exists < 0    ? "storage error"
+            : exists == 0 ? "no such account"
+                          : "account exists");
+        goto out;
+    }
+
+    char token[INVITE_TOKEN_LEN + 1];
+    if (random_alnum(token, INVITE_TOKEN_LEN) < 0)
+        goto out;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long expires_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000 + expires_ms * 1000;
+    char value[64 + 3 * 1024 + 1024];
+    int len = snprintf(value, sizeof(value), "expires=%lld\ntype=%s\n", expires_us,
+                       inviter != NULL ? "roster" : "register");
+    if (inviter != NULL)
+        len += snprintf(value + len, sizeof(value) - (size_t)len, "creator=%s\n", inviter->bare);
+    if (username != NULL)
+        len += snprintf(value + len, sizeof(value) - (size_t)len, "username=%s\n", username);
+    tern_store_t *st = store_get(db, host, "invites", STORE_MAP);
+    if (st == NULL || tern_map_set(st, "", token, value, (size_t)len) < 0) {
+        msg("cannot store the invitation: %s", store_last_error(db));
+        goto out;
+    }
+
+    char uri[3 * 3072 + 128] = "xmpp:";
+    if (inviter != NULL || username != NULL) {
+        uri_append(uri, sizeof(uri), inviter != NULL ? inviter->local : username);
+        strcat(uri, "@"); /* uri_append leaves room for 3 more bytes */
+    }
+    uri_append(uri, sizeof(uri), host);
+    printf("%s?%s;preauth=%s%s\n%s\n", uri, inviter != NULL ? "roster" : "register", token,
+           inviter != NULL ? ";ibr=y" : "", token);
+    time_t until = (time_t)(expires_us / 1000000);
+    struct tm tm;
+    char stamp[32] = "?";
+    if (gmtime_r(&until, &tm) != NULL)
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    msg("the invitation is valid until %s", stamp);
+    if (!host_has_module(ch, "invites"))
+        msg("warning: module 'invites' is not enabled on %s: the token works once it is", host);
+    OPENSSL_cleanse(token, sizeof(token));
+    ret = EXIT_OK;
+out:
+    store_close(&db);
+    free(username);
+    free(host);
+    tern_jid_free(&inviter);
+    config_free(&cfg);
+    return ret;
+}
+
 static int cmd_check_config(char **args, int n)
 {
     (void)args;
@@ -798,6 +945,7 @@ typedef struct command {
     const char *name;
     int min_args, max_args; /* after the command name */
     int takes_password;     /* --password-stdin / --random-password allowed */
+    int takes_invite;       /* --expires / --username allowed */
     int (*run)(char **args, int n);
 } command_t;
 
@@ -806,6 +954,7 @@ static const command_t commands[] = {
     {.name = "passwd", .min_args = 1, .max_args = 1, .takes_password = 1, .run = cmd_passwd},
     {.name = "deluser", .min_args = 1, .max_args = 1, .run = cmd_deluser},
     {.name = "users", .min_args = 0, .max_args = 1, .run = cmd_users},
+    {.name = "invite", .min_args = 1, .max_args = 1, .takes_invite = 1, .run = cmd_invite},
     {.name = "check-config", .min_args = 0, .max_args = 0, .run = cmd_check_config},
     {.name = "status", .min_args = 0, .max_args = 0, .run = cmd_status},
     {.name = "reload", .min_args = 0, .max_args = 0, .run = cmd_reload},
@@ -820,9 +969,10 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {"password-stdin", no_argument, NULL, 'P'},
-        {"random-password", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
+        {"random-password", no_argument, NULL, 'R'}, {"expires", required_argument, NULL, 'E'},
+        {"username", required_argument, NULL, 'U'},  {NULL, 0, NULL, 0},
     };
-    int pw_flags = 0;
+    int pw_flags = 0, invite_flags = 0;
     int ch;
 
     /* Files we create (a new database, keys) are private by default. */
@@ -848,6 +998,14 @@ int main(int argc, char **argv)
         case 'R':
             opt.pw = PW_RANDOM;
             pw_flags++;
+            break;
+        case 'E':
+            opt.expires = optarg;
+            invite_flags++;
+            break;
+        case 'U':
+            opt.username = optarg;
+            invite_flags++;
             break;
         case ':':
             msg("option '%s' needs an argument (see 'ternctl help')", argv[optind - 1]);
@@ -881,6 +1039,10 @@ int main(int argc, char **argv)
     }
     if (pw_flags > 0 && !cmd->takes_password) {
         msg("'%s' takes no password option", name);
+        return EXIT_USAGE;
+    }
+    if (invite_flags > 0 && !cmd->takes_invite) {
+        msg("'%s' takes no --expires or --username", name);
         return EXIT_USAGE;
     }
     if (pw_flags > 1) {

@@ -25,6 +25,9 @@
  * xml_stream_restart() assumes expat parses all it is given.  The price is
  * that a token re-scanned as it trickles in costs O(n^2) in its length; n
  * is bounded by max_stanza_bytes.
+ *
+ * tern_xml_parse(), at the end, reads one stored element back with the
+ * same parser, so that stored trees read exactly as received ones.
  */
 #include "xml/xml_stream.h"
 
@@ -765,4 +768,57 @@ void xml_stream_stop(xml_stream_t *s)
     drop_stanza(s);
     if (s->in_parse)
         XML_StopParser(s->p, XML_FALSE);
+}
+
+/* ---- tern_xml_parse: one stored element --------------------------------- */
+
+typedef struct parse_result {
+    tern_xml_t *element;
+    int count, failed;
+} parse_result_t;
+
+static void on_element(void *ctx, tern_xml_t *el)
+{
+    parse_result_t *r = ctx;
+    if (r->count++ == 0)
+        r->element = el;
+    else
+        tern_xml_unref(el);
+}
+
+static void on_error(void *ctx, const char *condition, const char *text)
+{
+    (void)condition;
+    (void)text;
+    ((parse_result_t *)ctx)->failed = 1;
+}
+
+TERN_API tern_xml_t *tern_xml_parse(const char *data, size_t len)
+{
+    static const char head[] = "<stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const char tail[] = "</stream:stream>";
+    if (data == NULL || len == 0 || len > ((size_t)1 << 30))
+        return NULL;
+    parse_result_t r = {0};
+    xml_stream_callbacks_t cb = {.on_stanza = on_element, .on_error = on_error};
+    /* The text was ours once: the limit is only on what it holds, which the
+     * built tree may exceed a little (attribute and name copies). */
+    xml_stream_limits_t lim = {
+        .max_stanza_bytes = 2 * len + 4096, .max_depth = 64, .max_attrs = 64};
+    xml_stream_t *s = xml_stream_new(&cb, &r, &lim);
+    if (s == NULL)
+        return NULL;
+    int rc = xml_stream_feed(s, head, sizeof head - 1);
+    if (rc == 0)
+        rc = xml_stream_feed(s, data, len);
+    if (rc == 0)
+        rc = xml_stream_feed(s, tail, sizeof tail - 1);
+    xml_stream_free(&s);
+    if (rc != 0 || r.failed || r.count != 1) {
+        if (r.element != NULL)
+            tern_xml_unref(r.element);
+        return NULL;
+    }
+    return r.element;
 }

@@ -519,6 +519,7 @@ static void on_free(conn_t *c)
 {
     c2s_t *s = c->data;
     sessions_unbind(&s->session);
+    sessions_free_slots(&s->session); /* an unbound stream may hold module data */
     sasl_free(&s->sasl);
     if (s->failure_timer)
         event_free(s->failure_timer);

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal

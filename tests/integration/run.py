@@ -6,11 +6,13 @@ neither; an error in a class's set-up or tear-down, such as ternd exiting
 badly or a sanitizer report, counts as a failure).  Exits 1 on any failure.
 
 Usage: /usr/bin/python3 tests/integration/run.py [-k PATTERN] [MODULE ...]
-Environment: TERND, TERNCTL, TERN_MODULES (see harness.py).
+Environment: TERND, TERNCTL, TERN_MODULES (see harness.py); TERN_TEST_TIMEOUT
+(seconds for the whole run, default 900); TERN_TEST_DEBUG=1 for slixmpp logs.
 """
 import argparse
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -100,6 +102,19 @@ def test_name(test):
     return str(test)
 
 
+def start_watchdog(result, seconds):
+    """Every wait in the tests has its own timeout; this is the last line of
+    defence: past `seconds`, report what ran, count one more failure, and exit."""
+    def expire():
+        sys.stdout.write("\nintegration run timed out after %.0fs (TERN_TEST_TIMEOUT)\n" % seconds)
+        sys.stdout.write("%d passed, %d failed\n" % (result.passed, result.failed + 1))
+        sys.stdout.flush()
+        os._exit(1)
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", action="append", default=[], help="only tests matching PATTERN")
@@ -117,6 +132,7 @@ def main():
 
     result = LineResult(sys.stdout)
     started = time.monotonic()
+    start_watchdog(result, float(os.environ.get("TERN_TEST_TIMEOUT", "900")))
     suite.run(result)
     elapsed = time.monotonic() - started
 

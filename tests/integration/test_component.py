@@ -1,12 +1,16 @@
 """XEP-0114 external components: the handshake with the shared secret (a
-slixmpp ComponentXMPP and a hand-made stream), a wrong secret or unknown
-domain refused, messages and iqs both ways between a component and a
-client, 'from' checks on the component stream, one component per domain,
-and service-unavailable bounces while the component is not connected."""
+slixmpp ComponentXMPP and a hand-made stream), a wrong secret, a wrong
+digest or an unknown domain refused, messages and iqs both ways between a
+component and a client, 'from' and 'to' checks on the component stream,
+bounces to the component, one component per domain, a component added by
+reload, and service-unavailable bounces while the component is not
+connected."""
 import hashlib
+import threading
+import time
 
-from harness import (DOMAIN, NS_CLIENT, NS_COMPONENT, NS_PING, NS_STREAM, ServerTestCase,
-                     SlixClient, SlixComponent, q, stanza_error)
+from harness import (DOMAIN, NS_COMPONENT, NS_PING, NS_STREAM, LoginFailed, ServerTestCase,
+                     SlixClient, SlixComponent, deep_merge, q, stanza_error)
 
 COMP = "bots.localhost"
 SECRET = "s3cret-component"
@@ -63,7 +67,6 @@ class ComponentTests(ServerTestCase):
     def test_iq_from_client_reaches_component_and_answer_returns(self):
         comp = self.raw(component=True)
         self.assertEqual(comp.handshake(COMP, SECRET).tag, q(NS_COMPONENT, "handshake"))
-        import threading
         answers = []
         t = threading.Thread(target=lambda: answers.append(
             self.alice.iq("<ping xmlns='%s'/>" % NS_PING, to="svc@%s" % COMP)))
@@ -95,7 +98,6 @@ class ComponentTests(ServerTestCase):
     def test_slixmpp_component_with_wrong_secret_is_refused(self):
         comp = SlixComponent(self.server, COMP, "not-the-secret")
         self._clients.append(comp)
-        from harness import LoginFailed
         with self.assertRaises(LoginFailed):
             comp.connect()
         self.assertIn("not-authorized", comp.stream_errors)
@@ -146,9 +148,20 @@ class ComponentTests(ServerTestCase):
                   "</message>")
         self.assertEqual(comp.stream_error(), "invalid-from")
         self.assertTrue(comp.wait_closed())
-        import time
         time.sleep(0.3)
         self.assertEqual(self.alice.received_since(mark, ("message",)), [])
+
+    def test_component_gets_bounces_and_must_address_its_stanzas(self):
+        comp = self.raw(component=True)
+        comp.handshake(COMP, SECRET)
+        comp.send("<message from='x@%s' to='nobody@localhost' id='c1'><body>hi</body></message>"
+                  % COMP)
+        err = comp.wait_for(lambda e: e.tag == q(NS_COMPONENT, "message"))
+        self.assertEqual(err.get("type"), "error")
+        self.assertEqual(err.get("to"), "x@%s" % COMP)
+        self.assertEqual(stanza_error(err), ("cancel", "service-unavailable"))
+        comp.send("<message from='x@%s' id='c2'><body>no to</body></message>" % COMP)
+        self.assertEqual(comp.stream_error(), "improper-addressing")
 
     def test_second_component_for_the_same_domain_is_refused(self):
         first = self.component()
@@ -160,3 +173,17 @@ class ComponentTests(ServerTestCase):
         self.alice.send_message("echo@%s" % COMP, "still first")
         first.wait_stanza(lambda s: s.name == "message" and s["body"] == "still first",
                           since=mark)
+
+    def test_component_added_by_reload_can_connect(self):
+        late = "late.localhost"
+        conf = deep_merge(self.server.config, {"components": {late: {"secret": "late-secret"}}})
+        self.server.write_config(conf)
+        self.server.ternctl_ok("reload")
+        comp = SlixComponent(self.server, late, "late-secret")
+        self._clients.append(comp)
+        comp.connect()
+        mark = comp.mark()
+        self.alice.send_message("bot@%s" % late, "hello late")
+        got = comp.wait_stanza(lambda s: s.name == "message" and s["body"] == "hello late",
+                               since=mark)
+        self.assertEqual(str(got["from"]), "alice@localhost/desk")

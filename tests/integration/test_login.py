@@ -1,12 +1,16 @@
 """Logging in: STARTTLS and direct TLS (with ALPN), SCRAM-SHA-1/256/512 and
-their -PLUS variants with tls-server-end-point, resource binding and
-conflicts, wrong passwords, what is offered before TLS, the SCRAM downgrade
-and channel-binding checks, and the limit on failed attempts."""
+their -PLUS variants with tls-server-end-point (slixmpp and by hand), wrong
+passwords and the failure delay, what is offered before TLS (no PLAIN, no
+SASL at all), PLAIN when allowed, the SCRAM downgrade, channel-binding and
+authzid checks, SASLprep'd Unicode credentials, STARTTLS injection, the
+limit on failed attempts, the handshake timeout, resource binding and both
+resource-conflict policies."""
+import base64
 import ssl
 import time
 
 from harness import (DOMAIN, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS, LoginFailed,
-                     RawClient, ServerTestCase, StreamClosed, q)
+                     RawClient, ScramClient, ServerTestCase, b64, q, stanza_error, unb64)
 
 
 class LoginTests(ServerTestCase):
@@ -106,7 +110,6 @@ class LoginTests(ServerTestCase):
     def test_scram_plus_with_wrong_binding_data_is_refused(self):
         c = self.raw(direct_tls=True)
         c.open_stream()
-        from harness import ScramClient, b64, unb64
         scram = ScramClient("alice", "alice-secret", "SCRAM-SHA-256-PLUS", c)
         scram.cb_data = b"\x00" * 32  # not the hash of the server's certificate
         c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256-PLUS'>%s</auth>" %
@@ -133,13 +136,48 @@ class LoginTests(ServerTestCase):
         c = self.raw(direct_tls=True)
         self.assertEqual(c.login("ALICE", "alice-secret", "Case"), "alice@localhost/Case")
 
+    def test_unicode_username_and_password(self):
+        """Localparts are prepared (case-folded), passwords SASLprep'd, both UTF-8."""
+        self.server.add_user("j\u00fcrgen", "p\u00e4ssw\u00f6rd \u00fcn\u00efcode")
+        c = self.raw(direct_tls=True)
+        self.assertEqual(c.login("J\u00fcrgen", "p\u00e4ssw\u00f6rd \u00fcn\u00efcode", "u"),
+                         "j\u00fcrgen@localhost/u")
+        s = self.slix("j\u00fcrgen", resource="slix")
+        self.assertEqual(s.ping(), "result")
+
+    def test_authzid_must_name_the_authenticated_account(self):
+        for authzid, expected in (("alice@localhost", "success"), ("bob@localhost", "failure")):
+            with self.subTest(authzid=authzid):
+                c = self.raw(direct_tls=True)
+                c.open_stream()
+                scram = ScramClient("alice", "alice-secret", "SCRAM-SHA-256", c)
+                scram.gs2 = "n,a=%s," % authzid
+                c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" %
+                       (NS_SASL, b64(scram.client_first())))
+                challenge = c.expect(q(NS_SASL, "challenge"))
+                c.send("<response xmlns='%s'>%s</response>" %
+                       (NS_SASL, b64(scram.client_final(unb64(challenge.text)))))
+                answer = c.read_element()
+                self.assertEqual(answer.tag, q(NS_SASL, expected))
+                if expected == "failure":
+                    self.assertIsNotNone(answer.find(q(NS_SASL, "invalid-authzid")))
+                else:
+                    c.restart()
+                    self.assertEqual(c.bind("authz"), "alice@localhost/authz")
+
+    def test_client_closing_its_stream_gets_the_servers_close(self):
+        c = self.raw(direct_tls=True)
+        c.login("alice", "alice-secret", "bye")
+        c.send("</stream:stream>")
+        self.assertTrue(c.wait_closed(), "server did not close the connection")
+        self.assertTrue(c.stream_ended, "server did not answer with </stream:stream>")
+
     def test_sasl_abort_and_stray_response(self):
         c = self.raw(direct_tls=True)
         c.open_stream()
         c.send("<response xmlns='%s'>biws</response>" % NS_SASL)
         failure = c.expect(q(NS_SASL, "failure"))
         self.assertIsNotNone(failure.find(q(NS_SASL, "malformed-request")))
-        from harness import ScramClient, b64
         scram = ScramClient("alice", "alice-secret", "SCRAM-SHA-256", c)
         c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" %
                (NS_SASL, b64(scram.client_first())))
@@ -309,7 +347,6 @@ class PlainAllowedTests(ServerTestCase):
         self.assertIn("PLAIN", c.mechanisms())
 
     def test_plain_before_tls_refused_and_after_tls_works(self):
-        import base64
         creds = base64.b64encode(b"\0alice\0alice-secret").decode()
         c = self.raw()
         c.open_stream()
@@ -366,7 +403,6 @@ class RefuseConflictTests(ServerTestCase):
                  % NS_BIND)
         answer = new.expect(q(NS_CLIENT, "iq"))
         self.assertEqual(answer.get("type"), "error")
-        from harness import stanza_error
         self.assertEqual(stanza_error(answer), ("cancel", "conflict"))
         self.assertEqual(old.ping(), "result")
         self.assertEqual(old.nothing_more(0.3), [])

@@ -1,8 +1,12 @@
 """Messaging between two slixmpp clients, one on STARTTLS and one on direct
-TLS: messages to bare and full JIDs (RFC 6121 §8.5 delivery rules), the
-server-stamped 'from', pings to the server and between clients, and the
-error bounces for offline, unknown and remote recipients."""
-from harness import (DOMAIN, NS_CLIENT, NS_PING, ServerTestCase, SlixClient, q, stanza_error)
+TLS: messages to bare and full JIDs (RFC 6121 §8.5 delivery rules: priority,
+headlines, unavailable resources), the server-stamped 'from', JID case
+rules, escaping and foreign payloads, a stanza trickled byte by byte, pings
+to the server and between clients, the error bounces for offline, unknown,
+malformed and remote recipients, and no bounce for errors and results."""
+import time
+
+from harness import DOMAIN, NS_PING, RawClient, ServerTestCase, SlixClient, q, stanza_error
 
 
 class MessagingTests(ServerTestCase):
@@ -28,7 +32,7 @@ class MessagingTests(ServerTestCase):
 
     def assertNoMessages(self, client, mark, within=0.7):
         """Nothing but presence reached `client` after `mark`."""
-        import time
+
         time.sleep(within)
         extra = client.received_since(mark, kinds=("message", "iq"))
         self.assertEqual(extra, [], "unexpected stanzas for %s" % client.jid)
@@ -122,8 +126,7 @@ class MessagingTests(ServerTestCase):
 
     def test_stanza_trickled_byte_by_byte_is_delivered(self):
         """The stream parser copes with any split of the input."""
-        import time
-        from harness import RawClient
+
         c = RawClient(self.server.tls_port, direct_tls=True)
         try:
             c.login("carol", "carol-pw", "slow")
@@ -140,7 +143,6 @@ class MessagingTests(ServerTestCase):
             c.end()
 
     def test_escaping_cdata_and_foreign_payloads_survive_routing(self):
-        from harness import RawClient
         c = RawClient(self.server.c2s_port)
         try:
             c.login("carol", "carol-pw", "xml")
@@ -160,6 +162,25 @@ class MessagingTests(ServerTestCase):
             self.assertEqual(y.get("{urn:example:p}z"), "2")
         finally:
             c.end()
+
+    def test_errors_and_results_to_nowhere_are_not_bounced(self):
+        """RFC 6120 §8.3.1: never answer an error with an error (no loops), and
+        an unsolicited iq result/error is dropped."""
+        a = self.alice.mark()
+        for stanza in ("<message to='nobody@localhost' type='error' id='e1'><error type='cancel'>"
+                       "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+                       "</message>",
+                       "<iq to='nobody@localhost' type='result' id='r1'/>",
+                       "<iq to='bob@localhost/elsewhere' type='error' id='r2'><error "
+                       "type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:"
+                       "xmpp-stanzas'/></error></iq>",
+                       "<message to='someone@remote.example' type='error' id='e2'/>"):
+            self.alice.send_raw(stanza)
+        self.alice.sync()
+        time.sleep(0.3)
+        extra = [st for st in self.alice.received_since(a, ("message", "iq"))
+                 if st.name == "message" or st["type"] == "error"]
+        self.assertEqual(extra, [], "an error or result was answered")
 
     def test_ping_server(self):
         self.assertEqual(self.alice.ping(DOMAIN), "result")

@@ -1,9 +1,9 @@
 """The five modules as a client sees them: disco#info and disco#items of the
-host and of accounts (XEP-0030), ping (XEP-0199), software version
-(XEP-0092), entity time (XEP-0202) and uptime as last activity (XEP-0012);
-unknown queries to the host get service-unavailable."""
+host and of accounts (XEP-0030), ping (XEP-0199) including the keepalive of
+idle clients, software version (XEP-0092), entity time (XEP-0202) and uptime
+as last activity (XEP-0012), module options from the configuration; unknown
+queries to the host get service-unavailable."""
 import datetime
-import re
 import time
 
 from harness import (DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, ServerTestCase,

@@ -21,7 +21,7 @@ class Profanity:
         self.test = test
         self.home = tempfile.mkdtemp(prefix="profanity-home-")
         self.session = "tern-prof-%s" % uuid.uuid4().hex[:8]
-        self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color",
+        self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
                         XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
                         XDG_DATA_HOME=os.path.join(self.home, ".local", "share"))
         self.log = os.path.join(self.home, ".local", "share", "profanity", "logs",

@@ -7,8 +7,8 @@ well-behaved slixmpp clients on the same server must still exchange a
 message and ping the server, having received nothing else."""
 import time
 
-from harness import (DOMAIN, NS_CLIENT, NS_COMPONENT, NS_PING, NS_STREAM, RawClient,
-                     ServerTestCase, SlixClient, q, stanza_error)
+from harness import (DOMAIN, NS_CLIENT, NS_PING, NS_STREAM, ServerTestCase, SlixClient, q,
+                     stanza_error)
 
 BILLION_LAUGHS_DTD = (
     "<?xml version='1.0'?>\n<!DOCTYPE stream:stream [\n <!ENTITY lol 'lol'>\n" +

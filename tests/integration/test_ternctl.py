@@ -1,14 +1,16 @@
 """ternctl against a running ternd: users, adduser, passwd and deluser (which
 end live sessions), status, reload and SIGHUP (which keep sessions and apply
-the new configuration), check-config, stop; and SIGTERM, which closes every
-client stream with a system-shutdown stream error before ternd exits 0."""
+the new configuration; a broken one is refused), check-config, stop; that
+passwords are stored only as SCRAM keys and private files are private; and
+SIGTERM, which closes every client and component stream with a
+system-shutdown stream error before ternd exits 0."""
 import os
 import re
 import signal
 import time
 
-from harness import (DOMAIN, LoginFailed, NS_CLIENT, RawClient, Server, ServerTestCase,
-                     SlixClient, deep_merge, q, to_yaml)
+from harness import (DOMAIN, NS_COMPONENT, LoginFailed, RawClient, RawComponent, Server,
+                     ServerTestCase, SlixClient, deep_merge, q, to_yaml)
 
 NS_VERSION = "jabber:iq:version"
 
@@ -101,6 +103,14 @@ class AccountCommandTests(ServerTestCase):
                 with open(path, "rb") as f:
                     data = f.read()
                 self.assertNotIn(secret.encode(), data, "password in clear in %s" % name)
+
+    def test_private_files_are_private(self):
+        """The admin socket, the database and the TLS key are for the owner only."""
+        for path in (self.server.config["admin_socket"], os.path.join(self.server.dir, "tern.db"),
+                     self.server.key_path):
+            with self.subTest(path=os.path.basename(path)):
+                self.assertEqual(os.stat(path).st_mode & 0o077, 0,
+                                 "%s is open to others" % path)
 
     def test_passwd_of_unknown_account_fails(self):
         r = self.server.ternctl("passwd", "nobody@localhost", "--password-stdin", input="pw\n")
@@ -210,7 +220,8 @@ class ShutdownTests(ServerTestCase):
         pass
 
     def start_server(self):
-        srv = Server(name="shutdown", users={"alice": "alice-pw", "bob": "bob-pw"})
+        srv = Server(name="shutdown", users={"alice": "alice-pw", "bob": "bob-pw"},
+                     components={"bots.localhost": "bots-secret"})
         srv.start()
         self.addCleanup(srv.stop, check=False)
         return srv
@@ -221,13 +232,16 @@ class ShutdownTests(ServerTestCase):
         fresh = RawClient(srv.tls_port, direct_tls=True)
         fresh.open_stream()  # not authenticated yet
         slix = SlixClient(srv, "bob", resource="slix").connect()
-        for c in (bound, fresh):
+        comp = RawComponent(srv.component_port)
+        self.assertEqual(comp.handshake("bots.localhost", "bots-secret").tag,
+                         q(NS_COMPONENT, "handshake"))
+        for c in (bound, fresh, comp):
             self.addCleanup(c.close)
         self.addCleanup(slix.disconnect)
-        return bound, fresh, slix
+        return bound, fresh, comp, slix
 
-    def assertShutdownSeen(self, bound, fresh, slix):
-        for c in (bound, fresh):
+    def assertShutdownSeen(self, bound, fresh, comp, slix):
+        for c in (bound, fresh, comp):
             self.assertEqual(c.stream_error(timeout=10), "system-shutdown")
             self.assertTrue(c.stream_ended, "no </stream:stream>")
             self.assertTrue(c.wait_closed())
@@ -236,9 +250,9 @@ class ShutdownTests(ServerTestCase):
 
     def test_sigterm_closes_streams_with_system_shutdown(self):
         srv = self.start_server()
-        bound, fresh, slix = self.clients(srv)
+        clients = self.clients(srv)
         srv.signal(signal.SIGTERM)
-        self.assertShutdownSeen(bound, fresh, slix)
+        self.assertShutdownSeen(*clients)
         rc = srv.wait_exit(20)
         srv.stop(check=False)
         srv.check_exit(rc)
@@ -246,10 +260,10 @@ class ShutdownTests(ServerTestCase):
 
     def test_ternctl_stop(self):
         srv = self.start_server()
-        bound, fresh, slix = self.clients(srv)
+        clients = self.clients(srv)
         r = srv.ternctl("stop")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertShutdownSeen(bound, fresh, slix)
+        self.assertShutdownSeen(*clients)
         rc = srv.wait_exit(20)
         srv.stop(check=False)
         srv.check_exit(rc)

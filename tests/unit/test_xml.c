@@ -807,6 +807,53 @@ static void test_stop(void)
     CHECK(xml_stream_new(NULL, NULL, NULL) == NULL);
 }
 
+/* tern_xml_parse: what tern_xml_to_string() wrote reads back the same. */
+static void test_parse_stored(void)
+{
+    tern_xml_t *m = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_set_attr(m, "to", "a@b/c");
+    tern_xml_set_attr(m, "xml:lang", "en");
+    tern_xml_t *body = tern_xml_add_child(m, "body", NULL);
+    tern_xml_add_text(body, "1 < 2 & \"x\"", 12);
+    tern_xml_t *x = tern_xml_add_child(m, "x", "urn:example");
+    tern_xml_add_child(x, "y", NULL);
+    size_t len;
+    char *text = tern_xml_to_string(m, &len);
+    tern_xml_t *back = tern_xml_parse(text, len);
+    CHECK(back != NULL);
+    if (back) {
+        CHECK(tern_xml_is(back, "message", TERN_NS_CLIENT));
+        CHECK_STR(tern_xml_attr(back, "to"), "a@b/c");
+        CHECK_STR(tern_xml_attr(back, "xml:lang"), "en");
+        CHECK_STR(tern_xml_text(tern_xml_child(back, "body", TERN_NS_CLIENT)), "1 < 2 & \"x\"");
+        tern_xml_t *bx = tern_xml_child(back, "x", "urn:example");
+        CHECK(bx && tern_xml_child(bx, "y", "urn:example") != NULL);
+        char *again = tern_xml_to_string(back, NULL);
+        CHECK_STR(again, text);
+        free(again);
+        tern_xml_unref(back);
+    }
+    free(text);
+    tern_xml_unref(m);
+
+    static const char *const bad[] = {
+        "",
+        "<a xmlns='x'>",
+        "<a xmlns='x'/><b xmlns='x'/>",
+        "text",
+        "<!DOCTYPE a [<!ENTITY e 'x'>]><a>&e;</a>",
+        "<a xmlns='x'><?pi?></a>",
+        "</stream:stream><a/>",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(tern_xml_parse(bad[i], strlen(bad[i])) == NULL);
+    CHECK(tern_xml_parse(NULL, 3) == NULL);
+    tern_xml_t *plain = tern_xml_parse("<q xmlns='jabber:iq:private'><n xmlns='s'>v</n></q>", 51);
+    CHECK(plain && tern_xml_is(plain, "q", "jabber:iq:private"));
+    if (plain)
+        tern_xml_unref(plain);
+}
+
 int main(void)
 {
     test_tree_build();
@@ -822,5 +869,6 @@ int main(void)
     test_limits_depth_attrs();
     test_restart();
     test_stop();
+    test_parse_stored();
     return check_summary();
 }

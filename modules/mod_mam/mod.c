@@ -1,0 +1,165 @@
+/*
+ * mod_mam — XEP-0313 Message Archive Management for the accounts of a host.
+ *
+ * Owns each user's message archive: what goes in (archive.c, with the
+ * XEP-0359 stanza-id given to the recipient), how it is queried with
+ * XEP-0059 paging (query.c), the XEP-0441 preferences (prefs.c) and the
+ * retention limit (here).  It never delivers or stores messages for
+ * delivery: every message hook passes, and the core or mod_offline
+ * delivers.
+ *
+ * Advertised on the accounts' bare JIDs (XEP-0313 §7): urn:xmpp:mam:2,
+ * urn:xmpp:mam:2#extended and urn:xmpp:sid:0.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mam.h"
+
+static const tern_option_t options[] = {
+    {.name = "default_page",
+     .type = TERN_OPT_INT,
+     .def = "50",
+     .doc = "Results per page when a query does not say (RSM <max/>)",
+     .min = 1,
+     .max = 10000},
+    {.name = "max_page",
+     .type = TERN_OPT_INT,
+     .def = "250",
+     .doc = "The most results one query page returns, whatever the client asks",
+     .min = 1,
+     .max = 10000},
+    {.name = "default_policy",
+     .type = TERN_OPT_STRING,
+     .def = "always",
+     .doc = "What users who set no preferences archive: always, never or roster"},
+    {.name = "expire_after",
+     .type = TERN_OPT_DURATION,
+     .def = "0",
+     .doc = "Delete archived messages older than this (0: keep them forever)"},
+    {.name = "expire_interval",
+     .type = TERN_OPT_DURATION,
+     .def = "1h",
+     .doc = "How often old messages are deleted when expire_after is set"},
+    {.name = NULL},
+};
+
+/* Delete what is older than expire_after, for every user of the host
+ * (XEP-0313 §3.2: only the oldest messages go, so no gaps appear). */
+static void on_expire(tern_module_ctx_t *m, void *arg)
+{
+    (void)arg;
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL || st->expire_after_us <= 0)
+        return;
+    long n = tern_archive_expire(st->archive, tern_now_us() - st->expire_after_us);
+    if (n < 0)
+        tern_log(m, TERN_LOG_WARN, "could not expire old archived messages");
+    else if (n > 0)
+        tern_log(m, TERN_LOG_DEBUG, "expired %ld archived messages", n);
+}
+
+static int hook_all(tern_module_ctx_t *m)
+{
+    static const struct {
+        const char *event;
+        tern_handler_fn fn;
+        int priority;
+    } hooks[] = {
+        {"pre-message/bare", mam_on_outgoing, 100},
+        {"pre-message/full", mam_on_outgoing, 100},
+        {"message/bare", mam_on_incoming, 100},
+        {"message/full", mam_on_incoming, 100},
+        {"iq-set/self/" NS_MAM ":query", mam_on_query, 0},
+        {"iq-get/self/" NS_MAM ":query", mam_on_form, 0},
+        {"iq-get/self/" NS_MAM ":metadata", mam_on_metadata, 0},
+        {"iq-get/self/" NS_MAM ":prefs", mam_on_prefs_get, 0},
+        {"iq-set/self/" NS_MAM ":prefs", mam_on_prefs_set, 0},
+        {"iq-set/bare/" NS_MAM ":query", mam_on_foreign, 0},
+        {"iq-get/bare/" NS_MAM ":query", mam_on_foreign, 0},
+        {"iq-get/bare/" NS_MAM ":metadata", mam_on_foreign, 0},
+        {"iq-get/bare/" NS_MAM ":prefs", mam_on_foreign, 0},
+        {"iq-set/bare/" NS_MAM ":prefs", mam_on_foreign, 0},
+    };
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
+        if (tern_hook(m, hooks[i].event, hooks[i].fn, hooks[i].priority) != 0)
+            return -1;
+    return 0;
+}
+
+/* Read and check the options into `st`; 0, or -1 (logged). */
+static int read_options(tern_module_ctx_t *m, mam_state_t *st)
+{
+    st->default_page = (unsigned)tern_opt_int(m, "default_page");
+    st->max_page = (unsigned)tern_opt_int(m, "max_page");
+    if (st->default_page > st->max_page) {
+        tern_log(m, TERN_LOG_ERROR, "default_page (%u) must not exceed max_page (%u)",
+                 st->default_page, st->max_page);
+        return -1;
+    }
+    const char *policy = tern_opt_str(m, "default_policy");
+    if (mam_policy_parse(policy, &st->default_policy) < 0) {
+        tern_log(m, TERN_LOG_ERROR, "default_policy must be always, never or roster, not \"%s\"",
+                 policy != NULL ? policy : "");
+        return -1;
+    }
+    long long expire_ms = tern_opt_int(m, "expire_after");
+    if (expire_ms < 0) {
+        tern_log(m, TERN_LOG_ERROR, "expire_after must not be negative");
+        return -1;
+    }
+    st->expire_after_us = (int64_t)expire_ms * 1000;
+    if (expire_ms > 0 && tern_opt_int(m, "expire_interval") <= 0) {
+        tern_log(m, TERN_LOG_ERROR, "expire_interval must be more than 0");
+        return -1;
+    }
+    return 0;
+}
+
+static int load(tern_module_ctx_t *m)
+{
+    mam_state_t *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        tern_log(m, TERN_LOG_ERROR, "out of memory");
+        return -1;
+    }
+    if (read_options(m, st) < 0)
+        goto fail;
+    st->archive = tern_store(m, MAM_ARCHIVE_STORE, TERN_STORE_ARCHIVE);
+    st->prefs = tern_store(m, MAM_PREFS_STORE, TERN_STORE_KV);
+    if (st->archive == NULL || st->prefs == NULL) {
+        tern_log(m, TERN_LOG_ERROR, "no storage for the archive");
+        goto fail;
+    }
+    if (hook_all(m) < 0)
+        goto fail;
+    tern_add_account_feature(m, NS_MAM);
+    tern_add_account_feature(m, NS_MAM_EXT);
+    tern_add_account_feature(m, NS_SID);
+    if (st->expire_after_us > 0 &&
+        tern_timer_add(m, tern_opt_int(m, "expire_interval"), 1, on_expire, NULL) == NULL) {
+        tern_log(m, TERN_LOG_ERROR, "could not start the expiry timer");
+        goto fail;
+    }
+    tern_set_data(m, st);
+    on_expire(m, NULL); /* at once, then every expire_interval */
+    return 0;
+fail:
+    free(st);
+    return -1;
+}
+
+static void unload(tern_module_ctx_t *m)
+{
+    free(tern_get_data(m));
+    tern_set_data(m, NULL);
+}
+
+TERN_MODULE = {
+    .abi = TERN_ABI,
+    .name = "mam",
+    .description = "Message Archive Management with stanza-ids (XEP-0313, XEP-0359, XEP-0441)",
+    .options = options,
+    .load = load,
+    .unload = unload,
+};

@@ -1,0 +1,681 @@
+/*
+ * query.c — XEP-0313 queries of a user's own archive.
+ *
+ * Owns, on the user's own account (no 'to', or their bare JID):
+ *  - iq-set <query xmlns='urn:xmpp:mam:2'/>: the XEP-0004 form filters
+ *    with, start, end (§4.1) and the extended before-id, after-id, ids
+ *    (§4.1.3), XEP-0059 paging with <max/>, <after/>, <before/> (empty:
+ *    the last page) and <flip-page/> (§4.3.4); one result message per
+ *    item (§4.2), then the iq result with <fin/> (§4.3);
+ *  - iq-get <query/>: the form (§4.1.5);
+ *  - iq-get <metadata/>: first and last item of the archive (§5).
+ * Queries to someone else's bare JID are refused (§8.1).
+ *
+ * Every query is a few indexed store calls, never a walk of the archive:
+ * the page itself (one range read of max+1 items), the count of the result
+ * set and the index of the page's first item (two counts).  The one
+ * exception is a 'with' naming a full JID: the store indexes the other
+ * party's bare JID, so those items are read and matched on the stanza's
+ * address (§4.1.1), which costs a walk of that one conversation.
+ *
+ * Terms: the "result set" is what the form selects; a "page" is the part of
+ * it RSM asks for.  <count/> and the index of <first/> are about the result
+ * set; 'complete' says whether the page reaches the end of the result set
+ * in the direction of paging (forward, or backward with <before/>).
+ * <first/> and <last/> are the oldest and newest item of the page, also
+ * when <flip-page/> reverses the order the results are sent in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mam.h"
+
+/* One query being answered. */
+typedef struct mam_req {
+    tern_module_ctx_t *m;
+    mam_state_t *st;
+    tern_event_t *ev;
+    const char *user;    /* the archive's owner (localpart) */
+    const char *queryid; /* echoed in results (§4.2), or NULL */
+    /* the result set */
+    tern_archive_query_t set;
+    const char **ids; /* NULL-terminated, malloc'd (strings in the stanza) */
+    size_t n_ids;
+    tern_jid_t *with; /* the 'with' field, or NULL */
+    int with_full;    /* 'with' has a resource: match the stanza's address */
+    /* the page */
+    long max;           /* page size, after the server's cap */
+    const char *after;  /* RSM <after/> */
+    const char *before; /* RSM <before/> with an id */
+    int backward;       /* RSM <before/> present, empty or not */
+    int flip;           /* <flip-page/> */
+    /* the first error met, if any */
+    const char *err_type, *err_cond, *err_text;
+} mam_req_t;
+
+/* The page being read. */
+typedef struct page {
+    mam_req_t *r;
+    tern_xml_t **msgs; /* result messages, in store order */
+    char **ids;        /* their archive ids */
+    long n;
+    int more; /* an item beyond the page exists */
+    int failed;
+} page_t;
+
+static int req_error(mam_req_t *r, const char *type, const char *cond, const char *text)
+{
+    if (r->err_cond == NULL) {
+        r->err_type = type;
+        r->err_cond = cond;
+        r->err_text = text;
+    }
+    return -1;
+}
+
+/* ---- XEP-0082 time -------------------------------------------------- */
+
+void mam_format_time(int64_t us, char out[32])
+{
+    time_t secs = (time_t)(us / 1000000);
+    long frac = (long)(us % 1000000);
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[24];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%06ldZ", date, frac);
+}
+
+/* `n` decimal digits at *p into *v; advances *p.  0 or -1. */
+static int digits(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return -1;
+        *v = *v * 10 + (**p - '0');
+    }
+    return 0;
+}
+
+/* XEP-0082 §3.3 DateTime: CCYY-MM-DDThh:mm:ss[.sss]TZD, TZD = Z | (+|-)hh:mm. */
+int mam_parse_time(const char *s, int64_t *us)
+{
+    int year, mon, day, hh, mm, ss, tzh = 0, tzm = 0;
+    const char *p = s;
+    if (digits(&p, 4, &year) < 0 || *p++ != '-' || digits(&p, 2, &mon) < 0 || *p++ != '-' ||
+        digits(&p, 2, &day) < 0 || *p++ != 'T' || digits(&p, 2, &hh) < 0 || *p++ != ':' ||
+        digits(&p, 2, &mm) < 0 || *p++ != ':' || digits(&p, 2, &ss) < 0)
+        return -1;
+    long frac = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        for (; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 6)
+                frac = frac * 10 + (*p - '0');
+        if (n == 0)
+            return -1;
+        for (; n < 6; n++)
+            frac *= 10;
+    }
+    int sign = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '+' ? 1 : -1;
+        if (digits(&p, 2, &tzh) < 0 || *p++ != ':' || digits(&p, 2, &tzm) < 0)
+            return -1;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 ||
+        tzh > 23 || tzm > 59)
+        return -1;
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = mon - 1,
+                    .tm_mday = day,
+                    .tm_hour = hh,
+                    .tm_min = mm,
+                    .tm_sec = ss};
+    time_t t = timegm(&tm);
+    t -= (time_t)sign * (tzh * 3600 + tzm * 60);
+    *us = (int64_t)t * 1000000 + frac;
+    return 0;
+}
+
+/* ---- parsing the request ------------------------------------------- */
+
+/* Whether `id` is in the user's archive: 1, 0, or -1 on a store error. */
+static int id_exists(mam_req_t *r, const char *id)
+{
+    const char *one[2] = {id, NULL};
+    tern_archive_query_t q = {.ids = one};
+    long n = tern_archive_count(r->st->archive, r->user, &q);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* Whether item `b` comes after item `a` (both known to exist). */
+static int is_after(mam_req_t *r, const char *a, const char *b)
+{
+    const char *one[2] = {b, NULL};
+    tern_archive_query_t q = {.ids = one, .after_id = a};
+    return tern_archive_count(r->st->archive, r->user, &q) > 0;
+}
+
+/* Whether item `b` comes before item `a`. */
+static int is_before(mam_req_t *r, const char *a, const char *b)
+{
+    const char *one[2] = {b, NULL};
+    tern_archive_query_t q = {.ids = one, .before_id = a};
+    return tern_archive_count(r->st->archive, r->user, &q) > 0;
+}
+
+/* The text of a field's first <value/>, or NULL when it has none. */
+static const char *field_value(tern_xml_t *field)
+{
+    tern_xml_t *v = tern_xml_child(field, "value", NS_XDATA);
+    return v != NULL ? tern_xml_text(v) : NULL;
+}
+
+/* The 'ids' field: every <value/>, at most a page of them. */
+static int parse_ids(mam_req_t *r, tern_xml_t *field)
+{
+    size_t n = 0;
+    for (tern_xml_t *v = tern_xml_first_element(field); v != NULL; v = tern_xml_next_element(v))
+        n += tern_xml_is(v, "value", NS_XDATA);
+    if (n > r->st->max_page)
+        return req_error(r, "modify", "policy-violation", "too many ids in one query");
+    free(r->ids);
+    r->ids = calloc(n + 1, sizeof *r->ids);
+    if (r->ids == NULL)
+        return req_error(r, "wait", "resource-constraint", NULL);
+    r->n_ids = 0;
+    for (tern_xml_t *v = tern_xml_first_element(field); v != NULL; v = tern_xml_next_element(v))
+        if (tern_xml_is(v, "value", NS_XDATA))
+            r->ids[r->n_ids++] = tern_xml_text(v);
+    r->set.ids = r->ids;
+    return 0;
+}
+
+/* XEP-0313 §4.1: the data form.  Unknown fields are feature-not-implemented
+ * (§4.1.5); fields without a value are ignored. */
+static int parse_form(mam_req_t *r, tern_xml_t *query)
+{
+    tern_xml_t *x = tern_xml_child(query, "x", NS_XDATA);
+    if (x == NULL)
+        return 0;
+    const char *type = tern_xml_attr(x, "type");
+    if (type != NULL && strcmp(type, "submit") != 0)
+        return req_error(r, "modify", "bad-request", "the form must be of type submit");
+    for (tern_xml_t *f = tern_xml_first_element(x); f != NULL; f = tern_xml_next_element(f)) {
+        if (!tern_xml_is(f, "field", NS_XDATA))
+            continue;
+        const char *var = tern_xml_attr(f, "var");
+        const char *value = field_value(f);
+        if (var == NULL)
+            return req_error(r, "modify", "bad-request", "a field without 'var'");
+        if (strcmp(var, "FORM_TYPE") == 0) {
+            if (value == NULL || strcmp(value, NS_MAM) != 0)
+                return req_error(r, "modify", "bad-request", "FORM_TYPE must be " NS_MAM);
+        } else if (strcmp(var, "ids") == 0) {
+            if (parse_ids(r, f) < 0)
+                return -1;
+        } else if (strcmp(var, "with") != 0 && strcmp(var, "start") != 0 &&
+                   strcmp(var, "end") != 0 && strcmp(var, "after-id") != 0 &&
+                   strcmp(var, "before-id") != 0) {
+            return req_error(r, "cancel", "feature-not-implemented", "unknown field");
+        } else if (value == NULL || value[0] == '\0') {
+            continue;
+        } else if (strcmp(var, "with") == 0) {
+            tern_jid_free(&r->with);
+            r->with = tern_jid_new(value, NULL);
+            if (r->with == NULL)
+                return req_error(r, "modify", "jid-malformed", "'with' is not a JID");
+            r->set.with = r->with->bare;
+            r->with_full = r->with->resource != NULL;
+        } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
+            int64_t t;
+            if (mam_parse_time(value, &t) < 0)
+                return req_error(r, "modify", "bad-request", "not an XEP-0082 DateTime");
+            /* The store reads 0 as "no bound": a bound at the epoch itself is
+             * moved by a microsecond, which changes nothing in practice. */
+            if (var[0] == 's')
+                r->set.start_us = t != 0 ? t : 1;
+            else
+                r->set.end_us = t != 0 ? t : -1;
+        } else if (strcmp(var, "after-id") == 0) {
+            r->set.after_id = value;
+        } else {
+            r->set.before_id = value;
+        }
+    }
+    return 0;
+}
+
+/* XEP-0059 §2: <max/>, <after/>, <before/>; <index/> (§2.4) is not
+ * supported.  XEP-0313 §4.3.4: <flip-page/>. */
+static int parse_rsm(mam_req_t *r, tern_xml_t *query)
+{
+    r->max = (long)r->st->default_page;
+    r->flip = tern_xml_child(query, "flip-page", NS_MAM) != NULL;
+    tern_xml_t *set = tern_xml_child(query, "set", NS_RSM);
+    if (set == NULL)
+        return 0;
+    if (tern_xml_child(set, "index", NS_RSM) != NULL)
+        return req_error(r, "cancel", "feature-not-implemented", "paging by index");
+    tern_xml_t *max = tern_xml_child(set, "max", NS_RSM);
+    if (max != NULL) {
+        const char *s = tern_xml_text(max);
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (s[0] == '\0' || *end != '\0' || v < 0)
+            return req_error(r, "modify", "bad-request", "<max/> must be a number");
+        r->max = v < (long)r->st->max_page ? v : (long)r->st->max_page; /* §4.3.1 */
+    }
+    tern_xml_t *after = tern_xml_child(set, "after", NS_RSM);
+    if (after != NULL) {
+        r->after = tern_xml_text(after);
+        if (r->after[0] == '\0')
+            return req_error(r, "modify", "bad-request", "empty <after/>");
+    }
+    tern_xml_t *before = tern_xml_child(set, "before", NS_RSM);
+    if (before != NULL) {
+        r->backward = 1;
+        const char *id = tern_xml_text(before);
+        r->before = id[0] != '\0' ? id : NULL;
+    }
+    return 0;
+}
+
+/* §4.1.3, §4.3.2: every id the client names must be in the archive. */
+static int check_ids(mam_req_t *r)
+{
+    const char *named[] = {r->set.after_id, r->set.before_id, r->after, r->before};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        if (named[i] == NULL)
+            continue;
+        int found = id_exists(r, named[i]);
+        if (found < 0)
+            return req_error(r, "wait", "internal-server-error", NULL);
+        if (found == 0)
+            return req_error(r, "cancel", "item-not-found", NULL);
+    }
+    if (r->ids == NULL)
+        return 0;
+    size_t distinct = 0;
+    for (size_t i = 0; i < r->n_ids; i++) {
+        size_t k = 0;
+        while (k < i && strcmp(r->ids[k], r->ids[i]) != 0)
+            k++;
+        distinct += k == i;
+    }
+    tern_archive_query_t q = {.ids = r->ids};
+    long n = tern_archive_count(r->st->archive, r->user, &q);
+    if (n < 0)
+        return req_error(r, "wait", "internal-server-error", NULL);
+    if ((size_t)n != distinct)
+        return req_error(r, "cancel", "item-not-found", NULL);
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------- */
+
+/* §4.1.1 with a full JID: the other party's address on the stanza (its
+ * 'from' when incoming, its 'to' when outgoing) must be that JID. */
+static int peer_matches(const mam_req_t *r, const tern_archive_item_t *it)
+{
+    tern_xml_t *stored = tern_xml_parse(it->data, it->len);
+    const char *from = stored != NULL ? tern_xml_attr(stored, "from") : NULL;
+    const char *to = stored != NULL ? tern_xml_attr(stored, "to") : NULL;
+    if (from == NULL || to == NULL) {
+        if (stored != NULL)
+            tern_xml_unref(stored);
+        return 0;
+    }
+    tern_jid_t *f = tern_jid_new(from, NULL), *t = tern_jid_new(to, NULL);
+    int match = 0;
+    if (f != NULL && t != NULL) {
+        int outgoing = f->local != NULL && strcmp(f->local, r->user) == 0 &&
+                       strcmp(f->domain, tern_host(r->m)) == 0;
+        int incoming = t->local != NULL && strcmp(t->local, r->user) == 0 &&
+                       strcmp(t->domain, tern_host(r->m)) == 0;
+        match = (outgoing && strcmp(t->full, r->with->full) == 0) ||
+                (incoming && strcmp(f->full, r->with->full) == 0);
+    }
+    tern_jid_free(&f);
+    tern_jid_free(&t);
+    tern_xml_unref(stored);
+    return match;
+}
+
+typedef struct counter {
+    mam_req_t *r;
+    long n;
+} counter_t;
+
+static int count_cb(void *ctx, const tern_archive_item_t *it)
+{
+    counter_t *c = ctx;
+    c->n += peer_matches(c->r, it);
+    return 0;
+}
+
+/* Number of items matching `q`, or -1. */
+static long count_items(mam_req_t *r, const tern_archive_query_t *q)
+{
+    if (!r->with_full)
+        return tern_archive_count(r->st->archive, r->user, q);
+    counter_t c = {.r = r};
+    tern_archive_query_t all = *q;
+    all.limit = 0;
+    return tern_archive_query(r->st->archive, r->user, &all, count_cb, &c) < 0 ? -1 : c.n;
+}
+
+/* <message to=querier from=archive><result queryid id><forwarded><delay/>
+ * ORIGINAL</forwarded></result></message> — XEP-0313 §4.2, XEP-0297. */
+static tern_xml_t *result_message(mam_req_t *r, const tern_archive_item_t *it)
+{
+    char stamp[32];
+    tern_xml_t *msg = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_t *res = msg != NULL ? tern_xml_add_child(msg, "result", NS_MAM) : NULL;
+    tern_xml_t *fwd = res != NULL ? tern_xml_add_child(res, "forwarded", NS_FORWARD) : NULL;
+    tern_xml_t *delay = fwd != NULL ? tern_xml_add_child(fwd, "delay", NS_DELAY) : NULL;
+    if (delay == NULL) {
+        if (msg != NULL)
+            tern_xml_unref(msg);
+        return NULL;
+    }
+    tern_xml_set_attr(msg, "to", r->ev->from->full);
+    tern_xml_set_attr(msg, "from", r->ev->to->bare);
+    if (r->queryid != NULL)
+        tern_xml_set_attr(res, "queryid", r->queryid);
+    tern_xml_set_attr(res, "id", it->id);
+    mam_format_time(it->when_us, stamp);
+    tern_xml_set_attr(delay, "stamp", stamp); /* XEP-0203: when we received it */
+    /* §3.2: a stanza that cannot be read back is left out of <forwarded/>,
+     * keeping its id and time, as for a removed message. */
+    tern_xml_t *stored = tern_xml_parse(it->data, it->len);
+    if (stored != NULL) {
+        tern_xml_copy_into(fwd, stored);
+        tern_xml_unref(stored);
+    } else
+        tern_log(r->m, TERN_LOG_WARN, "archive item %s of %s is unreadable", it->id, r->user);
+    return msg;
+}
+
+static int page_cb(void *ctx, const tern_archive_item_t *it)
+{
+    page_t *pg = ctx;
+    mam_req_t *r = pg->r;
+    if (r->with_full && !peer_matches(r, it))
+        return 0;
+    if (pg->n == r->max) {
+        pg->more = 1;
+        return 1;
+    }
+    tern_xml_t *msg = result_message(r, it);
+    char *id = msg != NULL ? strdup(it->id) : NULL;
+    if (id == NULL) {
+        if (msg != NULL)
+            tern_xml_unref(msg);
+        pg->failed = 1;
+        return 1;
+    }
+    pg->msgs[pg->n] = msg;
+    pg->ids[pg->n] = id;
+    pg->n++;
+    return 0;
+}
+
+static void page_free(page_t *pg)
+{
+    for (long i = 0; i < pg->n; i++) {
+        tern_xml_unref(pg->msgs[i]);
+        free(pg->ids[i]);
+    }
+    free(pg->msgs);
+    free(pg->ids);
+}
+
+/* Send to the querying session directly (results are for it alone), or
+ * route when the query did not come from a local session. */
+static void send_to_querier(mam_req_t *r, tern_xml_t *stanza)
+{
+    if (r->ev->origin != NULL)
+        tern_session_send(r->ev->origin, stanza);
+    else
+        tern_route(r->m, stanza);
+}
+
+static void add_text_child(tern_xml_t *parent, const char *name, const char *text)
+{
+    tern_xml_t *c = tern_xml_add_child(parent, name, NULL);
+    if (c != NULL)
+        tern_xml_add_text(c, text, strlen(text));
+}
+
+/* §4.3: the iq result closing the query. */
+static int send_fin(mam_req_t *r, const page_t *pg, long count, long index)
+{
+    char num[32];
+    tern_xml_t *reply = tern_iq_result(r->ev);
+    tern_xml_t *fin = reply != NULL ? tern_xml_add_child(reply, "fin", NS_MAM) : NULL;
+    tern_xml_t *set = fin != NULL ? tern_xml_add_child(fin, "set", NS_RSM) : NULL;
+    if (set == NULL) {
+        if (reply != NULL)
+            tern_xml_unref(reply);
+        return -1;
+    }
+    int complete = pg->n > 0 || r->max > 0 ? !pg->more : count == 0;
+    tern_xml_set_attr(fin, "complete", complete ? "true" : "false");
+    if (r->queryid != NULL)
+        tern_xml_set_attr(fin, "queryid", r->queryid);
+    if (pg->n > 0) {
+        /* In chronological order, whatever order they were sent in. */
+        const char *first = pg->ids[r->backward ? pg->n - 1 : 0];
+        const char *last = pg->ids[r->backward ? 0 : pg->n - 1];
+        tern_xml_t *f = tern_xml_add_child(set, "first", NULL);
+        if (f != NULL) {
+            snprintf(num, sizeof num, "%ld", index);
+            tern_xml_set_attr(f, "index", num);
+            tern_xml_add_text(f, first, strlen(first));
+        }
+        add_text_child(set, "last", last);
+    }
+    snprintf(num, sizeof num, "%ld", count);
+    add_text_child(set, "count", num);
+    send_to_querier(r, reply);
+    tern_xml_unref(reply);
+    return 0;
+}
+
+/* Read the page, count, send results and fin.  0, or -1 with an error set
+ * (nothing sent then). */
+static int answer(mam_req_t *r)
+{
+    /* The page's range: the tighter of the form's and RSM's bounds. */
+    tern_archive_query_t q = r->set;
+    if (r->after != NULL && (q.after_id == NULL || is_after(r, q.after_id, r->after)))
+        q.after_id = r->after;
+    if (r->before != NULL && (q.before_id == NULL || is_before(r, q.before_id, r->before)))
+        q.before_id = r->before;
+    q.reverse = r->backward;
+    q.limit = r->with_full ? 0 : (unsigned)r->max + 1;
+
+    page_t pg = {.r = r};
+    if (r->max > 0) {
+        pg.msgs = calloc((size_t)r->max, sizeof *pg.msgs);
+        pg.ids = calloc((size_t)r->max, sizeof *pg.ids);
+        if (pg.msgs == NULL || pg.ids == NULL) {
+            page_free(&pg);
+            return req_error(r, "wait", "resource-constraint", NULL);
+        }
+        if (tern_archive_query(r->st->archive, r->user, &q, page_cb, &pg) < 0 || pg.failed) {
+            page_free(&pg);
+            return req_error(r, "wait", "internal-server-error", NULL);
+        }
+    }
+    long count = count_items(r, &r->set), index = 0;
+    if (count >= 0 && pg.n > 0) {
+        tern_archive_query_t before_first = r->set;
+        before_first.before_id = pg.ids[r->backward ? pg.n - 1 : 0];
+        index = count_items(r, &before_first);
+    }
+    if (count < 0 || index < 0) {
+        page_free(&pg);
+        return req_error(r, "wait", "internal-server-error", NULL);
+    }
+    /* Sent oldest first (§4.2), or newest first with <flip-page/>.  The
+     * store gave them newest first when paging backward. */
+    int newest_first = r->flip;
+    for (long i = 0; i < pg.n; i++) {
+        long k = (r->backward != newest_first) ? pg.n - 1 - i : i;
+        char id[32];
+        snprintf(id, sizeof id, "mam%llu", ++r->st->sent);
+        tern_xml_set_attr(pg.msgs[k], "id", id);
+        send_to_querier(r, pg.msgs[k]);
+    }
+    int rc = send_fin(r, &pg, count, index);
+    page_free(&pg);
+    return rc < 0 ? req_error(r, "wait", "resource-constraint", NULL) : 0;
+}
+
+static void req_free(mam_req_t *r)
+{
+    free(r->ids);
+    tern_jid_free(&r->with);
+}
+
+/* iq-set/self/urn:xmpp:mam:2:query — XEP-0313 §4. */
+int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL || ev->from == NULL || ev->from->local == NULL)
+        return TERN_PASS;
+    tern_xml_t *query = tern_xml_child(ev->stanza, "query", NS_MAM);
+    if (query == NULL)
+        return TERN_PASS;
+    mam_req_t r = {.m = m, .st = st, .ev = ev, .user = ev->from->local};
+    r.queryid = tern_xml_attr(query, "queryid");
+    if (tern_xml_attr(query, "node") != NULL) /* §6.1.3: pubsub archives only */
+        req_error(&r, "cancel", "item-not-found", NULL);
+    else if (parse_form(&r, query) == 0 && parse_rsm(&r, query) == 0 && check_ids(&r) == 0)
+        answer(&r);
+    if (r.err_cond != NULL)
+        tern_reply_error(m, ev, r.err_type, r.err_cond, r.err_text);
+    req_free(&r);
+    return TERN_HANDLED;
+}
+
+/* Add <field var type/> to a form; the field, or NULL. */
+static tern_xml_t *add_field(tern_xml_t *x, const char *var, const char *type)
+{
+    tern_xml_t *f = tern_xml_add_child(x, "field", NULL);
+    if (f != NULL) {
+        tern_xml_set_attr(f, "var", var);
+        tern_xml_set_attr(f, "type", type);
+    }
+    return f;
+}
+
+/* iq-get/self/urn:xmpp:mam:2:query — §4.1.5: the fields we support. */
+int mam_on_form(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    static const char *const fields[][2] = {
+        {"with", "jid-single"},       {"start", "text-single"},    {"end", "text-single"},
+        {"before-id", "text-single"}, {"after-id", "text-single"},
+    };
+    tern_xml_t *reply = tern_iq_result(ev);
+    tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_MAM) : NULL;
+    tern_xml_t *x = query != NULL ? tern_xml_add_child(query, "x", NS_XDATA) : NULL;
+    tern_xml_t *ft = x != NULL ? add_field(x, "FORM_TYPE", "hidden") : NULL;
+    int ok = ft != NULL;
+    if (ok) {
+        tern_xml_set_attr(x, "type", "form");
+        add_text_child(ft, "value", NS_MAM);
+    }
+    for (size_t i = 0; ok && i < sizeof fields / sizeof fields[0]; i++)
+        ok = add_field(x, fields[i][0], fields[i][1]) != NULL;
+    /* The list of ids is open: XEP-0122 <validate><open/></validate>. */
+    tern_xml_t *ids = ok ? add_field(x, "ids", "list-multi") : NULL;
+    tern_xml_t *val = ids != NULL ? tern_xml_add_child(ids, "validate", NS_XVALIDATE) : NULL;
+    ok = val != NULL && tern_xml_add_child(val, "open", NULL) != NULL;
+    if (ok) {
+        tern_xml_set_attr(val, "datatype", "xs:string");
+        tern_route(m, reply);
+    } else {
+        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
+    }
+    if (reply != NULL)
+        tern_xml_unref(reply);
+    return TERN_HANDLED;
+}
+
+typedef struct edge {
+    char id[128];
+    int64_t when_us;
+    int found;
+} edge_t;
+
+static int edge_cb(void *ctx, const tern_archive_item_t *it)
+{
+    edge_t *e = ctx;
+    snprintf(e->id, sizeof e->id, "%s", it->id);
+    e->when_us = it->when_us;
+    e->found = 1;
+    return 1;
+}
+
+/* iq-get/self/urn:xmpp:mam:2:metadata — §5: the first and last item; an
+ * empty <metadata/> for an empty archive. */
+int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL || ev->from == NULL || ev->from->local == NULL)
+        return TERN_PASS;
+    edge_t edges[2] = {{.found = 0}, {.found = 0}};
+    for (int i = 0; i < 2; i++) {
+        tern_archive_query_t q = {.limit = 1, .reverse = i};
+        if (tern_archive_query(st->archive, ev->from->local, &q, edge_cb, &edges[i]) < 0) {
+            tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
+            return TERN_HANDLED;
+        }
+    }
+    tern_xml_t *reply = tern_iq_result(ev);
+    tern_xml_t *md = reply != NULL ? tern_xml_add_child(reply, "metadata", NS_MAM) : NULL;
+    int ok = md != NULL;
+    for (int i = 0; ok && i < 2 && edges[i].found; i++) {
+        char stamp[32];
+        tern_xml_t *e = tern_xml_add_child(md, i == 0 ? "start" : "end", NULL);
+        ok = e != NULL;
+        if (ok) {
+            mam_format_time(edges[i].when_us, stamp);
+            tern_xml_set_attr(e, "id", edges[i].id);
+            tern_xml_set_attr(e, "timestamp", stamp);
+        }
+    }
+    if (ok)
+        tern_route(m, reply);
+    else
+        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
+    if (reply != NULL)
+        tern_xml_unref(reply);
+    return TERN_HANDLED;
+}
+
+/* iq-get|set/bare/urn:xmpp:mam:2:* — another user's archive.  §8.1:
+ * forbidden; an account that does not exist answers like any iq to it
+ * (RFC 6121 §8.5.1), so that accounts cannot be probed. */
+int mam_on_foreign(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    int exists = ev->to->local != NULL && tern_user_exists(m, ev->to->local) > 0;
+    tern_reply_error(m, ev, "cancel", exists ? "forbidden" : "service-unavailable", NULL);
+    return TERN_HANDLED;
+}
