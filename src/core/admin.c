@@ -4,7 +4,7 @@
  * Owns the listening Unix socket, its file on disk and the short-lived
  * connections of `ternctl`.  Everything runs on the event loop: nothing
  * here blocks, a command line is read with a hard length limit and every
- * connection has a timeout.  The actual work (reload, stop, kick) belongs
+ * connection has a timeout.  The actual work (reload, stop, kick, deluser) belongs
  * to the server core; this file only parses, checks the peer and answers.
  * Answers never contain secrets.
  */
@@ -216,6 +216,28 @@ static void cmd_kick(admin_conn_t *c, const char *jid_s, const char *cond)
     tern_jid_free(&jid);
 }
 
+/* Delete an account through the running server, so that its modules hear
+ * of it (ternctl deluser while ternd runs). */
+static void cmd_deluser(admin_conn_t *c, const char *jid_s)
+{
+    const char *why = NULL;
+    tern_jid_t *jid = tern_jid_new(jid_s, &why);
+    if (jid == NULL || jid->local == NULL || jid->resource != NULL) {
+        tern_jid_free(&jid);
+        conn_finish(c, "invalid bare JID");
+        return;
+    }
+    why = "storage error";
+    if (server_delete_user(jid->domain, jid->local, &why) < 0) {
+        conn_finish(c, why);
+    } else {
+        log_info("admin: deleted the account %s", jid->bare);
+        conn_line(c, "deleted: %s", jid->bare);
+        conn_finish(c, NULL);
+    }
+    tern_jid_free(&jid);
+}
+
 /* Parse and run one command line (NUL-terminated, no end-of-line). */
 static void run_command(admin_conn_t *c, char *line)
 {
@@ -243,8 +265,10 @@ static void run_command(admin_conn_t *c, char *line)
         cmd_stop(c);
     else if (strcmp(cmd, "kick") == 0 && n == 3)
         cmd_kick(c, args[1], args[2]);
+    else if (strcmp(cmd, "deluser") == 0 && n == 2)
+        cmd_deluser(c, args[1]);
     else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 ||
-             strcmp(cmd, "kick") == 0)
+             strcmp(cmd, "kick") == 0 || strcmp(cmd, "deluser") == 0)
         conn_finish(c, "wrong number of arguments");
     else
         conn_finish(c, "unknown command");

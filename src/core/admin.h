@@ -8,6 +8,7 @@
  *   reload                       server_reload()
  *   stop                         answers, then server_stop()
  *   kick <bare-jid> <condition>  server_kick_user(), "kicked: N"
+ *   deluser <bare-jid>           server_delete_user(), "deleted: JID"
  * Only a peer with our uid, or root, is served (SO_PEERCRED).
  */
 #ifndef TERN_ADMIN_H

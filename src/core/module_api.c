@@ -468,17 +468,11 @@ int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **er
         return -1;
     }
     const char *why = "storage error";
-    server_kick_user(m->host->name, user, "not-authorized");
-    if (!server.db || accounts_delete(server.db, m->host->name, user, &why) < 0) {
-        if (error_r)
-            *error_r = why;
-        free(user);
-        return -1;
-    }
-    tern_event_t ev = {.user = user};
-    hooks_fire(m->host->hooks, "user/deleted", &ev);
+    int rc = server_delete_user(m->host->name, user, &why);
+    if (rc < 0 && error_r)
+        *error_r = why;
     free(user);
-    return 0;
+    return rc;
 }
 
 int tern_account_check_password(tern_module_ctx_t *m, const char *local, const char *password)

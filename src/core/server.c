@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/accounts.h"
+#include "core/hooks.h"
 #include "core/log.h"
 #include "core/modules.h"
 #include "route/router.h"
@@ -126,6 +128,21 @@ size_t server_kick_user(const char *host, const char *user, const char *conditio
         n++;
     }
     return n;
+}
+
+int server_delete_user(const char *host, const char *user, const char **error_r)
+{
+    host_t *h = hosts_find(host);
+    if (!h) {
+        *error_r = "not a host of this server";
+        return -1;
+    }
+    server_kick_user(host, user, "not-authorized");
+    if (!server.db || accounts_delete(server.db, host, user, error_r) < 0)
+        return -1;
+    tern_event_t ev = {.user = user};
+    hooks_fire(h->hooks, "user/deleted", &ev);
+    return 0;
 }
 
 size_t server_session_count(void)

@@ -38,6 +38,10 @@ void server_stop(void);
 /* Close every session of host/user with the given stream error condition
  * (e.g. "not-authorized" after a password change or deletion).  Returns the count. */
 size_t server_kick_user(const char *host, const char *user, const char *condition);
+/* Delete the account host/user as a running server must: end its sessions,
+ * delete it and all its stored data, and tell the host's modules
+ * ("user/deleted").  0, or -1 with *error_r set. */
+int server_delete_user(const char *host, const char *user, const char **error_r);
 /* Number of bound client sessions. */
 size_t server_session_count(void);
 /* True when `domain` is one of our hosts. */

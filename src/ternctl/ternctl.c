@@ -541,7 +541,25 @@ static int account_command(acct_op_t op, const char *jid_s)
     const char *err = NULL;
     int r;
     if (op == ACCT_DELETE) {
-        r = accounts_delete(db, jid->domain, jid->local, &err);
+        /* A running server deletes it itself, so its modules hear of it. */
+        char cmd[16 + 3 * 1024];
+        snprintf(cmd, sizeof(cmd), "deluser %s", jid->bare);
+        admin_answer_t a;
+        admin_status_t st = admin_request(cfg->admin_socket, cmd, &a);
+        if (st == ADMIN_DOWN) {
+            r = accounts_delete(db, jid->domain, jid->local, &err);
+        } else {
+            static char why[256];
+            r = st == ADMIN_OK ? 0 : -1;
+            if (r < 0)
+                snprintf(why, sizeof(why), "%s", a.error != NULL ? a.error : "failed");
+            err = why;
+            admin_answer_free(&a);
+            if (r == 0) {
+                ret = EXIT_OK;
+                goto out;
+            }
+        }
     } else {
         int usage_err = 0;
         if (get_password(password, &usage_err) < 0) {

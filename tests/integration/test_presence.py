@@ -387,3 +387,15 @@ class AccountDeletionTests(RosterCase):
         self.send(z2, "<presence/>")
         self.quiet([(a, ma)], allow=lambda s: s.name == "iq")
         self.assertEqual(self.presences(a, ma), [])
+
+    def test_ternctl_deluser_on_a_running_server_cancels_subscriptions(self):
+        z = self.client("zack")
+        a = self.client("amy")
+        self.subscribe_both(z, a)
+        ma = a.mark()
+        zack = z.jid
+        self.server.ternctl_ok("deluser", "zack@localhost")
+        del self.server.users["zack"]
+        self.wait_presence(a, ma, "unavailable", zack)
+        self.wait_push(a, bare("zack"), ma, subscription="none", ask=None)
+        self.assertEqual(self.roster_items(a)[bare("zack")]["subscription"], "none")
