@@ -50,6 +50,18 @@ modules:
   version: {}
   time: {}
   uptime: {}
+  roster: {}
+  offline: {}
+  carbons: {}
+  mam: {}
+  blocking: {}
+  private: {}
+  vcard: {}
+  search: {}
+  pep: {}
+  bookmarks: {}
+  register: {}
+  invites: {}
 hosts:
   $domain: {}
 YAML
