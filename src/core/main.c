@@ -47,13 +47,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void raise_file_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
     rlim_t old = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-        log_info("open files limit raised from %llu to %llu", (unsigned long long)old,
-                 (unsigned long long)rl.rlim_max);
+    if (old < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rl.rlim_cur = old;
+    }
+    if (rl.rlim_cur != old)
+        log_info("open files limit raised from %llu to %llu (the hard limit)",
+                 (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+    else
+        log_info("open files limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
 static int check_config(const char *path)
