@@ -15,7 +15,10 @@
  * Copies come from the user's bare JID, go to the session's full JID and
  * keep the original's type.
  *
- * Eligible messages (§6): type chat, or type normal with a <body/>; never
+ * Eligible messages (§6): type chat; type normal with a <body/> or with
+ * a payload of instant messaging that the other clients need to stay in
+ * step (the current text of §6 names them): a XEP-0085 chat state, a XEP-0184
+ * receipt or receipt request, a XEP-0333 chat marker; never
  * error, groupchat or headline; never a message carrying MUC user data
  * (<x xmlns='http://jabber.org/protocol/muc#user'/>: private messages
  * through a room); never a message that is itself a carbon.  Not copied
@@ -42,6 +45,14 @@
 #define NS_CARBONS  "urn:xmpp:carbons:2"
 #define NS_FORWARD  "urn:xmpp:forward:0"
 #define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+
+/* Namespaces whose elements make a bodyless message of type normal part
+ * of a conversation (see "Eligible messages" above). */
+static const char *const im_namespaces[] = {
+    "http://jabber.org/protocol/chatstates", /* XEP-0085 */
+    "urn:xmpp:receipts",                     /* XEP-0184 */
+    "urn:xmpp:chat-markers:0",               /* XEP-0333 */
+};
 
 /* The value of a session slot while carbons are enabled on it. */
 static char enabled_mark;
@@ -79,13 +90,28 @@ static int on_disable(tern_module_ctx_t *m, tern_event_t *ev)
     return set_carbons(m, ev, 0);
 }
 
+/* Whether a message of type normal belongs to a conversation: a <body/>,
+ * or a direct child in one of im_namespaces. */
+static int im_content(const tern_xml_t *st)
+{
+    if (tern_xml_child(st, "body", TERN_NS_CLIENT) != NULL)
+        return 1;
+    for (const tern_xml_t *el = tern_xml_first_element(st); el != NULL;
+         el = tern_xml_next_element(el))
+        for (size_t i = 0; el->ns != NULL && i < sizeof im_namespaces / sizeof im_namespaces[0];
+             i++)
+            if (strcmp(el->ns, im_namespaces[i]) == 0)
+                return 1;
+    return 0;
+}
+
 /* XEP-0280 §6, and not a carbon itself, not from or through a MUC. */
 static int eligible(const tern_xml_t *st)
 {
     const char *type = tern_xml_attr(st, "type");
     int chat = type != NULL && strcmp(type, "chat") == 0;
     int normal = type == NULL || strcmp(type, "normal") == 0;
-    if (!chat && !(normal && tern_xml_child(st, "body", TERN_NS_CLIENT) != NULL))
+    if (!chat && !(normal && im_content(st)))
         return 0;
     return tern_xml_child(st, "received", NS_CARBONS) == NULL &&
            tern_xml_child(st, "sent", NS_CARBONS) == NULL &&

@@ -11,14 +11,17 @@
  * service-unavailable, so the sender learns it was not kept):
  *   - types error, groupchat and headline are never stored (XEP-0160 §3);
  *     the core does not fire the event for them, and this module passes;
- *   - <no-store xmlns='urn:xmpp:hints'/> (XEP-0334 §4.2): pass;
- *   - a full queue (option max_messages, XEP-0160 §2 step 3): pass;
  *   - a message with nothing for a user who comes back later (only chat
  *     states, XEP-0085 §5.8, and such markers as <thread/>, receipt
  *     requests, <markable/>, stanza ids, hints, delays): dropped silently,
  *     unless it carries <store xmlns='urn:xmpp:hints'/> (XEP-0334 §4.4);
- *   - anything else is stored: a body, a subject, a receipt or chat marker,
- *     an encrypted payload, and any payload this module does not know.
+ *     with <no-store/> too (nothing was lost, so no error either);
+ *   - <no-store xmlns='urn:xmpp:hints'/> (XEP-0334 §4.2): pass;
+ *     <no-permanent-store/> does not forbid this temporary storage;
+ *   - a full queue (option max_messages, XEP-0160 §2 step 3): pass;
+ *   - anything else is stored: a body (so a XEP-0308 correction), a
+ *     subject, a XEP-0184 receipt or XEP-0333 chat marker, an encrypted
+ *     payload, and any payload this module does not know.
  * Storage is one archive item per message in the "offline" archive store
  * (with = the sender's bare JID), written before the event returns: the
  * store commits at once, so a message the server has taken survives a
@@ -158,10 +161,10 @@ static int on_offline(tern_module_ctx_t *m, tern_event_t *ev)
     const char *user = ev->to->local;
     if (o == NULL || user == NULL || !storable_type(st))
         return TERN_PASS;
-    if (hint_no_store(st))
-        return TERN_PASS; /* XEP-0334 §4.2: the sender learns it was not kept */
     if (!has_content(st) && !hint_store(st))
         return TERN_HANDLED; /* XEP-0085 §5.8, XEP-0160 §3: not stored, no error */
+    if (hint_no_store(st))
+        return TERN_PASS; /* XEP-0334 §4.2: the sender learns it was not kept */
 
     long queued = tern_archive_count(o->store, user, NULL);
     if (queued < 0) {

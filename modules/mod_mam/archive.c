@@ -16,11 +16,17 @@
  *  1. type 'error' and 'groupchat' are never archived here (a groupchat
  *     belongs in the room's archive; XEP-0313 §6.1.1 leaves it to us);
  *  2. <no-store/> or <no-permanent-store/> (XEP-0334 §4.1, §4.2): never;
- *  3. content: a <body/>, or an encrypted payload (XEP-0384 OMEMO with a
- *     <payload/>, XEP-0373 <openpgp/>), or <store/> (XEP-0334 §4.4).
- *     Type 'headline' only with <store/>.  So chat states, receipts and
- *     markers alone are not archived; a correction (XEP-0308), a receipt
- *     or marker riding on a message with a body is, as that message;
+ *  3. content: a <body/> (XEP-0313 §6.1.1; so a XEP-0308 correction too),
+ *     an encrypted payload (XEP-0384 OMEMO with a <payload/>, XEP-0373
+ *     <openpgp/>), a XEP-0184 receipt (<received/>) or a XEP-0333 chat
+ *     marker (<received/>, <displayed/>, <acknowledged/>), or <store/>
+ *     (XEP-0334 §4.4).  Markers "SHOULD be archived" (XEP-0333 §7) so
+ *     that every client of both parties can catch up on them; receipts
+ *     are kept for the same reason (XEP-0313 §6.1.1 allows
+ *     "additional non-conversation messages").  Type 'headline' only
+ *     with <store/>.  Not archived: chat states alone (XEP-0313 §3 names
+ *     them as what is not meant), a receipt request or <markable/>
+ *     without a body, an empty message;
  *  4. the user's preferences (XEP-0441) for the other party.
  * A message to oneself is archived once (as incoming), not twice.
  *
@@ -36,13 +42,20 @@
 #include "../hints.h"
 #include "mam.h"
 
-/* Payloads that are a message's content though it has no <body/>. */
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_MARKERS  "urn:xmpp:chat-markers:0"
+
+/* Payloads that make a message worth archiving though it has no <body/>. */
 static const struct {
     const char *name, *ns, *needs_child; /* needs_child: a child element it must carry */
 } content_payloads[] = {
     {"encrypted", "eu.siacs.conversations.axolotl", "payload"}, /* XEP-0384 (0.3) */
     {"encrypted", "urn:xmpp:omemo:2", "payload"},               /* XEP-0384 */
     {"openpgp", "urn:xmpp:openpgp:0", NULL},                    /* XEP-0373 */
+    {"received", NS_RECEIPTS, NULL},                            /* XEP-0184 receipt */
+    {"received", NS_MARKERS, NULL},                             /* XEP-0333 markers */
+    {"displayed", NS_MARKERS, NULL},
+    {"acknowledged", NS_MARKERS, NULL},
 };
 
 int mam_new_id(char out[23])

@@ -6,14 +6,15 @@ priority is stored and handed, with <delay/>, to the first session that
 becomes available with non-negative priority; then it is gone.  What is not
 stored (no-store hint, full queue) bounces with service-unavailable; what is
 worthless later (chat states alone) is dropped without an error; headlines
-are never stored.  A stored message survives kill -9 of the server."""
+are never stored.  A stored message survives kill -9 of the server, and
+so do its archive copies (mod_mam) on both sides."""
 import datetime
 import shutil
 import time
 import unittest
 
-from harness import (DOMAIN, NS_DISCO_INFO, T_REPLY, T_SHORT, Server, ServerTestCase,
-                     SlixClient, q, stanza_error)
+from harness import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, T_REPLY, T_SHORT, Server,
+                     ServerTestCase, SlixClient, q, stanza_error)
 
 NS_DELAY = "urn:xmpp:delay"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
@@ -21,6 +22,9 @@ NS_RECEIPTS = "urn:xmpp:receipts"
 NS_MARKERS = "urn:xmpp:chat-markers:0"
 NS_HINTS = "urn:xmpp:hints"
 NS_OMEMO = "eu.siacs.conversations.axolotl"
+NS_MAM = "urn:xmpp:mam:2"
+NS_SID = "urn:xmpp:sid:0"
+NS_FORWARD = "urn:xmpp:forward:0"
 
 MAX_MESSAGES = 3
 USERS = {u: u + "-pw" for u in ("alice", "bob", "carol", "dave", "erin", "frank", "gina",
@@ -290,33 +294,76 @@ class OfflineTests(ServerTestCase):
 
 
 class OfflineDurabilityTests(unittest.TestCase):
-    """A message the server has taken survives kill -9 of the server."""
+    """A message the server has taken survives kill -9 of the server: once
+    the sender's next iq is answered, the offline copy and both archive
+    copies (XEP-0313) are on disk."""
+
+    def mam_items(self, client, with_jid):
+        """(archive id, forwarded message) of client's archive with with_jid."""
+        queryid = "k" + str(time.monotonic_ns())
+        mark = client.mark()
+        iq = client.iq("<query xmlns='%s' queryid='%s'><x xmlns='jabber:x:data' type='submit'>"
+                       "<field var='FORM_TYPE' type='hidden'><value>%s</value></field>"
+                       "<field var='with'><value>%s</value></field></x></query>"
+                       % (NS_MAM, queryid, NS_MAM, with_jid), to=None, itype="set")
+        self.assertEqual(iq.get("type"), "result")
+        items = []
+        for m in client.received_since(mark, kinds=("message",)):
+            res = m.xml.find(q(NS_MAM, "result"))
+            if res is not None and res.get("queryid") == queryid:
+                items.append((res.get("id"), res.find("%s/%s" % (q(NS_FORWARD, "forwarded"),
+                                                                  q(NS_CLIENT, "message")))))
+        return items
 
     def test_stored_message_survives_kill_9(self):
         server = Server(name="OfflineKill", users={"alice": "alice-pw", "bob": "bob-pw"},
-                        config={"modules": {"offline": {}}})
+                        config={"modules": {"offline": {}, "mam": {}}})
         server.start()
         clients = []
+        ids = ["k1", "k2", "k3"]
         try:
             alice = SlixClient(server, "alice", resource="desk").connect()
             clients.append(alice)
             a = alice.mark()
-            alice.send_raw("<message to='bob@localhost' type='chat' id='k1'>"
-                           "<body>survive this</body></message>")
-            alice.sync()  # the server answered something sent after the message
-            time.sleep(0.2)
+            for i in ids:
+                alice.send_raw("<message to='bob@localhost' type='chat' id='%s'>"
+                               "<body>survive this %s</body></message>" % (i, i))
+            alice.sync()  # the server answered an iq sent after the messages
+            # A bounce would have come before the ping's answer.
             self.assertEqual([m for m in messages_since(alice, a) if m["type"] == "error"], [])
-            server.kill()
+            server.kill()  # at once: nothing more happens between the answer and the kill
             alice.wait_disconnected()
 
             restart_after_kill(server)
             bob = SlixClient(server, "bob", resource="phone")
             clients.append(bob)
             bob.connect()
-            msg = bob.wait_message("survive this", timeout=T_REPLY)
-            self.assertEqual(str(msg["from"]), "alice@localhost/desk")
-            self.assertEqual(msg["id"], "k1")
-            self.assertEqual(delay_of(msg).get("from"), DOMAIN)
+            bob.wait_message("survive this k3", timeout=T_REPLY)
+            got = messages_since(bob, 0)
+            self.assertEqual([m["id"] for m in got], ids)
+            delivered_sids = []
+            for m in got:
+                self.assertEqual(str(m["from"]), "alice@localhost/desk")
+                self.assertEqual(m["body"], "survive this " + m["id"])
+                self.assertEqual(delay_of(m).get("from"), DOMAIN)
+                sids = m.xml.findall(q(NS_SID, "stanza-id"))
+                self.assertEqual([s.get("by") for s in sids], ["bob@localhost"])
+                delivered_sids.append(sids[0].get("id"))
+
+            # The recipient's archive has them, under the stanza-ids he got.
+            items = self.mam_items(bob, "alice@localhost")
+            self.assertEqual([fwd.get("id") for _, fwd in items], ids)
+            self.assertEqual([aid for aid, _ in items], delivered_sids)
+            # The sender's archive has her outgoing copies.
+            alice = SlixClient(server, "alice", resource="desk2")
+            clients.append(alice)
+            alice.connect()
+            items = self.mam_items(alice, "bob@localhost")
+            self.assertEqual([fwd.get("id") for _, fwd in items], ids)
+            self.assertEqual([fwd.get("to") for _, fwd in items], ["bob@localhost"] * 3)
+            self.assertEqual([fwd.find(q(NS_CLIENT, "body")).text for _, fwd in items],
+                             ["survive this " + i for i in ids])
+
             # Delivered means deleted: another session gets nothing.
             bob2 = SlixClient(server, "bob", resource="tablet")
             clients.append(bob2)
