@@ -59,6 +59,7 @@ modules:
   vcard: {}
   search: {}
   pep: {}
+  avatar_conversion: {}
   bookmarks: {}
   register: {}
   invites: {}

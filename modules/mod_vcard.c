@@ -11,7 +11,8 @@
  * image is computed once and kept; every available presence a user of the
  * host sends (broadcast or directed) then leaves with
  * <x xmlns='vcard-temp:x:update'><photo>HASH</photo></x>, replacing what
- * the client put there (an empty <photo/> when there is no image).  The
+ * the client put there (an empty <photo/> when there is no image), except
+ * a client's own empty <photo/>, kept as XEP-0398 §4 asks.  The
  * server does not send presence by itself when the vCard changes: §4.1
  * makes that the client's job, and its next presence carries the new hash.
  *
@@ -330,15 +331,30 @@ static int on_set_other(tern_module_ctx_t *m, tern_event_t *ev)
 
 /* ---- XEP-0153 presence --------------------------------------------------- */
 
-/* XEP-0153 §4.1: every available presence of a user of this host carries
- * the hash of the stored image, or an empty <photo/>.  Directed presence
- * runs this hook on the recipient's host: only our own users are touched. */
+/* Whether `x` (a vcard-temp:x:update) holds an empty <photo/>: the client
+ * says on purpose that it shows no avatar. */
+static int empty_photo(tern_xml_t *x)
+{
+    tern_xml_t *photo = tern_xml_child(x, "photo", NS_VCARD_UPDATE);
+    if (photo == NULL || tern_xml_first_element(photo) != NULL)
+        return 0;
+    return strspn(tern_xml_text(photo), " \t\r\n") == strlen(tern_xml_text(photo));
+}
+
+/* XEP-0153 §4.1, XEP-0398 §4: every available presence of a user of this
+ * host carries the hash of the stored image, or an empty <photo/>; only a
+ * presence in which the client itself put an empty <photo/> is left as it
+ * is.  Directed presence runs this hook on the recipient's host: only our
+ * own users are touched. */
 static int on_presence_out(tern_module_ctx_t *m, tern_event_t *ev)
 {
     vcard_state_t *st = tern_get_data(m);
     if (tern_xml_attr(ev->stanza, "type") != NULL || ev->from == NULL || ev->from->local == NULL ||
         strcmp(ev->from->domain, tern_host(m)) != 0)
         return TERN_PASS;
+    tern_xml_t *own = tern_xml_child(ev->stanza, "x", NS_VCARD_UPDATE);
+    if (own != NULL && empty_photo(own))
+        return TERN_PASS; /* XEP-0398 §4: the client's empty <photo/> stays */
     tern_blob_t hash = {0};
     if (tern_kv_get(st->photos, ev->from->local, &hash) < 0)
         return TERN_PASS; /* storage trouble: leave the client's own <x/> */

@@ -4,10 +4,10 @@
  * mod_pep makes every account of a host a small XEP-0060 service (XEP-0163
  * PEP).  Other modules on the same host read and write a user's nodes
  * through this table, acting as the account owner: mod_bookmarks keeps
- * XEP-0402 and XEP-0048 bookmarks in step, a vCard module could publish an
- * avatar (XEP-0398).  A change made here is stored, notified to the
- * owner's and contacts' interested sessions, and told to observers just as
- * when the owner's client made it.
+ * XEP-0402 and XEP-0048 bookmarks in step, mod_avatar_conversion keeps the
+ * XEP-0084 avatar and the vCard photo in step (XEP-0398).  A change made
+ * here is stored, notified to the owner's and contacts' interested
+ * sessions, and told to observers just as when the owner's client made it.
  *
  * Get the table at run time, never at load (modules load in any order):
  *     const tern_pep_api_t *pep = tern_require(m, TERN_PEP_SERVICE);

@@ -2,8 +2,8 @@
  * vcard_api.h — the "vcard" service of mod_vcard, for other modules.
  *
  * mod_vcard owns the users' vcard-temp vCards (XEP-0054) on a host.  A
- * module that needs them (mod_search's directory, a XEP-0398 PEP avatar
- * bridge) lists "vcard" in its .depends and gets this table with
+ * module that needs them (mod_search's directory, mod_avatar_conversion's
+ * XEP-0398 PEP avatar bridge) lists "vcard" in its .depends and gets this table with
  *
  *     const vcard_api_t *vc = tern_require(m, VCARD_SERVICE);
  *

@@ -189,6 +189,17 @@ class VCardTests(ServerTestCase):
         self.assertEqual(photo_of(got), "")
         self.assertEqual(got["status"], "no face")
 
+    def test_clients_empty_photo_is_kept(self):
+        """XEP-0398 §4: a presence in which the client put an empty <photo/>
+        is left alone; an <x/> without <photo/> gets the hash."""
+        alice = self.slix("alice", resource="shy")
+        bob = self.slix("bob")
+        self.assertResult(self.set_card(alice, vcard_xml("Alice", photo=IMAGE)))
+        got = self.directed_presence(alice, bob, "<x xmlns='%s'><photo/></x>" % NS_UPDATE)
+        self.assertEqual(photo_of(got), "")
+        got = self.directed_presence(alice, bob, "<x xmlns='%s'/>" % NS_UPDATE)
+        self.assertEqual(photo_of(got), IMAGE_SHA1)
+
     def test_user_without_vcard_advertises_an_empty_photo(self):
         carol = self.slix("carol", resource="x")
         bob = self.slix("bob")
