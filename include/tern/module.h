@@ -73,6 +73,7 @@ typedef struct tern_module {
 /* Registration. */
 TERN_API int tern_hook(tern_module_ctx_t *m, const char *event, tern_handler_fn fn, int priority);
 TERN_API void tern_add_feature(tern_module_ctx_t *m, const char *var);
+/* One more identity of the host in disco#info, after its server/im. */
 TERN_API void tern_add_identity(tern_module_ctx_t *m, const char *category, const char *type,
                                 const char *name);
 /* XEP-0128: a data form (<x xmlns='jabber:x:data' type='result'>) to add to

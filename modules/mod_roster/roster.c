@@ -234,8 +234,11 @@ int roster_on_set(tern_module_ctx_t *m, tern_event_t *ev)
         return TERN_HANDLED;
     }
     /* §2.1.2.5: 'subscription' (other than remove), 'ask' and 'approved'
-     * from the client are ignored; name and groups are replaced. */
-    int ok = item_set_name(it, tern_xml_attr(item, "name")) == 0;
+     * from the client are ignored; name and groups are replaced. An empty
+     * name (what clients such as profanity send for a contact added
+     * without a nickname) is no name: other clients show the JID. */
+    const char *name = tern_xml_attr(item, "name");
+    int ok = item_set_name(it, name != NULL && *name != '\0' ? name : NULL) == 0;
     item_clear_groups(it);
     for (tern_xml_t *g = tern_xml_first_element(item); ok && g; g = tern_xml_next_element(g))
         if (tern_xml_is(g, "group", NS_ROSTER))

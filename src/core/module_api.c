@@ -147,13 +147,11 @@ static void fill(host_t *h, tern_xml_t *query, int account)
             tern_xml_copy_into(query, d->form);
 }
 
+/* The host is an IM server whatever else its modules make it (a user
+ * directory...): server/im comes first, then the modules' identities. */
 void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query)
 {
-    int has_identity = 0;
-    for (disco_item_t *d = m->host->disco; d; d = d->next)
-        has_identity |= d->category != NULL && !d->account;
-    if (!has_identity)
-        add_identity(query, "server", "im", "Tern");
+    add_identity(query, "server", "im", "Tern");
     fill(m->host, query, 0);
 }
 

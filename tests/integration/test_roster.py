@@ -237,6 +237,23 @@ class RosterTests(RosterCase):
         self.assertEqual(len(self.pushes(one, m1)), 1)
         self.assertEqual(len(self.pushes(two, m2)), 1)
 
+    def test_empty_name_is_no_name(self):
+        """name='' (profanity's /roster add without a nickname) stores no name:
+        pushes and gets carry no name attribute, and it clears an old name."""
+        one = self.client("pat", "empty-one")
+        two = self.client("pat", "empty-two")
+        for name in ("", "Yan", ""):  # added without a name, named, name cleared
+            m1, m2 = one.mark(), two.mark()
+            self.assertEqual(self.roster_set(one, "yan@example.org", name=name).get("type"),
+                             "result")
+            expect = name or None
+            p1 = self.wait_push(one, "yan@example.org", m1, name=expect)
+            self.wait_push(two, "yan@example.org", m2, name=expect)
+            item = p1.xml.find(q(NS_ROSTER, "query")).find(q(NS_ROSTER, "item"))
+            self.assertEqual("name" in item.keys(), bool(name), ET.tostring(item))
+            self.assertEqual(self.roster_items(two)["yan@example.org"]["name"], expect)
+        self.roster_set(one, "yan@example.org", subscription="remove")
+
     def test_versioning(self):
         c = self.client("quinn")
         r = self.roster_get(c, ver="")

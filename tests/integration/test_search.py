@@ -105,6 +105,8 @@ class SearchTests(ServerTestCase):
         identities = {(i.get("category"), i.get("type"))
                       for i in answer.iter(q(NS_DISCO_INFO, "identity"))}
         self.assertIn(("directory", "user"), identities)
+        # The directory is one more identity of the host, which stays an IM server.
+        self.assertIn(("server", "im"), identities)
 
     def test_search_fields_legacy_and_form(self):
         answer = self.alice.iq("<query xmlns='%s'/>" % NS_SEARCH, to=DOMAIN)
