@@ -330,14 +330,16 @@ static int on_set_other(tern_module_ctx_t *m, tern_event_t *ev)
 
 /* ---- XEP-0153 presence --------------------------------------------------- */
 
-/* XEP-0153 §4.1: every available presence of a user of this host carries
- * the hash of the stored image, or an empty <photo/>.  Directed presence
- * runs this hook on the recipient's host: only our own users are touched. */
+/* XEP-0153 §4.1: every available presence a client of this host sends,
+ * broadcast or directed to anyone (local, component, remote), carries the
+ * hash of the stored image, or an empty <photo/>.  The presence modules
+ * route for the user (ev->origin NULL) copies what the client sent, which
+ * carries it already. */
 static int on_presence_out(tern_module_ctx_t *m, tern_event_t *ev)
 {
     vcard_state_t *st = tern_get_data(m);
-    if (tern_xml_attr(ev->stanza, "type") != NULL || ev->from == NULL || ev->from->local == NULL ||
-        strcmp(ev->from->domain, tern_host(m)) != 0)
+    if (tern_xml_attr(ev->stanza, "type") != NULL || ev->origin == NULL || ev->from == NULL ||
+        ev->from->local == NULL || strcmp(ev->from->domain, tern_host(m)) != 0)
         return TERN_PASS;
     tern_blob_t hash = {0};
     if (tern_kv_get(st->photos, ev->from->local, &hash) < 0)
