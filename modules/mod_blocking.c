@@ -6,18 +6,24 @@
  * commands a user sends to their own account (§3.2 retrieve, §3.3 block,
  * §3.4/§3.5 unblock one or all) with their pushes to the sessions that
  * asked for the list, and the enforcement of the list:
- *  - inbound, from a blocked JID to the user (§3.3): presence is dropped,
- *    a chat/normal message and an iq get/set are answered with
- *    <service-unavailable/> (so the user looks offline), anything else is
- *    dropped.  Hooks "message|presence|iq/bare|full" at FILTER_PRIORITY,
- *    ahead of delivery and of mod_roster;
- *  - outbound, from the user's client to a blocked JID (§3.3): the stanza
- *    is not routed; a message or iq get/set comes back to the client as
- *    <not-acceptable/> with <blocked xmlns='urn:xmpp:blocking:errors'/>,
- *    presence and errors are dropped.  Hooks "pre-KIND/bare|full";
- *  - what modules route on the user's behalf to a local blocked contact
- *    (mod_roster's presence broadcast and probe answers, PEP
- *    notifications) is dropped on the recipient's side;
+ *  - inbound, from a blocked JID to the user (§3.3), whatever its origin
+ *    (a local client or module, a component, later a remote server):
+ *    presence is dropped, a chat/normal message and an iq get/set are
+ *    answered with <service-unavailable/> (so the user looks offline),
+ *    anything else is dropped.  Hooks "in-KIND/bare|full", which the core
+ *    fires on the user's host before any other event, so that nothing
+ *    another module answers for the account (disco#info, PEP, vCard, last
+ *    activity) reaches a blocked JID either;
+ *  - outbound, from the user's client to a blocked JID (§3.3), whatever the
+ *    destination (local, other virtual host, component, remote): the
+ *    stanza is not routed; a message or iq get/set comes back to the
+ *    client as <not-acceptable/> with
+ *    <blocked xmlns='urn:xmpp:blocking:errors'/>, presence and errors are
+ *    dropped.  Hooks "pre-KIND/host|bare|full" on the user's host;
+ *  - what modules route on the user's behalf to a blocked JID (mod_roster's
+ *    presence broadcasts, probes and probe answers, PEP notifications) is
+ *    dropped on the same "pre-" events (ev->origin NULL), but for errors:
+ *    the answers this module and the core give to blocked JIDs;
  *  - on block, the blocked contacts that could see the user's presence get
  *    <presence type='unavailable'/> from each of the user's resources; on
  *    unblock, the subscribed ones get the current presence (§3.3, §3.4).
@@ -28,11 +34,6 @@
  * a bare JID any of its resources, domain/resource only that, and a domain
  * itself, everything at it and every subdomain of it.  A user's own
  * account and the user's server are never blocked.
- *
- * Not covered (core events needed, see doc/modules/blocking.md): iq
- * handlers of other modules that answer for the user's bare JID run before
- * "iq/bare" (disco#info of the account, PEP, vCard), and the outbound
- * filter runs only for local recipients on the sender's own host.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 #define NS_STANZAS         "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define STORE_NAME         "blocklist"
-#define FILTER_PRIORITY    1000 /* before delivery, mod_roster (0) and the others */
+#define FILTER_PRIORITY    1000 /* ahead of the other "pre-" handlers */
 #define MAX_DIRECTED       256  /* directed presence recipients tracked per session */
 
 /* Module data. */
@@ -582,31 +583,31 @@ static void refuse_inbound(tern_module_ctx_t *m, const tern_event_t *ev)
         tern_reply_error(m, ev, "cancel", "service-unavailable", NULL);
 }
 
-/* A stanza for a user of this host.  Dropped or refused when the recipient
- * blocked the sender; dropped when the sender is a user of this host who
- * blocked the recipient (what modules route on the sender's behalf), unless
- * it is an error (the bounces of this very module). */
+/* "in-KIND/bare|full": a stanza for a user of this host, from anywhere,
+ * before anything else sees it.  Dropped or refused when the recipient
+ * blocked the sender. */
 static int on_inbound(tern_module_ctx_t *m, tern_event_t *ev)
 {
     const char *to_user = local_user(m, ev->to);
-    const char *from_user = local_user(m, ev->from);
-    if (to_user != NULL && is_blocked(m, to_user, ev->from)) {
-        refuse_inbound(m, ev);
-        return TERN_HANDLED;
-    }
-    if (from_user != NULL && !has_type(ev->stanza, "error") && is_blocked(m, from_user, ev->to))
-        return TERN_HANDLED;
-    return TERN_PASS;
+    if (to_user == NULL || !is_blocked(m, to_user, ev->from))
+        return TERN_PASS;
+    refuse_inbound(m, ev);
+    return TERN_HANDLED;
 }
 
-/* A stanza a user's client sends, before routing.  These events fire on the
- * recipient's host, so only senders of this host are checked here. */
+/* "pre-KIND/host|bare|full": a stanza from a user of this host, before it
+ * is routed anywhere.  From the user's client (ev->origin): refused as
+ * §3.3 says when the recipient is blocked, else directed presence is
+ * noted.  Routed by a module on the user's behalf (no origin): dropped
+ * when the recipient is blocked, unless it is an error. */
 static int on_outbound(tern_module_ctx_t *m, tern_event_t *ev)
 {
     const char *user = local_user(m, ev->from);
     const tern_xml_t *st = ev->stanza;
-    if (user == NULL || ev->origin == NULL)
+    if (user == NULL)
         return TERN_PASS;
+    if (ev->origin == NULL)
+        return !has_type(st, "error") && is_blocked(m, user, ev->to) ? TERN_HANDLED : TERN_PASS;
     if (!is_blocked(m, user, ev->to)) {
         if (is_kind(st, "presence") && strcmp(ev->to->bare, ev->from->bare) != 0)
             track_directed(m, ev->origin, ev);
@@ -620,11 +621,12 @@ static int on_outbound(tern_module_ctx_t *m, tern_event_t *ev)
 
 static int load(tern_module_ctx_t *m)
 {
-    static const char *const inbound[] = {"message/bare",  "message/full", "presence/bare",
-                                          "presence/full", "iq/bare",      "iq/full"};
-    static const char *const outbound[] = {"pre-message/bare",  "pre-message/full",
-                                           "pre-presence/bare", "pre-presence/full",
-                                           "pre-iq/bare",       "pre-iq/full"};
+    static const char *const inbound[] = {"in-message/bare",  "in-message/full", "in-presence/bare",
+                                          "in-presence/full", "in-iq/bare",      "in-iq/full"};
+    static const char *const outbound[] = {
+        "pre-message/host",  "pre-message/bare",  "pre-message/full",
+        "pre-presence/host", "pre-presence/bare", "pre-presence/full",
+        "pre-iq/host",       "pre-iq/bare",       "pre-iq/full"};
     block_state_t *st = calloc(1, sizeof *st);
     if (st == NULL) {
         tern_log(m, TERN_LOG_ERROR, "out of memory");

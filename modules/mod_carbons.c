@@ -30,11 +30,11 @@
  * (not also as sent), and never back to the sending session.
  *
  * Handlers run at priority 50 and always pass: a module that drops
- * messages (blocking, privacy) must hook above 50 so that nothing is copied
- * for what it drops.  Sent copies rely on the core firing pre-message
- * events on the sender's host; today the core fires them on the
- * recipient's host, so only messages between users of the same host get
- * sent copies.
+ * messages (blocking, privacy) hooks "in-message/...", which runs before
+ * "message/...", and "pre-message/..." above 50, so that nothing is copied
+ * for what it drops.  Sent copies are made on the pre-message events,
+ * which the core fires on the sender's host whatever the destination
+ * (local, component, remote), so every message a client sends is copied.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -210,7 +210,7 @@ static int on_outbound(tern_module_ctx_t *m, tern_event_t *ev)
     tern_xml_t *st = ev->stanza;
     const tern_jid_t *from = ev->from;
     if (ev->origin == NULL || from->local == NULL || strcmp(from->domain, tern_host(m)) != 0)
-        return TERN_PASS; /* not a session of this host (see the file comment) */
+        return TERN_PASS; /* not a client's message (modules route on users' behalf too) */
     if (strcmp(ev->to->bare, from->bare) == 0 || no_copies(st) || !eligible(st))
         return TERN_PASS; /* to oneself: on_inbound copies it as received */
     tern_xml_t *tmpl = NULL;

@@ -341,16 +341,17 @@ static int empty_photo(tern_xml_t *x)
     return strspn(tern_xml_text(photo), " \t\r\n") == strlen(tern_xml_text(photo));
 }
 
-/* XEP-0153 §4.1, XEP-0398 §4: every available presence of a user of this
- * host carries the hash of the stored image, or an empty <photo/>; only a
+/* XEP-0153 §4.1, XEP-0398 §4: every available presence a client of this
+ * host sends, broadcast or directed to anyone (local, component, remote),
+ * carries the hash of the stored image, or an empty <photo/>; only a
  * presence in which the client itself put an empty <photo/> is left as it
- * is.  Directed presence runs this hook on the recipient's host: only our
- * own users are touched. */
+ * is.  The presence modules route for the user (ev->origin NULL) copies
+ * what the client sent, which carries it already. */
 static int on_presence_out(tern_module_ctx_t *m, tern_event_t *ev)
 {
     vcard_state_t *st = tern_get_data(m);
-    if (tern_xml_attr(ev->stanza, "type") != NULL || ev->from == NULL || ev->from->local == NULL ||
-        strcmp(ev->from->domain, tern_host(m)) != 0)
+    if (tern_xml_attr(ev->stanza, "type") != NULL || ev->origin == NULL || ev->from == NULL ||
+        ev->from->local == NULL || strcmp(ev->from->domain, tern_host(m)) != 0)
         return TERN_PASS;
     tern_xml_t *own = tern_xml_child(ev->stanza, "x", NS_VCARD_UPDATE);
     if (own != NULL && empty_photo(own))

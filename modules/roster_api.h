@@ -20,13 +20,14 @@
  *  - A host where mod_roster is not loaded answers like an empty roster.
  *
  * Where the presence this module sends goes (for modules that filter it,
- * like blocking): broadcast, probe answers and unavailable-on-logout are
- * sent with tern_route(), so they fire "presence/bare" / "presence/full"
- * on the recipient's host, where a handler of higher priority than
- * ROSTER_PRIORITY may drop them (return TERN_HANDLED).  Probes a user's
- * login causes are routed as <presence type='probe'/> from the user's bare
- * JID to each contact's bare JID: a module may drop them the same way
- * before mod_roster answers them.
+ * like blocking): broadcast, probes, probe answers and unavailable-on-
+ * logout are sent with tern_route() from the user's JID, so they fire
+ * "pre-presence/DEST" on the user's host (ev->origin NULL) whatever the
+ * recipient, and then, for a recipient of a local host, "in-presence/DEST"
+ * on that host before mod_roster answers anything there.  A filter drops
+ * them by returning TERN_HANDLED.  Probes a user's login causes go as
+ * <presence type='probe'/> from the user's bare JID to each contact's
+ * bare JID.
  */
 #ifndef TERN_MODULES_ROSTER_API_H
 #define TERN_MODULES_ROSTER_API_H

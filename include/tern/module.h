@@ -16,8 +16,18 @@
  *       bare JID); when not handled it falls back to "host" (no 'to') or
  *       "bare";
  *   pre-message/DEST, pre-presence/DEST, pre-iq/DEST
- *       a local user's stanza before it is routed (filters), fired on the
- *       sender's host whatever the destination (local, component, remote);
+ *       outgoing filters: a stanza from an account of a local host before
+ *       it is routed, fired on the sender's host whatever the destination
+ *       (local, component, remote).  ev->origin is the client session that
+ *       sent it, or NULL when a module routes it on the account's behalf
+ *       (presence broadcasts, probe answers, notifications, errors):
+ *       handlers meant for clients' stanzas check ev->origin;
+ *   in-message/DEST, in-presence/DEST, in-iq/DEST   (DEST "bare" or "full")
+ *       inbound filters: a stanza for an account of this host, from any
+ *       origin (a local client or module, a component, a remote server),
+ *       fired on the recipient's host before every other event for it
+ *       (iq-TYPE/..., KIND/DEST, message/offline) and before delivery.
+ *       Not fired for DEST "self": a client's stanzas to its own account;
  *   message/offline   a message for an account with no available resource;
  *   session/bound  session/closed  session/idle  user/created  user/deleted
  *   server/started  server/stopping

@@ -2,8 +2,9 @@
  * archive.c — what goes into a user's archive, and XEP-0359 stanza-ids.
  *
  * Owns the two message hooks of mod_mam:
- *  - outgoing: a local user's message, before it is routed ("pre-message/
- *    bare|full"), goes into the sender's archive with the recipient as
+ *  - outgoing: a message a local user's client sends, before it is routed
+ *    anywhere (local, component, remote: "pre-message/bare|full" on the
+ *    sender's host), goes into the sender's archive with the recipient as
  *    'with';
  *  - incoming: a message for a local user, before delivery and before
  *    offline storage ("message/bare|full"), goes into the recipient's
@@ -151,19 +152,20 @@ static int archive(tern_module_ctx_t *m, mam_state_t *st, const char *user, cons
     return rc;
 }
 
-/* pre-message/bare, pre-message/full: a local user's message, before
- * routing.  XEP-0313 §3: outgoing messages go into the sender's archive;
- * the 'to' is the other party (XEP-0441 §2.3.2).  No stanza-id is added
- * (XEP-0313 §3.5: not in messages to JIDs that cannot read the archive). */
+/* pre-message/bare, pre-message/full: a message from a local user's
+ * client, before routing, whatever the destination.  XEP-0313 §3:
+ * outgoing messages go into the sender's archive; the 'to' is the other
+ * party (XEP-0441 §2.3.2).  No stanza-id is added (XEP-0313 §3.5: not in
+ * messages to JIDs that cannot read the archive). */
 int mam_on_outgoing(tern_module_ctx_t *m, tern_event_t *ev)
 {
     mam_state_t *st = tern_get_data(m);
     const tern_jid_t *from = ev->from, *to = ev->to;
-    if (st == NULL || from == NULL || to == NULL || from->local == NULL)
-        return TERN_PASS;
-    /* The core fires pre- events on the recipient's host: a sender of
-     * another virtual host is that host's business. */
-    if (strcmp(from->domain, tern_host(m)) != 0)
+    /* Only what the user's client sent: not what modules route on the
+     * user's behalf (errors, notifications).  The core fires pre- events on
+     * the sender's host, so the sender is a user of this one. */
+    if (st == NULL || ev->origin == NULL || from == NULL || to == NULL || from->local == NULL ||
+        strcmp(from->domain, tern_host(m)) != 0)
         return TERN_PASS;
     strip_forged_ids(ev->stanza, from->bare);
     /* To oneself: archived once, by the incoming hook. */

@@ -3,8 +3,9 @@
  *
  * Owns the subscription state machine of Appendix A on both sides:
  * outbound (a local user's subscribe/subscribed/unsubscribe/unsubscribed,
- * seen on "pre-presence/..." before routing: bare JIDs stamped, the
- * sender's roster updated) and inbound ("presence/bare" and
+ * seen on "pre-presence/..." on the sender's host before routing, to
+ * local users, components and remote servers alike: bare JIDs stamped,
+ * the sender's roster updated) and inbound ("presence/bare" and
  * "presence/full" on the recipient's host: the recipient's roster updated,
  * the request delivered, stored while pending (§3.1.3) or auto-answered,
  * pre-approvals (§3.4) honoured).  Also broadcast presence (§4.2, §4.4,
@@ -16,8 +17,9 @@
  *
  * Presence this file generates is routed with tern_route (never handed to
  * sessions directly, except requests re-delivered at login) so that
- * filters on the recipient's host see it.  Rosters are read into lists
- * before anything is routed: routing runs handlers that use the store.
+ * filters see it: "pre-presence" on the user's host, "in-presence" on the
+ * recipient's.  Rosters are read into lists before anything is routed:
+ * routing runs handlers that use the store.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,9 +512,10 @@ static int outbound(rhost_t *h, tern_event_t *ev, const char *type)
     return rc;
 }
 
-/* "pre-presence/...": a local user's presence with a 'to', before routing.
- * It fires on the recipient's host: the sender's roster is that of the
- * sender's host. */
+/* "pre-presence/...": a local user's presence with a 'to', before routing,
+ * whatever the destination (local, component, remote).  It fires on the
+ * sender's host; only what the client sent counts (ev->origin), not what
+ * modules route on the user's behalf. */
 int presence_on_pre(tern_module_ctx_t *m, tern_event_t *ev)
 {
     if (ev->origin == NULL || ev->from->local == NULL || tern_xml_attr(ev->stanza, "to") == NULL)

@@ -1,9 +1,12 @@
 /*
  * router.c — stanza routing and the default delivery rules.
  *
- * pre-KIND/DEST runs first on the sender's host (local senders only, also
- * for stanzas leaving for components and remote servers).  Then, on the
- * target host: iq-TYPE/DEST/NS:NAME (iq get/set)
+ * pre-KIND/DEST runs first on the sender's host, for every stanza from an
+ * account of a local host (sent by its client, or routed by a module on
+ * its behalf), whatever the destination: local, component or remote.
+ * Then, on the target host: in-KIND/DEST for DEST "bare" and "full" (a
+ * stanza for one of its accounts from any origin; never for "self", a
+ * client's stanza to its own account) -> iq-TYPE/DEST/NS:NAME (iq get/set)
  *   -> KIND/DEST -> for DEST "self", the same again for "host" or "bare"
  *   -> the RFC default below.
  * Lookups are hash tables keyed by JID: routing never scans sessions.
@@ -25,6 +28,7 @@ typedef enum { DEST_HOST = 0, DEST_BARE, DEST_FULL, DEST_SELF } dest_t;
 static const char *const dest_names[] = {"host", "bare", "full", "self"};
 static const char *const kind_names[] = {"", "message", "presence", "iq"};
 static const char *const pre_names[] = {"", "pre-message", "pre-presence", "pre-iq"};
+static const char *const in_names[] = {"", "in-message", "in-presence", "in-iq"};
 
 typedef struct component_link {
     router_component_fn fn;
@@ -279,6 +283,13 @@ static int fire_for_dest(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_
 
 static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *ev)
 {
+    /* Inbound filters: before any module answers or delivers for the
+     * account.  Not for a user's stanzas to their own account ("self"). */
+    if (dest == DEST_BARE || dest == DEST_FULL) {
+        const char *parts[2] = {in_names[kind], dest_names[dest]};
+        if (hooks_fire_parts(h->hooks, parts, 2, "/", ev) == TERN_HANDLED)
+            return;
+    }
     if (fire_for_dest(h, kind, dest, ev) == TERN_HANDLED)
         return;
     if (dest == DEST_SELF) {
@@ -363,11 +374,14 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
     if (dest == DEST_FULL && h)
         ev.session = sessions_find_full(to->full);
 
-    /* Outgoing filters run on the sender's host, wherever the stanza goes. */
+    /* Outgoing filters run on the sender's host, wherever the stanza goes:
+     * for what a client sends, and for what a module routes on behalf of an
+     * account of a local host (ev.origin NULL). */
+    host_t *sender_host = origin ? origin->host : from->local ? hosts_find(from->domain) : NULL;
     int handled = 0;
-    if (origin && origin->host) {
+    if (sender_host) {
         const char *parts[2] = {pre_names[kind], dest_names[dest]};
-        handled = hooks_fire_parts(origin->host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
+        handled = hooks_fire_parts(sender_host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
     }
     if (!handled && h)
         dispatch(h, kind, dest, &ev);

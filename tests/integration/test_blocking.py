@@ -371,3 +371,103 @@ class BlockingWithRosterTests(ServerTestCase):
         a = alice.mark()
         bob.send_raw("<presence><show>chat</show></presence>")
         self.presence_from(alice, bob, a, show="chat")
+
+
+NS_VCARD = "vcard-temp"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_LAST = "jabber:iq:last"
+PEP_NODE = "urn:xmpp:test:blocking"
+
+# Requests the server answers on alice's behalf at her bare JID.
+ACCOUNT_IQS = {
+    "disco#info": ("get", "<query xmlns='%s'/>" % NS_DISCO_INFO),
+    "vCard": ("get", "<vCard xmlns='%s'/>" % NS_VCARD),
+    "PEP items": ("get", "<pubsub xmlns='%s'><items node='%s'/></pubsub>" % (NS_PUBSUB, PEP_NODE)),
+    "last activity": ("get", "<query xmlns='%s'/>" % NS_LAST),
+}
+
+
+class BlockingAccountIqTests(ServerTestCase):
+    """XEP-0191 §3.3: an iq get/set from a blocked JID to the user gets
+    service-unavailable, also when the server answers it for the user's
+    bare JID (disco#info of the account, vCard, PEP items, last activity),
+    and the user sees nothing; unblocked, each is answered again.  The
+    user's own requests to her account are never filtered."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"roster": {}, "blocking": {}, "vcard": {},
+                                             "pep": {}}})
+
+    @classmethod
+    def setUpClass(cls):
+        for mod in ("roster", "vcard", "pep"):
+            if not os.path.exists(os.path.join(TERN_MODULES, "mod_%s.so" % mod)):
+                raise unittest.SkipTest("mod_%s is not built" % mod)
+        super().setUpClass()
+
+    def setUp(self):
+        super().setUp()
+        self.alice = self.slix("alice", resource="one")
+        self.bob = self.slix("bob", resource="phone")
+        if not type(self).prepared:
+            self.prepare()
+            type(self).prepared = True
+
+    prepared = False
+
+    def prepare(self):
+        """bob may read what the server answers for alice: he is subscribed
+        to her presence (slixmpp approves and asks back), and she has a vCard
+        and a PEP item.  Kept in the server's database for every test."""
+        b = self.bob.mark()
+        self.alice.send_raw("<presence to='%s' type='subscribe'/>" % BOB)
+        self.bob.wait_stanza(lambda s: s.name == "presence" and s["type"] == "subscribed",
+                             since=b)
+        time.sleep(0.3)  # let the subscription dance settle
+        for payload in ("<vCard xmlns='%s'><FN>Alice</FN></vCard>" % NS_VCARD,
+                        "<pubsub xmlns='%s'><publish node='%s'><item id='i1'>"
+                        "<x xmlns='urn:xmpp:test'/></item></publish></pubsub>" %
+                        (NS_PUBSUB, PEP_NODE)):
+            answer = self.alice.iq(payload, to=None, itype="set")
+            self.assertEqual(answer.get("type"), "result", stanza_error(answer))
+
+    def command(self, what, jid):
+        answer = self.alice.iq("<%s xmlns='%s'><item jid='%s'/></%s>" %
+                               (what, NS_BLOCKING, jid, what), to=None, itype="set")
+        self.assertEqual(answer.get("type"), "result", stanza_error(answer))
+
+    def answers(self, client, to=ALICE):
+        return {name: client.iq(payload, to=to, itype=itype)
+                for name, (itype, payload) in ACCOUNT_IQS.items()}
+
+    def assertAnswered(self, client, to=ALICE):
+        for name, answer in self.answers(client, to).items():
+            self.assertEqual(answer.get("type"), "result",
+                             "%s: %s" % (name, ET.tostring(answer, encoding="unicode")))
+            self.assertEqual(answer.get("from"), to, name)
+
+    def test_account_iqs_from_a_blocked_jid_are_refused(self):
+        self.assertAnswered(self.bob)
+        self.command("block", BOB)
+        a = self.alice.mark()
+        for name, answer in self.answers(self.bob).items():
+            self.assertEqual(answer.get("type"), "error", name)
+            self.assertEqual(stanza_error(answer), ("cancel", "service-unavailable"), name)
+            self.assertEqual(answer.get("from"), ALICE, name)
+        # An iq set the server would answer for her is refused the same way.
+        answer = self.bob.iq("<vCard xmlns='%s'><FN>Mallory</FN></vCard>" % NS_VCARD, to=ALICE,
+                             itype="set")
+        self.assertEqual(stanza_error(answer), ("cancel", "service-unavailable"))
+        time.sleep(T_SHORT)
+        self.assertEqual([str(s) for s in self.alice.received_since(a)], [])
+        self.command("unblock", BOB)
+        self.assertAnswered(self.bob)
+
+    def test_domain_item_refuses_them_too(self):
+        self.command("block", DOMAIN)  # covers bob, never alice's own account
+        for name, answer in self.answers(self.bob).items():
+            self.assertEqual(stanza_error(answer), ("cancel", "service-unavailable"), name)
+        # Her own requests to her account (another session too) are answered.
+        self.assertAnswered(self.alice)
+        self.assertAnswered(self.slix("alice", resource="two"))
+        self.command("unblock", DOMAIN)
+        self.assertAnswered(self.bob)

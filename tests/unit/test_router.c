@@ -104,6 +104,25 @@ static int on_offline(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
+/* A filter that keeps every stanza it sees from going further. */
+static int drop(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return TERN_HANDLED;
+}
+
+/* Answers an iq for an account, as modules do (vCard, disco#info...). */
+static int answer_for_account(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
+    tern_xml_set_attr(r, "type", "result");
+    tern_xml_set_attr(r, "id", tern_xml_attr(ev->stanza, "id"));
+    tern_xml_set_attr(r, "to", ev->from->full);
+    tern_xml_set_attr(r, "from", ev->to->bare);
+    router_route(r, NULL);
+    tern_xml_unref(r);
+    return TERN_HANDLED;
+}
+
 static tern_xml_t *component_got;
 static void component_deliver(void *ctx, tern_xml_t *st)
 {
@@ -301,6 +320,44 @@ int main(void)
     /* A stanza from a component to a local user is delivered. */
     send(NULL, "room@muc.example.com/nick", "message", "groupchat", "romeo@example.com/orchard",
          NULL);
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
+
+    /* Inbound filters (in-KIND/DEST) run before the modules that answer
+     * for an account, whatever the origin; never for DEST self. */
+    tern_module_ctx_t answerer = {.host = h}, in_filter = {.host = h}, pre_filter = {.host = h};
+    CHECK(hooks_add(h->hooks, "iq-get/bare/jabber:iq:version:query", answer_for_account, 0,
+                    &answerer) == 0);
+    send(romeo, NULL, "iq", "get", "juliet@example.com", "jabber:iq:version");
+    CHECK(romeo->n == 1 && romeo->n && strcmp(tern_xml_attr(romeo->got[0], "type"), "result") == 0);
+    fake_reset(romeo);
+    CHECK(hooks_add(h->hooks, "in-iq/bare", drop, 0, &in_filter) == 0);
+    CHECK(hooks_add(h->hooks, "in-message/bare", drop, 0, &in_filter) == 0);
+    send(romeo, NULL, "iq", "get", "juliet@example.com", "jabber:iq:version");
+    CHECK(romeo->n == 0);
+    send(romeo, NULL, "iq", "get", "romeo@example.com", "jabber:iq:version");
+    CHECK(romeo->n == 1 && romeo->n && strcmp(tern_xml_attr(romeo->got[0], "type"), "result") == 0);
+    fake_reset(romeo);
+    send(NULL, "bot@muc.example.com", "message", "chat", "romeo@example.com", NULL);
+    send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
+    CHECK(romeo->n == 0 && j1->n == 0 && j2->n == 0);
+    /* DEST full is a separate event. */
+    send(romeo, NULL, "message", "chat", "juliet@example.com/chamber", NULL);
+    CHECK(j2->n == 1);
+    fake_reset(j2);
+    hooks_remove_owner(h->hooks, &in_filter);
+    hooks_remove_owner(h->hooks, &answerer);
+
+    /* Outgoing filters (pre-KIND/DEST) run on the sender's host for what a
+     * module routes for a local account too, not for a component's stanza. */
+    CHECK(hooks_add(h->hooks, "pre-message/full", drop, 0, &pre_filter) == 0);
+    send(NULL, "juliet@example.com", "message", "chat", "romeo@example.com/orchard", NULL);
+    CHECK(romeo->n == 0);
+    send(NULL, "bot@muc.example.com", "message", "chat", "romeo@example.com/orchard", NULL);
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
+    hooks_remove_owner(h->hooks, &pre_filter);
+    send(NULL, "juliet@example.com", "message", "chat", "romeo@example.com/orchard", NULL);
     CHECK(romeo->n == 1);
     fake_reset(romeo);
 
