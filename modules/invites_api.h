@@ -23,6 +23,11 @@
  *   creator=JID            the inviter (roster) or who made it
  *   username=LOCALPART     the only account the token may create (optional;
  *                          prepared, as tern_jid_prep_local() returns it)
+ *   ibr=n                  creates no account: a roster token for
+ *                          subscriptions only (optional; XEP-0401 §5.1
+ *                          without ibr=y)
+ * A "roster" token is also used up by a subscription request carrying
+ * it (XEP-0379), which mod_invites handles without this service.
  */
 #ifndef TERN_MODULES_INVITES_API_H
 #define TERN_MODULES_INVITES_API_H
@@ -44,7 +49,9 @@ struct invites_api {
      * the one `s` presented (XEP-0445 §5: reserved until it expires). */
     int (*username_reserved)(const invites_api_t *self, tern_session_t *s, const char *local);
     /* The account `local` was created with the session's token: delete the
-     * token and forget it on `s`, so that it creates no second account. */
+     * token and forget it on `s`, so that it creates no second account.
+     * For a user invitation the account and the inviter become contacts
+     * (XEP-0401 §5.5: roster pushes, presence), when mod_roster is loaded. */
     void (*consume)(const invites_api_t *self, tern_session_t *s, const char *local);
 };
 

@@ -1,5 +1,6 @@
 /*
- * mod_invites — invitation tokens for account creation (XEP-0401, XEP-0445).
+ * mod_invites — invitation tokens: account creation and contacts
+ * (XEP-0401, XEP-0445, XEP-0379).
  *
  * Owns the server side of pre-authenticated in-band registration:
  *  - the <register xmlns='urn:xmpp:ibr-token:0'/> stream feature before
@@ -13,13 +14,24 @@
  *    closed, and then deletes the token.  A token is not used up until an
  *    account exists (XEP-0445 §4), and the username it names is kept from
  *    everybody else until it expires (XEP-0445 §5).
- * Tokens are made by `ternctl invite` (the URIs of XEP-0401 §5.4 and §5.1) straight
- * into the "invites" map store of the host; this module only reads and
- * deletes them, and sweeps out expired ones every hour.  A roster token
- * (xmpp:USER@HOST?roster;preauth=T;ibr=y) creates an account like any
- * other; the mutual subscription XEP-0401 §5.5 asks for after it needs a
- * roster module and is not done here.  The XEP-0050 commands of XEP-0401
- * §3 are not offered.
+ * and of user invitations (tokens of type "roster", made for an inviter):
+ *  - an account created with one becomes a contact of the inviter, with
+ *    subscription 'both' on both rosters (XEP-0401 §5.5);
+ *  - a <presence type='subscribe'/> to the inviter carrying the token
+ *    (XEP-0379 §3.4), from anyone, local or not, is approved for the
+ *    inviter, who subscribes back (§3.5); the token is used up.  A token
+ *    that is unknown, expired or not the inviter's changes nothing: the
+ *    request goes on to the roster as usual (§4.1);
+ *  - a token made with `ternctl invite --roster-only` (ibr=n) serves only
+ *    subscriptions, never registration.
+ * Both use the roster module's write functions (roster_api.h), looked up
+ * when needed: without mod_roster on the host, user invitations only
+ * create accounts.
+ * Tokens are made by `ternctl invite` (the URIs of XEP-0401 §5.4 and §5.1)
+ * straight into the "invites" map store of the host; this module only
+ * reads and deletes them, sweeps out expired ones every hour and deletes
+ * those of an inviter whose account is deleted.  The XEP-0050 commands of
+ * XEP-0401 §3 are not offered (the server has no ad-hoc commands).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,13 +40,15 @@
 #include <tern/module.h>
 
 #include "invites_api.h"
+#include "roster_api.h"
 
 #define NS_PARS      "urn:xmpp:pars:0"
 #define NS_IBR_TOKEN "urn:xmpp:ibr-token:0"
 #define NS_STANZAS   "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define TOKEN_MAX    128                /* longer tokens are not ours: no lookup */
-#define PURGE_MS     (60LL * 60 * 1000) /* expired tokens are swept hourly */
-#define USERNAME_MAX 1024               /* a localpart has at most 1023 bytes */
+#define TOKEN_MAX    128                    /* longer tokens are not ours: no lookup */
+#define PURGE_MS     (60LL * 60 * 1000)     /* expired tokens are swept hourly */
+#define USERNAME_MAX 1024                   /* a localpart has at most 1023 bytes */
+#define SUB_PRIORITY (ROSTER_PRIORITY + 10) /* subscriptions: before the roster takes them */
 
 /* Module data; `api` first, so the service pointer is the module's. */
 typedef struct invites {
@@ -55,6 +69,8 @@ typedef struct preauth {
 /* One stored invitation (see invites_api.h for the format). */
 typedef struct invite {
     int64_t expires_us; /* 0 = never */
+    int roster;         /* type=roster: a user invitation from `creator` */
+    int no_ibr;         /* ibr=n: creates no account (subscriptions only) */
     char username[USERNAME_MAX];
     char creator[USERNAME_MAX * 3];
 } invite_t;
@@ -80,6 +96,10 @@ static void parse_invite(const char *data, size_t len, invite_t *out)
                 snprintf(out->username, sizeof out->username, "%.*s", (int)vlen, v);
             else if (klen == 7 && memcmp(data, "creator", 7) == 0)
                 snprintf(out->creator, sizeof out->creator, "%.*s", (int)vlen, v);
+            else if (klen == 4 && memcmp(data, "type", 4) == 0)
+                out->roster = vlen == 6 && memcmp(v, "roster", 6) == 0;
+            else if (klen == 3 && memcmp(data, "ibr", 3) == 0)
+                out->no_ibr = vlen == 1 && *v == 'n';
         }
         data = eol + 1;
     }
@@ -191,6 +211,44 @@ static int username_reserved(const invites_api_t *api, tern_session_t *s, const 
     return w.found;
 }
 
+/* The roster service, or NULL (logged) when mod_roster is not on the host. */
+static const roster_api_t *roster_of(invites_t *iv)
+{
+    const roster_api_t *roster = tern_require(iv->m, ROSTER_SERVICE);
+    if (roster == NULL)
+        tern_log(iv->m, TERN_LOG_WARN,
+                 "module 'roster' is not enabled: invitations from users make no contacts");
+    return roster;
+}
+
+/* The inviter's localpart (prepared) when `inv` is a user invitation from
+ * an account of this host, else NULL; the caller frees it. */
+static char *inviter_of(invites_t *iv, const invite_t *inv)
+{
+    tern_jid_t *j = inv->roster && inv->creator[0] ? tern_jid_new(inv->creator, NULL) : NULL;
+    char *local = j != NULL && j->local != NULL && j->resource == NULL &&
+                          strcmp(j->domain, tern_host(iv->m)) == 0
+                      ? strdup(j->local)
+                      : NULL;
+    tern_jid_free(&j);
+    return local;
+}
+
+/* XEP-0401 §5.5: the account `local` made with the user invitation `inv`
+ * and the inviter become contacts, subscription 'both' on both sides. */
+static void befriend(invites_t *iv, const invite_t *inv, const char *local)
+{
+    char *inviter = inviter_of(iv, inv);
+    const roster_api_t *roster = inviter != NULL ? roster_of(iv) : NULL;
+    char contact[USERNAME_MAX * 3];
+    const char *error = NULL;
+    snprintf(contact, sizeof contact, "%s@%s", local, tern_host(iv->m));
+    if (roster != NULL && roster->subscribe_both(tern_host(iv->m), inviter, contact, &error) < 0)
+        tern_log(iv->m, TERN_LOG_WARN, "cannot make %s a contact of %s: %s", contact, inv->creator,
+                 error);
+    free(inviter);
+}
+
 static void consume(const invites_api_t *api, tern_session_t *s, const char *local)
 {
     invites_t *iv = self_of(api);
@@ -198,12 +256,15 @@ static void consume(const invites_api_t *api, tern_session_t *s, const char *loc
     if (pa == NULL)
         return;
     invite_t inv;
-    if (find_invite(iv, pa->token, &inv) == 1)
+    int found = find_invite(iv, pa->token, &inv) == 1;
+    if (found)
         tern_log(iv->m, TERN_LOG_INFO, "invitation%s%s used for %s", inv.creator[0] ? " by " : "",
                  inv.creator, local);
     if (tern_map_set(iv->store, "", pa->token, NULL, 0) < 0)
         tern_log(iv->m, TERN_LOG_ERROR, "cannot delete a used invitation");
     tern_session_set(s, iv->m, NULL, NULL); /* frees pa */
+    if (found && inv.roster)
+        befriend(iv, &inv, local);
 }
 
 /* ---- before login -------------------------------------------------------- */
@@ -258,6 +319,11 @@ static int on_preauth(tern_module_ctx_t *m, tern_event_t *ev)
         tern_map_set(iv->store, "", token, NULL, 0);
         rc = 0;
     }
+    if (rc == 1 && inv.no_ibr) {
+        tern_log(m, TERN_LOG_INFO, "invitation without registration presented by %s",
+                 tern_session_peer_ip(ev->origin));
+        rc = 0; /* XEP-0401 §5.1: no ibr=y, it creates no account */
+    }
     if (rc == 0) {
         tern_log(m, TERN_LOG_INFO, "unknown or expired invitation token from %s",
                  tern_session_peer_ip(ev->origin));
@@ -274,26 +340,67 @@ static int on_preauth(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
+/* ---- pre-authenticated subscriptions (XEP-0379) --------------------------- */
+
+/* "presence/bare", "presence/full" before mod_roster: a subscription
+ * request to an inviter carrying one of the inviter's tokens is approved
+ * for the inviter, who asks back (XEP-0379 §3.4, §3.5); the token is used
+ * up.  Anything else, a bad token included, goes on as usual (§4.1). */
+static int on_subscribe(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    invites_t *iv = tern_get_data(m);
+    const char *type = tern_xml_attr(ev->stanza, "type");
+    if (type == NULL || strcmp(type, "subscribe") != 0 || ev->to == NULL || ev->to->local == NULL ||
+        strcmp(ev->from->bare, ev->to->bare) == 0)
+        return TERN_PASS;
+    const char *token = tern_xml_attr(tern_xml_child(ev->stanza, "preauth", NS_PARS), "token");
+    invite_t inv;
+    if (token == NULL || !token_well_formed(token) || find_invite(iv, token, &inv) != 1 ||
+        !inv.roster || strcmp(inv.creator, ev->to->bare) != 0)
+        return TERN_PASS;
+    if (expired(&inv, tern_now_us())) {
+        tern_map_set(iv->store, "", token, NULL, 0);
+        return TERN_PASS;
+    }
+    const roster_api_t *roster = roster_of(iv);
+    const char *host = tern_host(m), *user = ev->to->local, *error = NULL;
+    if (roster == NULL || roster->approve(host, user, ev->from->bare, 1, &error) < 0) {
+        if (error != NULL)
+            tern_log(m, TERN_LOG_WARN, "cannot approve %s for %s: %s", ev->from->bare, ev->to->bare,
+                     error);
+        return TERN_PASS; /* the token stays; the user decides */
+    }
+    if (tern_map_set(iv->store, "", token, NULL, 0) < 0)
+        tern_log(m, TERN_LOG_ERROR, "cannot delete a used invitation");
+    tern_log(m, TERN_LOG_INFO, "invitation by %s used by %s", ev->to->bare, ev->from->bare);
+    if (roster->subscribe(host, user, ev->from->bare, &error) < 0)
+        tern_log(m, TERN_LOG_WARN, "cannot subscribe %s to %s: %s", ev->to->bare, ev->from->bare,
+                 error);
+    return TERN_HANDLED;
+}
+
 /* ---- housekeeping -------------------------------------------------------- */
 
-typedef struct purge_walk {
-    int64_t now;
+/* Collects the keys of the stored invitations `match` accepts. */
+typedef struct match_walk {
+    int (*match)(const invite_t *inv, const void *arg);
+    const void *arg;
     char **keys;
     size_t n, cap;
-} purge_walk_t;
+} match_walk_t;
 
-static int collect_expired(void *ctx, const char *key, const char *data, size_t len)
+static int collect_match(void *ctx, const char *key, const char *data, size_t len)
 {
-    purge_walk_t *w = ctx;
+    match_walk_t *w = ctx;
     invite_t inv;
     parse_invite(data, len, &inv);
-    if (!expired(&inv, w->now))
+    if (!w->match(&inv, w->arg))
         return 0;
     if (w->n == w->cap) {
         size_t cap = w->cap != 0 ? w->cap * 2 : 16;
         char **keys = realloc(w->keys, cap * sizeof *keys);
         if (keys == NULL)
-            return 1; /* the rest waits for the next sweep */
+            return 1; /* the rest waits for the next time */
         w->keys = keys;
         w->cap = cap;
     }
@@ -302,19 +409,51 @@ static int collect_expired(void *ctx, const char *key, const char *data, size_t 
     return 0;
 }
 
-/* Delete expired tokens (their usernames are free again). */
-static void purge(tern_module_ctx_t *m, void *arg)
+/* Delete the invitations `match` accepts; returns how many. */
+static size_t delete_matching(invites_t *iv, int (*match)(const invite_t *inv, const void *arg),
+                              const void *arg)
 {
-    invites_t *iv = arg;
-    purge_walk_t w = {.now = tern_now_us()};
-    tern_map_foreach(iv->store, "", collect_expired, &w);
+    match_walk_t w = {.match = match, .arg = arg};
+    tern_map_foreach(iv->store, "", collect_match, &w);
     for (size_t i = 0; i < w.n; i++) {
         tern_map_set(iv->store, "", w.keys[i], NULL, 0);
         free(w.keys[i]);
     }
     free(w.keys);
-    if (w.n > 0)
-        tern_log(m, TERN_LOG_INFO, "%zu expired invitation%s deleted", w.n, w.n == 1 ? "" : "s");
+    return w.n;
+}
+
+static int is_expired(const invite_t *inv, const void *now)
+{
+    return expired(inv, *(const int64_t *)now);
+}
+
+/* Delete expired tokens (their usernames are free again). */
+static void purge(tern_module_ctx_t *m, void *arg)
+{
+    int64_t now = tern_now_us();
+    size_t n = delete_matching(arg, is_expired, &now);
+    if (n > 0)
+        tern_log(m, TERN_LOG_INFO, "%zu expired invitation%s deleted", n, n == 1 ? "" : "s");
+}
+
+static int is_from(const invite_t *inv, const void *bare)
+{
+    return inv->roster && strcmp(inv->creator, bare) == 0;
+}
+
+/* "user/deleted": the invitations of a user who is gone go with them. */
+static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    char bare[USERNAME_MAX * 3];
+    if (ev->user == NULL)
+        return TERN_PASS;
+    snprintf(bare, sizeof bare, "%s@%s", ev->user, tern_host(m));
+    size_t n = delete_matching(tern_get_data(m), is_from, bare);
+    if (n > 0)
+        tern_log(m, TERN_LOG_INFO, "%zu invitation%s by %s deleted with the account", n,
+                 n == 1 ? "" : "s", bare);
+    return TERN_PASS;
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -334,7 +473,10 @@ static int load(tern_module_ctx_t *m)
     iv->store = tern_store(m, "invites", TERN_STORE_MAP);
     if (iv->store == NULL || tern_provide(m, INVITES_SERVICE, &iv->api) != 0 ||
         tern_hook(m, "stream-features/unauth", on_features, 0) != 0 ||
-        tern_hook(m, "iq-set/unauth/" NS_PARS ":preauth", on_preauth, 0) != 0) {
+        tern_hook(m, "iq-set/unauth/" NS_PARS ":preauth", on_preauth, 0) != 0 ||
+        tern_hook(m, "presence/bare", on_subscribe, SUB_PRIORITY) != 0 ||
+        tern_hook(m, "presence/full", on_subscribe, SUB_PRIORITY) != 0 ||
+        tern_hook(m, "user/deleted", on_user_deleted, 0) != 0) {
         tern_log(m, TERN_LOG_ERROR, "cannot set up invitations");
         free(iv);
         return -1;
@@ -359,7 +501,7 @@ static const char *const depends[] = {"register", NULL};
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "invites",
-    .description = "Invitation tokens for account creation (XEP-0401, XEP-0445)",
+    .description = "Invitation tokens for accounts and contacts (XEP-0401, XEP-0445, XEP-0379)",
     .depends = depends,
     .load = load,
     .unload = unload,

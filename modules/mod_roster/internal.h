@@ -5,6 +5,8 @@
  *   items.c         roster items: the record kept per contact, versions
  *   roster.c        jabber:iq:roster get/set/remove, pushes, versioning (RFC 6121 §2)
  *   presence.c      subscriptions (§3, Appendix A), presence (§4), session slots
+ *   actions.c       subscription changes other modules make for users (the
+ *                   write functions of roster_api.h)
  *   lastactivity.c  XEP-0012 §3 last activity of accounts, last unavailable presence
  */
 #ifndef MOD_ROSTER_INTERNAL_H
@@ -125,6 +127,15 @@ int presence_on_full(tern_module_ctx_t *m, tern_event_t *ev);
 int presence_on_closed(tern_module_ctx_t *m, tern_event_t *ev);
 int presence_on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev);
 
+/* 1 when user's roster has room for one more item (§2.3.3: max_items). */
+int presence_room_for_one(rhost_t *h, const char *user);
+/* A.2.3, §3.1.5: the contact of `it` (stored or new; `visible`: it was in
+ * the roster) becomes subscribed to user's presence: 'from' stored and
+ * pushed, pending request and pre-approval cleared, then `answer` (a
+ * copy, from the user's bare JID) or a new <presence type='subscribed'/>
+ * and the presence of the user's available resources routed to it. */
+void presence_grant(rhost_t *h, const char *user, ritem_t *it, int visible,
+                    const tern_xml_t *answer);
 /* Route <presence type=TYPE from=FROM to=TO/> (status optional). */
 void presence_send_type(rhost_t *h, const char *from, const char *to, const char *type,
                         const char *status);
@@ -132,6 +143,16 @@ void presence_send_type(rhost_t *h, const char *from, const char *to, const char
 int presence_send_available(rhost_t *h, const char *user, const char *to);
 /* Route unavailable presence from each available resource of `user` to `to`. */
 void presence_send_unavailable(rhost_t *h, const char *user, const char *to);
+
+/* ---- actions.c -------------------------------------------------------- */
+
+/* The write functions of roster_api.h (see there). */
+int actions_approve(const char *host, const char *user, const char *contact, int request_in_hand,
+                    const char **error_r);
+int actions_subscribe(const char *host, const char *user, const char *contact,
+                      const char **error_r);
+int actions_subscribe_both(const char *host, const char *user, const char *contact,
+                           const char **error_r);
 
 /* ---- lastactivity.c --------------------------------------------------- */
 

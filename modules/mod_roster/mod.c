@@ -4,8 +4,9 @@
  *
  * Owns the module descriptor, its options, the list of loaded instances
  * (one per host, so that a stanza between two local hosts finds the
- * sender's roster) and the "roster" service of roster_api.h.  The
- * protocol lives in roster.c, presence.c and lastactivity.c.
+ * sender's roster) and the "roster" service of roster_api.h (its write
+ * functions are in actions.c).  The protocol lives in roster.c,
+ * presence.c and lastactivity.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,9 @@ static const roster_api_t api = {
     .in_group = api_in_group,
     .foreach = api_foreach,
     .session_presence = api_session_presence,
+    .approve = actions_approve,
+    .subscribe = actions_subscribe,
+    .subscribe_both = actions_subscribe_both,
 };
 
 /* ---- load ---------------------------------------------------------------- */

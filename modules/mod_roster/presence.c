@@ -413,7 +413,7 @@ int presence_on_self(tern_module_ctx_t *m, tern_event_t *ev)
 /* ---- outbound subscriptions (§3.1.2, §3.2.2, §3.3.2, §3.4, Appendix A.2) ---- */
 
 /* Limit a new item of the roster (§2.3.3); 1 when there is room. */
-static int room_for_one(rhost_t *h, const char *user)
+int presence_room_for_one(rhost_t *h, const char *user)
 {
     long n = items_count_visible(h, user);
     return n >= 0 && n < h->max_items;
@@ -425,6 +425,25 @@ static int room_for_request(rhost_t *h, const char *user)
 {
     long n = items_count_hidden(h, user);
     return n >= 0 && n < h->max_items;
+}
+
+/* The contact of `it` becomes subscribed to the user (see internal.h). */
+void presence_grant(rhost_t *h, const char *user, ritem_t *it, int visible,
+                    const tern_xml_t *answer)
+{
+    char bare[1100];
+    user_bare(h, user, bare, sizeof(bare));
+    it->in = 0;
+    item_set_status(it, NULL);
+    it->sub |= ROSTER_SUB_FROM;
+    it->appr = 0;
+    it->hidden = 0;
+    roster_commit(h, user, it, 0, visible);
+    if (answer != NULL)
+        route_copy(h, answer, bare, it->jid);
+    else
+        presence_send_type(h, bare, it->jid, "subscribed", NULL);
+    presence_send_available(h, user, it->jid);
 }
 
 static int outbound(rhost_t *h, tern_event_t *ev, const char *type)
@@ -445,7 +464,7 @@ static int outbound(rhost_t *h, tern_event_t *ev, const char *type)
     int rc = TERN_PASS;
     if (is_type(type, "subscribe")) {
         /* A.2.1: none -> none+pending out; from -> from+pending out. */
-        if (!visible && !room_for_one(h, user)) {
+        if (!visible && !presence_room_for_one(h, user)) {
             tern_reply_error(h->m, ev, "wait", "resource-constraint", NULL);
             item_free(&it);
             return TERN_HANDLED;
@@ -469,17 +488,10 @@ static int outbound(rhost_t *h, tern_event_t *ev, const char *type)
         if (it != NULL && it->in) {
             /* A.2.3: approve the pending request; §3.1.5 then the
              * contact gets the presence of the user's resources. */
-            it->in = 0;
-            item_set_status(it, NULL);
-            it->sub |= ROSTER_SUB_FROM;
-            it->appr = 0;
-            it->hidden = 0;
-            roster_commit(h, user, it, 0, visible);
-            route_copy(h, st, bare, contact);
-            presence_send_available(h, user, contact);
+            presence_grant(h, user, it, visible, st);
         } else if (it == NULL || !(it->sub & ROSTER_SUB_FROM)) {
             /* §3.4: no request yet: a pre-approval, kept, not routed. */
-            if (!visible && !room_for_one(h, user)) {
+            if (!visible && !presence_room_for_one(h, user)) {
                 tern_reply_error(h->m, ev, "wait", "resource-constraint", NULL);
             } else {
                 if (it == NULL)
@@ -611,13 +623,7 @@ static void inbound(rhost_t *h, tern_event_t *ev, const char *type)
             presence_send_available(h, user, contact);
         } else if (visible && it->appr) {
             /* §3.4: pre-approved: from (or both) at once. */
-            it->sub |= ROSTER_SUB_FROM;
-            it->appr = 0;
-            it->in = 0;
-            item_set_status(it, NULL);
-            roster_commit(h, user, it, 0, visible);
-            presence_send_type(h, bare, contact, "subscribed", NULL);
-            presence_send_available(h, user, contact);
+            presence_grant(h, user, it, visible, NULL);
         } else {
             /* A.3.1: pending in, kept until answered (§3.1.3). */
             if (it == NULL && (it = item_new(contact)) != NULL)

@@ -73,6 +73,7 @@ static struct {
     pw_source_t pw;
     const char *expires;  /* invite --expires */
     const char *username; /* invite --username */
+    int roster_only;      /* invite --roster-only */
 } opt = {.config = TERN_SYSCONFDIR "/tern.yml", .pw = PW_PROMPT, .expires = INVITE_EXPIRES};
 
 /* ---- diagnostics ------------------------------------------------------ */
@@ -101,9 +102,11 @@ static void usage(FILE *f)
             "                          change a password and end live sessions\n"
             "  deluser JID             delete an account, all its data, its sessions\n"
             "  users [HOST]            list accounts, one bare JID per line\n"
-            "  invite HOST|JID [--expires DURATION] [--username NAME]\n"
-            "                          print an invitation URI and its token: one\n"
-            "                          account may register with it (default %s)\n"
+            "  invite HOST|JID [--expires DURATION] [--username NAME] [--roster-only]\n"
+            "                          print an invitation URI and its token (valid\n"
+            "                          %s by default): one account may register with\n"
+            "                          it; from USER@HOST, it also makes a contact of\n"
+            "                          USER (--roster-only: only that)\n"
             "\n"
             "Server (over the admin socket):\n"
             "  status                  version, uptime and session count\n"
@@ -721,13 +724,15 @@ static int host_has_module(const cfg_host_t *host, const char *name)
     return 0;
 }
 
-/* invite HOST|JID [--expires DURATION] [--username NAME]: store a token in
- * mod_invites' map store "invites" of the host (user "", key = token; the
- * value format is in modules/invites_api.h) and print the XEP-0401 URI
- * and the token, one per line.  For HOST: account creation (XEP-0401
- * §5.4), xmpp:[NAME@]HOST?register;preauth=TOKEN.  For an account JID:
- * a user invitation from that account (§5.1),
- * xmpp:USER@HOST?roster;preauth=TOKEN;ibr=y. */
+/* invite HOST|JID [--expires DURATION] [--username NAME] [--roster-only]:
+ * store a token in mod_invites' map store "invites" of the host (user "",
+ * key = token; the value format is in modules/invites_api.h) and print the
+ * XEP-0401 URI and the token, one per line.  For HOST: account creation
+ * (XEP-0401 §5.4), xmpp:[NAME@]HOST?register;preauth=TOKEN.  For an
+ * account JID: a user invitation from that account (§5.1),
+ * xmpp:USER@HOST?roster;preauth=TOKEN;ibr=y, or without ibr=y and with
+ * ibr=n stored when --roster-only: for someone who has an account
+ * (XEP-0379), it creates none. */
 static int cmd_invite(char **args, int n)
 {
     (void)n;
@@ -744,6 +749,11 @@ static int cmd_invite(char **args, int n)
         expires_ms > INVITE_EXPIRES_MAX) {
         msg("--expires: '%s' is not a duration up to 3650d (like 3600, 30m, 12h or 7d)",
             opt.expires);
+        ret = EXIT_USAGE;
+        goto out;
+    }
+    if (opt.roster_only && strchr(args[0], '@') == NULL) {
+        msg("--roster-only goes with an invitation from an account (USER@HOST)");
         ret = EXIT_USAGE;
         goto out;
     }
@@ -793,6 +803,8 @@ static int cmd_invite(char **args, int n)
                        inviter != NULL ? "roster" : "register");
     if (inviter != NULL)
         len += snprintf(value + len, sizeof(value) - (size_t)len, "creator=%s\n", inviter->bare);
+    if (opt.roster_only)
+        len += snprintf(value + len, sizeof(value) - (size_t)len, "ibr=n\n");
     if (username != NULL)
         len += snprintf(value + len, sizeof(value) - (size_t)len, "username=%s\n", username);
     tern_store_t *st = store_get(db, host, "invites", STORE_MAP);
@@ -808,7 +820,7 @@ static int cmd_invite(char **args, int n)
     }
     uri_append(uri, sizeof(uri), host);
     printf("%s?%s;preauth=%s%s\n%s\n", uri, inviter != NULL ? "roster" : "register", token,
-           inviter != NULL ? ";ibr=y" : "", token);
+           inviter != NULL && !opt.roster_only ? ";ibr=y" : "", token);
     time_t until = (time_t)(expires_us / 1000000);
     struct tm tm;
     char stamp[32] = "?";
@@ -963,7 +975,7 @@ typedef struct command {
     const char *name;
     int min_args, max_args; /* after the command name */
     int takes_password;     /* --password-stdin / --random-password allowed */
-    int takes_invite;       /* --expires / --username allowed */
+    int takes_invite;       /* --expires / --username / --roster-only allowed */
     int (*run)(char **args, int n);
 } command_t;
 
@@ -985,10 +997,15 @@ static const command_t commands[] = {
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {"password-stdin", no_argument, NULL, 'P'},
-        {"random-password", no_argument, NULL, 'R'}, {"expires", required_argument, NULL, 'E'},
-        {"username", required_argument, NULL, 'U'},  {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"password-stdin", no_argument, NULL, 'P'},
+        {"random-password", no_argument, NULL, 'R'},
+        {"expires", required_argument, NULL, 'E'},
+        {"username", required_argument, NULL, 'U'},
+        {"roster-only", no_argument, NULL, 'O'},
+        {NULL, 0, NULL, 0},
     };
     int pw_flags = 0, invite_flags = 0;
     int ch;
@@ -1023,6 +1040,10 @@ int main(int argc, char **argv)
             break;
         case 'U':
             opt.username = optarg;
+            invite_flags++;
+            break;
+        case 'O':
+            opt.roster_only = 1;
             invite_flags++;
             break;
         case ':':
@@ -1060,7 +1081,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (invite_flags > 0 && !cmd->takes_invite) {
-        msg("'%s' takes no --expires or --username", name);
+        msg("'%s' takes no --expires, --username or --roster-only", name);
         return EXIT_USAGE;
     }
     if (pw_flags > 1) {
