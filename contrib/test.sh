@@ -58,7 +58,7 @@ else
     echo "lint clang-format: FAILED"; head -n 20 "$log/format.log"; failed=$((failed + 1))
 fi
 if cppcheck -q --error-exitcode=1 --enable=warning,performance,portability -Iinclude -Isrc \
-    --suppress=missingIncludeSystem src modules tests/unit >"$log/cppcheck.log" 2>&1; then
+    --suppress=missingIncludeSystem src modules tests/unit contrib/bench >"$log/cppcheck.log" 2>&1; then
     echo "lint cppcheck: ok"; passed=$((passed + 1))
 else
     echo "lint cppcheck: FAILED"; head -n 20 "$log/cppcheck.log"; failed=$((failed + 1))

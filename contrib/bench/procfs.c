@@ -1,0 +1,140 @@
+/*
+ * procfs.c — the server's figures, read from the operating system.
+ *
+ * Owns finding the server process (by pid, pid file or process name) and
+ * sampling it: CPU time (utime + stime of /proc/PID/stat, all threads)
+ * and memory (VmRSS and VmHWM of /proc/PID/status).  Nothing here asks
+ * the server anything: the figures are the kernel's.
+ */
+#include "bench.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pid_t pid_from_file(const char *path, const char **why)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        *why = "cannot read the server pid file";
+        return -1;
+    }
+    long pid = 0;
+    int ok = fscanf(f, "%ld", &pid) == 1 && pid > 0;
+    fclose(f);
+    if (!ok) {
+        *why = "the server pid file holds no pid";
+        return -1;
+    }
+    return (pid_t)pid;
+}
+
+/* The single process whose comm is `name`. */
+static pid_t pid_from_name(const char *name, const char **why)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL) {
+        *why = "cannot read /proc";
+        return -1;
+    }
+    pid_t found = 0;
+    int many = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char path[300], comm[64];
+        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        int got = fgets(comm, sizeof(comm), f) != NULL;
+        fclose(f);
+        if (!got)
+            continue;
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) == 0) {
+            if (found != 0)
+                many = 1;
+            found = (pid_t)atol(e->d_name);
+        }
+    }
+    closedir(d);
+    if (many) {
+        *why = "several processes have that name: use --server-pid";
+        return -1;
+    }
+    if (found == 0) {
+        *why = "no process has that name";
+        return -1;
+    }
+    return found;
+}
+
+pid_t procfs_find_server(const bench_opts_t *o, const char **why)
+{
+    pid_t pid = 0;
+    if (o->server_pid > 0)
+        pid = o->server_pid;
+    else if (o->server_pidfile != NULL)
+        pid = pid_from_file(o->server_pidfile, why);
+    else if (o->server_name != NULL)
+        pid = pid_from_name(o->server_name, why);
+    if (pid > 0) {
+        proc_sample_t s;
+        if (procfs_sample(pid, &s) < 0) {
+            *why = "cannot read /proc/PID/stat of the server";
+            return -1;
+        }
+    }
+    return pid;
+}
+
+int procfs_sample(pid_t pid, proc_sample_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The name in parentheses may hold spaces: fields count from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    p += 2; /* field 3, the state */
+    unsigned long long utime = 0, stime = 0;
+    long threads = 0;
+    /* fields 3..20: state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime cutime cstime priority nice num_threads */
+    if (sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %ld",
+               &utime, &stime, &threads) != 3)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    s->cpu_s = (double)(utime + stime) / (double)(hz > 0 ? hz : 100);
+    s->threads = (int)threads;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            s->rss_kib = atol(line + 6);
+        else if (strncmp(line, "VmHWM:", 6) == 0)
+            s->hwm_kib = atol(line + 6);
+    }
+    fclose(f);
+    s->ok = 1;
+    return 0;
+}

@@ -1,0 +1,220 @@
+/*
+ * scen_chat.c — the `chat` scenario: one-to-one messages between pairs.
+ *
+ * Owns the pairing (user 2k talks with 2k+1; with an odd count the last
+ * user only listens), the pacing of the senders at their share of
+ * --msg-rate (a 5 ms tick sends what is due, round robin over this
+ * worker's online senders), the message body ("bench r=RUN t=NS s=SEQ":
+ * the run id, the sender's CLOCK_MONOTONIC time in nanoseconds, and the
+ * sender's sequence number), and on receipt the latency (now - t, into
+ * the H_MSG histogram) and the order check.  Messages of another run
+ * (offline messages left by an earlier one) and delayed ones are not
+ * counted.  The clock is the same in every process of the machine, so a
+ * pair may span workers.
+ */
+#include "bench.h"
+#include "xmlscan.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_US      5000
+#define MAX_PER_TICK 20000
+#define NS_CLIENT    "jabber:client"
+#define NS_DELAY     "urn:xmpp:delay"
+
+typedef struct {
+    struct event *tick;
+    double t0;
+    double rate; /* this worker's share, messages per second */
+    uint64_t sent;
+    int next; /* round robin position */
+} chat_t;
+
+static int partner_of(const bench_opts_t *o, int idx)
+{
+    int p = idx ^ 1;
+    return p < o->users ? p : -1;
+}
+
+static int check(bench_opts_t *o, const char **why)
+{
+    if (o->users < 2) {
+        *why = "chat needs at least 2 users";
+        return -1;
+    }
+    if (o->msg_rate <= 0) {
+        *why = "--msg-rate must be above 0";
+        return -1;
+    }
+    if (o->duration <= 0) {
+        *why = "--duration must be above 0";
+        return -1;
+    }
+    return 0;
+}
+
+static double measure_seconds(const bench_opts_t *o)
+{
+    return o->duration;
+}
+
+static void send_one(worker_t *w, client_t *c)
+{
+    char to[BENCH_NAME_MAX];
+    client_bare_jid(w->o, partner_of(w->o, c->idx), to, sizeof(to));
+    char eto[BENCH_NAME_MAX * 2];
+    xml_escape(to, eto, sizeof(eto));
+    c->seq_out++;
+    client_sendf(c,
+                 "<message to='%s' type='chat'><body>bench r=%lu t=%" PRIu64 " s=%" PRIu64
+                 "</body></message>",
+                 eto, w->o->run_id, now_ns(), c->seq_out);
+    W_INC(w, C_MSG_SENT);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_t *w = arg;
+    chat_t *ch = w->sdata;
+    uint64_t due = (uint64_t)((now_s() - ch->t0) * ch->rate);
+    int budget = MAX_PER_TICK;
+    while (ch->sent < due && budget-- > 0) {
+        /* The next online sender, at most one lap. */
+        client_t *c = NULL;
+        for (int tries = 0; tries < w->count; tries++) {
+            client_t *cand = &w->clients[ch->next];
+            ch->next = (ch->next + 1) % w->count;
+            if (cand->st == CS_ONLINE && !cand->dead && partner_of(w->o, cand->idx) >= 0) {
+                c = cand;
+                break;
+            }
+        }
+        if (c == NULL)
+            break;
+        send_one(w, c);
+        ch->sent++;
+    }
+}
+
+static void phase(worker_t *w, phase_t ph)
+{
+    chat_t *ch = w->sdata;
+    if (ph == PH_MEASURE) {
+        if (ch == NULL) {
+            ch = calloc(1, sizeof(*ch));
+            if (ch == NULL)
+                return;
+            w->sdata = ch;
+        }
+        int senders = 0;
+        for (int i = 0; i < w->count; i++)
+            if (partner_of(w->o, w->first + i) >= 0)
+                senders++;
+        int total = w->o->users - (w->o->users % 2);
+        ch->rate = w->o->msg_rate * (double)senders / (double)total;
+        ch->t0 = now_s();
+        if (senders == 0)
+            return;
+        ch->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        struct timeval tv = {0, TICK_US};
+        event_add(ch->tick, &tv);
+    } else if (ph >= PH_DRAIN && ch != NULL && ch->tick != NULL) {
+        event_free(ch->tick);
+        ch->tick = NULL;
+    }
+}
+
+/* "bench r=RUN t=NS s=SEQ" -> 0 and the fields, -1 if not ours. */
+static int parse_body(const char *body, unsigned long run, uint64_t *t, uint64_t *seq)
+{
+    unsigned long r;
+    if (body == NULL || sscanf(body, "bench r=%lu t=%" SCNu64 " s=%" SCNu64, &r, t, seq) != 3)
+        return -1;
+    return r == run ? 0 : -1;
+}
+
+static void stanza(worker_t *w, client_t *c, xnode_t *st)
+{
+    if (!xn_is(st, NS_CLIENT, "message"))
+        return;
+    const char *type = xn_attr(st, "type");
+    if (type != NULL && strcmp(type, "error") == 0)
+        return;
+    const xnode_t *body = xn_child(st, NS_CLIENT, "body");
+    uint64_t t, seq;
+    if (body == NULL || xn_child(st, NS_DELAY, "delay") != NULL ||
+        parse_body(body->text, w->o->run_id, &t, &seq) < 0)
+        return;
+    uint64_t now = now_ns();
+    hist_add(&w->hist[H_MSG], now > t ? now - t : 0);
+    W_INC(w, C_MSG_RECV);
+    if (seq != c->seq_in + 1)
+        W_INC(w, C_MSG_REORDER);
+    if (seq > c->seq_in)
+        c->seq_in = seq;
+}
+
+static void worker_free(worker_t *w)
+{
+    chat_t *ch = w->sdata;
+    if (ch == NULL)
+        return;
+    if (ch->tick != NULL)
+        event_free(ch->tick);
+    free(ch);
+    w->sdata = NULL;
+}
+
+static double ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+/* Quantile q of h in milliseconds; NaN (null) when h is empty. */
+static double q_ms(const hist_t *h, double q)
+{
+    return h->count > 0 ? ms(hist_quantile(h, q)) : NAN;
+}
+
+static void report(report_t *r, const result_t *res)
+{
+    double window = res_window(res, PH_MEASURE, PH_DRAIN);
+    uint64_t sent = res->final.c[C_MSG_SENT], recv = res->final.c[C_MSG_RECV];
+    uint64_t recv_window = res_delta(res, C_MSG_RECV, PH_MEASURE, PH_DRAIN);
+    double srv_cpu = res->srv_measure1.cpu_s - res->srv_measure0.cpu_s;
+    report_num(r, "duration_s", "measured for", window, 2, "s");
+    report_num(r, "msg_rate_target", "message rate asked", res->o->msg_rate, 1, "/s");
+    report_num(r, "sent", "messages sent", (double)sent, 0, NULL);
+    report_num(r, "delivered", "messages delivered", (double)recv, 0, NULL);
+    report_num(r, "lost", "messages lost", sent > recv ? (double)(sent - recv) : 0, 0, NULL);
+    report_num(r, "reordered", "out of order", (double)res->final.c[C_MSG_REORDER], 0, NULL);
+    report_num(r, "delivered_per_s", "delivered/s", window > 0 ? (double)recv_window / window : NAN,
+               1, NULL);
+    const hist_t *h = &res->hist[H_MSG];
+    report_num(r, "latency_ms_p50", "latency p50", q_ms(h, 0.5), 3, "ms");
+    report_num(r, "latency_ms_p99", "latency p99", q_ms(h, 0.99), 3, "ms");
+    report_num(r, "latency_ms_p999", "latency p99.9", q_ms(h, 0.999), 3, "ms");
+    report_num(r, "latency_ms_max", "latency max", h->count > 0 ? ms(h->max) : NAN, 3, "ms");
+    report_srv(r, res, "server_cpu_pct", "server CPU while measured",
+               window > 0 ? 100.0 * srv_cpu / window : NAN, 1, "%");
+}
+
+const scenario_t scen_chat = {
+    .name = "chat",
+    .summary = "pairs of users exchange messages: delivered msgs/s and latency",
+    .check = check,
+    .measure_seconds = measure_seconds,
+    .has_drain = 1,
+    .bound_phase = PH_MEASURE,
+    .phase = phase,
+    .stanza = stanza,
+    .worker_free = worker_free,
+    .report = report,
+};

@@ -1,0 +1,191 @@
+"""tern-bench (contrib/bench), the load generator, against a live ternd at
+small scale: provisioning accounts with ternctl, the connect, chat and
+presence scenarios (their JSON line and the figures in it), direct TLS with
+several load processes and source addresses, the tool-bound flag and its
+exit status, failed logins, and refused options.
+
+The tool is $TERN_BENCH, or tern-bench beside $TERND.
+"""
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+
+from harness import DOMAIN, TERNCTL, TERND, ServerTestCase, q, sanitizer_env, \
+    check_sanitizer_text
+
+TERN_BENCH = os.path.abspath(os.environ.get(
+    "TERN_BENCH", os.path.join(os.path.dirname(TERND), "tern-bench")))
+NS_ROSTER = "jabber:iq:roster"
+USERS = 20
+PASSWORD = "bench-secret"
+# Tests check figures, not whether this busy sanitizer build was tool bound.
+NEVER_BOUND = ["--tool-bound-pct", "100000"]
+
+
+class BenchCase(ServerTestCase):
+    server_kwargs = {"config": {"modules": {"roster": {}, "offline": {}}}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Accounts u1..u20 made by the tool itself (ternctl adduser).
+        out = cls.provision()
+        if out.returncode != 0 or "%d created" % USERS not in out.stdout:
+            raise AssertionError("provision failed: %s%s" % (out.stdout, out.stderr))
+
+    @classmethod
+    def provision(cls):
+        return cls.run_tool(["provision", "--ctl", TERNCTL, "--ctl-config",
+                             cls.server.conf_path, "--users", str(USERS), "--password",
+                             PASSWORD, "--processes", "2"])
+
+    @classmethod
+    def run_tool(cls, args, timeout=120):
+        r = subprocess.run([TERN_BENCH] + args, capture_output=True, text=True,
+                           timeout=timeout, env=sanitizer_env())
+        check_sanitizer_text(r.stderr, "tern-bench")
+        return r
+
+    def bench(self, *args, expect_rc=0, users=USERS):
+        """Run a scenario with --json-only; returns (json dict, stderr)."""
+        cmd = ["--port", str(self.server.c2s_port), "--users", str(users), "--password",
+               PASSWORD, "--rate", "100", "--server-pid", str(self.server.proc.pid),
+               "--json-only"] + list(args)
+        r = self.run_tool(cmd)
+        lines = r.stdout.strip().splitlines()
+        self.assertEqual(len(lines), 1, "one JSON line expected: %r %r" % (r.stdout, r.stderr))
+        data = json.loads(lines[0])
+        self.assertEqual(r.returncode, expect_rc, "exit status; stderr: %s" % r.stderr)
+        return data, r.stderr
+
+    def assert_logins(self, data, users=USERS):
+        self.assertEqual(data["logins_ok"], users)
+        self.assertEqual(data["logins_failed"], 0)
+        self.assertEqual(data["disconnects"], 0)
+        self.assertGreater(data["logins_per_s"], 0)
+        self.assertLessEqual(data["login_ms_p50"], data["login_ms_max"])
+
+    def roster_of(self, user):
+        c = self.raw()
+        c.login(user, PASSWORD)
+        iq = c.iq("<query xmlns='%s'/>" % NS_ROSTER)
+        self.assertEqual(iq.get("type"), "result")
+        items = iq.find(q(NS_ROSTER, "query")).findall(q(NS_ROSTER, "item"))
+        c.end()
+        return {i.get("jid"): i.get("subscription") for i in items}
+
+    # ---- the scenarios -------------------------------------------------
+
+    def test_provision_again_finds_the_accounts(self):
+        r = self.provision()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 created, %d existed, 0 failed" % USERS, r.stdout)
+
+    def test_connect(self):
+        data, _ = self.bench("--scenario", "connect", "--hold", "1", *NEVER_BOUND)
+        self.assertEqual(data["scenario"], "connect")
+        self.assertEqual(data["tls"], "starttls")
+        self.assertEqual(data["mechanism"], "SCRAM-SHA-256")
+        self.assert_logins(data)
+        self.assertEqual(data["server_pid"], self.server.proc.pid)
+        self.assertGreater(data["server_rss_before_kib"], 0)
+        self.assertGreater(data["server_rss_after_kib"], 0)
+        self.assertIsNotNone(data["server_rss_per_session_kib"])
+        self.assertGreater(data["server_cpu_s"], 0)
+        self.assertGreater(data["tool_cpu_s"], 0)
+        self.assertAlmostEqual(data["hold_s"], 1.0, delta=0.5)
+        self.assertIs(data["tool_bound"], False)
+        self.assertIs(data["interrupted"], False)
+
+    def test_chat(self):
+        data, _ = self.bench("--scenario", "chat", "--msg-rate", "200", "--duration", "2",
+                             *NEVER_BOUND)
+        self.assert_logins(data)
+        # 200/s over the measured window (2 s, longer if the machine is slow).
+        self.assertGreaterEqual(data["duration_s"], 2.0)
+        self.assertGreater(data["sent"], 0.75 * 200 * data["duration_s"])
+        self.assertLessEqual(data["sent"], 1.1 * 200 * data["duration_s"] + 5)
+        self.assertEqual(data["delivered"], data["sent"])
+        self.assertEqual(data["lost"], 0)
+        self.assertEqual(data["reordered"], 0)
+        self.assertEqual(data["stanza_errors"], 0)
+        self.assertGreater(data["delivered_per_s"], 100)
+        lat = [data[k] for k in ("latency_ms_p50", "latency_ms_p99", "latency_ms_p999",
+                                 "latency_ms_max")]
+        for v in lat:
+            self.assertIsInstance(v, (int, float))
+        self.assertGreater(lat[0], 0)
+        self.assertEqual(lat, sorted(lat))
+        self.assertIsNotNone(data["server_cpu_pct"])
+
+    def test_presence(self):
+        # Rosters first (circles of 4: K=3), then the measured run finds
+        # them complete and has nothing to subscribe.
+        data, _ = self.bench("--scenario", "presence", "--roster", "3", "--setup",
+                             *NEVER_BOUND)
+        self.assert_logins(data)
+        self.assertIs(data["setup_complete"], True)
+        self.assertNotIn("presence_in", data)
+        self.assertEqual(self.roster_of("u1"), {"u2@%s" % DOMAIN: "both",
+                                                 "u3@%s" % DOMAIN: "both",
+                                                 "u4@%s" % DOMAIN: "both"})
+        self.assertEqual(self.roster_of("u20"), {"u17@%s" % DOMAIN: "both",
+                                                  "u18@%s" % DOMAIN: "both",
+                                                  "u19@%s" % DOMAIN: "both"})
+        data, _ = self.bench("--scenario", "presence", "--roster", "3", "--duration", "2",
+                             "--presence-rate", "40", *NEVER_BOUND)
+        self.assert_logins(data)
+        self.assertEqual(data["contacts_subscribed"], 0)
+        self.assertIs(data["setup_complete"], True)
+        self.assertGreater(data["presence_changes"], 50)
+        # Each change reaches the online ones of 3 contacts.
+        self.assertGreater(data["presence_in"], data["presence_changes"])
+        self.assertGreater(data["presence_in_per_s"], 0)
+
+    def test_direct_tls_processes_source_addresses_sha1(self):
+        data, _ = self.bench("--scenario", "chat", "--msg-rate", "100", "--duration", "1",
+                             "--port", str(self.server.tls_port), "--direct-tls",
+                             "--processes", "3", "--source-ips", "127.0.0.1-127.0.0.3",
+                             "--mechanism", "SCRAM-SHA-1", *NEVER_BOUND)
+        self.assertEqual(data["tls"], "direct")
+        self.assertEqual(data["processes"], 3)
+        self.assertEqual(data["mechanism"], "SCRAM-SHA-1")
+        self.assert_logins(data)
+        self.assertEqual(data["delivered"], data["sent"])
+
+    # ---- flags, failures, refusals ---------------------------------------
+
+    def test_tool_bound_is_flagged_with_exit_status_3(self):
+        data, _ = self.bench("--scenario", "chat", "--msg-rate", "200", "--duration", "1",
+                             "--tool-bound-pct", "0", expect_rc=3)
+        self.assertIs(data["tool_bound"], True)
+        self.assertGreater(data["tool_cpu_max_pct"], 0)
+
+    def test_wrong_password_fails_the_logins(self):
+        r = self.run_tool(["--port", str(self.server.c2s_port), "--users", "3", "--password",
+                           "wrong", "--hold", "0", "--json-only"])
+        self.assertEqual(r.returncode, 1)
+        data = json.loads(r.stdout)
+        self.assertEqual(data["logins_ok"], 0)
+        self.assertEqual(data["logins_failed"], 3)
+        self.assertIsNone(data["logins_per_s"])
+        self.assertIn("authentication failed (not-authorized)", r.stderr)
+
+    def test_bad_options_are_refused(self):
+        cases = [
+            (["--users", "0"], "--users"),
+            (["--scenario", "nope"], "--scenario"),
+            (["--user-format", "u%s"], "--user-format"),
+            (["--mechanism", "PLAIN"], "--mechanism"),
+            (["--source-ips", "127.0.0.9-127.0.0.1"], "--source-ips"),
+            (["--scenario", "presence", "--roster", "5", "--users", "5"], "--roster"),
+            (["--scenario", "connect", "--setup"], "--setup"),
+            (["--server-pid", "1", "--server-name", "ternd"], "--server-pid"),
+        ]
+        for args, word in cases:
+            with self.subTest(args=args):
+                r = self.run_tool(args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(word, r.stderr)
+                self.assertEqual(r.stdout, "")
