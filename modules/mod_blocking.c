@@ -30,6 +30,8 @@
  *    Who may see presence comes from the "roster" service (roster_api.h)
  *    when mod_roster is loaded, and from the directed presence (RFC 6121
  *    §4.6) each session sent, which this module tracks in a session slot.
+ * A list is read from storage once and then kept in memory (dropped when
+ * it changes or the account is deleted): the filters run on every stanza.
  * Items match as XEP-0191 §6 (after XEP-0016) says: a full JID only itself,
  * a bare JID any of its resources, domain/resource only that, and a domain
  * itself, everything at it and every subdomain of it.  A user's own
@@ -40,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tern/module.h>
+#include <tern/table.h>
 
 #include "roster_api.h"
 
@@ -47,12 +50,14 @@
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 #define NS_STANZAS         "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define STORE_NAME         "blocklist"
-#define FILTER_PRIORITY    1000 /* ahead of the other "pre-" handlers */
-#define MAX_DIRECTED       256  /* directed presence recipients tracked per session */
+#define FILTER_PRIORITY    1000   /* ahead of the other "pre-" handlers */
+#define MAX_DIRECTED       256    /* directed presence recipients tracked per session */
+#define MAX_CACHED         100000 /* blocklists kept in memory before the cache starts over */
 
 /* Module data. */
 typedef struct block_state {
     tern_store_t *store;
+    tern_table_t *cache; /* user -> jid_list_t: the stored blocklists read so far */
     long long max_items;
     unsigned long long pushes; /* for push ids */
 } block_state_t;
@@ -153,16 +158,59 @@ static int item_matches(const char *item, const tern_jid_t *peer)
                               memcmp(peer->domain + plen - dlen, domain, dlen) == 0;
 }
 
-typedef struct match_ctx {
-    const tern_jid_t *peer;
-    int found;
-} match_ctx_t;
+/* ---- the blocklists in memory -------------------------------------------- */
 
-static int match_one(void *ctx, const char *key, const char *data, size_t len)
+static int collect_key(void *ctx, const char *key, const char *data, size_t len)
 {
-    match_ctx_t *mc = ctx;
-    mc->found = item_matches(key, mc->peer);
-    return mc->found;
+    return list_add(ctx, key) < 0;
+}
+
+static int free_cached(void *ctx, const char *key, void *value)
+{
+    list_free(value);
+    free(value);
+    return 0;
+}
+
+static void cache_clear(block_state_t *st)
+{
+    if (st->cache == NULL)
+        return;
+    tern_table_foreach(st->cache, free_cached, NULL);
+    tern_table_free(&st->cache);
+}
+
+/* Forget what was read of `user`'s list (it changed, or the account went). */
+static void cache_forget(block_state_t *st, const char *user)
+{
+    jid_list_t *l = st->cache != NULL ? tern_table_remove(st->cache, user) : NULL;
+    if (l != NULL) {
+        list_free(l);
+        free(l);
+    }
+}
+
+/* `user`'s blocklist, read from storage once and then kept: the filters
+ * run on every stanza and must not query the database each time.  NULL on
+ * a storage or memory error. */
+static const jid_list_t *blocklist(block_state_t *st, const char *user)
+{
+    jid_list_t *l = st->cache != NULL ? tern_table_get(st->cache, user) : NULL;
+    if (l != NULL)
+        return l;
+    if (st->cache != NULL && tern_table_count(st->cache) >= MAX_CACHED)
+        cache_clear(st); /* simple bound: start over */
+    if (st->cache == NULL && (st->cache = tern_table_new()) == NULL)
+        return NULL;
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return NULL;
+    if (tern_map_foreach(st->store, user, collect_key, l) < 0 ||
+        tern_table_put(st->cache, user, l) < 0) {
+        list_free(l);
+        free(l);
+        return NULL;
+    }
+    return l;
 }
 
 /* Whether user@host blocked `peer`.  Never the user's own account nor the
@@ -176,12 +224,15 @@ static int is_blocked(tern_module_ctx_t *m, const char *user, const tern_jid_t *
     if (strcmp(peer->domain, tern_host(m)) == 0 &&
         (peer->local == NULL || strcmp(peer->local, user) == 0))
         return 0; /* the server itself, or the user's own account */
-    match_ctx_t mc = {.peer = peer};
-    if (tern_map_foreach(st->store, user, match_one, &mc) < 0) {
+    const jid_list_t *l = blocklist(st, user);
+    if (l == NULL) {
         tern_log(m, TERN_LOG_ERROR, "cannot read the blocklist of %s", user);
         return 0;
     }
-    return mc.found;
+    for (size_t i = 0; i < l->n; i++)
+        if (item_matches(l->v[i], peer))
+            return 1;
+    return 0;
 }
 
 /* The localpart when `j` is an account of this module's host, else NULL. */
@@ -516,6 +567,7 @@ static int on_block(tern_module_ctx_t *m, tern_event_t *ev)
         hide_presence(m, user, &fresh);
     for (size_t i = 0; bad == NULL && rc == 0 && i < fresh.n; i++)
         rc = tern_map_set(st->store, user, fresh.v[i], "", 0);
+    cache_forget(st, user);
     if (bad == NULL && rc == 0) {
         answer(m, ev, tern_iq_result(ev), 1);
         push(m, user, "block", &items);
@@ -529,11 +581,6 @@ static int on_block(tern_module_ctx_t *m, tern_event_t *ev)
     list_free(&items);
     list_free(&fresh);
     return TERN_HANDLED;
-}
-
-static int collect_key(void *ctx, const char *key, const char *data, size_t len)
-{
-    return list_add(ctx, key) < 0;
 }
 
 /* §3.4, §3.5: remove the items, or everything when none is given; then
@@ -551,6 +598,7 @@ static int on_unblock(tern_module_ctx_t *m, tern_event_t *ev)
         rc = list_add(&removed, items.v[i]);
     for (size_t i = 0; bad == NULL && rc == 0 && i < removed.n; i++)
         rc = tern_map_set(st->store, user, removed.v[i], NULL, 0);
+    cache_forget(st, user);
     if (bad == NULL && rc == 0) {
         answer(m, ev, tern_iq_result(ev), 1);
         push(m, user, "unblock", &items);
@@ -619,6 +667,14 @@ static int on_outbound(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
+/* "user/deleted": its stored list is gone, so is what we kept of it. */
+static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    if (ev->user != NULL)
+        cache_forget(tern_get_data(m), ev->user);
+    return TERN_PASS;
+}
+
 static int load(tern_module_ctx_t *m)
 {
     static const char *const inbound[] = {"in-message/bare",  "in-message/full", "in-presence/bare",
@@ -642,7 +698,8 @@ static int load(tern_module_ctx_t *m)
     tern_add_feature(m, NS_BLOCKING);
     int rc = tern_hook(m, "iq-get/self/" NS_BLOCKING ":blocklist", on_blocklist, 0) |
              tern_hook(m, "iq-set/self/" NS_BLOCKING ":block", on_block, 0) |
-             tern_hook(m, "iq-set/self/" NS_BLOCKING ":unblock", on_unblock, 0);
+             tern_hook(m, "iq-set/self/" NS_BLOCKING ":unblock", on_unblock, 0) |
+             tern_hook(m, "user/deleted", on_user_deleted, 0);
     for (size_t i = 0; i < sizeof inbound / sizeof inbound[0]; i++)
         rc |= tern_hook(m, inbound[i], on_inbound, FILTER_PRIORITY);
     for (size_t i = 0; i < sizeof outbound / sizeof outbound[0]; i++)
@@ -658,7 +715,10 @@ static int load(tern_module_ctx_t *m)
 /* Session slots go with the module (the core frees them). */
 static void unload(tern_module_ctx_t *m)
 {
-    free(tern_get_data(m));
+    block_state_t *st = tern_get_data(m);
+    if (st != NULL)
+        cache_clear(st);
+    free(st);
     tern_set_data(m, NULL);
 }
 

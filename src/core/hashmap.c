@@ -1,10 +1,12 @@
 /*
- * hashmap.c — chained hash table with string keys, doubling at load 1.
+ * hashmap.c — chained hash table with string keys, doubling at load 1,
+ * and its public face for modules (tern/table.h).
  */
 #include "core/hashmap.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <tern/table.h>
 
 typedef struct entry {
     struct entry *next;
@@ -142,4 +144,55 @@ void hashmap_foreach(const hashmap_t *m, int (*fn)(void *ctx, const char *key, v
         for (entry_t *e = m->buckets[i]; e; e = e->next)
             if (fn(ctx, e->key, e->value))
                 return;
+}
+
+/* ---- tern/table.h: the same table for modules ----------------------------- */
+
+struct tern_table {
+    hashmap_t *map;
+};
+
+TERN_API tern_table_t *tern_table_new(void)
+{
+    tern_table_t *t = malloc(sizeof(*t));
+    if (t && !(t->map = hashmap_new())) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+TERN_API void tern_table_free(tern_table_t **t)
+{
+    if (!t || !*t)
+        return;
+    hashmap_free(&(*t)->map);
+    free(*t);
+    *t = NULL;
+}
+
+TERN_API void *tern_table_get(const tern_table_t *t, const char *key)
+{
+    return hashmap_get(t->map, key);
+}
+
+TERN_API int tern_table_put(tern_table_t *t, const char *key, void *value)
+{
+    return hashmap_put(t->map, key, value);
+}
+
+TERN_API void *tern_table_remove(tern_table_t *t, const char *key)
+{
+    return hashmap_remove(t->map, key);
+}
+
+TERN_API size_t tern_table_count(const tern_table_t *t)
+{
+    return hashmap_count(t->map);
+}
+
+TERN_API void tern_table_foreach(const tern_table_t *t,
+                                 int (*fn)(void *ctx, const char *key, void *value), void *ctx)
+{
+    hashmap_foreach(t->map, fn, ctx);
 }

@@ -297,6 +297,21 @@ class BlockingTests(ServerTestCase):
         self.assertEqual(stanza_error(err.xml), ("cancel", "service-unavailable"))
 
 
+    def test_recreated_account_starts_with_no_blocks(self):
+        self.server.add_user("dora", "dora-pw")
+        dora = self.slix("dora", resource="d")
+        self.block(BOB, client=dora)
+        b = self.bob.mark()
+        self.bob.send_message(dora.jid, "blocked")
+        self.bob.wait_message(mtype="error", since=b)  # the list is in use (and in memory)
+        self.server.ternctl_ok("deluser", "dora@localhost")
+        dora.wait_disconnected()
+        self.server.add_user("dora", "dora-pw2")
+        self.server.users["dora"] = "dora-pw2"
+        dora = self.slix("dora", resource="again")
+        self.assertEqual(self.blocklist(client=dora), [])
+        self.assertDelivered(self.bob, dora, "welcome back", to=dora.jid)
+
 class BlockingLimitTests(ServerTestCase):
     """max_items bounds a user's list; blocking what is already there is
     always allowed."""
