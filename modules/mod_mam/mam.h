@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <tern/module.h>
+#include <tern/table.h>
 
 #define NS_MAM       "urn:xmpp:mam:2"
 #define NS_MAM_EXT   "urn:xmpp:mam:2#extended"
@@ -29,6 +30,7 @@
 /* Store names (scoped to the host by the core). */
 #define MAM_ARCHIVE_STORE "archive"
 #define MAM_PREFS_STORE   "mam_prefs"
+#define MAM_PREFS_CACHED  100000 /* preferences kept in memory before the cache starts over */
 
 /* XEP-0441 §2.1 default archiving behaviour. */
 typedef enum { MAM_POLICY_ALWAYS = 0, MAM_POLICY_NEVER, MAM_POLICY_ROSTER } mam_policy_t;
@@ -37,6 +39,7 @@ typedef enum { MAM_POLICY_ALWAYS = 0, MAM_POLICY_NEVER, MAM_POLICY_ROSTER } mam_
 typedef struct mam_state {
     tern_store_t *archive;       /* TERN_STORE_ARCHIVE: one list per user */
     tern_store_t *prefs;         /* TERN_STORE_KV: the user's XEP-0441 preferences */
+    tern_table_t *prefs_cache;   /* user -> mam_prefs_t: the stored preferences read so far */
     unsigned default_page;       /* items per page when the query names no <max/> */
     unsigned max_page;           /* the most items per page, whatever <max/> says */
     mam_policy_t default_policy; /* for users who never set preferences */
@@ -64,6 +67,8 @@ int mam_on_prefs_set(tern_module_ctx_t *m, tern_event_t *ev);
 int mam_prefs_allow(tern_module_ctx_t *m, const char *user, const tern_jid_t *peer);
 /* "always" / "never" / "roster" into *p; 0, or -1 when `s` is none of them. */
 int mam_policy_parse(const char *s, mam_policy_t *p);
+/* Forget what was read of `user`'s preferences; NULL: of everybody. */
+void mam_prefs_forget(tern_module_ctx_t *m, const char *user);
 
 /* query.c: XEP-0082 time */
 /* XEP-0082 DateTime with microseconds, "2010-07-10T23:08:25.123456Z". */

@@ -59,6 +59,14 @@ static void on_expire(tern_module_ctx_t *m, void *arg)
         tern_log(m, TERN_LOG_DEBUG, "expired %ld archived messages", n);
 }
 
+/* "user/deleted": the storage is gone, so is what we kept of it. */
+static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    if (ev->user != NULL)
+        mam_prefs_forget(m, ev->user);
+    return TERN_PASS;
+}
+
 static int hook_all(tern_module_ctx_t *m)
 {
     static const struct {
@@ -80,6 +88,7 @@ static int hook_all(tern_module_ctx_t *m)
         {"iq-get/bare/" NS_MAM ":metadata", mam_on_foreign, 0},
         {"iq-get/bare/" NS_MAM ":prefs", mam_on_foreign, 0},
         {"iq-set/bare/" NS_MAM ":prefs", mam_on_foreign, 0},
+        {"user/deleted", on_user_deleted, 0},
     };
     for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
         if (tern_hook(m, hooks[i].event, hooks[i].fn, hooks[i].priority) != 0)
@@ -151,6 +160,7 @@ fail:
 
 static void unload(tern_module_ctx_t *m)
 {
+    mam_prefs_forget(m, NULL);
     free(tern_get_data(m));
     tern_set_data(m, NULL);
 }

@@ -99,17 +99,71 @@ static int judge(void *ctx, char sign, const char *jid, size_t n)
     return v->never; /* 'never' settles it */
 }
 
+/* A user's stored preferences as read (len 0: none stored). */
+typedef struct mam_prefs {
+    size_t len;
+    char text[];
+} mam_prefs_t;
+
+static int free_prefs(void *ctx, const char *key, void *value)
+{
+    free(value);
+    return 0;
+}
+
+void mam_prefs_forget(tern_module_ctx_t *m, const char *user)
+{
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL || st->prefs_cache == NULL)
+        return;
+    if (user != NULL) {
+        free(tern_table_remove(st->prefs_cache, user));
+        return;
+    }
+    tern_table_foreach(st->prefs_cache, free_prefs, NULL);
+    tern_table_free(&st->prefs_cache);
+}
+
+/* `user`'s preferences, read from storage once and then kept: they are
+ * needed for every message.  NULL on a storage or memory error. */
+static const mam_prefs_t *user_prefs(tern_module_ctx_t *m, const char *user)
+{
+    mam_state_t *st = tern_get_data(m);
+    mam_prefs_t *p = st->prefs_cache != NULL ? tern_table_get(st->prefs_cache, user) : NULL;
+    if (p != NULL)
+        return p;
+    if (st->prefs_cache != NULL && tern_table_count(st->prefs_cache) >= MAM_PREFS_CACHED)
+        mam_prefs_forget(m, NULL); /* simple bound: start over */
+    if (st->prefs_cache == NULL && (st->prefs_cache = tern_table_new()) == NULL)
+        return NULL;
+    tern_blob_t b = {0};
+    int rc = tern_kv_get(st->prefs, user, &b);
+    if (rc < 0 || (p = malloc(sizeof *p + (rc == 1 ? b.len : 0) + 1)) == NULL) {
+        free(b.data);
+        return NULL;
+    }
+    p->len = rc == 1 ? b.len : 0;
+    if (p->len > 0)
+        memcpy(p->text, b.data, p->len);
+    p->text[p->len] = '\0';
+    free(b.data);
+    if (tern_table_put(st->prefs_cache, user, p) < 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 int mam_prefs_allow(tern_module_ctx_t *m, const char *user, const tern_jid_t *peer)
 {
     mam_state_t *st = tern_get_data(m);
     if (st == NULL)
         return 0;
-    tern_blob_t b = {0};
     mam_policy_t def = st->default_policy;
     verdict_t v = {.peer = peer};
-    if (tern_kv_get(st->prefs, user, &b) == 1)
-        prefs_walk(b.data, b.len, &def, judge, &v);
-    free(b.data);
+    const mam_prefs_t *p = user_prefs(m, user);
+    if (p != NULL && p->len > 0)
+        prefs_walk(p->text, p->len, &def, judge, &v);
     if (v.never)
         return 0;
     if (v.always || def == MAM_POLICY_ALWAYS)
@@ -270,6 +324,7 @@ int mam_on_prefs_set(tern_module_ctx_t *m, tern_event_t *ev)
         ok = 0;
         cond = "internal-server-error";
     }
+    mam_prefs_forget(m, ev->from->local);
     if (ok)
         reply_prefs(m, ev, out.s, out.len);
     else
