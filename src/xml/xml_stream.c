@@ -26,6 +26,13 @@
  * that a token re-scanned as it trickles in costs O(n^2) in its length; n
  * is bounded by max_stanza_bytes.
  *
+ * Idle streams.  Once all input up to a stream-level event is parsed and
+ * no stanza is open, the expat parser (several KiB) is freed; the next
+ * input first replays the stream header's own bytes, kept for that, into
+ * a new parser, so that the namespace prefixes it declared still hold.
+ * A connection that waits between stanzas, which is most of them, keeps
+ * only this struct and its header.
+ *
  * tern_xml_parse(), at the end, reads one stored element back with the
  * same parser, so that stored trees read exactly as received ones.
  */
@@ -75,9 +82,13 @@ struct xml_stream {
     char *scratch; /* NUL-terminated name pieces handed to the tree */
     size_t scratch_cap;
 
+    char *header; /* the stream header's start tag as received, for replay */
+    size_t header_len;
+
     bool in_feed, in_parse;
-    bool dead;    /* error reported or stopped: no more input */
-    bool restart; /* new document requested during this parse */
+    bool replaying; /* parsing `header` into a new parser: no events */
+    bool dead;      /* error reported or stopped: no more input */
+    bool restart;   /* new document requested during this parse */
     bool opened, closed;
 };
 
@@ -362,6 +373,26 @@ static void open_stream(xml_stream_t *s, const char *name, const XML_Char **atts
     tern_xml_unref(root);
 }
 
+/* Keep the bytes of the stream header's start tag (the current event) for
+ * replay after the parser is freed.  Without expat's context bytes the
+ * stream simply keeps its parser. */
+static void keep_header(xml_stream_t *s)
+{
+    int offset = 0, size = 0;
+    const char *buf = XML_GetInputContext(s->p, &offset, &size);
+    int count = XML_GetCurrentByteCount(s->p);
+    free(s->header);
+    s->header = NULL;
+    s->header_len = 0;
+    if (!buf || count <= 0 || offset < 0 || offset > size || count > size - offset)
+        return;
+    s->header = malloc((size_t)count);
+    if (s->header) {
+        memcpy(s->header, buf + offset, (size_t)count);
+        s->header_len = (size_t)count;
+    }
+}
+
 /* ---- expat handlers ------------------------------------------------- */
 
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
@@ -376,8 +407,12 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     if (s->level == 0) {
-        if (window_ok(s, end)) {
+        if (s->replaying) {
+            s->level = 1;
             s->mark = end;
+        } else if (window_ok(s, end)) {
+            s->mark = end;
+            keep_header(s);
             open_stream(s, name, atts, nattrs);
         }
         return;
@@ -630,6 +665,9 @@ static void new_document(xml_stream_t *s)
     XML_ParserFree(s->p);
     s->p = p;
     drop_stanza(s);
+    free(s->header);
+    s->header = NULL;
+    s->header_len = 0;
     s->fed = s->mark = s->stanza_start = s->restart_at = 0;
     s->level = 0;
     s->restart = s->opened = s->closed = false;
@@ -667,6 +705,7 @@ void xml_stream_free(xml_stream_t **sp)
     drop_stanza(s);
     if (s->p)
         XML_ParserFree(s->p);
+    free(s->header);
     free(s->text);
     free(s->scratch);
     free(s);
@@ -724,12 +763,53 @@ static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
     return n;
 }
 
+/* Between stanzas with nothing pending: free the parser (see the top). */
+static void park(xml_stream_t *s)
+{
+    if (s->dead || !s->p || !s->opened || s->closed || s->level != 1 || s->fed != s->mark ||
+        !s->header)
+        return;
+    XML_ParserFree(s->p);
+    s->p = NULL;
+    free(s->text);
+    free(s->scratch);
+    s->text = s->scratch = NULL;
+    s->text_cap = s->scratch_cap = s->text_len = 0;
+}
+
+/* A new parser in the state park() left: inside the stream header. */
+static bool unpark(xml_stream_t *s)
+{
+    s->p = parser_new(s);
+    if (!s->p) {
+        fail(s, "resource-constraint", "out of memory");
+        return false;
+    }
+    s->level = 0;
+    s->fed = s->mark = s->stanza_start = 0;
+    s->replaying = true;
+    s->in_parse = true;
+    enum XML_Status st = XML_Parse(s->p, s->header, (int)s->header_len, XML_FALSE);
+    s->in_parse = false;
+    s->replaying = false;
+    s->fed = s->header_len;
+    if (st == XML_STATUS_ERROR || s->level != 1 || s->dead) {
+        fail(s, "undefined-condition", "cannot resume the stream");
+        return false;
+    }
+    return true;
+}
+
 int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
 {
     if (!s || s->dead || s->in_feed)
         return -1; /* dead, or a callback feeding its own stream */
     if (!data)
         return len ? -1 : 0;
+    if (len == 0)
+        return 0;
+    if (!s->p && !unpark(s))
+        return -1;
     s->in_feed = true;
     while (len > 0 && !s->dead) {
         size_t n = slice_len(s, len);
@@ -740,6 +820,7 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
             check_window(s);
     }
     s->in_feed = false;
+    park(s);
     return s->dead ? -1 : 0;
 }
 
@@ -758,6 +839,11 @@ void xml_stream_restart(xml_stream_t *s)
     s->restart = true;
     s->restart_at = event_end(s);
     XML_StopParser(s->p, XML_TRUE);
+}
+
+int xml_stream_parked(const xml_stream_t *s)
+{
+    return s && !s->p;
 }
 
 void xml_stream_stop(xml_stream_t *s)

@@ -51,6 +51,10 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len);
  * after the current element go to the new document. */
 void xml_stream_restart(xml_stream_t *s);
 
+/* Whether the stream is between stanzas with its parser freed (idle
+ * streams hold no parser; see xml_stream.c). */
+int xml_stream_parked(const xml_stream_t *s);
+
 /* Stop parsing; safe from inside a callback.  feed() then returns -1. */
 void xml_stream_stop(xml_stream_t *s);
 

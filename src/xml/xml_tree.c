@@ -41,17 +41,23 @@ struct tern_xml_arena {
 
 /* ---- arena ---------------------------------------------------------- */
 
-static struct tern_xml_arena *arena_new(void)
+/* A new arena whose first chunk holds `first` bytes. */
+static struct tern_xml_arena *arena_new_sized(size_t first)
 {
-    struct tern_xml_arena *a = malloc(sizeof(*a) + ARENA_FIRST_CHUNK);
+    struct tern_xml_arena *a = malloc(sizeof(*a) + first);
     if (!a)
         return NULL;
     a->refs = 1;
     a->cur = (char *)a->first;
-    a->end = a->cur + ARENA_FIRST_CHUNK;
+    a->end = a->cur + first;
     a->extra = NULL;
     a->next_chunk = 2 * ARENA_FIRST_CHUNK;
     return a;
+}
+
+static struct tern_xml_arena *arena_new(void)
+{
+    return arena_new_sized(ARENA_FIRST_CHUNK);
 }
 
 static void arena_free(struct tern_xml_arena *a)
@@ -401,11 +407,41 @@ tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src)
     return clone_tree(parent->arena, parent, src, src->arena == parent->arena);
 }
 
+/* About the arena bytes a copy of `src` takes (a little more, for
+ * alignment): copies kept for long, such as a session's last presence,
+ * then hold no unused first chunk. */
+static size_t copy_size(const tern_xml_t *src)
+{
+    const size_t pad = alignof(max_align_t);
+    size_t n = 0;
+    const tern_xml_t *s = src;
+    for (;;) {
+        n += sizeof(tern_xml_t) + pad;
+        if (s->name) {
+            n += strlen(s->name) + (s->ns ? strlen(s->ns) : 0) + 2 + pad;
+            for (const tern_xml_attr_t *at = s->attrs; at; at = at->next)
+                n += sizeof(*at) + strlen(at->name) + strlen(at->value) + 2 + 2 * pad;
+        } else {
+            n += s->text_len + 1;
+        }
+        if (s->name && s->children) {
+            s = s->children;
+            continue;
+        }
+        while (s != src && !s->next)
+            s = s->parent;
+        if (s == src)
+            return n;
+        s = s->next;
+    }
+}
+
 tern_xml_t *tern_xml_copy(const tern_xml_t *src)
 {
     if (!src)
         return NULL;
-    struct tern_xml_arena *a = arena_new();
+    size_t size = copy_size(src);
+    struct tern_xml_arena *a = arena_new_sized(size < ARENA_FIRST_CHUNK ? size : ARENA_FIRST_CHUNK);
     if (!a)
         return NULL;
     tern_xml_t *r = clone_tree(a, NULL, src, 0);

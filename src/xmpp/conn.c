@@ -303,7 +303,33 @@ void conn_starttls(conn_t *c, SSL *ssl)
     xml_stream_stop(c->xs);
 }
 
-/* Put the TLS filter on top of the plain socket and start a new parser. */
+/* The plain socket's own buffers go: <proceed/> is written out at once and
+ * the socket gets a TLS bufferevent of its own, which keeps one buffer
+ * pair per connection instead of two.  Should <proceed/> not leave at
+ * once, TLS is layered as a filter on top instead. */
+static struct bufferevent *tls_on_socket(conn_t *c, SSL *ssl)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+        continue;
+    struct event_base *base = bufferevent_get_base(c->bev);
+    if (evbuffer_get_length(out) > 0)
+        return bufferevent_openssl_filter_new(base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                              BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tls = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tls)
+        return NULL;
+    if (read_bucket)
+        bufferevent_set_rate_limit(tls, read_bucket);
+    bufferevent_setfd(c->bev, -1); /* the socket stays open, now with `tls` */
+    bufferevent_free(c->bev);
+    c->bev = tls;
+    return tls;
+}
+
+/* Switch the connection to TLS and start a new parser. */
 static void begin_tls(conn_t *c)
 {
     SSL *ssl = c->starttls_ssl;
@@ -314,14 +340,14 @@ static void begin_tls(conn_t *c)
         log_info("c2s %s: %zu bytes pipelined after <starttls/> discarded", c->peer, junk);
         evbuffer_drain(in, junk);
     }
-    struct bufferevent *tls =
-        bufferevent_openssl_filter_new(bufferevent_get_base(c->bev), c->bev, ssl,
-                                       BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tls = tls_on_socket(c, ssl);
     xml_stream_free(&c->xs);
     c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
     if (!tls || !c->xs) {
         if (!tls)
             SSL_free(ssl);
+        else
+            c->bev = tls;
         conn_destroy(c);
         return;
     }

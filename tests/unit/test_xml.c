@@ -854,6 +854,36 @@ static void test_parse_stored(void)
         tern_xml_unref(plain);
 }
 
+/* An idle stream frees its parser between stanzas and resumes it with the
+ * header's own namespace declarations. */
+static void test_park(void)
+{
+    opts_t o = {0};
+    rec_t r;
+    rec_init(&r, &o);
+    static const char header[] = "<s:stream xmlns='jabber:client' xmlns:s='" NS_STREAM "' "
+                                 "xmlns:x='urn:x' to='example.com' version='1.0'>";
+    CHECK(xml_stream_feed(r.xs, header, strlen(header)) == 0);
+    CHECK(xml_stream_parked(r.xs));
+    static const char part1[] = "<message x:attr='1'><body>hel";
+    static const char part2[] = "lo</body></message> ";
+    CHECK(xml_stream_feed(r.xs, part1, strlen(part1)) == 0);
+    CHECK(!xml_stream_parked(r.xs)); /* a stanza is open */
+    CHECK(xml_stream_feed(r.xs, part2, strlen(part2)) == 0);
+    CHECK(xml_stream_parked(r.xs));
+    static const char tail[] = "<presence/>\r";
+    CHECK(xml_stream_feed(r.xs, tail, strlen(tail)) == 0);
+    CHECK(!xml_stream_parked(r.xs)); /* expat holds a trailing CR */
+    CHECK(xml_stream_feed(r.xs, "\n</s:stream>", 12) == 0);
+    char *log = rec_done(&r, 0);
+    CHECK(strstr(log, "<body>hello</body>") != NULL);
+    CHECK(strstr(log, "urn:x") != NULL); /* the prefix from the header still resolves */
+    CHECK(strstr(log, "stanza <presence/>") != NULL);
+    CHECK(strstr(log, "close") != NULL);
+    CHECK(strstr(log, "error") == NULL);
+    free(log);
+}
+
 int main(void)
 {
     test_tree_build();
@@ -870,5 +900,6 @@ int main(void)
     test_restart();
     test_stop();
     test_parse_stored();
+    test_park();
     return check_summary();
 }
