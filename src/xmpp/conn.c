@@ -311,8 +311,10 @@ static struct bufferevent *tls_on_socket(conn_t *c, SSL *ssl)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_unfreeze(out, 1); /* the bufferevent keeps its front frozen for itself */
     while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
         continue;
+    evbuffer_freeze(out, 1);
     struct event_base *base = bufferevent_get_base(c->bev);
     if (evbuffer_get_length(out) > 0)
         return bufferevent_openssl_filter_new(base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
