@@ -21,6 +21,8 @@
 #include "core/server.h"
 #include "route/router.h"
 #include "route/sessions.h"
+#include "store/store.h"
+#include "xmpp/conn.h"
 
 static void usage(FILE *f)
 {
@@ -40,6 +42,38 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             log_error("reload failed, keeping the running configuration: %s", err.text);
     } else {
         server_stop();
+    }
+}
+
+/* Storage writes made while reading connections share commits (store.h):
+ * a batch is committed before anything goes back to a connection whose
+ * input is being handled, after BATCH_DELAY_US at the latest, and at
+ * shutdown. */
+#define BATCH_DELAY_US 2000
+
+static struct event *batch_timer;
+
+static void batch_flush(void)
+{
+    if (store_batch_flush(server.db) < 0)
+        log_error("storage: cannot commit: %s", store_last_error(server.db));
+}
+
+static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    batch_flush();
+}
+
+static void batch_begin(void)
+{
+    store_batch_begin(server.db);
+}
+
+static void batch_end(void)
+{
+    if (store_batch_end(server.db) && batch_timer && !evtimer_pending(batch_timer, NULL)) {
+        const struct timeval delay = {0, BATCH_DELAY_US};
+        evtimer_add(batch_timer, &delay);
     }
 }
 
@@ -105,11 +139,18 @@ static int run(const char *path)
         log_error("cannot open storage %s: %s", server.cfg->storage_path, why);
         goto out;
     }
+    if (store_checkpoint_in_background(server.db) < 0)
+        log_warn("storage: checkpoints run on the event loop");
     for (size_t i = 0; i < server.cfg->n_components; i++)
         router_component_declare(server.cfg->components[i].domain);
     if (hosts_init(server.cfg, &err) < 0) {
         log_error("%s", err.text);
         goto out;
+    }
+    batch_timer = evtimer_new(server.base, on_batch_timer, NULL);
+    if (batch_timer) {
+        const conn_input_hooks_t batching = {batch_begin, batch_flush, batch_end};
+        conn_set_input_hooks(&batching);
     }
     if (listeners_start(server.base, server.cfg) < 0)
         goto out;
@@ -136,6 +177,9 @@ out:
             event_free(signals[i]);
     if (server.stop_event)
         event_free(server.stop_event);
+    if (batch_timer)
+        event_free(batch_timer);
+    batch_flush();
     hosts_free_all();
     sessions_free_all();
     router_free();

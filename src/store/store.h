@@ -54,6 +54,24 @@ const char *store_last_error(store_db_t *db);
 /* Group writes in one transaction (e.g. a bulk import): begin, then commit
  * or rollback.  Calls nest (inner levels are savepoints); the store's own
  * multi-statement operations use them too.  0 or -1. */
+/* Move WAL checkpoints (and their disk syncs) to a thread of their own,
+ * off the event loop (the server does; tools need not).  0, or -1 when
+ * they stay inline. */
+int store_checkpoint_in_background(store_db_t *db);
+
+/* Write batching.  While batching is on, writes made outside any
+ * transaction join one transaction (the batch), opened by the first of
+ * them; it stays open after store_batch_end() until store_batch_flush()
+ * commits it, so that the writes of many reads share one commit.  A
+ * write or store_begin() with batching off commits an open batch first;
+ * so does the 512th write of a batch.  The caller commits the batch
+ * before anything it holds is acknowledged to a peer. */
+void store_batch_begin(store_db_t *db);
+/* Batching off; 1 when a batch is left open (to flush soon), else 0. */
+int store_batch_end(store_db_t *db);
+/* Commit the open batch, if any.  0, or -1 (its writes are lost). */
+int store_batch_flush(store_db_t *db);
+
 int store_begin(store_db_t *db);
 int store_commit(store_db_t *db);
 int store_rollback(store_db_t *db);

@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/store_checkpoint.h"
 
 #define BUSY_TIMEOUT_MS 2000
 #define ERR_LEN         256
@@ -213,7 +214,11 @@ struct tern_store {
 struct store_db {
     sqlite3 *sql;
     tern_store_t *stores;
-    int tx_depth; /* store_begin nesting */
+    int tx_depth;                 /* store_begin nesting */
+    checkpointer_t *checkpointer; /* NULL: SQLite checkpoints on commit */
+    int batching;                 /* inside store_batch_begin/end */
+    int batch_open;               /* the outermost transaction is the batch's */
+    unsigned batch_writes;        /* writes in the open batch */
     sqlite3_stmt *stmt[DB_STMT_COUNT];
     char err[ERR_LEN]; /* last error, for store_last_error */
 };
@@ -322,13 +327,34 @@ static int bind_scope(sqlite3_stmt *s, const tern_store_t *st, const char *user)
     return user != NULL ? bind_text(s, 3, user) : 0;
 }
 
-/* Step a statement that returns no rows.  0 or -1. */
+static int db_exec(store_db_t *db, int which, int record);
+
+#define BATCH_MAX_WRITES 512
+
+/* Before a write: join the batch while batching (opening it outside any
+ * transaction), or commit a batch left open when not.  Should BEGIN fail,
+ * the write runs on its own. */
+static void batch_before_write(store_db_t *db)
+{
+    if (db->batch_open && !db->batching)
+        store_batch_flush(db);
+    if (db->batching && db->tx_depth == 0 && db_exec(db, DB_BEGIN, 0) == 0) {
+        db->tx_depth = 1;
+        db->batch_open = 1;
+        db->batch_writes = 0;
+    }
+}
+
+/* Step a statement that returns no rows (all writes do).  0 or -1. */
 static int step_done(store_db_t *db, sqlite3_stmt *s)
 {
-    if (sqlite3_step(s) == SQLITE_DONE)
-        return 0;
-    set_sql_err(db);
-    return -1;
+    batch_before_write(db);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+    if (rc < 0)
+        set_sql_err(db);
+    if (db->batch_open && ++db->batch_writes >= BATCH_MAX_WRITES && db->tx_depth == 1)
+        store_batch_flush(db);
+    return rc;
 }
 
 /* Copy column `col` (a blob) into a malloc'd, NUL-terminated buffer. */
@@ -406,10 +432,34 @@ static int64_t now_us(void)
  * levels are savepoints, so an inner rollback undoes only its own work. */
 int store_begin(store_db_t *db)
 {
+    if (db->batch_open && db->tx_depth == 1)
+        store_batch_flush(db); /* an explicit transaction is never part of a batch */
     if (db_exec(db, db->tx_depth == 0 ? DB_BEGIN : DB_SAVEPOINT, 1) < 0)
         return -1;
     db->tx_depth++;
     return 0;
+}
+
+void store_batch_begin(store_db_t *db)
+{
+    if (db)
+        db->batching = 1;
+}
+
+int store_batch_end(store_db_t *db)
+{
+    if (!db)
+        return 0;
+    db->batching = 0;
+    return db->batch_open;
+}
+
+int store_batch_flush(store_db_t *db)
+{
+    if (!db || !db->batch_open || db->tx_depth != 1)
+        return 0;
+    db->batch_open = 0;
+    return store_commit(db);
 }
 
 int store_rollback(store_db_t *db)
@@ -604,11 +654,20 @@ fail:
     return NULL;
 }
 
+int store_checkpoint_in_background(store_db_t *db)
+{
+    if (db == NULL || db->checkpointer != NULL)
+        return 0;
+    db->checkpointer = checkpointer_start(db->sql);
+    return db->checkpointer != NULL ? 0 : -1;
+}
+
 void store_close(store_db_t **dbp)
 {
     if (dbp == NULL || *dbp == NULL)
         return;
     store_db_t *db = *dbp;
+    store_batch_flush(db); /* a batch left open is committed, not lost */
     tern_store_t *st = db->stores;
     while (st != NULL) {
         tern_store_t *next = st->next;
@@ -621,6 +680,7 @@ void store_close(store_db_t **dbp)
     }
     for (int i = 0; i < DB_STMT_COUNT; i++)
         sqlite3_finalize(db->stmt[i]);
+    checkpointer_stop(&db->checkpointer, db->sql);
     sqlite3_close(db->sql); /* rolls back an unfinished transaction */
     free(db);
     *dbp = NULL;

@@ -25,6 +25,8 @@
 static conn_t *all_conns;
 static size_t n_conns;
 static struct ev_token_bucket_cfg *read_bucket;
+static conn_input_hooks_t input_hooks;
+static conn_t *reading; /* the connection whose input is being handled */
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -205,10 +207,23 @@ static void finish(conn_t *c)
         conn_destroy(c);
 }
 
+void conn_set_input_hooks(const conn_input_hooks_t *hooks)
+{
+    input_hooks = *hooks;
+}
+
+/* Output to the connection being read may acknowledge what it sent. */
+static void before_output(const conn_t *c)
+{
+    if (c == reading && input_hooks.flush)
+        input_hooks.flush();
+}
+
 void conn_write(conn_t *c, const char *data, size_t len)
 {
     if (c->dying)
         return;
+    before_output(c);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) + len > c->max_output) {
         log_info("%s %s: reader too slow, %zu bytes queued: closing", c->ops->kind, c->peer,
@@ -232,6 +247,7 @@ void conn_send(conn_t *c, const tern_xml_t *node)
     if (!tmp)
         return;
     if (xml_serialize(node, c->stream_ns, tmp) == 0) {
+        before_output(c);
         size_t len = evbuffer_get_length(tmp);
         struct evbuffer *out = bufferevent_get_output(c->bev);
         if (evbuffer_get_length(out) + len > c->max_output) {
@@ -365,6 +381,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     char chunk[READ_CHUNK];
     c->idle_strikes = 0;
+    reading = c;
+    if (input_hooks.begin)
+        input_hooks.begin();
     while (!c->closing && !c->starttls_ssl && evbuffer_get_length(in) > 0) {
         int n = evbuffer_remove(in, chunk, sizeof(chunk));
         if (n <= 0)
@@ -372,6 +391,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
         if (xml_stream_feed(c->xs, chunk, (size_t)n) < 0)
             break;
     }
+    if (input_hooks.end)
+        input_hooks.end();
+    reading = NULL;
     if (c->starttls_ssl && !c->closing)
         begin_tls(c);
 }

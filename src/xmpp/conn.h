@@ -74,6 +74,17 @@ void conn_destroy(conn_t *c);
 void conn_set_idle(conn_t *c, long long ms);
 /* Close every connection with `condition` (shutdown). */
 void conn_close_all(const char *condition);
+
+/* Calls around the handling of each read of input (every stanza in it),
+ * and before output goes to the connection whose input is being handled:
+ * the server batches its storage writes in between and commits them
+ * before anything is acknowledged to their sender.  Any may be NULL. */
+typedef struct conn_input_hooks {
+    void (*begin)(void);
+    void (*flush)(void);
+    void (*end)(void);
+} conn_input_hooks_t;
+void conn_set_input_hooks(const conn_input_hooks_t *hooks);
 size_t conn_count(void);
 
 #endif
