@@ -209,12 +209,16 @@ def run_for(runs, server, label):
     return last_run(runs, server, label)
 
 
-def factor(tern, peer, better):
+def factor(tern, peer, better, digits=None):
+    """How many times better Tern is; None when it means nothing (no
+    direction, a value missing, or one that shows as zero)."""
     if better is None or tern is None or peer is None:
         return None
     try:
         tern, peer = float(tern), float(peer)
     except (TypeError, ValueError):
+        return None
+    if fmt_num(tern, digits).strip("0.,") == "" or fmt_num(peer, digits).strip("0.,") == "":
         return None
     if better == "high":
         return tern / peer if peer > 0 else None
@@ -251,7 +255,7 @@ def table(runs, section, servers):
         row = [title] + cells
         if "tern" in servers:
             for p in peers:
-                f = factor(values.get("tern"), values.get(p), better)
+                f = factor(values.get("tern"), values.get(p), better, digits)
                 row.append("×%s" % fmt_num(f, 2) if f is not None else "")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -382,12 +386,13 @@ def cmd_write(a):
         "(Tern and ejabberd set it on accepted sockets, Prosody with "
         "`network_settings.nagle = false`; tern-bench on its own).\n"
         "- **One core each:** the server pinned with taskset to CPU %s, the load tool (%s "
-        "processes) to CPU %s.  ejabberd runs one Erlang scheduler (`+S 1:1`) without "
+        "process%s) to CPU %s.  ejabberd runs one Erlang scheduler (`+S 1:1`) without "
         "busy-waiting (`+sbwt none`), so its CPU time counts work only.\n"
         "- **Figures from the OS:** server RSS and CPU time from /proc/PID of the server "
         "process; latencies and rates from the load tool's clock.\n"
         % (params.get("ITERATIONS"), machine()[4][1], params.get("SERVER_CPU"),
-           params.get("PROCESSES"), params.get("TOOL_CPU")))
+           params.get("PROCESSES"), "" if params.get("PROCESSES") == "1" else "es",
+           params.get("TOOL_CPU")))
 
     out.append("## Accounts\n")
     out.append("Each server had %s accounts (u1 … u%s) made before its run.  Time to create "
