@@ -48,6 +48,59 @@ class AccountCommandTests(ServerTestCase):
                 self.assertNotEqual(r.returncode, 0)
         self.assertNotIn("x@localhost", self.server.ternctl_ok("users").stdout)
 
+    def test_adduser_batch_creates_accounts_that_log_in(self):
+        lines = ("# accounts for the pilot\n"
+                 "ivy@localhost ivy-pw\n"
+                 "\n"
+                 "Jack@localhost pass with  spaces\r\n"
+                 "kate@localhost\ttab-separated")
+        r = self.server.ternctl_ok("adduser-batch", input=lines)
+        self.assertEqual(r.stdout.strip(), "3 accounts created")
+        for secret in ("ivy-pw", "pass with", "tab-separated"):
+            self.assertNotIn(secret, r.stdout + r.stderr)
+        listed = self.server.ternctl_ok("users").stdout.split()
+        for jid in ("ivy@localhost", "jack@localhost", "kate@localhost"):
+            self.assertIn(jid, listed)
+        self.server.users.update({"ivy": "ivy-pw", "jack": "pass with  spaces",
+                                  "kate": "tab-separated"})
+        for user in ("ivy", "jack", "kate"):
+            with self.subTest(user=user):
+                self.assertEqual(self.raw_login(user, "batch").ping(), "result")
+        # The password is the whole rest of the line: a prefix of it fails.
+        c = self.raw(direct_tls=True)
+        c.open_stream()
+        self.assertEqual(c.auth_scram("jack", "pass with"), ("failure", "not-authorized"))
+
+    def test_adduser_batch_is_all_or_nothing(self):
+        lines = ("lena@localhost lena-pw\n"         # 1: fine on its own
+                 "mike@unknown.example pw\n"        # 2: not a host of this server
+                 "nina@localhost\n"                 # 3: no password
+                 "alice@localhost other-pw\n"       # 4: exists
+                 "olga@localhost/res pw\n"          # 5: not a bare JID
+                 "lena@localhost again-pw\n"        # 6: twice in the input
+                 "paul@localhost " + "x" * 1100 + "\n")  # 7: password too long
+        r = self.server.ternctl("adduser-batch", input=lines)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "")
+        for n, what in ((2, "unknown host"), (3, "no password"), (4, "account exists"),
+                        (5, "not an account JID"), (6, "also on line 1"),
+                        (7, "password too long")):
+            with self.subTest(line=n):
+                self.assertRegex(r.stderr, r"line %d: [^\n]*%s" % (n, what))
+        self.assertNotRegex(r.stderr, r"line 1:")
+        self.assertIn("no account created", r.stderr)
+        listed = self.server.ternctl_ok("users").stdout.split()
+        self.assertNotIn("lena@localhost", listed)
+        self.assertNotIn("paul@localhost", listed)
+        # alice keeps her password.
+        self.assertEqual(self.raw_login("alice", "still").ping(), "result")
+
+    def test_adduser_batch_of_nothing_and_a_stray_argument(self):
+        r = self.server.ternctl_ok("adduser-batch", input="# nothing here\n\n")
+        self.assertEqual(r.stdout.strip(), "0 accounts created")
+        r = self.server.ternctl("adduser-batch", "extra-argument", input="")
+        self.assertEqual(r.returncode, 2)
+
     def test_passwd_kicks_live_session_and_old_password_fails(self):
         self.server.add_user("frank", "old-pw")
         live = self.slix("frank", resource="live")

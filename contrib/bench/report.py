@@ -1,0 +1,470 @@
+#!/usr/bin/python3
+"""contrib/bench/report.py — results and report of the comparison run.
+
+Owns the results file of contrib/bench/compare.sh (one JSON object per
+tern-bench run: server, label, exit status, arguments and the tool's own
+JSON line) and the markdown made from it, doc/performance.md: the machine,
+the versions, the parameters, one table of figures per scenario with
+Tern's factor against each peer, and the runs that were discarded because
+the load tool, not the server, was the bottleneck.
+
+    report.py add --results F --server S --label L --exit RC --json FILE [--args A]
+    report.py get --results F --server S --label L --key K
+    report.py write --results F --params FILE --output doc/performance.md
+
+Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+
+SERVERS = ["tern", "prosody", "ejabberd"]
+TITLE = {"tern": "Tern", "prosody": "Prosody", "ejabberd": "ejabberd"}
+TOOL_BOUND_EXIT = 3  # tern-bench's exit status for a tool-bound run
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+# ---- results file ---------------------------------------------------------
+
+def load(path):
+    runs = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if line:
+                try:
+                    runs.append(json.loads(line))
+                except ValueError as e:
+                    sys.exit("report.py: %s:%d: %s" % (path, n, e))
+    return runs
+
+
+def last_run(runs, server, label):
+    found = None
+    for r in runs:
+        if r.get("server") == server and r.get("label") == label:
+            found = r
+    return found
+
+
+def tool_bound(run):
+    res = run.get("result") or {}
+    return run.get("exit") == TOOL_BOUND_EXIT or res.get("tool_bound") is True
+
+
+def usable(run):
+    """A run whose figures are the server's: it finished and was not tool bound."""
+    return (run is not None and run.get("result") is not None
+            and run.get("exit") in (0, TOOL_BOUND_EXIT) and not tool_bound(run))
+
+
+def read_json_line(path):
+    """The last line of path that parses as a JSON object, or None."""
+    try:
+        with open(path) as f:
+            lines = [l.strip() for l in f if l.strip()]
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+    return None
+
+
+def cmd_add(a):
+    result = read_json_line(a.json)
+    run = {"server": a.server, "label": a.label, "exit": a.exit, "args": a.args,
+           "result": result}
+    if result is None:
+        err = a.json[:-5] + ".err" if a.json.endswith(".json") else None
+        tail = ""
+        if err and os.path.exists(err):
+            with open(err, errors="replace") as f:
+                tail = " ".join(f.read().strip().splitlines()[-3:])
+        run["error"] = tail or "no JSON line from tern-bench"
+    with open(a.results, "a") as f:
+        f.write(json.dumps(run, sort_keys=True) + "\n")
+    if result is None:
+        print("  %s %s: FAILED (exit %d): %s" % (a.server, a.label, a.exit, run["error"]))
+        return 0
+    keys = ["logins_ok", "logins_failed", "server_rss_per_session_kib", "delivered_per_s",
+            "latency_ms_p99", "presence_in_per_s", "setup_s", "server_cpu_pct",
+            "tool_cpu_max_pct"]
+    shown = ", ".join("%s=%s" % (k, fmt_num(result[k])) for k in keys if k in result)
+    print("  %s %s: exit %d%s; %s" % (a.server, a.label, a.exit,
+                                      " TOOL-BOUND" if tool_bound(run) else "", shown))
+    return 0
+
+
+def cmd_get(a):
+    run = last_run(load(a.results), a.server, a.label)
+    if a.key == "tool_bound" and run is not None:
+        print("true" if tool_bound(run) else "false")
+        return 0
+    if run is None or run.get("result") is None or a.key not in run["result"]:
+        return 1
+    v = run["result"][a.key]
+    print(json.dumps(v) if isinstance(v, bool) else v)
+    return 0
+
+
+# ---- the markdown -------------------------------------------------------------
+
+def fmt_num(v, digits=None):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return "–"
+    if digits is None:
+        a = abs(v)
+        digits = 0 if a >= 100 or float(v).is_integer() else (1 if a >= 10 else 2)
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+# (label of the run, key in its JSON, row title, scale, digits, better)
+# better: "high", "low" or None (no factor).
+FIGURES = {
+    "connect": [
+        ("connect", "logins_ok", "idle authenticated TLS sessions held", 1, 0, "high"),
+        ("connect", "logins_failed", "logins failed", 1, 0, None),
+        ("connect", "logins_per_s", "logins per second (ramp)", 1, None, None),
+        ("connect", "login_ms_p99", "login time p99 (ms)", 1, None, "low"),
+        ("connect", "server_rss_before_kib", "server RSS before (MiB)", 1 / 1024, 1, "low"),
+        ("connect", "server_rss_after_kib", "server RSS with the sessions (MiB)", 1 / 1024, 1,
+         "low"),
+        ("connect", "server_rss_per_session_kib", "RSS growth per session (KiB)", 1, 1, "low"),
+        ("connect", "server_cpu_per_login_ms", "server CPU per login (ms)", 1, 3, "low"),
+        ("connect", "server_cpu_hold_s", "server CPU while idle (s)", 1, 2, "low"),
+        ("connect", "tool_cpu_max_pct", "load tool CPU, busiest process (%)", 1, 0, None),
+    ],
+    "chat-peak": [
+        ("chat-peak", "msg_rate_target", "messages/s asked for", 1, 0, None),
+        ("chat-peak", "delivered_per_s", "peak: messages delivered/s", 1, 0, "high"),
+        ("chat-peak", "latency_ms_p99", "latency p99 at the peak (ms)", 1, None, None),
+        ("chat-peak", "server_cpu_pct", "server CPU (% of a core)", 1, 0, None),
+        ("chat-peak", "tool_cpu_max_pct", "load tool CPU, busiest process (%)", 1, 0, None),
+    ],
+    "chat": [
+        ("chat", "msg_rate_target", "messages/s sent", 1, 0, None),
+        ("chat", "delivered_per_s", "messages delivered/s", 1, 0, "high"),
+        ("chat", "latency_ms_p50", "latency p50 (ms)", 1, None, "low"),
+        ("chat", "latency_ms_p99", "latency p99 (ms)", 1, None, "low"),
+        ("chat", "lost", "messages lost", 1, 0, "low"),
+        ("chat", "server_cpu_pct", "server CPU (% of a core)", 1, 0, "low"),
+        ("chat", "server_rss_after_kib", "server RSS (MiB)", 1 / 1024, 1, "low"),
+        ("chat", "tool_cpu_max_pct", "load tool CPU, busiest process (%)", 1, 0, None),
+    ],
+    "presence": [
+        ("presence-setup", "setup_s", "roster setup or check over XMPP (s)", 1, 1, None),
+        ("presence", "presence_rate_target", "presence changes/s sent", 1, 0, None),
+        ("presence", "presence_in_per_s", "presence stanzas delivered/s", 1, 0, "high"),
+        ("presence", "server_cpu_pct", "server CPU (% of a core)", 1, 0, "low"),
+        ("presence", "server_rss_after_kib", "server RSS (MiB)", 1 / 1024, 1, "low"),
+        ("presence", "tool_cpu_max_pct", "load tool CPU, busiest process (%)", 1, 0, None),
+    ],
+}
+
+SECTIONS = [
+    ("connect", "Idle sessions (connect)",
+     "{USERS} accounts log in over STARTTLS with SCRAM-SHA-1 at {RATE}/s, fetch their "
+     "roster, send presence and stay idle for {HOLD} s.  RSS growth per session is (RSS "
+     "with the sessions − RSS before) / sessions."),
+    ("chat-peak", "Chat: the peak",
+     "{CHAT_USERS} users in pairs; the senders are asked for {CHAT_PEAK_RATE} messages/s "
+     "for {CHAT_DURATION} s, far more than any of the servers delivers: what arrives is "
+     "the peak."),
+    ("chat", "Chat at {CHAT_RATE_WHAT}",
+     "The same pairs at {CHAT_RATE} messages/s ({CHAT_RATE_WHAT}) for {CHAT_DURATION} s: "
+     "what each server delivers, and how fast."),
+    ("presence", "Presence with rosters of {ROSTER}",
+     "{PRES_USERS} users of their own (u{PRES_FIRST} on) in circles of {ROSTER1} who all "
+     "have each other in their roster with subscription both; {PRES_RATE} users per second "
+     "go offline or come back online for {PRES_DURATION} s, and every presence stanza the "
+     "clients receive is counted.  {ROSTER_HOW}"),
+]
+
+
+def run_for(runs, server, label):
+    """The run of (server, label); for connect, a usable retry wins."""
+    if label == "connect":
+        retry = last_run(runs, server, "connect-retry")
+        if retry is not None and usable(retry):
+            return retry
+    return last_run(runs, server, label)
+
+
+def factor(tern, peer, better, digits=None):
+    """How many times better Tern is; None when it means nothing (no
+    direction, a value missing, or one that shows as zero)."""
+    if better is None or tern is None or peer is None:
+        return None
+    try:
+        tern, peer = float(tern), float(peer)
+    except (TypeError, ValueError):
+        return None
+    if fmt_num(tern, digits).strip("0.,") == "" or fmt_num(peer, digits).strip("0.,") == "":
+        return None
+    if better == "high":
+        return tern / peer if peer > 0 else None
+    return peer / tern if tern > 0 else None
+
+
+def table(runs, section, servers):
+    peers = [s for s in servers if s != "tern"]
+    head = ["figure"] + [TITLE[s] for s in servers]
+    if "tern" in servers:
+        head += ["Tern vs %s" % TITLE[p] for p in peers]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for label, key, title, scale, digits, better in FIGURES[section]:
+        cells, values = [], {}
+        for s in servers:
+            run = run_for(runs, s, label)
+            if run is None:
+                cells.append("not run")
+                continue
+            res = run.get("result")
+            if res is None:
+                cells.append("failed")
+                continue
+            v = res.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                v = v * scale
+            text = fmt_num(v, digits)
+            if tool_bound(run):
+                cells.append("~~%s~~ †" % text if v is not None else "†")
+            else:
+                cells.append(text)
+                values[s] = v
+        row = [title] + cells
+        if "tern" in servers:
+            for p in peers:
+                f = factor(values.get("tern"), values.get(p), better, digits)
+                row.append("×%s" % fmt_num(f, 2) if f is not None else "")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def pkg_version(name):
+    return sh(["dpkg-query", "-W", "-f=${Version}", name]) or "not installed"
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    try:
+        with open("/etc/debian_version") as f:
+            debian = f.read().strip()
+    except OSError:
+        debian = "unknown"
+    return [("CPU", "%s, %d cores" % (model, os.cpu_count() or 0)),
+            ("memory", "%.1f GiB" % (mem_kib / 1024 / 1024)),
+            ("kernel", "%s %s" % (platform.system(), platform.release())),
+            ("Debian", debian),
+            ("open files (hard limit)", sh(["sh", "-c", "ulimit -Hn"]))]
+
+
+def versions(params):
+    tern = sh([params.get("TERND", "ternd"), "--version"]) or "unknown"
+    commit = sh(["git", "-C", TOP, "rev-parse", "--short", "HEAD"])
+    if commit and sh(["git", "-C", TOP, "status", "--porcelain", "--untracked-files=no"]):
+        commit += " with local changes"
+    prosody = sh(["sh", "-c", "prosodyctl about 2>/dev/null | sed -n 's/^Prosody //p' | head -n1"])
+    return [("Tern", "%s (commit %s), gcc -O2" % (tern, commit or "?")),
+            ("Prosody", "%s (Debian package %s), Lua %s" % (
+                prosody or "?", pkg_version("prosody"), pkg_version("lua5.4"))),
+            ("ejabberd", "Debian package %s, Erlang/OTP %s" % (
+                pkg_version("ejabberd"), pkg_version("erlang-base"))),
+            ("OpenSSL", "%s (libssl3 %s)" % (sh(["openssl", "version"]), pkg_version("libssl3"))),
+            ("libevent", pkg_version("libevent-2.1-7")),
+            ("SQLite", pkg_version("libsqlite3-0"))]
+
+
+def cmd_write(a):
+    runs = load(a.results)
+    params = {}
+    with open(a.params) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                params[k] = v
+    servers = [s for s in SERVERS if s in params.get("SERVERS", " ".join(SERVERS)).split()]
+    fmt = dict(params)
+    try:
+        fmt["ROSTER1"] = str(int(params.get("ROSTER", "0")) + 1)
+    except ValueError:
+        fmt["ROSTER1"] = "?"
+    fmt.setdefault("CHAT_RATE", "?")
+    fmt.setdefault("PRES_FIRST", "?")
+    pre = [TITLE[x] for x in SERVERS if x in params.get("ROSTER_PRELOAD", "").split()
+           and x in servers]
+    xmpp = [TITLE[x] for x in servers if TITLE[x] not in pre]
+    how = []
+    if xmpp:
+        how.append("%s built the rosters over XMPP (tern-bench --setup: subscribe and "
+                   "pre-approval for every contact)" % " and ".join(xmpp))
+    if pre:
+        how.append("%s had them written into %s storage before the run (over XMPP that "
+                   "costs them minutes of CPU per circle, more than the run's budget), and "
+                   "tern-bench --setup only checked them" % (" and ".join(pre),
+                                                             "its" if len(pre) == 1 else "their"))
+    fmt["ROSTER_HOW"] = ("; ".join(how) + ".") if how else ""
+    fmt["CHAT_RATE_WHAT"] = ("half of Tern's peak" if params.get("CHAT_RATE_FROM") == "tern-peak"
+                             else "a given rate")
+
+    out = []
+    out.append("# Performance: Tern, Prosody and ejabberd\n")
+    out.append("Measured by `contrib/bench/compare.sh` on %s, in %s min; regenerate with "
+               "`sudo contrib/bench/compare.sh` (it rewrites this file).  Each server ran alone, "
+               "pinned to CPU %s; the load tool tern-bench ran pinned to CPU %s.  A factor is "
+               "how many times better Tern does than the peer on that figure (above 1: Tern "
+               "is better).  † marks a run discarded because the load tool, not the server, "
+               "was the bottleneck (a tern-bench process above 90%% of its core): its figures "
+               "are shown struck out and get no factor.\n"
+               % (datetime.date.today().isoformat(),
+                  fmt_num(int(params.get("ELAPSED_S", "0")) / 60, 1),
+                  params.get("SERVER_CPU", "0"), params.get("TOOL_CPU", "1")))
+
+    for section, title, text in SECTIONS:
+        labels = {f[0] for f in FIGURES[section]}
+        if not any(r.get("label") in labels for r in runs):
+            continue
+        out.append("## %s\n" % title.format(**fmt))
+        out.append(text.format(**fmt) + "\n")
+        out.append(table(runs, section, servers) + "\n")
+
+    out.append("## Setup\n")
+    out.append(
+        "- **Same work for each:** STARTTLS required on one c2s port on 127.0.0.1, one "
+        "ECDSA P-256 self-signed certificate, TLS 1.3 negotiated by all three; SCRAM-SHA-1 "
+        "with %s PBKDF2 iterations for every account (the pre-flight check reads the count "
+        "each server announces), a random salt per account; no in-band registration; "
+        "logging at warn.\n"
+        "- **Features:** roster and presence, service discovery, ping; no offline "
+        "storage, archive, carbons, stream management or s2s on any of them (Prosody's "
+        "automatic `offline` and `s2s` modules are disabled).  Tern's roster module also "
+        "keeps the last-seen time (XEP-0012) of each user on logout, which the peers here "
+        "do not.\n"
+        "- **Storage:** SQLite (WAL) for Tern, Prosody's internal file storage, ejabberd's "
+        "Mnesia.\n"
+        "- **Limits:** open files %s for every process (the hard limit, which cannot be "
+        "raised here); ejabberd's c2s traffic shaper removed (`shaper: none`, no "
+        "`shaper_rules`), stanzas up to 256 KiB everywhere; TCP_NODELAY on both sides "
+        "(Tern and ejabberd set it on accepted sockets, Prosody with "
+        "`network_settings.nagle = false`; tern-bench on its own).\n"
+        "- **One core each:** the server pinned with taskset to CPU %s, the load tool (%s "
+        "process%s) to CPU %s.  ejabberd runs one Erlang scheduler (`+S 1:1`) without "
+        "busy-waiting (`+sbwt none`), so its CPU time counts work only.\n"
+        "- **Figures from the OS:** server RSS and CPU time from /proc/PID of the server "
+        "process; latencies and rates from the load tool's clock.\n"
+        % (params.get("ITERATIONS"), machine()[4][1], params.get("SERVER_CPU"),
+           params.get("PROCESSES"), "" if params.get("PROCESSES") == "1" else "es",
+           params.get("TOOL_CPU")))
+
+    out.append("## Accounts\n")
+    out.append("Each server had %s accounts (u1 … u%s) made before its run.  Time to create "
+               "them:\n" % (params.get("ACCOUNTS", params.get("USERS")),
+                            params.get("ACCOUNTS", params.get("USERS"))))
+    for s in servers:
+        how = {"tern": "`ternctl adduser-batch` (SCRAM-SHA-1, -256 and -512 keys)",
+               "prosody": "account files written by provision.py (SCRAM-SHA-1 keys)",
+               "ejabberd": "the same credentials, then `ejabberd_auth:try_register/3` "
+                           "inside the node"}[s]
+        out.append("- %s: %s s, %s" % (TITLE[s], params.get("PROVISION_S_" + s, "?"), how))
+    out.append("")
+
+    out.append("## Machine and versions\n")
+    out.append("| | |\n|---|---|")
+    for k, v in machine() + versions(params):
+        out.append("| %s | %s |" % (k, v))
+    out.append("")
+
+    out.append("## Parameters\n")
+    out.append("```")
+    for k in sorted(params):
+        if not k.startswith("PROVISION_S_") and k not in ("TERND", "TERN_BENCH"):
+            out.append("%s=%s" % (k, params[k]))
+    out.append("```\n")
+
+    out.append("## Runs\n")
+    out.append("| server | run | exit | tool CPU max (%) | tool bound | arguments |")
+    out.append("|---|---|---:|---:|---|---|")
+    for r in runs:
+        res = r.get("result") or {}
+        args = re.sub(r"\s+", " ", r.get("args") or "")
+        out.append("| %s | %s | %s | %s | %s | `%s` |" % (
+            TITLE.get(r.get("server"), r.get("server")), r.get("label"), r.get("exit"),
+            fmt_num(res.get("tool_cpu_max_pct"), 0),
+            "† discarded" if tool_bound(r) else ("failed" if not res else "no"), args))
+    failed = [r for r in runs if r.get("result") is None]
+    if failed:
+        out.append("")
+        for r in failed:
+            out.append("- %s %s failed: %s" % (TITLE.get(r["server"], r["server"]), r["label"],
+                                               r.get("error", "")))
+    out.append("")
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+    with open(a.output, "w") as f:
+        f.write("\n".join(out))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("add", help="append one tern-bench run to the results")
+    p.add_argument("--results", required=True)
+    p.add_argument("--server", required=True, choices=SERVERS)
+    p.add_argument("--label", required=True)
+    p.add_argument("--exit", type=int, required=True)
+    p.add_argument("--json", required=True, help="file with tern-bench's output")
+    p.add_argument("--args", default="")
+    p = sub.add_parser("get", help="print one figure of a run")
+    p.add_argument("--results", required=True)
+    p.add_argument("--server", required=True, choices=SERVERS)
+    p.add_argument("--label", required=True)
+    p.add_argument("--key", required=True)
+    p = sub.add_parser("write", help="write the markdown report")
+    p.add_argument("--results", required=True)
+    p.add_argument("--params", required=True)
+    p.add_argument("--output", required=True)
+    a = ap.parse_args()
+    return {"add": cmd_add, "get": cmd_get, "write": cmd_write}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
