@@ -357,6 +357,9 @@ def cmd_write(a):
                % (datetime.date.today().isoformat(),
                   fmt_num(int(params.get("ELAPSED_S", "0")) / 60, 1),
                   params.get("SERVER_CPU", "0"), params.get("TOOL_CPU", "1")))
+    out.append("How these figures compare with the targets, what limits Tern and where its "
+               "time goes: [performance-analysis.md](performance-analysis.md) (written by "
+               "hand, not by this script).\n")
 
     for section, title, text in SECTIONS:
         labels = {f[0] for f in FIGURES[section]}

@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 /* Byte 0xFF never occurs in UTF-8, so it cannot be part of a namespace
  * URI or a name: it separates them unambiguously in expat's names. */
@@ -622,12 +623,24 @@ static int XMLCALL on_external_entity(XML_Parser p, const XML_Char *context, con
 
 /* ---- parser life ---------------------------------------------------- */
 
+/* Expat salts its hash tables against collision floods, by default with
+ * fresh random bytes (a system call) for every parser; idle streams make
+ * parsers often, so one secret salt per process is drawn once instead. */
+static unsigned long hash_salt(void)
+{
+    static unsigned long salt;
+    while (!salt && getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+        continue;
+    return salt;
+}
+
 /* A new expat parser for one stream document, with every handler set. */
 static XML_Parser parser_new(xml_stream_t *s)
 {
     XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
     if (!p)
         return NULL;
+    XML_SetHashSalt(p, hash_salt());
     XML_SetUserData(p, s);
     XML_SetElementHandler(p, on_start, on_end);
     XML_SetCharacterDataHandler(p, on_text);
