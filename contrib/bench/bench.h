@@ -249,6 +249,19 @@ void worker_client_lost(worker_t *w, client_t *c, const char *why);
 void worker_stanza(worker_t *w, client_t *c, xnode_t *st);
 /* The scenario finished its part of the current phase (PH_SETUP). */
 void worker_phase_complete(worker_t *w);
+/* Sending at a rate, for the scenarios that do (chat, presence...). */
+typedef struct pacer {
+    double t0;     /* when sending started */
+    double rate;   /* this worker's share, per second */
+    uint64_t sent; /* sends made so far */
+    int next;      /* round-robin position among the worker's clients */
+} pacer_t;
+/* Make the sends due by now, at most `max` in this call: each goes to
+ * the next online client that `eligible` accepts (NULL: any), round robin,
+ * through `send`.  Stops early when no client is eligible. */
+void pacer_run(worker_t *w, pacer_t *p, int max,
+               int (*eligible)(const worker_t *w, const client_t *c),
+               void (*send)(worker_t *w, client_t *c));
 /* Diagnostics, at most a few per worker so a failing run stays readable. */
 void worker_warn(worker_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -29,10 +29,7 @@
 
 typedef struct {
     struct event *tick;
-    double t0;
-    double rate; /* this worker's share, messages per second */
-    uint64_t sent;
-    int next; /* round robin position */
+    pacer_t pace;
 } chat_t;
 
 static int partner_of(const bench_opts_t *o, int idx)
@@ -77,30 +74,18 @@ static void send_one(worker_t *w, client_t *c)
     W_INC(w, C_MSG_SENT);
 }
 
+static int has_partner(const worker_t *w, const client_t *c)
+{
+    return partner_of(w->o, c->idx) >= 0;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     worker_t *w = arg;
     chat_t *ch = w->sdata;
-    uint64_t due = (uint64_t)((now_s() - ch->t0) * ch->rate);
-    int budget = MAX_PER_TICK;
-    while (ch->sent < due && budget-- > 0) {
-        /* The next online sender, at most one lap. */
-        client_t *c = NULL;
-        for (int tries = 0; tries < w->count; tries++) {
-            client_t *cand = &w->clients[ch->next];
-            ch->next = (ch->next + 1) % w->count;
-            if (cand->st == CS_ONLINE && !cand->dead && partner_of(w->o, cand->idx) >= 0) {
-                c = cand;
-                break;
-            }
-        }
-        if (c == NULL)
-            break;
-        send_one(w, c);
-        ch->sent++;
-    }
+    pacer_run(w, &ch->pace, MAX_PER_TICK, has_partner, send_one);
 }
 
 static void phase(worker_t *w, phase_t ph)
@@ -118,8 +103,8 @@ static void phase(worker_t *w, phase_t ph)
             if (partner_of(w->o, w->first + i) >= 0)
                 senders++;
         int total = w->o->users - (w->o->users % 2);
-        ch->rate = w->o->msg_rate * (double)senders / (double)total;
-        ch->t0 = now_s();
+        ch->pace.rate = w->o->msg_rate * (double)senders / (double)total;
+        ch->pace.t0 = now_s();
         if (senders == 0)
             return;
         ch->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);

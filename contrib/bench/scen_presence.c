@@ -40,9 +40,7 @@ typedef struct {
 
 typedef struct {
     struct event *tick;
-    double t0, rate;
-    uint64_t sent;
-    int next;
+    pacer_t pace;
     int waiting; /* clients whose setup is not complete */
     int setup_running;
 } pres_t;
@@ -188,34 +186,24 @@ static void online(worker_t *w, client_t *c, xnode_t *roster)
         apply_query(c, roster);
 }
 
+/* One presence change: online clients go away, away ones come back. */
+static void toggle(worker_t *w, client_t *c)
+{
+    if (c->available)
+        client_sendf(c, "<presence type='unavailable'/>");
+    else
+        client_sendf(c, "<presence/>");
+    c->available = !c->available;
+    W_INC(w, C_PRES_SENT);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     worker_t *w = arg;
     pres_t *ps = w->sdata;
-    uint64_t due = (uint64_t)((now_s() - ps->t0) * ps->rate);
-    int budget = MAX_PER_TICK;
-    while (ps->sent < due && budget-- > 0) {
-        client_t *c = NULL;
-        for (int tries = 0; tries < w->count; tries++) {
-            client_t *cand = &w->clients[ps->next];
-            ps->next = (ps->next + 1) % w->count;
-            if (cand->st == CS_ONLINE && !cand->dead) {
-                c = cand;
-                break;
-            }
-        }
-        if (c == NULL)
-            break;
-        if (c->available)
-            client_sendf(c, "<presence type='unavailable'/>");
-        else
-            client_sendf(c, "<presence/>");
-        c->available = !c->available;
-        W_INC(w, C_PRES_SENT);
-        ps->sent++;
-    }
+    pacer_run(w, &ps->pace, MAX_PER_TICK, NULL, toggle);
 }
 
 static void phase(worker_t *w, phase_t ph)
@@ -244,8 +232,8 @@ static void phase(worker_t *w, phase_t ph)
         }
     } else if (ph == PH_MEASURE) {
         ps->setup_running = 0;
-        ps->rate = w->o->presence_rate * (double)w->count / (double)w->o->users;
-        ps->t0 = now_s();
+        ps->pace.rate = w->o->presence_rate * (double)w->count / (double)w->o->users;
+        ps->pace.t0 = now_s();
         if (w->count == 0)
             return;
         ps->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);

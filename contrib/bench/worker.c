@@ -38,6 +38,26 @@ socklen_t bench_server_addr_len;
 
 static int warnings;
 
+void pacer_run(worker_t *w, pacer_t *p, int max,
+               int (*eligible)(const worker_t *w, const client_t *c),
+               void (*send)(worker_t *w, client_t *c))
+{
+    uint64_t due = (uint64_t)((now_s() - p->t0) * p->rate);
+    while (p->sent < due && max-- > 0) {
+        client_t *c = NULL;
+        for (int tries = 0; tries < w->count && c == NULL; tries++) {
+            client_t *cand = &w->clients[p->next];
+            p->next = (p->next + 1) % w->count;
+            if (cand->st == CS_ONLINE && !cand->dead && (!eligible || eligible(w, cand)))
+                c = cand;
+        }
+        if (c == NULL)
+            return;
+        send(w, c);
+        p->sent++;
+    }
+}
+
 void worker_warn(worker_t *w, const char *fmt, ...)
 {
     if (warnings > MAX_WARNINGS)
