@@ -1287,19 +1287,28 @@ static int ar_query_ids(tern_store_t *st, const char *user, const tern_archive_q
     return count;
 }
 
-/* fn returning non-zero stops the query; the item it was given counts. */
-TERN_API int tern_archive_query(tern_store_t *st, const char *user, const tern_archive_query_t *q,
-                                int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx)
+/* What every archive query, count and deletion starts with: the store's
+ * kind checked, NULL user and query read as "" and "everything", and
+ * the query's bounds as one range.  0, or -1. */
+static int ar_prepare(tern_store_t *st, const char **user, const tern_archive_query_t **q,
+                      ar_range_t *r)
 {
     static const tern_archive_query_t all = {0};
     if (check_kind(st, STORE_ARCHIVE) < 0)
         return -1;
-    if (q == NULL)
-        q = &all;
-    if (user == NULL)
-        user = "";
+    if (*q == NULL)
+        *q = &all;
+    if (*user == NULL)
+        *user = "";
+    return ar_range(st, *user, *q, r);
+}
+
+/* fn returning non-zero stops the query; the item it was given counts. */
+TERN_API int tern_archive_query(tern_store_t *st, const char *user, const tern_archive_query_t *q,
+                                int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx)
+{
     ar_range_t r;
-    if (ar_range(st, user, q, &r) < 0)
+    if (ar_prepare(st, &user, &q, &r) < 0)
         return -1;
     if (q->ids != NULL)
         return ar_query_ids(st, user, q, &r, fn, ctx);
@@ -1331,15 +1340,8 @@ out:
 
 TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_archive_query_t *q)
 {
-    static const tern_archive_query_t all = {0};
-    if (check_kind(st, STORE_ARCHIVE) < 0)
-        return -1;
-    if (q == NULL)
-        q = &all;
-    if (user == NULL)
-        user = "";
     ar_range_t r;
-    if (ar_range(st, user, q, &r) < 0)
+    if (ar_prepare(st, &user, &q, &r) < 0)
         return -1;
     if (q->ids != NULL) {
         ar_hit_t *hits;
@@ -1393,15 +1395,8 @@ static long ar_delete_ids(tern_store_t *st, const char *user, const tern_archive
 
 TERN_API long tern_archive_delete(tern_store_t *st, const char *user, const tern_archive_query_t *q)
 {
-    static const tern_archive_query_t all = {0};
-    if (check_kind(st, STORE_ARCHIVE) < 0)
-        return -1;
-    if (q == NULL)
-        q = &all;
-    if (user == NULL)
-        user = "";
     ar_range_t r;
-    if (ar_range(st, user, q, &r) < 0)
+    if (ar_prepare(st, &user, &q, &r) < 0)
         return -1;
     if (q->ids != NULL)
         return ar_delete_ids(st, user, q, &r);
