@@ -469,16 +469,6 @@ static void show_presence(tern_module_ctx_t *m, const char *user, const jid_list
 
 /* ---- the commands ----------------------------------------------------------- */
 
-static int answer(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *result, int ok)
-{
-    if (result != NULL && ok)
-        tern_route(m, result);
-    else
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL); /* RFC 6120 §8.3.3.18 */
-    tern_xml_unref(result);
-    return TERN_HANDLED;
-}
-
 static int refuse(tern_module_ctx_t *m, const tern_event_t *ev, const char *type,
                   const char *condition, const char *text)
 {
@@ -508,7 +498,7 @@ static int on_blocklist(tern_module_ctx_t *m, tern_event_t *ev)
     block_session_t *bs = session_slot(m, ev->origin, 1);
     if (bs != NULL)
         bs->interested = 1;
-    return answer(m, ev, result, list != NULL && bs != NULL);
+    return tern_iq_answer(m, ev, result, list != NULL && bs != NULL);
 }
 
 /* The prepared JIDs of the command's <item/>s, in `out`.  NULL when all are
@@ -569,7 +559,7 @@ static int on_block(tern_module_ctx_t *m, tern_event_t *ev)
         rc = tern_map_set(st->store, user, fresh.v[i], "", 0);
     cache_forget(st, user);
     if (bad == NULL && rc == 0) {
-        answer(m, ev, tern_iq_result(ev), 1);
+        tern_iq_answer(m, ev, tern_iq_result(ev), 1);
         push(m, user, "block", &items);
     } else if (bad != NULL) {
         refuse(m, ev, strcmp(bad, "resource-constraint") == 0 ? "wait" : "modify", bad,
@@ -600,7 +590,7 @@ static int on_unblock(tern_module_ctx_t *m, tern_event_t *ev)
         rc = tern_map_set(st->store, user, removed.v[i], NULL, 0);
     cache_forget(st, user);
     if (bad == NULL && rc == 0) {
-        answer(m, ev, tern_iq_result(ev), 1);
+        tern_iq_answer(m, ev, tern_iq_result(ev), 1);
         push(m, user, "unblock", &items);
         show_presence(m, user, &removed);
     } else if (bad != NULL) {

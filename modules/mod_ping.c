@@ -49,14 +49,7 @@ static const tern_option_t options[] = {
 /* XEP-0199 §4.2: the pong is an empty result. */
 static int on_ping(tern_module_ctx_t *m, tern_event_t *ev)
 {
-    tern_xml_t *reply = tern_iq_result(ev);
-    if (reply == NULL) {
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL); /* RFC 6120 §8.3.3.18 */
-        return TERN_HANDLED;
-    }
-    tern_route(m, reply);
-    tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, tern_iq_result(ev), 1);
 }
 
 static void wait_unlink(ping_state_t *st, ping_wait_t *w)

@@ -245,16 +245,6 @@ static void api_unwatch(const tern_private_api_t *self, tern_module_ctx_t *watch
 
 /* ---- the protocol -------------------------------------------------------- */
 
-static int reply(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *result, int ok)
-{
-    if (result != NULL && ok)
-        tern_route(m, result);
-    else
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL); /* RFC 6120 §8.3.3.18 */
-    tern_xml_unref(result);
-    return TERN_HANDLED;
-}
-
 static int refuse(tern_module_ctx_t *m, const tern_event_t *ev, const char *type,
                   const char *condition, const char *text)
 {
@@ -290,7 +280,7 @@ static int on_get(tern_module_ctx_t *m, tern_event_t *ev)
             if (tern_xml_copy_into(found, e) == NULL)
                 found = NULL;
     }
-    return reply(m, ev, result, found != NULL);
+    return tern_iq_answer(m, ev, result, found != NULL);
 }
 
 /* XEP-0049 §2.3: store the elements of the set, each namespace replacing
@@ -328,7 +318,7 @@ static int on_set(tern_module_ctx_t *m, tern_event_t *ev)
         if (!ok)
             return refuse(m, ev, "wait", "internal-server-error", NULL);
     }
-    return reply(m, ev, tern_iq_result(ev), 1);
+    return tern_iq_answer(m, ev, tern_iq_result(ev), 1);
 }
 
 /* XEP-0049 §2.3, §4: another user's private data is nobody's business. */

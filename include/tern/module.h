@@ -115,6 +115,12 @@ TERN_API const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name
 TERN_API void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza);
 /* A new <iq type='result'/> answering ev's iq (to/from swapped, same id). */
 TERN_API tern_xml_t *tern_iq_result(const tern_event_t *ev);
+/* Send `result` (from tern_iq_result, filled in) as the answer to ev's iq;
+ * when it is NULL or not `complete` (building it ran out of memory), the
+ * answer is a resource-constraint error instead.  Takes the caller's
+ * reference.  Returns TERN_HANDLED, for handlers to return. */
+TERN_API int tern_iq_answer(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *result,
+                            int complete);
 /* Answer ev's stanza with an error (RFC 6120 §8.3); never for type='error'.
  * type: "cancel", "modify", "auth", "wait"; condition: "service-unavailable"... */
 TERN_API void tern_reply_error(tern_module_ctx_t *m, const tern_event_t *ev, const char *type,

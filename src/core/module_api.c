@@ -256,6 +256,17 @@ void tern_reply_error(tern_module_ctx_t *m, const tern_event_t *ev, const char *
     tern_xml_unref(err);
 }
 
+int tern_iq_answer(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *result, int complete)
+{
+    if (result && complete)
+        tern_route(m, result);
+    else
+        tern_reply_error(m, ev, "wait", "resource-constraint", NULL); /* RFC 6120 §8.3.3.18 */
+    if (result)
+        tern_xml_unref(result);
+    return TERN_HANDLED;
+}
+
 static void pending_free(pending_iq_t *p)
 {
     pending_iq_t **pp = &pendings;
