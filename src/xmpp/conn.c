@@ -1,36 +1,53 @@
 /*
- * conn.c — stream connections on libevent bufferevents.
+ * conn.c — stream connections: socket, TLS, parser and output queue.
  *
- * Input is read in bounded chunks and fed to the stream parser; a token
- * bucket limits how fast one peer can make us parse.  Output that a slow
- * reader lets pile up beyond max_output closes the connection instead of
- * growing without bound.
+ * Input: one persistent read event per socket (its timeout is the idle
+ * check).  Each wake-up reads once from the socket (TLS reads ahead, so
+ * several records cost one read) and feeds the stream parser; a token
+ * bucket limits how fast one peer can make us parse.
+ *
+ * Output: stanzas are queued in `out` and the connection is put on the
+ * flush list; once per loop turn, after the events of the turn, every
+ * queued connection is written straight to its socket.  Only a socket
+ * that refuses bytes gets a write event.  Output that a slow reader lets
+ * pile up beyond max_output closes the connection instead of growing
+ * without bound.
  */
 #include "xmpp/conn.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
 #include "xmpp/stanza.h"
 
 #define READ_CHUNK     16384
+#define TLS_RECORD_MAX 16384
 #define CLOSE_GRACE_MS 2000
+/* Read rate limit per connection: sustained bytes/s, and the burst. */
+#define BUCKET_RATE  (256 * 1024)
+#define BUCKET_BURST (1024 * 1024)
+
+static int retry_later(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
 
 static conn_t *all_conns;
 static size_t n_conns;
-static struct ev_token_bucket_cfg *read_bucket;
 static conn_input_hooks_t input_hooks;
 static conn_t *reading; /* the connection whose input is being handled */
+static struct event *flush_ev;
+static conn_t *flush_list;
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void write_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void on_readable(evutil_socket_t fd, short what, void *arg);
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+static void write_out(conn_t *c);
 
 size_t conn_count(void)
 {
@@ -68,56 +85,431 @@ static void xs_error(void *ctx, const char *condition, const char *text)
 static const xml_stream_callbacks_t xs_callbacks = {
     .on_open = xs_open, .on_stanza = xs_stanza, .on_close = xs_close, .on_error = xs_error};
 
-static void setup_bev(conn_t *c)
+/* ---- the flush list: connections with output to write this turn ---- */
+
+static void flush_all(evutil_socket_t fd, short what, void *arg)
 {
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    conn_set_idle(c, c->idle_ms);
+    while (flush_list) {
+        conn_t *c = flush_list;
+        flush_list = c->flush_next;
+        if (flush_list)
+            flush_list->flush_prev = NULL;
+        c->flush_next = c->flush_prev = NULL;
+        c->flush_queued = 0;
+        write_out(c);
+    }
 }
+
+static void flush_remove(conn_t *c)
+{
+    if (!c->flush_queued)
+        return;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else
+        flush_list = c->flush_next;
+    if (c->flush_next)
+        c->flush_next->flush_prev = c->flush_prev;
+    c->flush_next = c->flush_prev = NULL;
+    c->flush_queued = 0;
+}
+
+/* Write `c` at the end of this loop turn: the events already due run
+ * first, so what they queue for the same socket leaves in one write. */
+static void flush_later(conn_t *c)
+{
+    if (c->flush_queued || c->dying)
+        return;
+    c->flush_queued = 1;
+    c->flush_prev = NULL;
+    c->flush_next = flush_list;
+    if (flush_list)
+        flush_list->flush_prev = c;
+    flush_list = c;
+    event_active(flush_ev, 0, 0);
+}
+
+/* ---- reading ---- */
+
+static long long now_ms(conn_t *c)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(event_get_base(c->read_ev), &tv);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void refill_tokens(conn_t *c)
+{
+    long long now = now_ms(c);
+    long long gained = (now - c->tokens_at) * BUCKET_RATE / 1000;
+    if (gained > 0 || now < c->tokens_at) {
+        c->tokens = c->tokens + (gained > 0 ? gained : 0);
+        if (c->tokens > BUCKET_BURST)
+            c->tokens = BUCKET_BURST;
+        c->tokens_at = now;
+    }
+}
+
+static void reading_on(conn_t *c)
+{
+    if (!c->reading_off || c->closing)
+        return;
+    c->reading_off = 0;
+    long long half = c->idle_ms / 2;
+    struct timeval tv = {half / 1000, (half % 1000) * 1000};
+    event_add(c->read_ev, c->idle_ms > 0 ? &tv : NULL);
+    /* TLS may hold records it read ahead: the socket will not tell. */
+    if (c->ssl && SSL_has_pending(c->ssl))
+        event_active(c->read_ev, EV_READ, 0);
+}
+
+static void reading_off(conn_t *c)
+{
+    if (c->reading_off)
+        return;
+    c->reading_off = 1;
+    event_del(c->read_ev);
+}
+
+static void throttle_over(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    refill_tokens(c);
+    reading_on(c);
+}
+
+/* Over the rate limit: stop reading until the bucket holds bytes again. */
+static void throttle(conn_t *c)
+{
+    if (!c->throttle_timer)
+        c->throttle_timer = evtimer_new(event_get_base(c->read_ev), throttle_over, c);
+    if (!c->throttle_timer)
+        return;
+    /* Wake when a full chunk may be read, not for every few bytes. */
+    long long wait_ms = (READ_CHUNK - c->tokens) * 1000 / BUCKET_RATE + 1;
+    struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+    reading_off(c);
+    evtimer_add(c->throttle_timer, &tv);
+}
+
+static void log_tls_error(conn_t *c, const char *during)
+{
+    unsigned long e = ERR_get_error();
+    if (e)
+        log_info("%s %s: TLS error during %s: %s", c->ops->kind, c->peer, during,
+                 ERR_reason_error_string(e));
+    else
+        log_debug("%s %s: connection lost during %s", c->ops->kind, c->peer, during);
+    ERR_clear_error();
+}
+
+/* One read from the socket: > 0 bytes, 0 nothing now, -1 gone. */
+static int read_some(conn_t *c, char *buf, size_t want)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, buf, (int)want);
+        if (r > 0)
+            return r;
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+            return 0;
+        case SSL_ERROR_WANT_WRITE:
+            c->read_wants_write = 1;
+            event_add(c->write_ev, NULL);
+            return 0;
+        case SSL_ERROR_ZERO_RETURN:
+            log_debug("%s %s: TLS closed by the peer", c->ops->kind, c->peer);
+            return -1;
+        default:
+            log_tls_error(c, "read");
+            return -1;
+        }
+    }
+    ssize_t n = recv(c->fd, buf, want, 0);
+    if (n > 0)
+        return (int)n;
+    if (n < 0 && retry_later(errno))
+        return 0;
+    log_debug("%s %s: connection closed", c->ops->kind, c->peer);
+    return -1;
+}
+
+static void start_tls(conn_t *c);
+
+/* Feed what the socket has (and what TLS read ahead) to the parser. */
+static void read_input(conn_t *c)
+{
+    char chunk[READ_CHUNK];
+    refill_tokens(c);
+    if (c->tokens <= 0) {
+        throttle(c);
+        return;
+    }
+    reading = c;
+    if (input_hooks.begin)
+        input_hooks.begin();
+    long long budget = c->tokens;
+    int gone = 0;
+    while (!c->closing && !c->starttls_ssl && budget > 0) {
+        size_t want = budget < READ_CHUNK ? (size_t)budget : sizeof(chunk);
+        int n = read_some(c, chunk, want);
+        if (n < 0)
+            gone = 1;
+        if (n <= 0)
+            break;
+        c->idle_strikes = 0;
+        budget -= n;
+        c->tokens -= n;
+        if (xml_stream_feed(c->xs, chunk, (size_t)n) < 0)
+            break;
+        /* Read again only what TLS already holds: the socket is level
+         * triggered and wakes us for the rest. */
+        if (!c->ssl || !SSL_has_pending(c->ssl))
+            break;
+    }
+    if (input_hooks.end)
+        input_hooks.end();
+    reading = NULL;
+    if (gone) {
+        conn_destroy(c);
+        return;
+    }
+    if (c->starttls_ssl && !c->closing) {
+        start_tls(c);
+        return;
+    }
+    if (!c->closing && c->tokens <= 0)
+        throttle(c);
+    else if (!c->closing && c->ssl && SSL_has_pending(c->ssl))
+        event_active(c->read_ev, EV_READ, 0); /* the rest, after the others' turn */
+}
+
+/* ---- writing ---- */
+
+/* Write what is queued until done or the socket is full. */
+static void write_out(conn_t *c)
+{
+    if (c->dying || c->tls_handshaking || c->write_wants_read)
+        return;
+    while (evbuffer_get_length(c->out) > 0) {
+        if (c->ssl) {
+            size_t len = evbuffer_get_length(c->out);
+            size_t n = c->ssl_retry_len       ? (size_t)c->ssl_retry_len
+                       : len < TLS_RECORD_MAX ? len
+                                              : TLS_RECORD_MAX;
+            unsigned char *data = evbuffer_pullup(c->out, (ev_ssize_t)n);
+            if (!data) {
+                conn_destroy(c);
+                return;
+            }
+            ERR_clear_error();
+            int r = SSL_write(c->ssl, data, (int)n);
+            if (r > 0) {
+                c->ssl_retry_len = 0;
+                evbuffer_drain(c->out, (size_t)r);
+                continue;
+            }
+            c->ssl_retry_len = (int)n;
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_WRITE) {
+                event_add(c->write_ev, NULL);
+                return;
+            }
+            if (e == SSL_ERROR_WANT_READ) {
+                c->write_wants_read = 1;
+                return;
+            }
+            log_tls_error(c, "write");
+            conn_destroy(c);
+            return;
+        }
+        int r = evbuffer_write(c->out, c->fd);
+        if (r > 0)
+            continue;
+        if (r < 0 && retry_later(errno)) {
+            event_add(c->write_ev, NULL);
+            return;
+        }
+        log_debug("%s %s: connection lost while writing", c->ops->kind, c->peer);
+        conn_destroy(c);
+        return;
+    }
+    /* All out. */
+    if (c->starttls_ssl && !c->closing)
+        start_tls(c);
+    else if (c->closing)
+        conn_destroy(c);
+}
+
+static void queue_output(conn_t *c)
+{
+    if (evbuffer_get_length(c->out) > c->max_output) {
+        log_info("%s %s: reader too slow, %zu bytes queued: closing", c->ops->kind, c->peer,
+                 evbuffer_get_length(c->out));
+        conn_destroy(c);
+        return;
+    }
+    flush_later(c);
+}
+
+/* ---- TLS ---- */
+
+static void handshake(conn_t *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->tls_handshaking = 0;
+        if (evbuffer_get_length(c->out) > 0)
+            flush_later(c);
+        if (SSL_has_pending(c->ssl))
+            event_active(c->read_ev, EV_READ, 0);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        event_add(c->write_ev, NULL);
+        return;
+    default:
+        log_tls_error(c, "the handshake");
+        conn_destroy(c);
+    }
+}
+
+static int attach_tls(conn_t *c, SSL *ssl)
+{
+    if (!SSL_set_fd(ssl, (int)c->fd))
+        return -1;
+    SSL_set_accept_state(ssl);
+    /* One read takes every record the socket holds. */
+    SSL_set_read_ahead(ssl, 1);
+    c->ssl = ssl;
+    c->tls_handshaking = 1;
+    return 0;
+}
+
+/* After <proceed/> has left: TLS on the same socket, a new parser. */
+static void start_tls(conn_t *c)
+{
+    if (evbuffer_get_length(c->out) > 0) {
+        reading_off(c); /* nothing is read until TLS starts */
+        flush_later(c);
+        return;
+    }
+    SSL *ssl = c->starttls_ssl;
+    c->starttls_ssl = NULL;
+    xml_stream_free(&c->xs);
+    c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
+    if (!c->xs || attach_tls(c, ssl) < 0) {
+        if (!c->ssl)
+            SSL_free(ssl);
+        conn_destroy(c);
+        return;
+    }
+    c->header_sent = 0;
+    reading_on(c);
+}
+
+/* ---- events ---- */
+
+static void on_idle_timeout(conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->idle_strikes++ == 0 && c->ops->on_idle) {
+        c->ops->on_idle(c);
+    } else {
+        log_info("%s %s: idle timeout", c->ops->kind, c->peer);
+        conn_stream_error(c, "connection-timeout", NULL);
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    if (c->dying)
+        return;
+    if (what & EV_TIMEOUT) {
+        on_idle_timeout(c);
+        return;
+    }
+    if (c->tls_handshaking) {
+        handshake(c);
+        return;
+    }
+    if (c->write_wants_read) {
+        c->write_wants_read = 0;
+        flush_later(c);
+    }
+    read_input(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    if (c->dying)
+        return;
+    if (c->tls_handshaking) {
+        handshake(c);
+        return;
+    }
+    if (c->read_wants_write) {
+        c->read_wants_write = 0;
+        read_input(c);
+    }
+    write_out(c);
+}
+
+/* ---- life cycle ---- */
 
 conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
                  const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
                  long long idle_ms)
 {
     conn_t *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        if (ssl)
+            SSL_free(ssl);
+        evutil_closesocket(fd);
         return NULL;
+    }
+    c->fd = fd;
     c->ops = ops;
     c->data = data;
     c->limits = *limits;
     c->idle_ms = idle_ms;
     c->stream_ns = TERN_NS_CLIENT;
     c->max_output = limits->max_stanza_bytes * 4 + 1024 * 1024;
+    c->tokens = BUCKET_BURST;
+    c->reading_off = 1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    if (ssl) {
-        c->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        c->ssl = ssl;
-    } else {
-        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
+    evutil_make_socket_nonblocking(fd);
+    if (!flush_ev)
+        flush_ev = event_new(base, -1, 0, flush_all, NULL);
+    c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    c->write_ev = event_new(base, fd, EV_WRITE, on_writable, c);
+    c->out = evbuffer_new();
     c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
-    if (!c->bev || !c->xs) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else {
-            if (ssl)
-                SSL_free(ssl);
-            evutil_closesocket(fd);
-        }
+    if (!flush_ev || !c->read_ev || !c->write_ev || !c->out || !c->xs ||
+        (ssl && attach_tls(c, ssl) < 0)) {
+        if (c->read_ev)
+            event_free(c->read_ev);
+        if (c->write_ev)
+            event_free(c->write_ev);
+        if (c->out)
+            evbuffer_free(c->out);
         xml_stream_free(&c->xs);
+        if (ssl)
+            SSL_free(ssl);
+        evutil_closesocket(fd);
         free(c);
         return NULL;
     }
-    if (!read_bucket) {
-        /* 256 KiB/s sustained per connection, bursts up to 1 MiB. */
-        struct timeval tick = {1, 0};
-        read_bucket = ev_token_bucket_cfg_new(256 * 1024, 1024 * 1024, EV_RATE_LIMIT_MAX,
-                                              EV_RATE_LIMIT_MAX, &tick);
-    }
-    if (read_bucket)
-        bufferevent_set_rate_limit(c->bev, read_bucket);
-    setup_bev(c);
+    c->tokens_at = now_ms(c);
+    reading_on(c);
     c->next = all_conns;
     if (all_conns)
         all_conns->prev = c;
@@ -137,16 +529,24 @@ static void really_free(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     n_conns--;
+    flush_remove(c);
     if (c->close_timer)
         event_free(c->close_timer);
+    if (c->throttle_timer)
+        event_free(c->throttle_timer);
+    event_free(c->read_ev);
+    event_free(c->write_ev);
+    evbuffer_free(c->out);
     if (c->starttls_ssl)
         SSL_free(c->starttls_ssl);
-    bufferevent_free(c->bev);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    evutil_closesocket(c->fd);
     xml_stream_free(&c->xs);
     free(c);
-    if (n_conns == 0 && read_bucket) {
-        ev_token_bucket_cfg_free(read_bucket);
-        read_bucket = NULL;
+    if (n_conns == 0 && flush_ev) {
+        event_free(flush_ev);
+        flush_ev = NULL;
     }
 }
 
@@ -177,9 +577,13 @@ void conn_destroy(conn_t *c)
         return;
     mark_closing(c);
     c->dying = 1;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    reading_off(c);
+    event_del(c->write_ev);
+    if (c->throttle_timer)
+        event_del(c->throttle_timer);
+    flush_remove(c);
     if (!c->close_timer)
-        c->close_timer = evtimer_new(bufferevent_get_base(c->bev), close_timeout, c);
+        c->close_timer = evtimer_new(event_get_base(c->read_ev), close_timeout, c);
     if (!c->close_timer) {
         really_free(c); /* out of memory: no safer choice left */
         return;
@@ -194,12 +598,14 @@ static void finish(conn_t *c)
     if (c->closing)
         return;
     mark_closing(c);
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        conn_destroy(c);
+    reading_off(c);
+    if (c->throttle_timer)
+        event_del(c->throttle_timer);
+    flush_remove(c);
+    write_out(c); /* destroys the connection once all is out */
+    if (c->dying)
         return;
-    }
-    c->close_timer = evtimer_new(bufferevent_get_base(c->bev), close_timeout, c);
+    c->close_timer = evtimer_new(event_get_base(c->read_ev), close_timeout, c);
     struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
     if (c->close_timer)
         evtimer_add(c->close_timer, &tv);
@@ -224,14 +630,11 @@ void conn_write(conn_t *c, const char *data, size_t len)
     if (c->dying)
         return;
     before_output(c);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) + len > c->max_output) {
-        log_info("%s %s: reader too slow, %zu bytes queued: closing", c->ops->kind, c->peer,
-                 evbuffer_get_length(out));
+    if (evbuffer_add(c->out, data, len) < 0) {
         conn_destroy(c);
         return;
     }
-    bufferevent_write(c->bev, data, len);
+    queue_output(c);
 }
 
 void conn_write_str(conn_t *c, const char *s)
@@ -243,21 +646,14 @@ void conn_send(conn_t *c, const tern_xml_t *node)
 {
     if (c->closing)
         return;
-    struct evbuffer *tmp = evbuffer_new();
-    if (!tmp)
+    before_output(c);
+    /* A stanza that fails half-way cannot be taken back from the stream. */
+    if (xml_serialize(node, c->stream_ns, c->out) < 0) {
+        log_info("%s %s: out of memory while sending: closing", c->ops->kind, c->peer);
+        conn_destroy(c);
         return;
-    if (xml_serialize(node, c->stream_ns, tmp) == 0) {
-        before_output(c);
-        size_t len = evbuffer_get_length(tmp);
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_get_length(out) + len > c->max_output) {
-            log_info("%s %s: reader too slow: closing", c->ops->kind, c->peer);
-            conn_destroy(c);
-        } else {
-            evbuffer_add_buffer(out, tmp);
-        }
     }
-    evbuffer_free(tmp);
+    queue_output(c);
 }
 
 void conn_stream_error(conn_t *c, const char *condition, const char *text)
@@ -266,7 +662,7 @@ void conn_stream_error(conn_t *c, const char *condition, const char *text)
         return;
     if (!c->header_sent && c->ops->send_header)
         c->ops->send_header(c);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     evbuffer_add_printf(out, "<stream:error><%s xmlns='%s'/>", condition, NS_STREAMS);
     if (text && *text) {
         evbuffer_add_printf(out, "<text xmlns='%s' xml:lang='en'>", NS_STREAMS);
@@ -298,12 +694,9 @@ void conn_close_all(const char *condition)
 void conn_set_idle(conn_t *c, long long ms)
 {
     c->idle_ms = ms;
-    if (ms > 0) {
-        long long half = ms / 2;
-        struct timeval tv = {half / 1000, (half % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    } else {
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    if (!c->reading_off) {
+        reading_off(c);
+        reading_on(c);
     }
 }
 
@@ -317,115 +710,4 @@ void conn_starttls(conn_t *c, SSL *ssl)
 {
     c->starttls_ssl = ssl;
     xml_stream_stop(c->xs);
-}
-
-/* The plain socket's own buffers go: <proceed/> is written out at once and
- * the socket gets a TLS bufferevent of its own, which keeps one buffer
- * pair per connection instead of two.  Should <proceed/> not leave at
- * once, TLS is layered as a filter on top instead. */
-static struct bufferevent *tls_on_socket(conn_t *c, SSL *ssl)
-{
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_unfreeze(out, 1); /* the bufferevent keeps its front frozen for itself */
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
-        continue;
-    evbuffer_freeze(out, 1);
-    struct event_base *base = bufferevent_get_base(c->bev);
-    if (evbuffer_get_length(out) > 0)
-        return bufferevent_openssl_filter_new(base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                              BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *tls = bufferevent_openssl_socket_new(
-        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!tls)
-        return NULL;
-    if (read_bucket)
-        bufferevent_set_rate_limit(tls, read_bucket);
-    bufferevent_setfd(c->bev, -1); /* the socket stays open, now with `tls` */
-    bufferevent_free(c->bev);
-    c->bev = tls;
-    return tls;
-}
-
-/* Switch the connection to TLS and start a new parser. */
-static void begin_tls(conn_t *c)
-{
-    SSL *ssl = c->starttls_ssl;
-    c->starttls_ssl = NULL;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t junk = evbuffer_get_length(in);
-    if (junk) {
-        log_info("c2s %s: %zu bytes pipelined after <starttls/> discarded", c->peer, junk);
-        evbuffer_drain(in, junk);
-    }
-    struct bufferevent *tls = tls_on_socket(c, ssl);
-    xml_stream_free(&c->xs);
-    c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
-    if (!tls || !c->xs) {
-        if (!tls)
-            SSL_free(ssl);
-        else
-            c->bev = tls;
-        conn_destroy(c);
-        return;
-    }
-    c->bev = tls;
-    c->ssl = ssl;
-    c->header_sent = 0;
-    setup_bev(c);
-}
-
-static void read_cb(struct bufferevent *bev, void *arg)
-{
-    conn_t *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char chunk[READ_CHUNK];
-    c->idle_strikes = 0;
-    reading = c;
-    if (input_hooks.begin)
-        input_hooks.begin();
-    while (!c->closing && !c->starttls_ssl && evbuffer_get_length(in) > 0) {
-        int n = evbuffer_remove(in, chunk, sizeof(chunk));
-        if (n <= 0)
-            break;
-        if (xml_stream_feed(c->xs, chunk, (size_t)n) < 0)
-            break;
-    }
-    if (input_hooks.end)
-        input_hooks.end();
-    reading = NULL;
-    if (c->starttls_ssl && !c->closing)
-        begin_tls(c);
-}
-
-static void write_cb(struct bufferevent *bev, void *arg)
-{
-    conn_t *c = arg;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_destroy(c);
-}
-
-static void event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    conn_t *c = arg;
-    if (what & BEV_EVENT_CONNECTED)
-        return;
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !c->closing) {
-        bufferevent_enable(bev, EV_READ);
-        if (c->idle_strikes++ == 0 && c->ops->on_idle) {
-            c->ops->on_idle(c);
-        } else {
-            log_info("%s %s: idle timeout", c->ops->kind, c->peer);
-            conn_stream_error(c, "connection-timeout", NULL);
-        }
-        return;
-    }
-    if (what & BEV_EVENT_ERROR) {
-        unsigned long e = bufferevent_get_openssl_error(bev);
-        if (e)
-            log_info("%s %s: TLS error: %s", c->ops->kind, c->peer, ERR_reason_error_string(e));
-    }
-    /* EOF or error: the peer is gone. */
-    log_debug("%s %s: connection closed", c->ops->kind, c->peer);
-    conn_destroy(c);
 }

@@ -1,8 +1,11 @@
 /*
  * conn.h — one XML stream over TCP or TLS (internal).
  *
- * Owns the socket's bufferevent, the TLS layer, the incremental parser,
+ * Owns the socket and its events, the TLS layer, the incremental parser,
  * idle timeouts, read rate limits and the output limit for slow readers.
+ * Output is queued and written once per turn of the event loop, straight
+ * to the socket; the loop watches for writability only when the socket
+ * refuses bytes.
  * Stream types (c2s, component) plug in through conn_ops_t.  A connection
  * is never freed from inside one of its own callbacks: closing marks it and
  * the free happens once the callback returns and output is flushed.
@@ -17,7 +20,8 @@
 #include "xml/xml_stream.h"
 
 struct event_base;
-struct bufferevent;
+struct event;
+struct evbuffer;
 typedef struct conn conn_t;
 
 typedef struct conn_ops {
@@ -33,9 +37,22 @@ typedef struct conn_ops {
 } conn_ops_t;
 
 struct conn {
-    struct conn *prev, *next; /* all connections, for shutdown */
-    struct bufferevent *bev;
-    SSL *ssl; /* once TLS is up */
+    struct conn *prev, *next;             /* all connections, for shutdown */
+    struct conn *flush_prev, *flush_next; /* with output to write this turn */
+    int flush_queued;
+    evutil_socket_t fd;
+    struct event *read_ev;        /* persistent, with the idle timeout */
+    struct event *write_ev;       /* one-shot, added when the socket is full */
+    struct event *throttle_timer; /* reading resumes when the bucket refills */
+    struct evbuffer *out;         /* plaintext not yet taken by the socket or TLS */
+    SSL *ssl;                     /* once TLS is up (or being negotiated) */
+    int tls_handshaking;
+    int ssl_retry_len;    /* an SSL_write to repeat with the same length */
+    int read_wants_write; /* TLS needs the socket writable to read on */
+    int write_wants_read; /* ... or readable to write on */
+    int reading_off;      /* throttled or closing: the read event is not pending */
+    long long tokens;     /* read rate limit: bytes we may still read now */
+    long long tokens_at;  /* when they were counted, ms */
     const conn_ops_t *ops;
     void *data;
     xml_stream_t *xs;
