@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "link.h"
+
 #define BENCH_MAX_PROCS 256
 #define BENCH_NAME_MAX  256 /* bytes of a generated user name or JID */
 
@@ -181,14 +183,14 @@ struct client {
     int idx; /* user index in the run (0..users-1) */
     int fd;
     client_state_t st;
-    struct bufferevent *bev;
+    link_t link; /* valid while has_link */
     struct xscan *xs;
     struct scram *scram;
     struct event *timer; /* login timeout, or the deferred free */
     uint64_t t_start;    /* now_ns() at connect */
     uint32_t iq_seq;
     unsigned tls : 1, need_session : 1, dead : 1, available : 1;
-    unsigned sasl_answered : 1, sasl_verified : 1;
+    unsigned sasl_answered : 1, sasl_verified : 1, has_link : 1, draining : 1;
     uint64_t seq_out; /* scenario: messages sent */
     uint64_t seq_in;  /* scenario: last sequence received */
     void *sdata;      /* scenario: per-client data (freed with the client) */

@@ -8,16 +8,13 @@
  * roster get and the initial presence.  Once online it answers pings and
  * roster pushes, refuses other requests, and hands every other stanza to
  * the scenario through the worker.  It must not know what a scenario
- * measures.
+ * measures.  The bytes travel over link.c.
  */
 #include "bench.h"
 #include "scram.h"
 #include "xmlscan.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,8 +38,7 @@
 
 #define CLOSE_WAIT_S 2 /* seconds a graceful close may take */
 
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
+static const link_ops_t link_ops;
 
 void xml_escape(const char *s, char *buf, size_t size)
 {
@@ -85,17 +81,17 @@ void client_bare_jid(const bench_opts_t *o, int idx, char *buf, size_t size)
 
 void client_send(client_t *c, const char *xml, size_t len)
 {
-    if (c->bev != NULL && !c->dead)
-        bufferevent_write(c->bev, xml, len);
+    if (c->has_link && !c->dead)
+        link_send(&c->link, xml, len);
 }
 
 void client_sendf(client_t *c, const char *fmt, ...)
 {
-    if (c->bev == NULL || c->dead)
+    if (!c->has_link || c->dead)
         return;
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+    link_vsendf(&c->link, fmt, ap);
     va_end(ap);
 }
 
@@ -108,16 +104,14 @@ static void teardown(client_t *c)
 
 void client_free(client_t *c)
 {
-    if (c->bev != NULL) {
-        int owns_fd = c->tls; /* the TLS bufferevent closes the socket */
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-        if (!owns_fd && c->fd >= 0)
-            close(c->fd);
-    } else if (c->fd >= 0) {
-        close(c->fd);
+    if (c->has_link) {
+        link_free(&c->link);
+        c->has_link = 0;
     }
+    if (c->fd >= 0)
+        close(c->fd);
     c->fd = -1;
+    c->draining = 0;
     xscan_free(&c->xs);
     scram_free(&c->scram);
     if (c->timer != NULL) {
@@ -143,17 +137,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     client_close(c, 0);
 }
 
-static void on_drained(struct bufferevent *bev, void *arg)
+/* Free from the loop, not from under a link callback. */
+static void teardown_soon(client_t *c)
 {
-    (void)bev;
-    teardown(arg);
-}
-
-static void on_closing_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    (void)what;
-    teardown(arg);
+    struct timeval now = {0, 0};
+    if (c->timer != NULL)
+        evtimer_add(c->timer, &now);
 }
 
 void client_close(client_t *c, int graceful)
@@ -168,14 +157,14 @@ void client_close(client_t *c, int graceful)
     else
         evtimer_del(c->timer);
     struct timeval tv = {0, 0};
-    if (graceful && c->bev != NULL && c->st >= CS_FEATURES_PLAIN && c->st != CS_TLS) {
-        bufferevent_write(c->bev, "</stream:stream>", 16);
-        bufferevent_disable(c->bev, EV_READ);
-        bufferevent_setcb(c->bev, NULL, on_drained, on_closing_event, c);
-        tv.tv_sec = CLOSE_WAIT_S;
-    } else if (c->bev != NULL) {
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (graceful && c->has_link && !c->link.failed && c->st >= CS_FEATURES_PLAIN &&
+        c->st != CS_TLS) {
+        link_stop_reading(&c->link);
+        link_send(&c->link, "</stream:stream>", 16);
+        c->draining = 1;
+        tv.tv_sec = CLOSE_WAIT_S; /* on_drained makes it sooner */
+    } else if (c->has_link) {
+        link_abort(&c->link);
     }
     if (c->timer != NULL)
         evtimer_add(c->timer, &tv);
@@ -215,19 +204,12 @@ static int start_tls(client_t *c)
         static const unsigned char alpn[] = "\x0bxmpp-client"; /* XEP-0368 */
         SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
     }
-    if (c->bev != NULL)
-        bufferevent_free(c->bev); /* the plain one: it does not own the socket */
-    c->bev = bufferevent_openssl_socket_new(w->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
+    c->tls = 1;
+    c->st = CS_TLS;
+    if (link_start_tls(&c->link, ssl) < 0) {
         SSL_free(ssl);
         return -1;
     }
-    c->tls = 1;
-    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->st = CS_TLS;
     return 0;
 }
 
@@ -485,67 +467,58 @@ static void on_stream_end(void *ud)
 
 static const xscan_cbs_t scan_cbs = {.header = NULL, .element = on_element, .end = on_stream_end};
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_link_data(void *ctx, const char *data, size_t len)
 {
-    client_t *c = arg;
-    /* bev, not c->bev: STARTTLS replaces c->bev while parsing, and the
-     * old one stays valid until this callback returns. */
-    struct evbuffer *in = bufferevent_get_input(bev);
-    while (!c->dead && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        const char *why = NULL;
-        int r = xscan_feed(c->xs, v.iov_base, v.iov_len, &why);
-        evbuffer_drain(in, v.iov_len);
-        if (r < 0) {
-            char buf[160];
-            snprintf(buf, sizeof(buf), "XML from the server: %s", why);
-            fail(c, buf);
-        }
-    }
+    client_t *c = ctx;
     if (c->dead)
-        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    const char *why = NULL;
+    if (xscan_feed(c->xs, data, len, &why) < 0) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "XML from the server: %s", why);
+        fail(c, buf);
+    }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_link_connected(void *ctx)
 {
-    (void)bev;
-    client_t *c = arg;
+    client_t *c = ctx;
     if (c->dead)
         return;
-    if (what & BEV_EVENT_CONNECTED) {
-        if (c->st == CS_CONNECTING) {
-            if (c->w->o->direct_tls) {
-                if (start_tls(c) < 0)
-                    fail(c, "cannot start TLS");
-                return;
-            }
-            open_stream(c);
-            c->st = CS_FEATURES_PLAIN;
-        } else if (c->st == CS_TLS) {
-            open_stream(c);
-            c->st = CS_FEATURES_TLS;
+    if (c->st == CS_CONNECTING) {
+        if (c->w->o->direct_tls) {
+            if (start_tls(c) < 0)
+                fail(c, "cannot start TLS");
+            return;
         }
-        return;
-    }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        char why[200];
-        unsigned long ssl_err = c->tls ? bufferevent_get_openssl_error(c->bev) : 0;
-        if (ssl_err != 0) {
-            char e[120];
-            ERR_error_string_n(ssl_err, e, sizeof(e));
-            snprintf(why, sizeof(why), "TLS: %s", e);
-        } else if (what & BEV_EVENT_EOF) {
-            snprintf(why, sizeof(why), "connection closed by the server");
-        } else {
-            int err = EVUTIL_SOCKET_ERROR();
-            snprintf(why, sizeof(why), "%s: %s", c->st == CS_CONNECTING ? "connect" : "connection",
-                     err != 0 ? strerror(err) : "error");
-        }
-        fail(c, why);
+        open_stream(c);
+        c->st = CS_FEATURES_PLAIN;
+    } else if (c->st == CS_TLS) {
+        open_stream(c);
+        c->st = CS_FEATURES_TLS;
     }
 }
+
+static void on_link_error(void *ctx, const char *why)
+{
+    client_t *c = ctx;
+    if (c->dead)
+        teardown_soon(c); /* it was closing anyway */
+    else
+        fail(c, why);
+}
+
+static void on_link_drained(void *ctx)
+{
+    client_t *c = ctx;
+    if (c->draining)
+        teardown_soon(c);
+}
+
+static const link_ops_t link_ops = {.on_connected = on_link_connected,
+                                    .on_data = on_link_data,
+                                    .on_error = on_link_error,
+                                    .on_drained = on_link_drained};
 
 void client_start(client_t *c)
 {
@@ -589,21 +562,14 @@ void client_start(client_t *c)
             return;
         }
     }
-    c->bev = bufferevent_socket_new(w->base, fd, 0);
-    if (c->bev == NULL) {
-        worker_client_failed(w, c, "out of memory");
-        client_close(c, 0);
-        return;
-    }
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->st = CS_CONNECTING;
     struct timeval tv = {
         (time_t)o->login_timeout,
         (suseconds_t)((o->login_timeout - (double)(time_t)o->login_timeout) * 1e6)};
     evtimer_add(c->timer, &tv);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&bench_server_addr,
-                                   (int)bench_server_addr_len) < 0) {
+    c->has_link = 1;
+    if (link_connect(&c->link, w->base, fd, (struct sockaddr *)&bench_server_addr,
+                     bench_server_addr_len, &link_ops, c) < 0) {
         char why[160];
         snprintf(why, sizeof(why), "connect: %s", strerror(errno));
         fail(c, why);

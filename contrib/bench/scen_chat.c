@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK_US      5000
+#define TICK_US      1000
 #define MAX_PER_TICK 20000
 #define NS_CLIENT    "jabber:client"
 #define NS_DELAY     "urn:xmpp:delay"

@@ -344,6 +344,7 @@ int worker_main(const bench_opts_t *o, const scenario_t *sc, int id, int up_fd, 
     if (w.ramp_ev != NULL)
         event_free(w.ramp_ev);
     free(w.clients);
+    link_shutdown();
     event_base_free(w.base);
     SSL_CTX_free(ctx);
     return 0;
