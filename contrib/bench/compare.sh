@@ -27,7 +27,9 @@
 #   BENCH_SCENARIOS ["connect chat presence"]
 #   BENCH_RATE [300] logins/s  BENCH_HOLD [20] s  BENCH_PROCESSES [1]
 #   BENCH_CHAT_USERS [1000]  BENCH_CHAT_DURATION [20] s
-#   BENCH_CHAT_PEAK_RATE [200000] msgs/s asked for to find the peak
+#   BENCH_CHAT_START_RATE [8000] msgs/s of the first step of the peak search,
+#     each next step BENCH_CHAT_STEP [1.5] times more, at most
+#     BENCH_CHAT_STEPS [10] steps of BENCH_CHAT_STEP_DURATION [10] s each
 #   BENCH_CHAT_RATE [half of Tern's peak] msgs/s of the compared chat run
 #   BENCH_PRES_USERS [505] more accounts, u(USERS+1)..., for presence only
 #   BENCH_ROSTER [100]  BENCH_PRES_RATE [300] changes/s
@@ -52,6 +54,8 @@ while [ $# -gt 0 ]; do
     --quick)
         : "${BENCH_USERS:=300}" "${BENCH_RATE:=200}" "${BENCH_HOLD:=3}"
         : "${BENCH_CHAT_USERS:=100}" "${BENCH_CHAT_DURATION:=5}"
+        : "${BENCH_CHAT_START_RATE:=500}" "${BENCH_CHAT_STEP:=2}" "${BENCH_CHAT_STEPS:=3}"
+        : "${BENCH_CHAT_STEP_DURATION:=3}"
         : "${BENCH_PRES_USERS:=66}" "${BENCH_ROSTER:=10}" "${BENCH_PRES_DURATION:=5}"
         : "${BENCH_PRES_RATE:=20}"
         ;;
@@ -88,7 +92,10 @@ HOLD=${BENCH_HOLD:-20}
 PROCESSES=${BENCH_PROCESSES:-1}
 CHAT_USERS=${BENCH_CHAT_USERS:-1000}
 CHAT_DURATION=${BENCH_CHAT_DURATION:-20}
-CHAT_PEAK_RATE=${BENCH_CHAT_PEAK_RATE:-200000}
+CHAT_START_RATE=${BENCH_CHAT_START_RATE:-8000}
+CHAT_STEP=${BENCH_CHAT_STEP:-1.5}
+CHAT_STEPS=${BENCH_CHAT_STEPS:-10}
+CHAT_STEP_DURATION=${BENCH_CHAT_STEP_DURATION:-10}
 CHAT_RATE=${BENCH_CHAT_RATE:-}
 CHAT_RATE_FROM=given
 PRES_USERS=${BENCH_PRES_USERS:-505}
@@ -117,10 +124,11 @@ for s in $SCENARIOS; do
     case $s in connect | chat | presence) ;; *) die "unknown scenario '$s' in BENCH_SCENARIOS" ;; esac
 done
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
-for n in USERS PROCESSES CHAT_USERS PRES_USERS ROSTER ITERATIONS SERVER_CPU TOOL_CPU; do
+for n in USERS PROCESSES CHAT_USERS CHAT_STEPS PRES_USERS ROSTER ITERATIONS SERVER_CPU TOOL_CPU; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "BENCH_$n must be a whole number, not '${!n}'"
 done
-for n in RATE HOLD CHAT_DURATION CHAT_PEAK_RATE PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT; do
+for n in RATE HOLD CHAT_DURATION CHAT_START_RATE CHAT_STEP CHAT_STEP_DURATION PRES_RATE \
+    PRES_DURATION PRES_SETUP_TIMEOUT; do
     [[ ${!n} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_$n must be a number, not '${!n}'"
 done
 [ -z "$CHAT_RATE" ] || [[ $CHAT_RATE =~ ^[0-9]+([.][0-9]+)?$ ]] ||
@@ -482,7 +490,7 @@ bench() {
 
 run_scenarios() { # run_scenarios NAME
     local name=$1
-    wants connect && run_connect "$name"
+    wants connect && run_connect "$name" && wait_idle
     wants chat && run_chat "$name"
     wants presence && run_presence "$name"
     return 0
@@ -500,10 +508,41 @@ run_connect() {
     fi
 }
 
+# Wait until the server is quiet (below 5% of a core over half a second,
+# at most 30 s): what one run left queued must not weigh on the next.
+wait_idle() {
+    [ -n "$server_pid" ] || return 0
+    local i a b
+    for ((i = 0; i < 60; i++)); do
+        a=$(awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null) || return 0
+        sleep 0.5
+        b=$(awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null) || return 0
+        # clock ticks are 1/100 s: 2.5 ticks in 0.5 s is 5%
+        [ $((b - a)) -ge 3 ] || return 0
+    done
+}
+
+# The peak: the rate asked for climbs by CHAT_STEP from CHAT_START_RATE
+# until the server falls behind (report.py step: delivers under 95% of it,
+# loses messages or has a p99 over 1 s).  report.py makes the peak of the
+# steps (peak_run: what counts when the load tool was busy too).
+run_chat_peak() {
+    local name=$1 rate=$CHAT_START_RATE step verdict
+    for ((step = 1; step <= CHAT_STEPS; step++)); do
+        bench "$name" "chat-step$step" --scenario chat --users "$CHAT_USERS" --rate "$RATE" \
+            --msg-rate "$rate" --duration "$CHAT_STEP_DURATION"
+        verdict=$("$PY" "$here/report.py" step --results "$results" --server "$name" \
+            --label "chat-step$step")
+        say "$name: step $step at $rate msgs/s: $verdict"
+        wait_idle
+        [ "$verdict" = keeps-up ] || break
+        rate=$("$PY" -c "print(round($rate * $CHAT_STEP))")
+    done
+}
+
 run_chat() {
     local name=$1
-    bench "$name" chat-peak --scenario chat --users "$CHAT_USERS" --rate "$RATE" \
-        --msg-rate "$CHAT_PEAK_RATE" --duration "$CHAT_DURATION"
+    run_chat_peak "$name"
     if [ -z "$CHAT_RATE" ]; then
         local peak
         peak=$("$PY" "$here/report.py" get --results "$results" --server tern --label chat-peak \
@@ -518,8 +557,9 @@ run_chat() {
     if [ -n "$CHAT_RATE" ]; then
         bench "$name" chat --scenario chat --users "$CHAT_USERS" --rate "$RATE" \
             --msg-rate "$CHAT_RATE" --duration "$CHAT_DURATION"
+        wait_idle
     else
-        say "$name: no chat rate (Tern's peak run gave none; set BENCH_CHAT_RATE)"
+        say "$name: no chat rate (Tern's peak search gave none; set BENCH_CHAT_RATE)"
     fi
 }
 
@@ -564,7 +604,7 @@ fi
 # ---- the report ------------------------------------------------------------------------
 {
     for n in SERVERS SCENARIOS DOMAIN ITERATIONS ACCOUNTS USERS RATE HOLD PROCESSES CHAT_USERS CHAT_DURATION \
-        CHAT_PEAK_RATE CHAT_RATE CHAT_RATE_FROM PRES_USERS ROSTER PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT PRES_FIRST ROSTER_PRELOAD SERVER_CPU TOOL_CPU \
+        CHAT_START_RATE CHAT_STEP CHAT_STEPS CHAT_STEP_DURATION CHAT_RATE CHAT_RATE_FROM PRES_USERS ROSTER PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT PRES_FIRST ROSTER_PRELOAD SERVER_CPU TOOL_CPU \
         SOURCE_IPS; do
         printf '%s=%s\n' "$n" "${!n}"
     done
