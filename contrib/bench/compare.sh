@@ -27,9 +27,9 @@
 #   BENCH_SCENARIOS ["connect chat presence"]
 #   BENCH_RATE [300] logins/s  BENCH_HOLD [20] s  BENCH_PROCESSES [1]
 #   BENCH_CHAT_USERS [1000]  BENCH_CHAT_DURATION [20] s
-#   BENCH_CHAT_START_RATE [8000] msgs/s of the first step of the peak search,
+#   BENCH_CHAT_START_RATE [2000] msgs/s of the first step of the peak search,
 #     each next step BENCH_CHAT_STEP [1.5] times more, at most
-#     BENCH_CHAT_STEPS [10] steps of BENCH_CHAT_STEP_DURATION [10] s each
+#     BENCH_CHAT_STEPS [14] steps of BENCH_CHAT_STEP_DURATION [10] s each
 #   BENCH_CHAT_RATE [half of Tern's peak] msgs/s of the compared chat run
 #   BENCH_PRES_USERS [505] more accounts, u(USERS+1)..., for presence only
 #   BENCH_ROSTER [100]  BENCH_PRES_RATE [300] changes/s
@@ -92,9 +92,9 @@ HOLD=${BENCH_HOLD:-20}
 PROCESSES=${BENCH_PROCESSES:-1}
 CHAT_USERS=${BENCH_CHAT_USERS:-1000}
 CHAT_DURATION=${BENCH_CHAT_DURATION:-20}
-CHAT_START_RATE=${BENCH_CHAT_START_RATE:-8000}
+CHAT_START_RATE=${BENCH_CHAT_START_RATE:-2000}
 CHAT_STEP=${BENCH_CHAT_STEP:-1.5}
-CHAT_STEPS=${BENCH_CHAT_STEPS:-10}
+CHAT_STEPS=${BENCH_CHAT_STEPS:-14}
 CHAT_STEP_DURATION=${BENCH_CHAT_STEP_DURATION:-10}
 CHAT_RATE=${BENCH_CHAT_RATE:-}
 CHAT_RATE_FROM=given
