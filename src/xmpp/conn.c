@@ -486,7 +486,6 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
     c->tokens = BUCKET_BURST;
     c->reading_off = 1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    evutil_make_socket_nonblocking(fd);
     if (!flush_ev)
         flush_ev = event_new(base, -1, 0, flush_all, NULL);
     c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);

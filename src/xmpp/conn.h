@@ -69,7 +69,8 @@ struct conn {
     size_t max_output; /* bytes queued for a slow reader before we give up */
 };
 
-/* Wrap an accepted socket.  `ssl` non-NULL = direct TLS (handshake first).  NULL on failure. */
+/* Wrap an accepted, non-blocking socket (the listener accepts it so).  `ssl` non-NULL = direct TLS
+ * (handshake first).  NULL on failure. */
 conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
                  const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
                  long long idle_ms);
