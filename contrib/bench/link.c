@@ -351,17 +351,6 @@ void link_stop_reading(link_t *l)
         event_del(l->read_ev);
 }
 
-void link_flush_now(link_t *l)
-{
-    flush_remove(l);
-    write_out(l);
-}
-
-size_t link_pending(const link_t *l)
-{
-    return l->out != NULL ? evbuffer_get_length(l->out) : 0;
-}
-
 void link_free(link_t *l)
 {
     flush_remove(l);

@@ -48,9 +48,6 @@ void link_vsendf(link_t *l, const char *fmt, va_list ap);
 void link_stop_reading(link_t *l);
 /* Stop all traffic at once, without telling the client. */
 void link_abort(link_t *l);
-/* Write what is queued now instead of at the end of the turn. */
-void link_flush_now(link_t *l);
-size_t link_pending(const link_t *l);
 /* Free the events, buffer and TLS session; the socket is the caller's. */
 void link_free(link_t *l);
 /* At the end of the process: the shared flush event. */
