@@ -29,6 +29,7 @@
 #include "core/admin.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "xmpp/conn.h"
 
 #define ADMIN_BACKLOG   16
 #define ADMIN_TIMEOUT_S 30 /* idle client or stuck writer */
@@ -175,6 +176,8 @@ static void cmd_status(admin_conn_t *c)
     conn_line(c, "version: %s", tern_server_version());
     conn_line(c, "uptime: %lld", uptime);
     conn_line(c, "sessions: %zu", server_session_count());
+    conn_line(c, "connections: %zu", conn_count());
+    conn_line(c, "busy connections: %zu", conn_busy_count());
     conn_finish(c, NULL);
 }
 

@@ -19,8 +19,11 @@
  *    ChaCha20.
  *  - Resumption uses session tickets only (RFC 5077 / RFC 8446 §4.6.1); the
  *    stateful server-side session cache is off, which keeps memory flat.
- *  - SSL_MODE_RELEASE_BUFFERS: idle connections hold no read/write buffers,
- *    which matters with thousands of idle XMPP sessions.
+ *  - Read and write buffers are kept while a connection is busy and freed
+ *    by its owner once it is quiet (SSL_free_buffers, see xmpp/conn.c):
+ *    thousands of idle XMPP sessions hold none, and a busy one does not
+ *    allocate two 16 KiB buffers per record as SSL_MODE_RELEASE_BUFFERS
+ *    would make it.
  */
 #include "tls/tls.h"
 
@@ -212,8 +215,7 @@ static SSL_CTX *tls_ctx_new(const tls_cert_spec_t *spec, const char *ciphers,
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(ctx, tls_sid_ctx, sizeof tls_sid_ctx - 1);
 

@@ -26,11 +26,13 @@
  * that a token re-scanned as it trickles in costs O(n^2) in its length; n
  * is bounded by max_stanza_bytes.
  *
- * Idle streams.  Once all input up to a stream-level event is parsed and
- * no stanza is open, the expat parser (several KiB) is freed; the next
- * input first replays the stream header's own bytes, kept for that, into
- * a new parser, so that the namespace prefixes it declared still hold.
- * A connection that waits between stanzas, which is most of them, keeps
+ * Idle streams.  xml_stream_park() frees the expat parser (several KiB)
+ * when all input up to a stream-level event is parsed and no stanza is
+ * open; the next input first replays the stream header's own bytes, kept
+ * for that, into a new parser, so that the namespace prefixes it declared
+ * still hold.  The owner parks a stream once it has been quiet for a
+ * while (a busy stream would pay for a new parser on every stanza), so a
+ * connection that waits between stanzas, which is most of them, keeps
  * only this struct and its header.
  *
  * tern_xml_parse(), at the end, reads one stored element back with the
@@ -777,17 +779,21 @@ static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
 }
 
 /* Between stanzas with nothing pending: free the parser (see the top). */
-static void park(xml_stream_t *s)
+int xml_stream_park(xml_stream_t *s)
 {
-    if (s->dead || !s->p || !s->opened || s->closed || s->level != 1 || s->fed != s->mark ||
-        !s->header)
-        return;
+    if (!s || s->in_feed)
+        return 0;
+    if (!s->p)
+        return 1;
+    if (s->dead || !s->opened || s->closed || s->level != 1 || s->fed != s->mark || !s->header)
+        return 0;
     XML_ParserFree(s->p);
     s->p = NULL;
     free(s->text);
     free(s->scratch);
     s->text = s->scratch = NULL;
     s->text_cap = s->scratch_cap = s->text_len = 0;
+    return 1;
 }
 
 /* A new parser in the state park() left: inside the stream header. */
@@ -833,7 +839,6 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
             check_window(s);
     }
     s->in_feed = false;
-    park(s);
     return s->dead ? -1 : 0;
 }
 

@@ -51,8 +51,12 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len);
  * after the current element go to the new document. */
 void xml_stream_restart(xml_stream_t *s);
 
-/* Whether the stream is between stanzas with its parser freed (idle
- * streams hold no parser; see xml_stream.c). */
+/* Free the parser of a stream that is between stanzas with all its input
+ * parsed; the next feed makes a new one (see xml_stream.c).  Returns 1 if
+ * the stream now holds no parser, 0 if it still needs it (a stanza is
+ * open, or expat holds a partial token). */
+int xml_stream_park(xml_stream_t *s);
+/* Whether the stream holds no parser now. */
 int xml_stream_parked(const xml_stream_t *s);
 
 /* Stop parsing; safe from inside a callback.  feed() then returns -1. */

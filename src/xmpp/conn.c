@@ -12,6 +12,12 @@
  * that refuses bytes gets a write event.  Output that a slow reader lets
  * pile up beyond max_output closes the connection instead of growing
  * without bound.
+ *
+ * Idle memory: a connection that read or wrote in the last second is on
+ * the warm list, oldest first, and keeps its TLS buffers and its parser;
+ * a timer takes the quiet ones off the list and frees both.  Freeing them
+ * after every record instead costs a busy connection several large
+ * allocations per stanza; keeping them costs tens of KiB per idle one.
  */
 #include "xmpp/conn.h"
 
@@ -32,6 +38,8 @@
 /* Read rate limit per connection: sustained bytes/s, and the burst. */
 #define BUCKET_RATE  (256 * 1024)
 #define BUCKET_BURST (1024 * 1024)
+/* Quiet for this long: free the connection's TLS buffers and parser. */
+#define WARM_MS 1000
 
 static int retry_later(int err)
 {
@@ -44,6 +52,9 @@ static conn_input_hooks_t input_hooks;
 static conn_t *reading; /* the connection whose input is being handled */
 static struct event *flush_ev;
 static conn_t *flush_list;
+static conn_t *warm_head, *warm_tail;
+static size_t n_warm;
+static struct event *cool_ev;
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -52,6 +63,11 @@ static void write_out(conn_t *c);
 size_t conn_count(void)
 {
     return n_conns;
+}
+
+size_t conn_busy_count(void)
+{
+    return n_warm;
 }
 
 static void xs_open(void *ctx, const char *name, const char *ns, const char **attrs)
@@ -129,14 +145,87 @@ static void flush_later(conn_t *c)
     event_active(flush_ev, 0, 0);
 }
 
-/* ---- reading ---- */
-
 static long long now_ms(conn_t *c)
 {
     struct timeval tv;
     event_base_gettimeofday_cached(event_get_base(c->read_ev), &tv);
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
+
+/* ---- the warm list: connections that were active in the last WARM_MS ---- */
+
+static void warm_remove(conn_t *c)
+{
+    if (!c->warm)
+        return;
+    if (c->warm_prev)
+        c->warm_prev->warm_next = c->warm_next;
+    else
+        warm_head = c->warm_next;
+    if (c->warm_next)
+        c->warm_next->warm_prev = c->warm_prev;
+    else
+        warm_tail = c->warm_prev;
+    c->warm_prev = c->warm_next = NULL;
+    c->warm = 0;
+    n_warm--;
+}
+
+static void cool_later(long long ms)
+{
+    if (ms < 100)
+        ms = 100; /* release in batches, not one wake-up per connection */
+    if (ms > WARM_MS)
+        ms = WARM_MS; /* the clock went back */
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(cool_ev, &tv);
+}
+
+/* Move `c` to the young end of the warm list. */
+static void warm_touch(conn_t *c)
+{
+    c->active_ms = now_ms(c);
+    if (c->warm && !c->warm_next)
+        return; /* already the youngest */
+    warm_remove(c);
+    c->warm = 1;
+    n_warm++;
+    c->warm_prev = warm_tail;
+    if (warm_tail)
+        warm_tail->warm_next = c;
+    else
+        warm_head = c;
+    warm_tail = c;
+    if (cool_ev && !evtimer_pending(cool_ev, NULL))
+        cool_later(WARM_MS);
+}
+
+/* Free what a quiet connection can do without until its next byte. */
+static void release_idle(conn_t *c)
+{
+    if (c->xs)
+        xml_stream_park(c->xs);
+    if (c->ssl && !c->tls_handshaking && !c->ssl_retry_len && !SSL_has_pending(c->ssl) &&
+        evbuffer_get_length(c->out) == 0)
+        SSL_free_buffers(c->ssl); /* refuses while it holds a partial record */
+}
+
+static void cool_down(evutil_socket_t fd, short what, void *arg)
+{
+    if (!warm_head)
+        return;
+    long long now = now_ms(warm_head);
+    while (warm_head && now - warm_head->active_ms >= WARM_MS) {
+        conn_t *c = warm_head;
+        warm_remove(c);
+        if (!c->dying)
+            release_idle(c);
+    }
+    if (warm_head)
+        cool_later(warm_head->active_ms + WARM_MS - now);
+}
+
+/* ---- reading ---- */
 
 static void refill_tokens(conn_t *c)
 {
@@ -259,6 +348,7 @@ static void read_input(conn_t *c)
         if (n <= 0)
             break;
         c->idle_strikes = 0;
+        warm_touch(c);
         budget -= n;
         c->tokens -= n;
         if (xml_stream_feed(c->xs, chunk, (size_t)n) < 0)
@@ -304,6 +394,7 @@ static void write_out(conn_t *c)
                 return;
             }
             ERR_clear_error();
+            warm_touch(c);
             int r = SSL_write(c->ssl, data, (int)n);
             if (r > 0) {
                 c->ssl_retry_len = 0;
@@ -357,6 +448,7 @@ static void queue_output(conn_t *c)
 
 static void handshake(conn_t *c)
 {
+    warm_touch(c);
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
@@ -488,11 +580,13 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     if (!flush_ev)
         flush_ev = event_new(base, -1, 0, flush_all, NULL);
+    if (!cool_ev)
+        cool_ev = evtimer_new(base, cool_down, NULL);
     c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->write_ev = event_new(base, fd, EV_WRITE, on_writable, c);
     c->out = evbuffer_new();
     c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
-    if (!flush_ev || !c->read_ev || !c->write_ev || !c->out || !c->xs ||
+    if (!flush_ev || !cool_ev || !c->read_ev || !c->write_ev || !c->out || !c->xs ||
         (ssl && attach_tls(c, ssl) < 0)) {
         if (c->read_ev)
             event_free(c->read_ev);
@@ -529,6 +623,7 @@ static void really_free(conn_t *c)
         c->next->prev = c->prev;
     n_conns--;
     flush_remove(c);
+    warm_remove(c);
     if (c->close_timer)
         event_free(c->close_timer);
     if (c->throttle_timer)
@@ -546,6 +641,10 @@ static void really_free(conn_t *c)
     if (n_conns == 0 && flush_ev) {
         event_free(flush_ev);
         flush_ev = NULL;
+    }
+    if (n_conns == 0 && cool_ev) {
+        event_free(cool_ev);
+        cool_ev = NULL;
     }
 }
 

@@ -40,6 +40,9 @@ struct conn {
     struct conn *prev, *next;             /* all connections, for shutdown */
     struct conn *flush_prev, *flush_next; /* with output to write this turn */
     int flush_queued;
+    struct conn *warm_prev, *warm_next; /* holding TLS buffers or a parser */
+    int warm;
+    long long active_ms; /* last read or write, for the warm list */
     evutil_socket_t fd;
     struct event *read_ev;        /* persistent, with the idle timeout */
     struct event *write_ev;       /* one-shot, added when the socket is full */
@@ -104,5 +107,8 @@ typedef struct conn_input_hooks {
 } conn_input_hooks_t;
 void conn_set_input_hooks(const conn_input_hooks_t *hooks);
 size_t conn_count(void);
+/* Connections that read or wrote in the last second: the others hold no
+ * TLS buffers and no parser. */
+size_t conn_busy_count(void);
 
 #endif

@@ -3,7 +3,9 @@ others send to it is disconnected once its queue passes the output limit
 (max_stanza_size x 4 + 1 MiB, here 1.25 MiB), without hurting the senders;
 a client that floods the server is read at 256 KiB/s after a 1 MiB burst,
 while everybody else is still served at once; and many stanzas sent to one
-client in one burst all arrive, in order, over TLS."""
+client in one burst all arrive, in order, over TLS; a connection that
+goes quiet gives back its TLS buffers and parser and is served as before
+when it speaks again."""
 import socket
 import threading
 import time
@@ -84,3 +86,27 @@ class FlowTests(ServerTestCase):
             got.append(el.findtext(q(NS_CLIENT, "body")))
         self.assertEqual(got, ["m%d" % i for i in range(n)])
         self.assertEqual(bob.nothing_more(0.3), [])
+
+    def status(self):
+        r = self.server.ternctl_ok("status")
+        return dict(line.split(": ", 1) for line in r.stdout.strip().splitlines())
+
+    def test_quiet_connections_give_back_buffers_and_resume(self):
+        alice = self.raw_login("alice", "quiet")
+        bob = self.raw_login("bob", "quiet")
+        for round_ in range(3):
+            alice.send("<message to='bob@%s/quiet' type='chat'><body>r%d</body></message>"
+                       % (DOMAIN, round_))
+            el = bob.expect(q(NS_CLIENT, "message"))
+            self.assertEqual(el.findtext(q(NS_CLIENT, "body")), "r%d" % round_)
+            self.assertGreaterEqual(int(self.status()["busy connections"]), 2)
+            # Quiet for over a second: both give their buffers back...
+            deadline = time.monotonic() + 5
+            while int(self.status()["busy connections"]) > 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            st = self.status()
+            self.assertEqual(int(st["busy connections"]), 0)
+            self.assertGreaterEqual(int(st["connections"]), 2)
+            # ... and the next round reads and writes on both as before.
+        self.assertEqual(bob.ping(), "result")
+        self.assertEqual(alice.nothing_more(0.2), [])

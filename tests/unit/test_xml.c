@@ -864,16 +864,21 @@ static void test_park(void)
     static const char header[] = "<s:stream xmlns='jabber:client' xmlns:s='" NS_STREAM "' "
                                  "xmlns:x='urn:x' to='example.com' version='1.0'>";
     CHECK(xml_stream_feed(r.xs, header, strlen(header)) == 0);
+    CHECK(!xml_stream_parked(r.xs)); /* only when asked */
+    CHECK(xml_stream_park(r.xs) == 1);
     CHECK(xml_stream_parked(r.xs));
+    CHECK(xml_stream_park(r.xs) == 1); /* already */
     static const char part1[] = "<message x:attr='1'><body>hel";
     static const char part2[] = "lo</body></message> ";
     CHECK(xml_stream_feed(r.xs, part1, strlen(part1)) == 0);
-    CHECK(!xml_stream_parked(r.xs)); /* a stanza is open */
+    CHECK(xml_stream_park(r.xs) == 0); /* a stanza is open */
+    CHECK(!xml_stream_parked(r.xs));
     CHECK(xml_stream_feed(r.xs, part2, strlen(part2)) == 0);
-    CHECK(xml_stream_parked(r.xs));
+    CHECK(xml_stream_park(r.xs) == 1);
     static const char tail[] = "<presence/>\r";
     CHECK(xml_stream_feed(r.xs, tail, strlen(tail)) == 0);
-    CHECK(!xml_stream_parked(r.xs)); /* expat holds a trailing CR */
+    CHECK(xml_stream_park(r.xs) == 0); /* expat holds a trailing CR */
+    CHECK(!xml_stream_parked(r.xs));
     CHECK(xml_stream_feed(r.xs, "\n</s:stream>", 12) == 0);
     char *log = rec_done(&r, 0);
     CHECK(strstr(log, "<body>hello</body>") != NULL);
