@@ -215,7 +215,8 @@ static void cool_down(evutil_socket_t fd, short what, void *arg)
     if (!warm_head)
         return;
     long long now = now_ms(warm_head);
-    while (warm_head && now - warm_head->active_ms >= WARM_MS) {
+    /* (A clock that went back makes the list's times useless: release.) */
+    while (warm_head && (now - warm_head->active_ms >= WARM_MS || now < warm_head->active_ms)) {
         conn_t *c = warm_head;
         warm_remove(c);
         if (!c->dying)
