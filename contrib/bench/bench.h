@@ -381,4 +381,9 @@ int coord_main(bench_opts_t *o, const scenario_t *sc);
 
 int provision_main(const bench_opts_t *o);
 
+/* ---- the machine's latency floor (floor.c) -------------------------------- */
+
+/* `tern-bench floor ...`: argv[0] is "floor". */
+int floor_main(int argc, char **argv);
+
 #endif

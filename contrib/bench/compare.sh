@@ -580,6 +580,15 @@ run_presence() {
 
 # ---- the run ------------------------------------------------------------------------
 failed=0
+if [ "$check_only" = 0 ]; then
+    # The machine's own latency between the two CPUs, before any server runs.
+    say "machine: latency floor between CPU $SERVER_CPU and CPU $TOOL_CPU (10 s)"
+    rc=0
+    "$TERN_BENCH" floor --cpus "$SERVER_CPU,$TOOL_CPU" --duration 10 --json-only \
+        >"$WORK/floor.json" 2>"$WORK/floor.err" || rc=$?
+    "$PY" "$here/report.py" add --results "$results" --server machine --label floor \
+        --exit "$rc" --json "$WORK/floor.json" --args "floor --duration 10" >&2
+fi
 for s in $SERVERS; do
     start_server "$s"
     [ "$s" != ejabberd ] || ejabberd_load_users

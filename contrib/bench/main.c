@@ -4,7 +4,8 @@
  * Owns the options (getopt_long, every value checked with a clear error),
  * the user names and passwords derived from --user-format and
  * --password(-format), the file-descriptor limit, and the choice between
- * a load run (coord.c) and `tern-bench provision` (provision.c).
+ * a load run (coord.c), `tern-bench provision` (provision.c) and
+ * `tern-bench floor` (floor.c).
  * Exit status: 0 done, 1 the run failed (no login, a worker died, the
  * setup did not complete), 2 usage error, 3 tool bound (the figures are
  * the tool's limit, not the server's), 130 interrupted (Ctrl-C; the
@@ -113,6 +114,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: tern-bench [OPTIONS]                 run a scenario against a server\n"
                "       tern-bench provision [OPTIONS]       create the accounts\n"
+               "       tern-bench floor [--cpus A,B]        the machine's own latency floor\n"
                "\n"
                "Scenarios (--scenario):\n");
     scenario_list(f);
@@ -490,6 +492,8 @@ int main(int argc, char **argv)
         .tool_bound_pct = 90,
         .server_type = "tern",
     };
+    if (argc > 1 && strcmp(argv[1], "floor") == 0)
+        return floor_main(argc - 1, argv + 1);
     int provision = argc > 1 && strcmp(argv[1], "provision") == 0;
     if (provision) {
         argv[1] = argv[0];

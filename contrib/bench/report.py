@@ -27,6 +27,7 @@ import subprocess
 import sys
 
 SERVERS = ["tern", "prosody", "ejabberd"]
+MACHINE = "machine"  # the "server" of runs that measure the machine itself (tern-bench floor)
 TITLE = {"tern": "Tern", "prosody": "Prosody", "ejabberd": "ejabberd"}
 TOOL_BOUND_EXIT = 3  # tern-bench's exit status for a tool-bound run
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -195,7 +196,7 @@ def cmd_add(a):
         return 0
     keys = ["logins_ok", "logins_failed", "server_rss_per_session_kib", "delivered_per_s",
             "latency_ms_p99", "presence_in_per_s", "setup_s", "server_cpu_pct",
-            "tool_cpu_max_pct"]
+            "tool_cpu_max_pct", "rtt_us_p50", "rtt_us_p999", "stalls_per_s"]
     shown = ", ".join("%s=%s" % (k, fmt_num(result[k])) for k in keys if k in result)
     print("  %s %s: exit %d%s; %s" % (a.server, a.label, a.exit,
                                       " TOOL-BOUND" if tool_bound(run) else "", shown))
@@ -416,6 +417,20 @@ def machine():
             ("open files (hard limit)", sh(["sh", "-c", "ulimit -Hn"]))]
 
 
+def floor_rows(runs, params):
+    """The machine's own latency between the server's CPU and the tool's
+    (tern-bench floor): every latency in the report includes it."""
+    res = (last_run(runs, MACHINE, "floor") or {}).get("result")
+    if not res:
+        return []
+    return [("latency floor, CPU %s ↔ CPU %s" % (params.get("SERVER_CPU"), params.get("TOOL_CPU")),
+             "a one-byte round trip every 0.5 ms for %s s, no server (`tern-bench floor`): "
+             "p50 %s µs, p99 %s µs, p99.9 %s µs, max %s µs; %s round trips a second over 1 ms"
+             % (fmt_num(res.get("duration_s"), 0), fmt_num(res.get("rtt_us_p50"), 0),
+                fmt_num(res.get("rtt_us_p99"), 0), fmt_num(res.get("rtt_us_p999"), 0),
+                fmt_num(res.get("rtt_us_max"), 0), fmt_num(res.get("stalls_per_s"), 1)))]
+
+
 def versions(params):
     tern = sh([params.get("TERND", "ternd"), "--version"]) or "unknown"
     commit = sh(["git", "-C", TOP, "rev-parse", "--short", "HEAD"])
@@ -492,7 +507,9 @@ def cmd_write(a):
         if section == "chat-peak":
             out.append("### Every step of the peak search\n")
             out.append("Latencies where the load tool was above 90% of its core are the "
-                       "tool's as much as the server's (both sides queue).\n")
+                       "tool's as much as the server's (both sides queue).  Every latency "
+                       "includes the machine's own floor between the two CPUs "
+                       "(*latency floor* under Machine and versions).\n")
             out.append(steps_table(runs, servers) + "\n")
 
     out.append("## Setup\n")
@@ -537,7 +554,7 @@ def cmd_write(a):
 
     out.append("## Machine and versions\n")
     out.append("| | |\n|---|---|")
-    for k, v in machine() + versions(params):
+    for k, v in machine() + floor_rows(runs, params) + versions(params):
         out.append("| %s | %s |" % (k, v))
     out.append("")
 
@@ -577,7 +594,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("add", help="append one tern-bench run to the results")
     p.add_argument("--results", required=True)
-    p.add_argument("--server", required=True, choices=SERVERS)
+    p.add_argument("--server", required=True, choices=SERVERS + [MACHINE])
     p.add_argument("--label", required=True)
     p.add_argument("--exit", type=int, required=True)
     p.add_argument("--json", required=True, help="file with tern-bench's output")

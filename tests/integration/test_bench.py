@@ -172,6 +172,31 @@ class BenchCase(ServerTestCase):
         self.assertIsNone(data["logins_per_s"])
         self.assertIn("authentication failed (not-authorized)", r.stderr)
 
+    def test_floor_measures_round_trips_between_two_cpus(self):
+        ncpu = os.cpu_count() or 1
+        cpus = "0,1" if ncpu > 1 else "0,0"
+        r = self.run_tool(["floor", "--cpus", cpus, "--duration", "1", "--gap-us", "200",
+                           "--json-only"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout.strip())
+        self.assertEqual(data["scenario"], "floor")
+        self.assertEqual(data["cpus"], cpus)
+        # One round trip per gap at most: about 1 s / (200 µs + the trip).
+        self.assertGreater(data["round_trips"], 100)
+        self.assertLess(data["round_trips"], 5001)
+        self.assertGreater(data["rtt_us_p50"], 0)
+        self.assertLessEqual(data["rtt_us_p50"], data["rtt_us_p99"])
+        self.assertLessEqual(data["rtt_us_p999"], data["rtt_us_max"])
+        self.assertLessEqual(data["stalls"], data["round_trips"])
+        for args, word in ((["floor", "--cpus", "0"], "--cpus"),
+                           (["floor", "--duration", "0"], "--duration"),
+                           (["floor", "--cpus", "0,%d" % (ncpu + 4096)], "--cpus")):
+            with self.subTest(args=args):
+                bad = self.run_tool(args)
+                self.assertEqual(bad.returncode, 2, bad.stderr)
+                self.assertIn(word, bad.stderr)
+                self.assertEqual(bad.stdout, "")
+
     def test_bad_options_are_refused(self):
         cases = [
             (["--users", "0"], "--users"),
