@@ -503,6 +503,9 @@ run_connect() {
         --login-timeout 300
     if "$PY" "$here/report.py" get --results "$results" --server "$name" --label connect \
         --key tool_bound | grep -qx true; then
+        # Again on a fresh server: the RSS before the retry must be an empty server's.
+        stop_server || true
+        start_server "$name"
         bench "$name" connect-retry --scenario connect --users "$USERS" \
             --rate "$("$PY" -c "print($RATE / 2)")" --hold "$HOLD" --login-timeout 300
     fi

@@ -287,7 +287,9 @@ SECTIONS = [
     ("connect", "Idle sessions (connect)",
      "{USERS} accounts log in over STARTTLS with SCRAM-SHA-1 at {RATE}/s, fetch their "
      "roster, send presence and stay idle for {HOLD} s.  RSS growth per session is (RSS "
-     "with the sessions − RSS before) / sessions."),
+     "with the sessions − RSS before) / sessions.  Where the load tool was the bottleneck, "
+     "the server is restarted and the run made again at half the rate (connect-retry "
+     "under Runs)."),
     ("chat-peak", "Chat: the peak",
      "{CHAT_USERS} users in pairs, each sender paced every millisecond.  The rate asked "
      "for starts at {CHAT_START_RATE} messages/s and grows {CHAT_STEP} times per step of "
@@ -324,7 +326,7 @@ def run_for(runs, server, label):
 
 def factor(tern, peer, better, digits=None):
     """How many times better Tern is; None when it means nothing (no
-    direction, a value missing, or one that shows as zero)."""
+    direction, a value missing, negative, or one that shows as zero)."""
     if better is None or tern is None or peer is None:
         return None
     try:
@@ -333,6 +335,8 @@ def factor(tern, peer, better, digits=None):
         return None
     if fmt_num(tern, digits).strip("0.,") == "" or fmt_num(peer, digits).strip("0.,") == "":
         return None
+    if tern < 0 or peer < 0:
+        return None  # e.g. memory that fell: no figure to compare
     if better == "high":
         return tern / peer if peer > 0 else None
     return peer / tern if tern > 0 else None
