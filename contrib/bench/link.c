@@ -11,6 +11,7 @@
  * them through link_ops_t.
  */
 #include "link.h"
+#include "tls/tls_io.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -22,18 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_CHUNK     16384
-#define TLS_RECORD_MAX 16384
+#define READ_CHUNK 16384
 
 static struct event *flush_ev;
 static link_t *flush_list;
 
 static void write_out(link_t *l);
-
-static int retry_later(int err)
-{
-    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == EINPROGRESS;
-}
 
 static void flush_all(evutil_socket_t fd, short what, void *arg)
 {
@@ -134,33 +129,26 @@ static void handshake(link_t *l)
 /* One read: > 0 bytes, 0 nothing now, -1 broken (reported). */
 static int read_some(link_t *l, char *buf, size_t want)
 {
-    if (l->ssl != NULL) {
-        ERR_clear_error();
-        errno = 0;
-        int r = SSL_read(l->ssl, buf, (int)want);
-        if (r > 0)
-            return r;
-        int e = SSL_get_error(l->ssl, r);
-        if (e == SSL_ERROR_WANT_READ)
-            return 0;
-        if (e == SSL_ERROR_WANT_WRITE) {
-            l->read_wants_write = 1;
-            event_add(l->write_ev, NULL);
-            return 0;
-        }
-        tls_broken(l, "read", e);
+    size_t got = 0;
+    switch (tls_io_read(l->ssl, l->fd, buf, want, &got)) {
+    case TLS_IO_OK:
+        return (int)got;
+    case TLS_IO_WANT_READ:
+        return 0;
+    case TLS_IO_WANT_WRITE:
+        l->read_wants_write = 1;
+        event_add(l->write_ev, NULL);
+        return 0;
+    case TLS_IO_CLOSED:
+        if (l->ssl != NULL)
+            tls_broken(l, "read", SSL_ERROR_ZERO_RETURN);
+        else
+            broken(l, "connection closed by the server");
+        return -1;
+    default:
+        tls_broken(l, l->ssl != NULL ? "read" : "connection", SSL_ERROR_SYSCALL);
         return -1;
     }
-    ssize_t n = recv(l->fd, buf, want, 0);
-    if (n > 0)
-        return (int)n;
-    if (n < 0 && retry_later(errno))
-        return 0;
-    if (n == 0)
-        broken(l, "connection closed by the server");
-    else
-        tls_broken(l, "connection", SSL_ERROR_SYSCALL);
-    return -1;
 }
 
 static void read_input(link_t *l)
@@ -183,46 +171,20 @@ static void write_out(link_t *l)
 {
     if (l->failed || l->connecting || l->handshaking || l->write_wants_read)
         return;
-    while (evbuffer_get_length(l->out) > 0) {
-        if (l->ssl != NULL) {
-            size_t len = evbuffer_get_length(l->out);
-            size_t n = l->ssl_retry_len != 0  ? (size_t)l->ssl_retry_len
-                       : len < TLS_RECORD_MAX ? len
-                                              : TLS_RECORD_MAX;
-            unsigned char *data = evbuffer_pullup(l->out, (ev_ssize_t)n);
-            if (data == NULL) {
-                broken(l, "out of memory");
-                return;
-            }
-            ERR_clear_error();
-            errno = 0;
-            int r = SSL_write(l->ssl, data, (int)n);
-            if (r > 0) {
-                l->ssl_retry_len = 0;
-                evbuffer_drain(l->out, (size_t)r);
-                continue;
-            }
-            l->ssl_retry_len = (int)n;
-            int e = SSL_get_error(l->ssl, r);
-            if (e == SSL_ERROR_WANT_WRITE) {
-                event_add(l->write_ev, NULL);
-                return;
-            }
-            if (e == SSL_ERROR_WANT_READ) {
-                l->write_wants_read = 1;
-                return;
-            }
-            tls_broken(l, "write", e);
-            return;
-        }
-        int r = evbuffer_write(l->out, l->fd);
-        if (r > 0)
-            continue;
-        if (r < 0 && retry_later(errno)) {
-            event_add(l->write_ev, NULL);
-            return;
-        }
-        tls_broken(l, "connection", SSL_ERROR_SYSCALL);
+    switch (tls_io_flush(l->ssl, l->fd, l->out, &l->ssl_retry_len)) {
+    case TLS_IO_OK:
+        break;
+    case TLS_IO_WANT_WRITE:
+        event_add(l->write_ev, NULL);
+        return;
+    case TLS_IO_WANT_READ:
+        l->write_wants_read = 1;
+        return;
+    case TLS_IO_CLOSED:
+        tls_broken(l, "write", SSL_ERROR_ZERO_RETURN);
+        return;
+    default:
+        tls_broken(l, l->ssl != NULL ? "write" : "connection", SSL_ERROR_SYSCALL);
         return;
     }
     if (l->ops->on_drained != NULL)

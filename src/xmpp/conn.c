@@ -21,30 +21,23 @@
  */
 #include "xmpp/conn.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "core/log.h"
+#include "tls/tls_io.h"
 #include "xmpp/stanza.h"
 
 #define READ_CHUNK     16384
-#define TLS_RECORD_MAX 16384
 #define CLOSE_GRACE_MS 2000
 /* Read rate limit per connection: sustained bytes/s, and the burst. */
 #define BUCKET_RATE  (256 * 1024)
 #define BUCKET_BURST (1024 * 1024)
 /* Quiet for this long: free the connection's TLS buffers and parser. */
 #define WARM_MS 1000
-
-static int retry_later(int err)
-{
-    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
-}
 
 static conn_t *all_conns;
 static size_t n_conns;
@@ -296,33 +289,27 @@ static void log_tls_error(conn_t *c, const char *during)
 /* One read from the socket: > 0 bytes, 0 nothing now, -1 gone. */
 static int read_some(conn_t *c, char *buf, size_t want)
 {
-    if (c->ssl) {
-        ERR_clear_error();
-        int r = SSL_read(c->ssl, buf, (int)want);
-        if (r > 0)
-            return r;
-        switch (SSL_get_error(c->ssl, r)) {
-        case SSL_ERROR_WANT_READ:
-            return 0;
-        case SSL_ERROR_WANT_WRITE:
-            c->read_wants_write = 1;
-            event_add(c->write_ev, NULL);
-            return 0;
-        case SSL_ERROR_ZERO_RETURN:
-            log_debug("%s %s: TLS closed by the peer", c->ops->kind, c->peer);
-            return -1;
-        default:
-            log_tls_error(c, "read");
-            return -1;
-        }
-    }
-    ssize_t n = recv(c->fd, buf, want, 0);
-    if (n > 0)
-        return (int)n;
-    if (n < 0 && retry_later(errno))
+    size_t got = 0;
+    switch (tls_io_read(c->ssl, c->fd, buf, want, &got)) {
+    case TLS_IO_OK:
+        return (int)got;
+    case TLS_IO_WANT_READ:
         return 0;
-    log_debug("%s %s: connection closed", c->ops->kind, c->peer);
-    return -1;
+    case TLS_IO_WANT_WRITE:
+        c->read_wants_write = 1;
+        event_add(c->write_ev, NULL);
+        return 0;
+    case TLS_IO_CLOSED:
+        log_debug("%s %s: %s", c->ops->kind, c->peer,
+                  c->ssl ? "TLS closed by the peer" : "connection closed");
+        return -1;
+    default:
+        if (c->ssl)
+            log_tls_error(c, "read");
+        else
+            log_debug("%s %s: connection closed", c->ops->kind, c->peer);
+        return -1;
+    }
 }
 
 static void start_tls(conn_t *c);
@@ -383,47 +370,22 @@ static void write_out(conn_t *c)
 {
     if (c->dying || c->tls_handshaking || c->write_wants_read)
         return;
-    while (evbuffer_get_length(c->out) > 0) {
-        if (c->ssl) {
-            size_t len = evbuffer_get_length(c->out);
-            size_t n = c->ssl_retry_len       ? (size_t)c->ssl_retry_len
-                       : len < TLS_RECORD_MAX ? len
-                                              : TLS_RECORD_MAX;
-            unsigned char *data = evbuffer_pullup(c->out, (ev_ssize_t)n);
-            if (!data) {
-                conn_destroy(c);
-                return;
-            }
-            ERR_clear_error();
-            warm_touch(c);
-            int r = SSL_write(c->ssl, data, (int)n);
-            if (r > 0) {
-                c->ssl_retry_len = 0;
-                evbuffer_drain(c->out, (size_t)r);
-                continue;
-            }
-            c->ssl_retry_len = (int)n;
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_WRITE) {
-                event_add(c->write_ev, NULL);
-                return;
-            }
-            if (e == SSL_ERROR_WANT_READ) {
-                c->write_wants_read = 1;
-                return;
-            }
+    if (c->ssl && evbuffer_get_length(c->out) > 0)
+        warm_touch(c);
+    switch (tls_io_flush(c->ssl, c->fd, c->out, &c->ssl_retry_len)) {
+    case TLS_IO_OK:
+        break;
+    case TLS_IO_WANT_WRITE:
+        event_add(c->write_ev, NULL);
+        return;
+    case TLS_IO_WANT_READ:
+        c->write_wants_read = 1;
+        return;
+    default:
+        if (c->ssl)
             log_tls_error(c, "write");
-            conn_destroy(c);
-            return;
-        }
-        int r = evbuffer_write(c->out, c->fd);
-        if (r > 0)
-            continue;
-        if (r < 0 && retry_later(errno)) {
-            event_add(c->write_ev, NULL);
-            return;
-        }
-        log_debug("%s %s: connection lost while writing", c->ops->kind, c->peer);
+        else
+            log_debug("%s %s: connection lost while writing", c->ops->kind, c->peer);
         conn_destroy(c);
         return;
     }
