@@ -520,6 +520,29 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ---- */
 
+/* Free what `c` holds (any part may be missing on a failed start), its
+ * socket, and `c`. */
+static void free_parts(conn_t *c)
+{
+    if (c->close_timer)
+        event_free(c->close_timer);
+    if (c->throttle_timer)
+        event_free(c->throttle_timer);
+    if (c->read_ev)
+        event_free(c->read_ev);
+    if (c->write_ev)
+        event_free(c->write_ev);
+    if (c->out)
+        evbuffer_free(c->out);
+    if (c->starttls_ssl)
+        SSL_free(c->starttls_ssl);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    evutil_closesocket(c->fd);
+    xml_stream_free(&c->xs);
+    free(c);
+}
+
 conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
                  const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
                  long long idle_ms)
@@ -551,17 +574,9 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
     c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
     if (!flush_ev || !cool_ev || !c->read_ev || !c->write_ev || !c->out || !c->xs ||
         (ssl && attach_tls(c, ssl) < 0)) {
-        if (c->read_ev)
-            event_free(c->read_ev);
-        if (c->write_ev)
-            event_free(c->write_ev);
-        if (c->out)
-            evbuffer_free(c->out);
-        xml_stream_free(&c->xs);
-        if (ssl)
+        if (ssl && !c->ssl)
             SSL_free(ssl);
-        evutil_closesocket(fd);
-        free(c);
+        free_parts(c);
         return NULL;
     }
     c->tokens_at = now_ms(c);
@@ -587,20 +602,7 @@ static void really_free(conn_t *c)
     n_conns--;
     flush_remove(c);
     warm_remove(c);
-    if (c->close_timer)
-        event_free(c->close_timer);
-    if (c->throttle_timer)
-        event_free(c->throttle_timer);
-    event_free(c->read_ev);
-    event_free(c->write_ev);
-    evbuffer_free(c->out);
-    if (c->starttls_ssl)
-        SSL_free(c->starttls_ssl);
-    if (c->ssl)
-        SSL_free(c->ssl);
-    evutil_closesocket(c->fd);
-    xml_stream_free(&c->xs);
-    free(c);
+    free_parts(c);
     if (n_conns == 0 && flush_ev) {
         event_free(flush_ev);
         flush_ev = NULL;
