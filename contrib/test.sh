@@ -64,6 +64,14 @@ else
     echo "lint cppcheck: FAILED"; head -n 20 "$log/cppcheck.log"; failed=$((failed + 1))
 fi
 
+# The module option tables in doc/ are generated from the modules' own.
+if /usr/bin/python3 contrib/module-docs.py --check "$build/ternd" "$build/modules/.libs" \
+    >"$log/module-docs.log" 2>&1; then
+    echo "lint module docs: ok"; passed=$((passed + 1))
+else
+    echo "lint module docs: FAILED"; head -n 40 "$log/module-docs.log"; failed=$((failed + 1))
+fi
+
 export TERND="$build/ternd" TERNCTL="$build/ternctl" TERN_MODULES="$build/modules/.libs"
 if /usr/bin/python3 "$top/tests/integration/run.py" >"$log/integration.log" 2>&1; then
     echo "integration: $(grep -E '^[0-9]+ passed' "$log/integration.log" | tail -n 1)"

@@ -55,12 +55,15 @@ static const tern_option_t options[] = {
     {.name = "pep_to_vcard",
      .type = TERN_OPT_STRING,
      .def = "presence",
-     .doc = "Copy a PEP avatar into the public vCard when its data node's access model is "
-            "presence or open (presence), or only when it is open (open)"},
+     .doc = "Which PEP avatars are copied into the public vCard: `presence` — those on a data node "
+            "with access model `presence` (the default, as XEP-0398 describes) or `open`; `open` — "
+            "only those the user published with access model `open` (XEP-0398 §6). Any other value "
+            "keeps the module from loading."},
     {.name = "vcard_to_pep",
      .type = TERN_OPT_BOOL,
      .def = "true",
-     .doc = "Publish the PHOTO a vCard client stores as the user's PEP avatar"},
+     .doc = "Publish the photo a vCard client stores as the user's PEP avatar (XEP-0398 §3.2, "
+            "optional in the XEP)."},
     {.name = NULL},
 };
 

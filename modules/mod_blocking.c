@@ -78,7 +78,8 @@ static const tern_option_t options[] = {
     {.name = "max_items",
      .type = TERN_OPT_INT,
      .def = "1000",
-     .doc = "Most JIDs one user may block (0 = no limit)",
+     .doc = "Most JIDs one user may block; 0 = no limit. A block that would go "
+            "beyond it is refused with `policy-violation` and changes nothing.",
      .min = 0,
      .max = 1000000},
     {.name = NULL},

@@ -66,7 +66,8 @@ static const tern_option_t options[] = {
     {.name = "max_messages",
      .type = TERN_OPT_INT,
      .def = "500",
-     .doc = "Most messages kept per user; beyond, senders get service-unavailable",
+     .doc = "Most messages kept for one user. Beyond it, senders get "
+            "`service-unavailable`.",
      .min = 1,
      .max = 1000000},
     {.name = NULL},

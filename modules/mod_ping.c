@@ -38,11 +38,12 @@ static const tern_option_t options[] = {
     {.name = "keepalive",
      .type = TERN_OPT_BOOL,
      .def = "true",
-     .doc = "Ping idle client sessions and close those that do not answer"},
+     .doc = "Ping idle client sessions and close those that do not answer. When false, only answer "
+            "pings."},
     {.name = "ping_timeout",
      .type = TERN_OPT_DURATION,
      .def = "30s",
-     .doc = "How long an idle client has to answer a ping"},
+     .doc = "How long an idle client has to answer a ping. Must be more than 0."},
     {.name = NULL},
 };
 

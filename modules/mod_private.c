@@ -49,7 +49,7 @@ static const tern_option_t options[] = {
     {.name = "max_namespaces",
      .type = TERN_OPT_INT,
      .def = "100",
-     .doc = "Most namespaces one user may store data in (0 = no limit)",
+     .doc = "Most namespaces one user may store data in; 0 = no limit.",
      .min = 0,
      .max = 100000},
     {.name = NULL},

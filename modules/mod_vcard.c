@@ -55,7 +55,9 @@ static const tern_option_t options[] = {
     {.name = "max_size",
      .type = TERN_OPT_SIZE,
      .def = "64K",
-     .doc = "Largest vCard a user may store (serialized, photo included)"},
+     .doc = "Largest vCard a user may store, serialized, photo included. Note that a stanza larger "
+            "than the server's `limits.max_stanza_size` is refused earlier, with a stream error, "
+            "so keep this below that limit."},
     {.name = NULL},
 };
 

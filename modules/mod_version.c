@@ -17,7 +17,7 @@ static const tern_option_t options[] = {
     {.name = "hide_os",
      .type = TERN_OPT_BOOL,
      .def = "false",
-     .doc = "Leave the operating system out of the version answer"},
+     .doc = "Leave the operating system out of the version answer."},
     {.name = NULL},
 };
 

@@ -4,7 +4,9 @@
  * A module lists its options in a table; the core validates the config
  * against it before the module loads (unknown keys and wrong types are
  * errors naming file and line) and the module reads typed values back.
- * `doc/modules.md` is generated from these tables.
+ * The option tables in doc/modules.md and doc/modules/ are generated from
+ * these (contrib/module-docs.py); `doc` is the table's Meaning cell, in
+ * Markdown.
  */
 #ifndef TERN_OPTIONS_H
 #define TERN_OPTIONS_H

@@ -18,25 +18,31 @@ static const tern_option_t options[] = {
     {.name = "max_items",
      .type = TERN_OPT_INT,
      .def = "1000",
-     .doc = "Most items in one user's roster (RFC 6121 §2.3.3: <not-allowed/> past it)",
+     .doc =
+         "Most items in one user's roster. A roster set adding one more gets "
+         "`not-allowed`; a subscription request or pre-approval that would add one gets a "
+         "`resource-constraint` presence error; also the most pending requests from people not in "
+         "the roster kept per user: past it they are delivered to online resources but not kept.",
      .min = 1,
      .max = 1000000},
     {.name = "max_name_length",
      .type = TERN_OPT_INT,
      .def = "1024",
-     .doc = "Longest item name in bytes (<not-acceptable/> past it)",
+     .doc = "Longest item `name` in bytes; longer: `not-acceptable`.",
      .min = 1,
      .max = 65536},
     {.name = "max_group_length",
      .type = TERN_OPT_INT,
      .def = "1024",
-     .doc = "Longest group name in bytes (<not-acceptable/> past it)",
+     .doc = "Longest group name in bytes; longer: `not-acceptable`.",
      .min = 1,
      .max = 65536},
     {.name = "versioning",
      .type = TERN_OPT_BOOL,
      .def = "true",
-     .doc = "Offer roster versioning (RFC 6121 §2.6)"},
+     .doc = "Offer roster versioning (RFC 6121 §2.6). Off: no stream feature, `ver` in gets is "
+            "ignored and "
+            "pushes carry none."},
     {.name = NULL},
 };
 

@@ -149,7 +149,7 @@ static const char *type_phrase(tern_opt_type_t t)
 
 /* `v` as the administrator would write it: durations and sizes in the
  * largest unit that divides them exactly. */
-static void format_value(tern_opt_type_t t, long long v, char *buf, size_t len)
+void cfg_format_value(tern_opt_type_t t, long long v, char *buf, size_t len)
 {
     static const unit_t dur[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
     static const unit_t size[] = {
@@ -272,8 +272,8 @@ static int conv_err(cfg_error_t *err, int rc, const tern_option_t *o, const cfg_
         return node_err(err, bad, "%s: out of memory", ctx);
     if (rc == CONV_RANGE) {
         char lo[32], hi[32];
-        format_value(o->type, o->min, lo, sizeof(lo));
-        format_value(o->type, o->max, hi, sizeof(hi));
+        cfg_format_value(o->type, o->min, lo, sizeof(lo));
+        cfg_format_value(o->type, o->max, hi, sizeof(hi));
         return node_err(err, bad, "%s: option '%s' must be between %s and %s", ctx, o->name, lo,
                         hi);
     }

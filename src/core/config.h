@@ -10,6 +10,7 @@
 #define TERN_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <tern/options.h>
 
 typedef enum { CFG_SCALAR = 1, CFG_MAP, CFG_SEQ } cfg_type_t;
@@ -82,6 +83,11 @@ const cfg_value_t *cfg_values_get(const cfg_values_t *v, const char *name);
 int cfg_parse_bool(const char *s, int *out);
 int cfg_parse_duration_ms(const char *s, long long *out);
 int cfg_parse_size(const char *s, long long *out);
+/* `v` of type `t` as an administrator would write it ("90s" -> "90s",
+ * 3600000 ms -> "1h", 1048576 bytes -> "1M"). */
+void cfg_format_value(tern_opt_type_t t, long long v, char *buf, size_t len);
+/* Write option table `table` as a Markdown table (cfg_doc.c). */
+void cfg_options_markdown(const tern_option_t *table, FILE *out);
 
 /* Server configuration (cfg_server.c). */
 typedef enum { LISTEN_C2S = 1, LISTEN_C2S_TLS, LISTEN_COMPONENT } cfg_listen_kind_t;

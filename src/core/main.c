@@ -28,8 +28,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ternd [-c CONFIG] [--check-config] [--version]\n"
+            "       ternd --options-doc DIR NAME...\n"
             "  -c, --config FILE   configuration file (default %s/tern.yml)\n"
             "      --check-config  check the configuration and modules, then exit\n"
+            "      --options-doc   print the option tables of modules DIR/mod_NAME.so\n"
+            "                      as Markdown (how doc/ is generated)\n"
             "  -V, --version       print the version\n",
             TERN_SYSCONFDIR);
 }
@@ -107,6 +110,21 @@ static int check_config(const char *path)
         return 1;
     }
     printf("config OK\n");
+    return 0;
+}
+
+/* ternd --options-doc DIR NAME...: each module's options, a table each,
+ * separated by a line "## NAME". */
+static int options_doc(const char *dir, char **names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cfg_error_t err;
+        printf("## %s\n", names[i]);
+        if (module_options_doc(dir, names[i], stdout, &err) < 0) {
+            fprintf(stderr, "ternd: %s\n", err.text);
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -195,13 +213,12 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {"check-config", no_argument, NULL, 'k'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"options-doc", no_argument, NULL, 'O'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *path = TERN_SYSCONFDIR "/tern.yml";
-    int check = 0, opt;
+    int check = 0, doc = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -209,6 +226,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = 1;
+            break;
+        case 'O':
+            doc = 1;
             break;
         case 'V':
             printf("ternd %s\n", PACKAGE_VERSION);
@@ -220,6 +240,13 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (doc) {
+        if (argc - optind < 2) {
+            usage(stderr);
+            return 2;
+        }
+        return options_doc(argv[optind], argv + optind + 1, argc - optind - 1);
     }
     if (optind != argc) {
         usage(stderr);

@@ -315,3 +315,16 @@ void hosts_fire_all(const char *event, tern_event_t *ev)
     for (size_t i = 0; i < n_hosts; i++)
         hooks_fire(host_list[i]->hooks, event, ev);
 }
+
+int module_options_doc(const char *dir, const char *name, FILE *out, cfg_error_t *err)
+{
+    tern_config_t cfg = {.module_path = dir};
+    const cfg_module_t cm = {.name = name};
+    void *dl;
+    const tern_module_t *desc = open_module(&cfg, &cm, &dl, err);
+    if (!desc)
+        return -1;
+    cfg_options_markdown(desc->options, out);
+    dlclose(dl);
+    return 0;
+}

@@ -64,6 +64,10 @@ host_t *hosts_find(const char *domain);
 /* Fire a non-stanza event on every host (server/started...). */
 void hosts_fire_all(const char *event, tern_event_t *ev);
 
+/* The option table of mod_NAME.so in `dir` as Markdown on `out` (ternd
+ * --options-doc, which doc/ is generated with).  0, or -1 with err. */
+int module_options_doc(const char *dir, const char *name, FILE *out, cfg_error_t *err);
+
 /* Names of the modules a host knows (for `ternctl status`); internal use. */
 void module_unload(tern_module_ctx_t *m);
 

@@ -3,8 +3,9 @@ slixmpp ComponentXMPP and a hand-made stream), a wrong secret, a wrong
 digest or an unknown domain refused, messages and iqs both ways between a
 component and a client, 'from' and 'to' checks on the component stream,
 bounces to the component, one component per domain, a component added by
-reload, and service-unavailable bounces while the component is not
-connected."""
+reload, one removed by reload, and service-unavailable bounces while the
+component is not connected."""
+import copy
 import hashlib
 import threading
 import time
@@ -187,3 +188,26 @@ class ComponentTests(ServerTestCase):
         got = comp.wait_stanza(lambda s: s.name == "message" and s["body"] == "hello late",
                                since=mark)
         self.assertEqual(str(got["from"]), "alice@localhost/desk")
+
+    def test_component_removed_by_reload_keeps_its_link_until_it_leaves(self):
+        """The admin guide's rule: a reload that drops a component refuses its
+        new connections (host-unknown); the one already connected keeps
+        receiving until it disconnects."""
+        comp = self.component()
+        before = self.server.config
+        conf = copy.deepcopy(before)
+        del conf["components"][COMP]
+        self.server.write_config(conf)
+        try:
+            self.server.ternctl_ok("reload")
+            mark = comp.mark()
+            self.alice.send_message("echo@%s" % COMP, "still connected")
+            comp.wait_stanza(lambda s: s.name == "message" and s["body"] == "still connected",
+                             since=mark)
+            c = self.raw(component=True)
+            c.send("<stream:stream xmlns='%s' xmlns:stream='%s' to='%s'>" %
+                   (NS_COMPONENT, NS_STREAM, COMP))
+            self.assertEqual(c.stream_error(), "host-unknown")
+        finally:
+            self.server.write_config(before)
+            self.server.ternctl_ok("reload")
