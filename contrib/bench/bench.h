@@ -41,16 +41,17 @@ typedef struct {
     const char *resource;
     bench_mech_t mech;
     const char *scenario;
-    double rate;          /* logins per second, all processes together */
-    double duration;      /* measured phase of chat and presence, seconds */
-    double hold;          /* idle phase of connect, seconds */
-    double msg_rate;      /* chat messages per second, all senders together */
-    int roster_k;         /* presence: contacts per user */
-    double presence_rate; /* presence: online/offline changes per second */
-    int setup_only;       /* presence: make the rosters, then stop */
-    double setup_timeout; /* seconds */
-    double login_timeout; /* seconds for one connection to be online */
-    double drain;         /* seconds to wait for messages still in flight */
+    double rate;             /* logins per second, all processes together */
+    double duration;         /* measured phase of chat and presence, seconds */
+    double hold;             /* idle phase of connect, seconds */
+    double msg_rate;         /* chat messages per second, all senders together */
+    int roster_k;            /* presence: contacts per user */
+    double presence_rate;    /* presence: online/offline changes per second */
+    int setup_only;          /* presence: make the rosters, then stop */
+    double setup_timeout;    /* seconds */
+    double login_timeout;    /* seconds for one connection to be online */
+    double drain;            /* seconds to wait for messages still in flight */
+    long body_min, body_max; /* chat: body length in bytes, drawn log-uniformly (0: as is) */
     int processes;
     uint32_t src_first, src_last; /* host byte order; 0: let the kernel choose */
     pid_t server_pid;
@@ -102,6 +103,7 @@ enum {
     C_MSG_SENT,
     C_MSG_RECV,
     C_MSG_REORDER, /* sequence numbers out of order or missing */
+    C_MSG_CORRUPT, /* bodies whose length is not the one they announce */
     C_PRES_SENT,
     C_PRES_RECV,
     C_SETUP_FIXED, /* roster contacts the setup had to subscribe */

@@ -58,6 +58,7 @@ enum {
     O_SETUP_TIMEOUT,
     O_LOGIN_TIMEOUT,
     O_DRAIN,
+    O_BODY_SIZE,
     O_PROCESSES,
     O_SOURCE_IPS,
     O_SERVER_PID,
@@ -95,6 +96,7 @@ static const struct option long_opts[] = {
     {"setup-timeout", required_argument, NULL, O_SETUP_TIMEOUT},
     {"login-timeout", required_argument, NULL, O_LOGIN_TIMEOUT},
     {"drain", required_argument, NULL, O_DRAIN},
+    {"body-size", required_argument, NULL, O_BODY_SIZE},
     {"processes", required_argument, NULL, O_PROCESSES},
     {"source-ips", required_argument, NULL, O_SOURCE_IPS},
     {"server-pid", required_argument, NULL, O_SERVER_PID},
@@ -140,6 +142,7 @@ static void usage(FILE *f)
                "  --duration S           chat, presence: seconds measured (10)\n"
                "  --msg-rate R           chat: messages per second, all senders (1000)\n"
                "  --drain S              chat: seconds to wait for messages in flight (5)\n"
+               "  --body-size MIN[-MAX]  chat: body length in bytes, log-uniform in MIN..MAX\n"
                "  --roster K             presence: contacts per user (10)\n"
                "  --presence-rate R      presence: offline/online changes per second (100)\n"
                "  --setup                presence: make the rosters, then stop\n"
@@ -297,6 +300,25 @@ static int parse_ips(const char *s, bench_opts_t *o)
     return 0;
 }
 
+/* --body-size MIN[-MAX]: bytes, 1 to 16 MiB. */
+static int parse_body_size(const char *s, bench_opts_t *o)
+{
+    char *end;
+    errno = 0;
+    long lo = strtol(s, &end, 10), hi = lo;
+    if (errno == 0 && end != s && *end == '-') {
+        const char *h = end + 1;
+        hi = strtol(h, &end, 10);
+        if (end == h)
+            end = (char *)s;
+    }
+    if (errno != 0 || end == s || *end != '\0' || lo < 1 || hi < lo || hi > 16L * 1024 * 1024)
+        return bad("--body-size: '%s' is not MIN or MIN-MAX bytes (1 to 16777216)", s);
+    o->body_min = lo;
+    o->body_max = hi;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, bench_opts_t *o, int provision)
 {
     int c;
@@ -381,6 +403,9 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int provision)
             break;
         case O_DRAIN:
             r = parse_double(optarg, "--drain", 0, 3600, &o->drain);
+            break;
+        case O_BODY_SIZE:
+            r = parse_body_size(optarg, o);
             break;
         case O_PROCESSES:
             r = parse_int(optarg, "--processes", 1, BENCH_MAX_PROCS, &o->processes);

@@ -588,6 +588,16 @@ def cmd_write(a):
     out.append("")
 
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+    # The soak section (contrib/bench/soak.sh) comes from another run: keep it.
+    try:
+        with open(a.output) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    soak = old.find("<!-- soak:")
+    if soak >= 0:
+        out.append(old[soak:].rstrip("\n"))
+        out.append("")
     with open(a.output, "w") as f:
         f.write("\n".join(out))
     return 0

@@ -7,7 +7,10 @@
  * worker's online senders), the message body ("bench r=RUN t=NS s=SEQ":
  * the run id, the sender's CLOCK_MONOTONIC time in nanoseconds, and the
  * sender's sequence number), and on receipt the latency (now - t, into
- * the H_MSG histogram) and the order check.  Messages of another run
+ * the H_MSG histogram) and the order check.  With --body-size the same
+ * fields travel in the message id ("bench-RUN-NS-SEQ-LEN") and the body is
+ * LEN bytes of filler, LEN drawn log-uniformly from the range; a body of
+ * another length is counted as corrupt.  Messages of another run
  * (offline messages left by an earlier one) and delayed ones are not
  * counted.  The clock is the same in every process of the machine, so a
  * pair may span workers.
@@ -30,6 +33,8 @@
 typedef struct {
     struct event *tick;
     pacer_t pace;
+    char *filler; /* --body-size: body_max bytes of text */
+    uint64_t rng; /* xorshift64 state for the body lengths */
 } chat_t;
 
 static int partner_of(const bench_opts_t *o, int idx)
@@ -60,6 +65,19 @@ static double measure_seconds(const bench_opts_t *o)
     return o->duration;
 }
 
+/* A body length from [body_min, body_max], log-uniform: as many small
+ * messages as large ones per power of two. */
+static long body_length(const bench_opts_t *o, chat_t *ch)
+{
+    ch->rng ^= ch->rng << 13;
+    ch->rng ^= ch->rng >> 7;
+    ch->rng ^= ch->rng << 17;
+    double u = (double)(ch->rng >> 11) / 9007199254740992.0; /* [0, 1) */
+    long n = lround(
+        exp(log((double)o->body_min) + u * (log((double)o->body_max) - log((double)o->body_min))));
+    return n < o->body_min ? o->body_min : n > o->body_max ? o->body_max : n;
+}
+
 static void send_one(worker_t *w, client_t *c)
 {
     char to[BENCH_NAME_MAX];
@@ -67,10 +85,19 @@ static void send_one(worker_t *w, client_t *c)
     char eto[BENCH_NAME_MAX * 2];
     xml_escape(to, eto, sizeof(eto));
     c->seq_out++;
-    client_sendf(c,
-                 "<message to='%s' type='chat'><body>bench r=%lu t=%" PRIu64 " s=%" PRIu64
-                 "</body></message>",
-                 eto, w->o->run_id, now_ns(), c->seq_out);
+    chat_t *ch = w->sdata;
+    if (ch->filler != NULL) {
+        long n = body_length(w->o, ch);
+        client_sendf(c,
+                     "<message to='%s' type='chat' id='bench-%lu-%" PRIu64 "-%" PRIu64
+                     "-%ld'><body>%.*s</body></message>",
+                     eto, w->o->run_id, now_ns(), c->seq_out, n, (int)n, ch->filler);
+    } else {
+        client_sendf(c,
+                     "<message to='%s' type='chat'><body>bench r=%lu t=%" PRIu64 " s=%" PRIu64
+                     "</body></message>",
+                     eto, w->o->run_id, now_ns(), c->seq_out);
+    }
     W_INC(w, C_MSG_SENT);
 }
 
@@ -97,6 +124,14 @@ static void phase(worker_t *w, phase_t ph)
             if (ch == NULL)
                 return;
             w->sdata = ch;
+            if (w->o->body_max > 0) {
+                ch->filler = malloc((size_t)w->o->body_max);
+                if (ch->filler == NULL)
+                    return;
+                for (long i = 0; i < w->o->body_max; i++)
+                    ch->filler[i] = (char)('a' + i % 26);
+                ch->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)w->first << 20) ^ w->o->run_id;
+            }
         }
         int senders = 0;
         for (int i = 0; i < w->count; i++)
@@ -125,6 +160,15 @@ static int parse_body(const char *body, unsigned long run, uint64_t *t, uint64_t
     return r == run ? 0 : -1;
 }
 
+/* "bench-RUN-NS-SEQ-LEN" (--body-size) -> 0 and the fields, -1 if not ours. */
+static int parse_id(const char *id, unsigned long run, uint64_t *t, uint64_t *seq, long *len)
+{
+    unsigned long r;
+    if (id == NULL || sscanf(id, "bench-%lu-%" SCNu64 "-%" SCNu64 "-%ld", &r, t, seq, len) != 4)
+        return -1;
+    return r == run ? 0 : -1;
+}
+
 static void stanza(worker_t *w, client_t *c, xnode_t *st)
 {
     if (!xn_is(st, NS_CLIENT, "message"))
@@ -134,9 +178,14 @@ static void stanza(worker_t *w, client_t *c, xnode_t *st)
         return;
     const xnode_t *body = xn_child(st, NS_CLIENT, "body");
     uint64_t t, seq;
-    if (body == NULL || xn_child(st, NS_DELAY, "delay") != NULL ||
-        parse_body(body->text, w->o->run_id, &t, &seq) < 0)
+    long len = -1;
+    if (body == NULL || xn_child(st, NS_DELAY, "delay") != NULL)
         return;
+    if (w->o->body_max > 0 ? parse_id(xn_attr(st, "id"), w->o->run_id, &t, &seq, &len) < 0
+                           : parse_body(body->text, w->o->run_id, &t, &seq) < 0)
+        return;
+    if (len >= 0 && (long)body->text_len != len)
+        W_INC(w, C_MSG_CORRUPT);
     uint64_t now = now_ns();
     hist_add(&w->hist[H_MSG], now > t ? now - t : 0);
     W_INC(w, C_MSG_RECV);
@@ -153,6 +202,7 @@ static void worker_free(worker_t *w)
         return;
     if (ch->tick != NULL)
         event_free(ch->tick);
+    free(ch->filler);
     free(ch);
     w->sdata = NULL;
 }
@@ -180,6 +230,8 @@ static void report(report_t *r, const result_t *res)
     report_num(r, "delivered", "messages delivered", (double)recv, 0, NULL);
     report_num(r, "lost", "messages lost", sent > recv ? (double)(sent - recv) : 0, 0, NULL);
     report_num(r, "reordered", "out of order", (double)res->final.c[C_MSG_REORDER], 0, NULL);
+    report_num(r, "corrupt", "bodies of a wrong length", (double)res->final.c[C_MSG_CORRUPT], 0,
+               NULL);
     report_num(r, "delivered_per_s", "delivered/s", window > 0 ? (double)recv_window / window : NAN,
                1, NULL);
     const hist_t *h = &res->hist[H_MSG];
