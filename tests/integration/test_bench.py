@@ -119,6 +119,20 @@ class BenchCase(ServerTestCase):
         self.assertEqual(lat, sorted(lat))
         self.assertIsNotNone(data["server_cpu_pct"])
 
+    def test_chat_with_bodies_of_many_lengths(self):
+        """--body-size: every body arrives at the length its id announces, across
+        the sizes of the server's buffers (1 B to just under the 64 KiB stanza
+        limit of the test server)."""
+        data, _ = self.bench("--scenario", "chat", "--msg-rate", "150", "--duration", "2",
+                             "--body-size", "1-60000", *NEVER_BOUND)
+        self.assert_logins(data)
+        self.assertGreater(data["sent"], 100)
+        self.assertEqual(data["delivered"], data["sent"])
+        self.assertEqual(data["lost"], 0)
+        self.assertEqual(data["corrupt"], 0)
+        self.assertEqual(data["reordered"], 0)
+        self.assertEqual(data["stanza_errors"], 0)
+
     def test_presence(self):
         # Rosters first (circles of 4: K=3), then the measured run finds
         # them complete and has nothing to subscribe.
@@ -207,6 +221,10 @@ class BenchCase(ServerTestCase):
             (["--scenario", "presence", "--roster", "5", "--users", "5"], "--roster"),
             (["--scenario", "connect", "--setup"], "--setup"),
             (["--server-pid", "1", "--server-name", "ternd"], "--server-pid"),
+            (["--body-size", "0"], "--body-size"),
+            (["--body-size", "5-2"], "--body-size"),
+            (["--body-size", "1-"], "--body-size"),
+            (["--body-size", "1-99999999"], "--body-size"),
         ]
         for args, word in cases:
             with self.subTest(args=args):
