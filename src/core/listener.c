@@ -11,8 +11,10 @@
  * ACCEPT_RETRY_MS and then tries again; the descriptor kept spare for the
  * purpose is given up for a moment so that the connection at the head of
  * the queue can be accepted and closed at once (its client hears "no"
- * instead of waiting); the pause is logged when it starts, then at most
- * once a minute while it lasts, and when accepting works again.
+ * instead of waiting).  After a pause the listeners are on probation for
+ * ACCEPT_RETRY_MS: a failure then continues the same shortage.  The
+ * shortage is logged when it starts, then at most once a minute while it
+ * lasts, and once when a probation ends without a failure.
  */
 #include "core/listener.h"
 
@@ -43,8 +45,12 @@ typedef struct listener {
 } listener_t;
 
 static listener_t *listeners;
-static int spare_fd = -1;         /* given up to refuse one connection when out of fds */
-static struct event *retry_ev;    /* accepting resumes when it fires */
+static int spare_fd = -1;      /* given up to refuse one connection when out of fds */
+static struct event *retry_ev; /* accepting resumes when it fires */
+/* ACCEPTING: all is well; PAUSED: every listener is disabled until the
+ * timer; PROBATION: accepting again, and the timer says when the shortage
+ * is over if no accept fails until then. */
+static enum { ACCEPTING, PAUSED, PROBATION } accept_state;
 static struct timeval starved_at; /* the first failure of the current shortage */
 static struct timeval logged_at;  /* the last warning about it */
 static unsigned long refused;     /* connections accepted and closed meanwhile */
@@ -87,27 +93,11 @@ static void spare_open(void)
         spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* A shortage is over once a connection is accepted again: say so once. */
-static void starvation_over(void)
-{
-    if (!starved_at.tv_sec)
-        return;
-    struct timeval now;
-    evutil_gettimeofday(&now, NULL);
-    log_warn("accepting connections again after %lld ms without file descriptors "
-             "(%lu connections refused)",
-             ms_between(&starved_at, &now), refused);
-    starved_at.tv_sec = 0;
-    refused = failures = 0;
-    spare_open();
-}
-
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
 {
     listener_t *l = arg;
     char peer[80];
-    starvation_over();
     format_peer(sa, peer, sizeof(peer));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -134,13 +124,33 @@ static void set_paused(int on)
     }
 }
 
+static int retry_in(long long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return evtimer_add(retry_ev, &tv);
+}
+
+/* The pause is over: accept again, on probation.  The probation is over
+ * without a failure: the shortage has ended, say so once. */
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
     spare_open(); /* may fail again; the next shortage then waits without it */
-    set_paused(0);
+    if (accept_state == PAUSED) {
+        accept_state = PROBATION;
+        set_paused(0);
+        if (retry_in(ACCEPT_RETRY_MS) == 0)
+            return;
+    }
+    struct timeval now;
+    evutil_gettimeofday(&now, NULL);
+    log_warn("accepting connections again after %lld ms out of file descriptors "
+             "(%lu connections refused)",
+             ms_between(&starved_at, &now) - ACCEPT_RETRY_MS, refused);
+    accept_state = ACCEPTING;
+    refused = failures = 0;
 }
 
 /* Out of descriptors: free the spare one, take the oldest waiting
@@ -171,7 +181,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     failures++;
     if (err == EMFILE || err == ENFILE)
         refuse_one(evconnlistener_get_fd(evl));
-    if (!starved_at.tv_sec) {
+    if (accept_state == ACCEPTING) {
         starved_at = logged_at = now;
         log_warn("accept failed: %s: not accepting connections for %d ms",
                  evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
@@ -181,9 +191,10 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
                  evutil_socket_error_to_string(err), failures, refused,
                  ms_between(&starved_at, &now));
     }
-    struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
-    if (retry_ev && evtimer_add(retry_ev, &tv) == 0)
+    if (retry_in(ACCEPT_RETRY_MS) == 0) { /* else keep accepting: never stop for good */
+        accept_state = PAUSED;
         set_paused(1);
+    }
 }
 
 /* A bound, listening, non-blocking socket for address:port, or -1. */
@@ -277,6 +288,7 @@ void listeners_stop(void)
         event_free(retry_ev);
         retry_ev = NULL;
     }
+    accept_state = ACCEPTING;
     if (spare_fd >= 0) {
         close(spare_fd);
         spare_fd = -1;

@@ -80,8 +80,13 @@ class ListenerTests(ServerTestCase):
                 time.sleep(0.1)
             bob = self.raw_login("bob", "after")
             self.assertEqual(bob.ping(), "result")
-            self.assertTrue("accepting connections again" in self.server.log_text(),
-                            "the end of the pause is not logged")
+            deadline = time.monotonic() + 5
+            while "accepting connections again" not in self.server.log_text():
+                self.assertLess(time.monotonic(), deadline, "the end of the shortage is not logged")
+                time.sleep(0.1)
+            log = self.server.log_text()
+            self.assertEqual(log.count("not accepting connections"), 1, "logged more than once")
+            self.assertEqual(log.count("accepting connections again"), 1)
         finally:
             for s in fillers:
                 s.close()
