@@ -146,7 +146,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval now;
     evutil_gettimeofday(&now, NULL);
-    log_warn("accepting connections again after %lld ms out of file descriptors "
+    log_warn("accepting connections again after %lld ms of failing accepts "
              "(%lu connections refused)",
              ms_between(&starved_at, &now) - ACCEPT_RETRY_MS, refused);
     accept_state = ACCEPTING;
