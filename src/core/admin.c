@@ -31,8 +31,10 @@
 #include "core/server.h"
 #include "xmpp/conn.h"
 
-#define ADMIN_BACKLOG   16
-#define ADMIN_TIMEOUT_S 30 /* idle client or stuck writer */
+#define ADMIN_BACKLOG        16
+#define ADMIN_TIMEOUT_S      30 /* idle client or stuck writer */
+#define ADMIN_ACCEPT_RETRY_S 1  /* after a failed accept (out of descriptors) */
+#define ADMIN_ACCEPT_LOG_S   60 /* at most one such error logged per this */
 
 typedef struct admin_conn admin_conn_t;
 struct admin_conn {
@@ -50,6 +52,8 @@ static struct {
     ino_t ino;
     admin_conn_t *conns;
     int stop_scheduled;
+    struct event *accept_retry; /* re-enables the listener after a failed accept */
+    time_t accept_logged;       /* when a failed accept was last logged */
 } admin;
 
 static char admin_errbuf[512];
@@ -403,12 +407,33 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (admin.listener != NULL)
+        evconnlistener_enable(admin.listener);
+}
+
+/* accept() failed (out of descriptors, most likely): the socket stays
+ * readable, so pause the listener for ADMIN_ACCEPT_RETRY_S instead of
+ * failing again at once, and log at most once per ADMIN_ACCEPT_LOG_S. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
     (void)arg;
     int err = EVUTIL_SOCKET_ERROR();
-    log_error("admin: accept failed: %s", evutil_socket_error_to_string(err));
+    time_t now = time(NULL);
+    if (admin.accept_logged == 0 || now - admin.accept_logged >= ADMIN_ACCEPT_LOG_S) {
+        admin.accept_logged = now;
+        log_error("admin: accept failed: %s: retrying every %d s",
+                  evutil_socket_error_to_string(err), ADMIN_ACCEPT_RETRY_S);
+    }
+    if (admin.accept_retry == NULL)
+        admin.accept_retry = evtimer_new(admin.base, accept_retry_cb, NULL);
+    const struct timeval tv = {ADMIN_ACCEPT_RETRY_S, 0};
+    if (admin.accept_retry != NULL && evtimer_add(admin.accept_retry, &tv) == 0)
+        evconnlistener_disable(l);
 }
 
 /* ---- the listening socket --------------------------------------------- */
@@ -530,6 +555,10 @@ void admin_stop(void)
     if (admin.listener != NULL) {
         evconnlistener_free(admin.listener);
         admin.listener = NULL;
+    }
+    if (admin.accept_retry != NULL) {
+        event_free(admin.accept_retry);
+        admin.accept_retry = NULL;
     }
     if (admin.path != NULL) {
         /* Remove the file only if it is still the one we created. */

@@ -367,6 +367,18 @@ static const tern_option_t limit_options[] = {
      .doc = "Failed authentications before the connection is closed",
      .min = 1,
      .max = 100},
+    {.name = "component_handshake_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "30s",
+     .doc = "Time allowed a component connection from connect until its handshake",
+     .min = 1000,
+     .max = 3600 * 1000},
+    {.name = "component_idle_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "300s",
+     .doc = "Close silent component connections after this long (pinged at half)",
+     .min = 1000,
+     .max = 7LL * 86400 * 1000},
     {.name = NULL},
 };
 
@@ -416,6 +428,8 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     cfg->handshake_timeout_ms = num(&v, "handshake_timeout");
     cfg->auth_failure_delay_ms = num(&v, "auth_failure_delay");
     cfg->max_auth_failures = num(&v, "max_auth_failures");
+    cfg->component_handshake_timeout_ms = num(&v, "component_handshake_timeout");
+    cfg->component_idle_timeout_ms = num(&v, "component_idle_timeout");
     cfg_values_clear(&v);
 
     const cfg_node_t *c2s = cfg_map_get(root, "c2s");

@@ -151,6 +151,10 @@ typedef struct tern_config {
     long long auth_failure_delay_ms; /* default 1000 */
     long long max_auth_failures;     /* per connection, default 3 */
 
+    /* limits for component connections */
+    long long component_handshake_timeout_ms; /* default 30 s until the handshake */
+    long long component_idle_timeout_ms;      /* default 300 s; pinged at half */
+
     /* c2s */
     int require_encryption;     /* default true */
     int allow_plain;            /* default false; never without TLS */

@@ -25,8 +25,12 @@
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
+/* Timers and pending iqs are on doubly linked lists, so that cancelling
+ * or answering one costs the same however many there are (the ping
+ * module keeps one pending iq per idle session); only a module's unload
+ * walks them. */
 struct tern_timer {
-    struct tern_timer *next; /* in the owner's list */
+    struct tern_timer *prev, *next; /* all timers */
     tern_module_ctx_t *owner;
     struct event *ev;
     tern_timer_cb cb;
@@ -35,7 +39,7 @@ struct tern_timer {
 };
 
 typedef struct pending_iq {
-    struct pending_iq *next; /* all pending, for release */
+    struct pending_iq *prev, *next; /* all pending, for release */
     char id[32];
     char *to; /* who must answer */
     tern_module_ctx_t *owner;
@@ -267,13 +271,15 @@ int tern_iq_answer(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *res
     return TERN_HANDLED;
 }
 
+/* Unlink and free `p`, in constant time. */
 static void pending_free(pending_iq_t *p)
 {
-    pending_iq_t **pp = &pendings;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = p->next;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        pendings = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
     hashmap_remove(pending_by_id, p->id);
     event_free(p->timeout);
     free(p->to);
@@ -315,7 +321,10 @@ int tern_send_iq(tern_module_ctx_t *m, tern_xml_t *iq, long long timeout_ms, ter
         free(p);
         return -1;
     }
+    p->prev = NULL;
     p->next = pendings;
+    if (pendings)
+        pendings->prev = p;
     pendings = p;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     evtimer_add(p->timeout, &tv);
@@ -536,7 +545,10 @@ tern_timer_t *tern_timer_add(tern_module_ctx_t *m, long long ms, int repeat, ter
     t->cb = cb;
     t->arg = arg;
     t->repeat = repeat;
+    t->prev = NULL;
     t->next = timers;
+    if (timers)
+        timers->prev = t;
     timers = t;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     event_add(t->ev, &tv);
@@ -548,11 +560,12 @@ void tern_timer_cancel(tern_timer_t **tp)
     tern_timer_t *t = *tp;
     if (!t)
         return;
-    tern_timer_t **pp = &timers;
-    while (*pp && *pp != t)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = t->next;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
     event_free(t->ev);
     free(t);
     *tp = NULL;

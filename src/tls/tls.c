@@ -4,7 +4,10 @@
  *
  * Owns: one SSL_CTX per configured certificate (the first is the default and
  * the only one SSLs are created from; the others are swapped in by the SNI
- * callback), the per-SSL ALPN requirement (kept in SSL ex_data), extraction
+ * callback), the per-SSL ALPN requirement (kept in SSL ex_data), the
+ * reference count that keeps a context set alive while any connection
+ * accepted with it still exists (a reload replaces the server's set, but a
+ * handshake in progress finishes on the set it started with), extraction
  * of RFC 9266 / RFC 5929 channel-binding data, and writing a self-signed
  * certificate + key pair.  Knows nothing of sockets, libevent or XMPP
  * streams: callers wrap the SSL returned by tls_server_ssl() themselves.
@@ -61,12 +64,16 @@ typedef struct tls_host {
 struct tls_server {
     tls_host_t *hosts; /* hosts[0] is the default */
     size_t n;
+    unsigned refs; /* the creator's, plus one per SSL made from it */
 };
+
+static void tls_server_release(tls_server_t *t);
 
 /* ---- ex_data index for the per-SSL ALPN requirement ---------------------- */
 
 static CRYPTO_ONCE tls_alpn_once = CRYPTO_ONCE_STATIC_INIT;
 static int tls_alpn_idx = -1;
+static int tls_server_idx = -1; /* the tls_server_t an SSL was made from */
 
 /* ex_data destructor: the ALPN string is a private copy owned by the SSL. */
 static void tls_alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -80,15 +87,30 @@ static void tls_alpn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
     OPENSSL_free(ptr);
 }
 
+/* ex_data destructor: an SSL going away drops its reference on the
+ * context set it was made from (SSL_free runs it on the event loop). */
+static void tls_server_ref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr)
+        tls_server_release(ptr);
+}
+
 static void tls_alpn_init(void)
 {
     tls_alpn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_alpn_free);
+    tls_server_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_server_ref_free);
 }
 
 /* The SSL ex_data index holding the wanted ALPN protocol, or -1. */
 static int tls_alpn_index(void)
 {
-    if (!CRYPTO_THREAD_run_once(&tls_alpn_once, tls_alpn_init))
+    if (!CRYPTO_THREAD_run_once(&tls_alpn_once, tls_alpn_init) || tls_server_idx < 0)
         return -1;
     return tls_alpn_idx;
 }
@@ -147,13 +169,16 @@ static void tls_err(char *errbuf, size_t errlen, const char *fmt, ...)
 /* Servername callback, installed on the default context: switch the SSL to
  * the context whose host equals the SNI name (ASCII case-insensitive, as DNS
  * names are).  Unknown names and absent SNI keep the default certificate;
- * returning OK either way keeps the name so tls_sni() can report it. */
+ * returning OK either way keeps the name so tls_sni() can report it.  The
+ * host table is the one of the set the SSL was made from (its ex_data,
+ * which holds a reference), never a set a reload may have freed since. */
 static int tls_sni_cb(SSL *ssl, int *alert, void *arg)
 {
-    const tls_server_t *t = arg;
+    (void)arg;
+    const tls_server_t *t = tls_server_idx >= 0 ? SSL_get_ex_data(ssl, tls_server_idx) : NULL;
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
-    if (!name)
+    if (!name || !t)
         return SSL_TLSEXT_ERR_OK;
     for (size_t i = 0; i < t->n; i++) { /* first matching spec wins */
         if (strcasecmp(t->hosts[i].host, name) != 0)
@@ -276,6 +301,7 @@ tls_server_t *tls_server_new(const tls_cert_spec_t *specs, size_t n, const char 
         tls_err(errbuf, errlen, "out of memory");
         return NULL;
     }
+    t->refs = 1;
     for (size_t i = 0; i < n; i++) {
         if (!specs[i].host || !specs[i].host[0]) {
             tls_err(errbuf, errlen, "certificate %s: no host name",
@@ -293,7 +319,6 @@ tls_server_t *tls_server_new(const tls_cert_spec_t *specs, size_t n, const char 
     }
     /* Only the default context sees the ClientHello's SNI first. */
     SSL_CTX_set_tlsext_servername_callback(t->hosts[0].ctx, tls_sni_cb);
-    SSL_CTX_set_tlsext_servername_arg(t->hosts[0].ctx, t);
     return t;
 
 fail:
@@ -301,39 +326,55 @@ fail:
     return NULL;
 }
 
-void tls_server_free(tls_server_t **tp)
+/* Drop one reference; the last one frees the contexts and the host table. */
+static void tls_server_release(tls_server_t *t)
 {
-    if (!tp || !*tp)
+    if (--t->refs > 0)
         return;
-    tls_server_t *t = *tp;
     for (size_t i = 0; i < t->n; i++) {
         SSL_CTX_free(t->hosts[i].ctx);
         free(t->hosts[i].host);
     }
     free(t->hosts);
     free(t);
+}
+
+void tls_server_free(tls_server_t **tp)
+{
+    if (!tp || !*tp)
+        return;
+    tls_server_release(*tp);
     *tp = NULL;
 }
 
 /* A server-side SSL on the default context.  `alpn` is copied into the SSL's
  * ex_data (freed with the SSL); it must be 1..255 bytes (RFC 7301 §3.1).
- * NULL on failure.  SSLs hold a reference to their context, but the SNI
- * callback reads `t`, so `t` must outlive every handshake in progress. */
+ * The SSL holds a reference on `t` (in its ex_data, dropped by SSL_free),
+ * so the SNI callback can read `t` however long the handshake waits for
+ * the ClientHello, even after the caller has freed its own reference.
+ * NULL on failure. */
 SSL *tls_server_ssl(tls_server_t *t, const char *alpn)
 {
     if (!t || t->n == 0)
         return NULL;
     if (alpn && (alpn[0] == '\0' || strlen(alpn) > 255))
         return NULL;
+    int idx = tls_alpn_index();
+    if (idx < 0)
+        return NULL;
     SSL *ssl = SSL_new(t->hosts[0].ctx);
     if (!ssl)
         return NULL;
+    if (!SSL_set_ex_data(ssl, tls_server_idx, t)) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    t->refs++;
     if (alpn) {
-        int idx = tls_alpn_index();
         char *copy = OPENSSL_strdup(alpn);
-        if (idx < 0 || !copy || !SSL_set_ex_data(ssl, idx, copy)) {
+        if (!copy || !SSL_set_ex_data(ssl, idx, copy)) {
             OPENSSL_free(copy);
-            SSL_free(ssl);
+            SSL_free(ssl); /* drops the reference taken above */
             return NULL;
         }
     }

@@ -29,12 +29,15 @@ typedef struct tls_cert_spec {
  * Host names match SNI case-insensitively; the first spec for a name wins. */
 tls_server_t *tls_server_new(const tls_cert_spec_t *specs, size_t n, const char *ciphers,
                              const char *ciphersuites, char *errbuf, size_t errlen);
+/* Drop the caller's reference and set *t to NULL.  The contexts are freed
+ * once no SSL made by tls_server_ssl() from them remains either. */
 void tls_server_free(tls_server_t **t);
 
 /* A new SSL for an accepted connection.  `alpn` non-NULL = the protocol a
  * client must offer when it offers ALPN at all ("xmpp-client" on direct TLS).
- * `alpn` is copied (1..255 bytes).  The caller sets accept state and BIOs;
- * `t` must outlive handshakes in progress (the SNI callback reads it).
+ * `alpn` is copied (1..255 bytes).  The caller sets accept state and BIOs.
+ * The SSL holds a reference on `t` until SSL_free(): a reload may free the
+ * server's `t` while handshakes started with it are still in progress.
  * NULL on failure. */
 SSL *tls_server_ssl(tls_server_t *t, const char *alpn);
 

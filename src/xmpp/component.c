@@ -1,8 +1,15 @@
 /*
  * component.c — the jabber:component:accept stream (XEP-0114).
+ *
+ * Timeouts: a connection has limits.component_handshake_timeout from
+ * accept until its handshake is accepted; once connected, a component
+ * silent for half of limits.component_idle_timeout gets an XMPP ping
+ * (XEP-0199 §4.3, answered by any component: a result or an error) and
+ * is closed with connection-timeout if the other half passes in silence.
  */
 #include "xmpp/component.h"
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -21,6 +28,8 @@ typedef struct component {
     char *secret;
     char stream_id[24];
     int attached;
+    struct event *handshake_timer; /* until the handshake is accepted */
+    unsigned pings;                /* keepalive pings sent, for their ids */
 } component_t;
 
 static void send_header(conn_t *c)
@@ -121,6 +130,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
             return;
         }
         k->attached = 1;
+        if (k->handshake_timer)
+            evtimer_del(k->handshake_timer);
         conn_write_str(c, "<handshake/>");
         log_info("component %s: %s connected", c->peer, k->domain);
         return;
@@ -155,10 +166,42 @@ static void on_closing(conn_t *c)
     }
 }
 
+/* Half the idle timeout in silence: ping a connected component, whose
+ * answer (result or error) is input.  Before the handshake nothing: the
+ * handshake timeout governs that time (and a space before our stream
+ * header would not be XML). */
+static void on_idle(conn_t *c)
+{
+    component_t *k = c->data;
+    if (!k->attached)
+        return;
+    if (server.cfg->n_hosts == 0) {
+        conn_write_str(c, " ");
+        return;
+    }
+    char buf[2200]; /* two domains of at most 1023 bytes (RFC 7622 §3.2) */
+    snprintf(buf, sizeof(buf),
+             "<iq type='get' id='tern-keepalive-%u' from='%s' to='%s'>"
+             "<ping xmlns='urn:xmpp:ping'/></iq>",
+             ++k->pings, server.cfg->hosts[0].name, k->domain);
+    conn_write_str(c, buf);
+}
+
+static void handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    component_t *k = arg;
+    log_info("component %s: no handshake within the handshake timeout", k->conn->peer);
+    conn_stream_error(k->conn, "connection-timeout", NULL);
+}
+
 static void on_free(conn_t *c)
 {
     component_t *k = c->data;
     on_closing(c);
+    if (k->handshake_timer)
+        event_free(k->handshake_timer);
     free(k->domain);
     if (k->secret)
         OPENSSL_cleanse(k->secret, strlen(k->secret));
@@ -169,6 +212,7 @@ static void on_free(conn_t *c)
 static const conn_ops_t component_ops = {.kind = "component",
                                          .on_open = on_open,
                                          .on_stanza = on_stanza,
+                                         .on_idle = on_idle,
                                          .on_closing = on_closing,
                                          .send_header = send_header,
                                          .on_free = on_free};
@@ -182,11 +226,20 @@ void component_accept(evutil_socket_t fd, const char *peer)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
-    k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits, 0);
+    k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits,
+                       server.cfg->component_idle_timeout_ms);
     if (!k->conn) {
         free(k);
         return;
     }
     k->conn->stream_ns = NS_COMPONENT;
+    long long ms = server.cfg->component_handshake_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    k->handshake_timer = evtimer_new(server.base, handshake_timeout, k);
+    if (!k->handshake_timer || evtimer_add(k->handshake_timer, &tv) < 0) {
+        log_warn("component %s: out of memory", peer);
+        conn_destroy(k->conn); /* frees k through on_free */
+        return;
+    }
     log_info("component %s: new connection", peer);
 }

@@ -275,8 +275,11 @@ static void throttle(conn_t *c)
     evtimer_add(c->throttle_timer, &tv);
 }
 
+/* Log a failed TLS call; the connection's TLS is broken from then on (no
+ * close_notify may follow a fatal error). */
 static void log_tls_error(conn_t *c, const char *during)
 {
+    c->tls_broken = 1;
     unsigned long e = ERR_get_error();
     if (e)
         log_info("%s %s: TLS error during %s: %s", c->ops->kind, c->peer, during,
@@ -520,10 +523,30 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ---- */
 
+/* Before the socket closes, tell a TLS peer the stream ends here and not
+ * because someone cut it (close_notify, RFC 8446 §6.1 / RFC 5246 §7.2.1),
+ * whichever side ended the stream.  Only when all output went out: the
+ * alert says nothing was lost, so a connection dropped with output still
+ * queued (a too slow reader, the grace period over) ends without it.
+ * The socket just took the rest, so the alert's few bytes fit; if they do
+ * not, the alert is lost rather than waited for.  Never after a fatal TLS
+ * error, during a handshake or with a record half written. */
+static void send_close_notify(conn_t *c)
+{
+    if (!c->ssl || c->tls_broken || c->tls_handshaking || c->ssl_retry_len ||
+        (c->out && evbuffer_get_length(c->out) > 0) || !SSL_is_init_finished(c->ssl) ||
+        (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+        return;
+    ERR_clear_error();
+    (void)SSL_shutdown(c->ssl);
+    ERR_clear_error();
+}
+
 /* Free what `c` holds (any part may be missing on a failed start), its
  * socket, and `c`. */
 static void free_parts(conn_t *c)
 {
+    send_close_notify(c);
     if (c->close_timer)
         event_free(c->close_timer);
     if (c->throttle_timer)

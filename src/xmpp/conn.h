@@ -50,6 +50,7 @@ struct conn {
     struct evbuffer *out;         /* plaintext not yet taken by the socket or TLS */
     SSL *ssl;                     /* once TLS is up (or being negotiated) */
     int tls_handshaking;
+    int tls_broken;       /* a TLS call failed fatally: no close_notify */
     int ssl_retry_len;    /* an SSL_write to repeat with the same length */
     int read_wants_write; /* TLS needs the socket writable to read on */
     int write_wants_read; /* ... or readable to write on */

@@ -408,6 +408,8 @@ static void test_defaults(void)
     CHECK(cfg->max_stanza_size == 262144);
     CHECK(cfg->c2s_idle_timeout_ms == 300000);
     CHECK(cfg->handshake_timeout_ms == 30000);
+    CHECK(cfg->component_handshake_timeout_ms == 30000);
+    CHECK(cfg->component_idle_timeout_ms == 300000);
     CHECK(cfg->auth_failure_delay_ms == 1000);
     CHECK(cfg->max_auth_failures == 3);
     CHECK(cfg->require_encryption == 1);
@@ -649,7 +651,8 @@ static void test_errors(void)
                ":2: section 'limits': option 'c2s_idle_timeout' must be between 10s and 7d");
     EXPECT_ERR("limits:\n  idle: 5s\n",
                ":2: section 'limits': unknown option 'idle' (known: max_stanza_size, "
-               "c2s_idle_timeout, handshake_timeout, auth_failure_delay, max_auth_failures)");
+               "c2s_idle_timeout, handshake_timeout, auth_failure_delay, max_auth_failures, "
+               "component_handshake_timeout, component_idle_timeout)");
     EXPECT_ERR("limits: 5\n", ":1: section 'limits': options must be a map");
     EXPECT_ERR("c2s:\n  require_encryption: maybe\n",
                ":2: section 'c2s': option 'require_encryption' must be true or false");

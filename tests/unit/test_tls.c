@@ -84,11 +84,12 @@ static int pump(conn_t *k)
     return cdone && sdone;
 }
 
-/* Open a connection between a new client SSL on `cctx` (optional SNI name,
- * ALPN wire list, resumption session) and tls_server_ssl(t, server_alpn). */
-static void conn_open(conn_t *k, tls_server_t *t, SSL_CTX *cctx, const char *sni,
-                      const unsigned char *alpn, unsigned alpn_len, const char *server_alpn,
-                      SSL_SESSION *sess)
+/* Connect a new client SSL on `cctx` (optional SNI name, ALPN wire list,
+ * resumption session) to tls_server_ssl(t, server_alpn) without starting
+ * the handshake; k->c or k->s stays NULL on failure. */
+static void conn_setup(conn_t *k, tls_server_t *t, SSL_CTX *cctx, const char *sni,
+                       const unsigned char *alpn, unsigned alpn_len, const char *server_alpn,
+                       SSL_SESSION *sess)
 {
     BIO *cb = NULL, *sb = NULL;
 
@@ -108,7 +109,16 @@ static void conn_open(conn_t *k, tls_server_t *t, SSL_CTX *cctx, const char *sni
         SSL_set_alpn_protos(k->c, alpn, alpn_len);
     if (sess)
         SSL_set_session(k->c, sess);
-    k->ok = pump(k);
+}
+
+/* conn_setup() and the whole handshake. */
+static void conn_open(conn_t *k, tls_server_t *t, SSL_CTX *cctx, const char *sni,
+                      const unsigned char *alpn, unsigned alpn_len, const char *server_alpn,
+                      SSL_SESSION *sess)
+{
+    conn_setup(k, t, cctx, sni, alpn, alpn_len, server_alpn, sess);
+    if (k->c && k->s)
+        k->ok = pump(k);
     ERR_clear_error();
 }
 
@@ -166,6 +176,40 @@ static int cert_sha256(const char *path, unsigned char out[32])
     OPENSSL_free(der);
     X509_free(x);
     return ok;
+}
+
+/* A reload drops the server's contexts while a connection accepted with
+ * them has not yet read the ClientHello: its handshake, SNI switch
+ * included, still completes on the contexts it started with. */
+static void test_outlives_reload(const tls_cert_spec_t *specs)
+{
+    char err[512] = "";
+    tls_server_t *t = tls_server_new(specs, 2, NULL, NULL, err, sizeof err);
+    SSL_CTX *cctx = client_ctx(0, 0);
+    conn_t k, k2;
+    char cn[64];
+
+    CHECK(t != NULL && cctx != NULL);
+    if (!t || !cctx)
+        return;
+    conn_setup(&k, t, cctx, "b.test", NULL, 0, "xmpp-client", NULL);
+    conn_setup(&k2, t, cctx, "a.test", NULL, 0, NULL, NULL);
+    CHECK(k.c && k.s && k2.c && k2.s);
+    tls_server_free(&t); /* the server's reference goes; the SSLs keep theirs */
+    CHECK(t == NULL);
+    if (k.c && k.s) {
+        k.ok = pump(&k);
+        CHECK(k.ok);
+        CHECK_STR(peer_cn(k.c, cn, sizeof cn), "b.test");
+    }
+    conn_close(&k);
+    if (k2.c && k2.s) {
+        k2.ok = pump(&k2);
+        CHECK(k2.ok);
+        CHECK_STR(peer_cn(k2.c, cn, sizeof cn), "a.test");
+    }
+    conn_close(&k2);
+    SSL_CTX_free(cctx);
 }
 
 static void test_self_signed(void)
@@ -576,6 +620,7 @@ int main(void)
         test_resumption(t);
         tls_server_free(&t);
     }
+    test_outlives_reload(specs);
     test_end_point_sha384();
     test_custom_ciphers();
     test_errors();
