@@ -97,6 +97,8 @@ TERN_API void tern_add_identity(tern_module_ctx_t *m, const char *category, cons
 /* XEP-0128: a data form (<x xmlns='jabber:x:data' type='result'>) to add to
  * the host's disco#info; copied. */
 TERN_API void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form);
+/* Remove the XEP-0128 forms this module added (to add new ones on reconfigure). */
+TERN_API void tern_remove_disco_extensions(tern_module_ctx_t *m);
 /* Fill a disco#info <query/> with the host's identities, features and extensions. */
 TERN_API void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query);
 /* What every account of the host advertises at its bare JID (XEP-0030 §3.1:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from harness import DOMAIN, NS_STANZAS, T_REPLY, T_SHORT, SlixClient, q, stanza_error
+from harness import DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_STANZAS, T_REPLY, T_SHORT, SlixClient, q, stanza_error
 from test_roster import RosterCase
 
 NS_ROSTER = "jabber:iq:roster"
@@ -204,7 +204,16 @@ class ReloadTests(RosterCase):
         def change(c):
             c["modules"]["version"] = {"hide_os": True}
             c["modules"]["blocking"] = {"max_items": 1}
+            c["modules"]["disco"] = {"items": ["pubsub." + DOMAIN],
+                                     "contact_admin": ["mailto:admin@example.org"]}
         self.reload(self.config_with(change))
+        # mod_disco: the new items (XEP-0030 §4.1) and contact form (XEP-0157).
+        answer = alice.iq("<query xmlns='%s'/>" % NS_DISCO_ITEMS)
+        self.assertEqual([i.get("jid") for i in answer.iter(q(NS_DISCO_ITEMS, "item"))],
+                         ["pubsub." + DOMAIN])
+        answer = alice.iq("<query xmlns='%s'/>" % NS_DISCO_INFO)
+        values = [v.text for v in answer.iter("{jabber:x:data}value")]
+        self.assertIn("mailto:admin@example.org", values)
         answer = alice.iq("<query xmlns='%s'/>" % NS_VERSION)
         self.assertEqual(answer.get("type"), "result", stanza_error(answer))
         self.assertIsNone(answer.find("%s/%s" % (q(NS_VERSION, "query"), q(NS_VERSION, "os"))))
@@ -233,7 +242,19 @@ class ReloadTests(RosterCase):
         self.assert_carbon_copy(bob, laptop, phone, "after a refused reload")
         answer = laptop.iq("<query xmlns='%s'/>" % NS_VERSION)
         self.assertEqual(answer.get("type"), "result", stanza_error(answer))
-        self.assertIn("reload", self.server.log_text())
+
+        def refused_options(c):  # mod_ping refuses its new options; version's go back
+            c["modules"]["version"] = {"hide_os": True}
+            c["modules"]["ping"] = {"ping_timeout": 0}
+            c["modules"].pop("time")
+        r = self.reload(self.config_with(refused_options), ok=False)
+        self.assertIn("ping", r.stdout + r.stderr)
+        answer = laptop.iq("<query xmlns='%s'/>" % NS_VERSION)
+        self.assertIsNotNone(answer.find("%s/%s" % (q(NS_VERSION, "query"), q(NS_VERSION, "os"))))
+        answer = laptop.iq("<time xmlns='%s'/>" % NS_TIME)
+        self.assertEqual(answer.get("type"), "result", stanza_error(answer))
+        self.assertEqual(laptop.ping(), "result")
+        self.assert_carbon_copy(bob, laptop, phone, "after refused options")
 
     # ---- hosts added and removed ------------------------------------------
 
