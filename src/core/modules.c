@@ -340,12 +340,6 @@ void hosts_retire(host_t *h)
     retired[n_retired++] = h;
 }
 
-void hosts_drop(host_t *h)
-{
-    hosts_unlist(h);
-    host_free(h);
-}
-
 void hosts_free_all(void)
 {
     for (size_t i = 0; i < n_hosts; i++)

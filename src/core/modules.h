@@ -89,12 +89,10 @@ int host_load_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
 /* A host with no modules, in the table of served hosts (NULL: out of
  * memory).  A host retired earlier under that name comes back. */
 host_t *hosts_add(const char *name);
-/* hosts_retire: unload every module of h (dependents first) and take h out
- * of the served hosts; it stays allocated, for the streams that still
- * point to it, until hosts_free_all().  hosts_drop: take h out and free it
- * at once (a host added by a failed reload, which no stream has seen). */
+/* Unload every module of h (dependents first) and take h out of the
+ * served hosts; it stays allocated, for the streams that still point to
+ * it, until hosts_free_all(). */
 void hosts_retire(host_t *h);
-void hosts_drop(host_t *h);
 /* The served hosts, as an array of *n. */
 host_t *const *hosts_list(size_t *n);
 

@@ -255,8 +255,10 @@ int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
         rc = -1;
     if (rc < 0) {
         unstage_options();
+        /* Retired, not freed: a host revived by this reload may still be
+         * pointed to by streams from before it was removed. */
         for (size_t i = 0; i < n_added; i++)
-            hosts_drop(added[i]); /* unloads what it loaded */
+            hosts_retire(added[i]); /* unloads what it loaded */
         hosts = hosts_list(&n);
         for (size_t i = 0; i < n; i++)
             unload_matching(hosts[i], loaded_by_this_reload, &gen, NULL);
