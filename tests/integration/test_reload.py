@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 
-from harness import DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_STANZAS, T_REPLY, T_SHORT, SlixClient, q, stanza_error
+from harness import (DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_STANZAS, T_REPLY,
+                     T_SHORT, ServerTestCase, SlixClient, q, stanza_error)
 from test_roster import RosterCase
 
 NS_ROSTER = "jabber:iq:roster"
@@ -348,3 +349,27 @@ def run_domain(client, domain):
             harness.DOMAIN = saved
         client.xmpp.default_domain = domain
     client._a_create = create
+
+
+class ReloadKeepaliveTests(ServerTestCase):
+    """mod_ping's keepalive (XEP-0199 §4.1) turned on by a reload reaches a
+    session opened while it was off: the module hooks idle sessions from its
+    reconfigure callback."""
+
+    server_kwargs = dict(users={"alice": "alice-pw"},
+                         config={"limits": {"c2s_idle_timeout": "10s"},
+                                 "modules": {"ping": {"keepalive": False}}})
+
+    def test_keepalive_turned_on_by_reload(self):
+        silent = self.raw(direct_tls=True)
+        silent.login("alice", "alice-pw", "silent")
+        conf = copy.deepcopy(self.server.config)
+        conf["modules"]["ping"] = {"keepalive": True, "ping_timeout": "1s"}
+        self.server.write_config(conf)
+        r = self.server.ternctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # Idle for half of c2s_idle_timeout: pinged, then closed unanswered.
+        ping = silent.wait_for(lambda e: e.tag.endswith("}iq"), timeout=12)
+        self.assertEqual(ping.get("type"), "get")
+        self.assertIsNotNone(ping.find(q(NS_PING, "ping")))
+        self.assertEqual(silent.stream_error(timeout=6), "connection-timeout")
