@@ -580,6 +580,22 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: checked as in load(), then they apply to
+ * the next avatar changes. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    conv_state_t *st = tern_get_data(m);
+    const char *access = tern_opt_str(m, "pep_to_vcard");
+    if (access == NULL || (strcmp(access, "presence") != 0 && strcmp(access, "open") != 0)) {
+        tern_log(m, TERN_LOG_ERROR, "pep_to_vcard: '%s' is neither 'presence' nor 'open'",
+                 access != NULL ? access : "");
+        return -1;
+    }
+    st->open_only = strcmp(access, "open") == 0;
+    st->vcard_to_pep = tern_opt_int(m, "vcard_to_pep") != 0;
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "avatar_conversion",
@@ -588,4 +604,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

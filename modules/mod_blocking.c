@@ -713,6 +713,14 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: take the new limit for what comes next. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    block_state_t *st = tern_get_data(m);
+    st->max_items = tern_opt_int(m, "max_items");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "blocking",
@@ -720,4 +728,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

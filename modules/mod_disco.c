@@ -184,11 +184,13 @@ static void free_items(disco_items_t *items)
     free(items);
 }
 
-/* Prepare the `items` option; refuse to load when one is not a JID. */
-static int load_items(tern_module_ctx_t *m)
+/* Prepare the `items` option into *out (NULL when empty); -1 (logged) when
+ * one is not a JID. */
+static int build_items(tern_module_ctx_t *m, disco_items_t **out)
 {
     const char *const *list = tern_opt_list(m, "items");
     size_t n = 0;
+    *out = NULL;
     while (list != NULL && list[n] != NULL)
         n++;
     if (n == 0)
@@ -208,7 +210,7 @@ static int load_items(tern_module_ctx_t *m)
             return -1;
         }
     }
-    tern_set_data(m, items);
+    *out = items;
     return 0;
 }
 
@@ -225,11 +227,12 @@ static int is_uri(const char *s)
     return *p == ':' && p[1] != '\0';
 }
 
-/* XEP-0157 §3: the contact_* options as an XEP-0128 form in the host's
- * disco#info; none when no address is configured.  Refuses to load when
- * an address is not a URI.  0 or -1. */
-static int load_contacts(tern_module_ctx_t *m)
+/* XEP-0157 §3: the contact_* options as an XEP-0128 form for the host's
+ * disco#info, in *out (NULL when no address is configured).  -1 (logged)
+ * when an address is not a URI. */
+static int build_contacts(tern_module_ctx_t *m, tern_xml_t **out)
 {
+    *out = NULL;
     tern_xml_t *form = NULL;
     int ok = 1;
     for (size_t i = 0; ok && i < sizeof contact_fields / sizeof contact_fields[0]; i++) {
@@ -262,12 +265,36 @@ static int load_contacts(tern_module_ctx_t *m)
                 tern_xml_add_text(value, list[j], strlen(list[j]));
         }
     }
-    if (ok && form != NULL)
+    if (ok) {
+        *out = form;
+        return 0;
+    }
+    if (form != NULL)
+        tern_xml_unref(form);
+    tern_log(m, TERN_LOG_ERROR, "out of memory");
+    return -1;
+}
+
+/* Build both options, then put them in place (the form replaces the one
+ * added before, if any).  0, or -1 (logged) with nothing changed. */
+static int apply_options(tern_module_ctx_t *m)
+{
+    disco_items_t *items;
+    tern_xml_t *form;
+    if (build_items(m, &items) != 0)
+        return -1;
+    if (build_contacts(m, &form) != 0) {
+        free_items(items);
+        return -1;
+    }
+    tern_remove_disco_extensions(m);
+    if (form != NULL) {
         tern_add_disco_extension(m, form);
-    tern_xml_unref(form);
-    if (!ok)
-        tern_log(m, TERN_LOG_ERROR, "out of memory");
-    return ok ? 0 : -1;
+        tern_xml_unref(form);
+    }
+    free_items(tern_get_data(m));
+    tern_set_data(m, items);
+    return 0;
 }
 
 static int load(tern_module_ctx_t *m)
@@ -279,10 +306,15 @@ static int load(tern_module_ctx_t *m)
     if (tern_hook(m, "iq-get/host/" NS_INFO ":query", on_host_info, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_ITEMS ":query", on_host_items, 0) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_INFO ":query", on_bare_info, 0) != 0 ||
-        tern_hook(m, "iq-get/bare/" NS_ITEMS ":query", on_bare_items, 0) != 0 ||
-        load_contacts(m) != 0)
+        tern_hook(m, "iq-get/bare/" NS_ITEMS ":query", on_bare_items, 0) != 0)
         return -1;
-    return load_items(m); /* last: module data is set only when load succeeds */
+    return apply_options(m);
+}
+
+/* A reload changed the items or contact addresses: answer with the new ones. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    return apply_options(m);
 }
 
 static void unload(tern_module_ctx_t *m)
@@ -300,4 +332,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

@@ -329,6 +329,14 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: take the new limit for what comes next. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    offline_t *st = tern_get_data(m);
+    st->max_messages = (long)tern_opt_int(m, "max_messages");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "offline",
@@ -336,4 +344,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

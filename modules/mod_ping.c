@@ -32,6 +32,7 @@ typedef struct ping_state {
     ping_wait_t *waits;
     long long timeout_ms;
     unsigned long long sent; /* for iq ids */
+    int off;                 /* keepalive turned off by a reload */
 } ping_state_t;
 
 static const tern_option_t options[] = {
@@ -107,8 +108,8 @@ static int on_idle(tern_module_ctx_t *m, tern_event_t *ev)
 {
     ping_state_t *st = tern_get_data(m);
     const tern_jid_t *jid = ev->session != NULL ? tern_session_jid(ev->session) : NULL;
-    if (st == NULL || jid == NULL || jid->resource == NULL)
-        return TERN_PASS; /* not bound yet */
+    if (st == NULL || st->off || jid == NULL || jid->resource == NULL)
+        return TERN_PASS; /* keepalive off, or not bound yet */
 
     size_t len = strlen(jid->full);
     ping_wait_t *w = calloc(1, sizeof *w + len + 1);
@@ -133,32 +134,51 @@ static int on_idle(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
+/* Turn keepalive on (checking ping_timeout) or off as the options say.
+ * 0, or -1 (logged) with nothing changed. */
+static int apply_keepalive(tern_module_ctx_t *m)
+{
+    ping_state_t *st = tern_get_data(m);
+    if (!tern_opt_int(m, "keepalive")) {
+        if (st != NULL)
+            st->off = 1; /* pings already out still end normally */
+        return 0;
+    }
+    long long timeout_ms = tern_opt_int(m, "ping_timeout");
+    if (timeout_ms <= 0) {
+        tern_log(m, TERN_LOG_ERROR, "ping_timeout must be more than 0");
+        return -1;
+    }
+    if (st == NULL) {
+        if ((st = calloc(1, sizeof *st)) == NULL) {
+            tern_log(m, TERN_LOG_ERROR, "out of memory");
+            return -1;
+        }
+        if (tern_hook(m, "session/idle", on_idle, 0) != 0) {
+            free(st);
+            return -1;
+        }
+        tern_set_data(m, st);
+    }
+    st->timeout_ms = timeout_ms;
+    st->off = 0;
+    return 0;
+}
+
 static int load(tern_module_ctx_t *m)
 {
     tern_add_feature(m, NS_PING);
     if (tern_hook(m, "iq-get/host/" NS_PING ":ping", on_ping, 0) != 0 ||
         tern_hook(m, "iq-get/self/" NS_PING ":ping", on_ping, 0) != 0)
         return -1;
-    if (!tern_opt_int(m, "keepalive"))
-        return 0;
+    return apply_keepalive(m);
+}
 
-    long long timeout_ms = tern_opt_int(m, "ping_timeout");
-    if (timeout_ms <= 0) {
-        tern_log(m, TERN_LOG_ERROR, "ping_timeout must be more than 0");
-        return -1;
-    }
-    ping_state_t *st = calloc(1, sizeof *st);
-    if (st == NULL) {
-        tern_log(m, TERN_LOG_ERROR, "out of memory");
-        return -1;
-    }
-    st->timeout_ms = timeout_ms;
-    if (tern_hook(m, "session/idle", on_idle, 0) != 0) {
-        free(st);
-        return -1;
-    }
-    tern_set_data(m, st);
-    return 0;
+/* A reload changed keepalive or ping_timeout: apply them to idle sessions
+ * from now on. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    return apply_keepalive(m);
 }
 
 /* Pending pings die with the module: the core drops their callbacks. */
@@ -183,4 +203,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

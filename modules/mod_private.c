@@ -374,6 +374,14 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: take the new limit for what comes next. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    private_state_t *st = tern_get_data(m);
+    st->max_namespaces = tern_opt_int(m, "max_namespaces");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "private",
@@ -381,4 +389,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

@@ -542,6 +542,23 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: checked as in load(); the throttle keeps
+ * what it counted so far. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    reg_state_t *st = tern_get_data(m);
+    long long period_ms = tern_opt_int(m, "throttle_period");
+    if (period_ms <= 0) {
+        tern_log(m, TERN_LOG_ERROR, "throttle_period must be more than 0");
+        return -1;
+    }
+    st->open = tern_opt_int(m, "allow_registration") != 0;
+    st->min_password = (size_t)tern_opt_int(m, "min_password_length");
+    st->throttle_max = (unsigned)tern_opt_int(m, "throttle_max");
+    st->period_us = period_ms * 1000;
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "register",
@@ -549,4 +566,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

@@ -660,6 +660,15 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: the next searches use them. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    search_state_t *st = tern_get_data(m);
+    st->list_all = tern_opt_int(m, "list_all_users") != 0;
+    st->max_results = tern_opt_int(m, "max_results");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "search",
@@ -668,4 +677,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

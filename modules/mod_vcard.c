@@ -426,6 +426,14 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: take the new limit for what comes next. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    vcard_state_t *st = tern_get_data(m);
+    st->max_size = (size_t)tern_opt_int(m, "max_size");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "vcard",
@@ -433,4 +441,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

@@ -9,6 +9,6 @@
 #define TERN_DEFS_H
 
 #define TERN_API __attribute__((visibility("default")))
-#define TERN_ABI 1
+#define TERN_ABI 2 /* 2: tern_module_t.reconfigure */
 
 #endif

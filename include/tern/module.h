@@ -76,6 +76,14 @@ typedef struct tern_module {
     const tern_option_t *options;         /* terminated by .name == NULL; may be NULL */
     int (*load)(tern_module_ctx_t *m);    /* 0, or -1 to refuse (tern_log says why) */
     void (*unload)(tern_module_ctx_t *m); /* optional: free what tern_set_data holds */
+    /* Optional.  A reload changed this module's options on this host: they
+     * are already in place (tern_opt_* return the new values); apply what
+     * load() took from them.  0, or -1 to refuse the new options (tern_log
+     * says why): the whole reload is then refused and the old values come
+     * back, with reconfigure called again for them.  Hooks, data, session
+     * slots, timers and stores stay as they are.  Without it, a module sees
+     * the new values the next time it reads them through tern_opt_*. */
+    int (*reconfigure)(tern_module_ctx_t *m);
 } tern_module_t;
 
 #define TERN_MODULE TERN_API const tern_module_t tern_module
@@ -89,6 +97,8 @@ TERN_API void tern_add_identity(tern_module_ctx_t *m, const char *category, cons
 /* XEP-0128: a data form (<x xmlns='jabber:x:data' type='result'>) to add to
  * the host's disco#info; copied. */
 TERN_API void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form);
+/* Remove the XEP-0128 forms this module added (to add new ones on reconfigure). */
+TERN_API void tern_remove_disco_extensions(tern_module_ctx_t *m);
 /* Fill a disco#info <query/> with the host's identities, features and extensions. */
 TERN_API void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query);
 /* What every account of the host advertises at its bare JID (XEP-0030 §3.1:

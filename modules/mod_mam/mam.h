@@ -44,6 +44,8 @@ typedef struct mam_state {
     unsigned max_page;           /* the most items per page, whatever <max/> says */
     mam_policy_t default_policy; /* for users who never set preferences */
     int64_t expire_after_us;     /* 0: keep forever */
+    long long expire_interval;   /* ms between expiry runs, as the timer runs */
+    tern_timer_t *expire_timer;  /* NULL when nothing expires */
     unsigned long long sent;     /* counter for ids of result messages */
 } mam_state_t;
 

@@ -148,8 +148,9 @@ static int load(tern_module_ctx_t *m)
     tern_add_account_feature(m, NS_MAM);
     tern_add_account_feature(m, NS_MAM_EXT);
     tern_add_account_feature(m, NS_SID);
+    st->expire_interval = tern_opt_int(m, "expire_interval");
     if (st->expire_after_us > 0 &&
-        tern_timer_add(m, tern_opt_int(m, "expire_interval"), 1, on_expire, NULL) == NULL) {
+        (st->expire_timer = tern_timer_add(m, st->expire_interval, 1, on_expire, NULL)) == NULL) {
         tern_log(m, TERN_LOG_ERROR, "could not start the expiry timer");
         goto fail;
     }
@@ -168,6 +169,36 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: checked as in load(), then the paging and
+ * policy apply to the next requests and the expiry timer follows the new
+ * expire_after and expire_interval. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    mam_state_t *st = tern_get_data(m);
+    mam_state_t next = *st;
+    if (read_options(m, &next) < 0)
+        return -1;
+    long long interval = tern_opt_int(m, "expire_interval");
+    int want_timer = next.expire_after_us > 0;
+    if (want_timer && (st->expire_timer == NULL || interval != st->expire_interval)) {
+        tern_timer_t *t = tern_timer_add(m, interval, 1, on_expire, NULL);
+        if (t == NULL) {
+            tern_log(m, TERN_LOG_ERROR, "could not start the expiry timer");
+            return -1;
+        }
+        tern_timer_cancel(&st->expire_timer);
+        next.expire_timer = t;
+    } else if (!want_timer) {
+        tern_timer_cancel(&st->expire_timer);
+        next.expire_timer = NULL;
+    }
+    next.expire_interval = interval;
+    *st = next;
+    if (want_timer)
+        on_expire(m, NULL);
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "mam",
@@ -175,4 +206,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

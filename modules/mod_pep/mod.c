@@ -240,6 +240,31 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+/* A reload changed the options: checked as in load(), then used for the
+ * next requests (the caps cache shrinks as entries are added). */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    pep_state_t *st = tern_get_data(m);
+    long limit = (long)tern_opt_int(m, "max_items_limit");
+    long def = (long)tern_opt_int(m, "default_max_items");
+    long long timeout = tern_opt_int(m, "caps_timeout");
+    if (def > limit) {
+        tern_log(m, TERN_LOG_ERROR, "default_max_items (%ld) is over max_items_limit (%ld)", def,
+                 limit);
+        return -1;
+    }
+    if (timeout <= 0) {
+        tern_log(m, TERN_LOG_ERROR, "caps_timeout must be more than 0");
+        return -1;
+    }
+    st->max_items_limit = limit;
+    st->default_max_items = def;
+    st->max_nodes = (long)tern_opt_int(m, "max_nodes");
+    st->caps_timeout_ms = timeout;
+    st->caps_cache_size = (long)tern_opt_int(m, "caps_cache_size");
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "pep",
@@ -248,4 +273,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

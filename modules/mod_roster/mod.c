@@ -258,6 +258,17 @@ static int load(tern_module_ctx_t *m)
     return 0;
 }
 
+/* A reload changed the options: the new limits apply to the next requests. */
+static int reconfigure(tern_module_ctx_t *m)
+{
+    rhost_t *h = tern_get_data(m);
+    h->max_items = tern_opt_int(m, "max_items");
+    h->max_name = tern_opt_int(m, "max_name_length");
+    h->max_group = tern_opt_int(m, "max_group_length");
+    h->versioning = tern_opt_int(m, "versioning") != 0;
+    return 0;
+}
+
 TERN_MODULE = {
     .abi = TERN_ABI,
     .name = "roster",
@@ -266,4 +277,5 @@ TERN_MODULE = {
     .options = options,
     .load = load,
     .unload = unload,
+    .reconfigure = reconfigure,
 };

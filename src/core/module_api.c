@@ -121,6 +121,21 @@ void tern_add_disco_extension(tern_module_ctx_t *m, const tern_xml_t *form)
         d->form = tern_xml_copy(form);
 }
 
+void tern_remove_disco_extensions(tern_module_ctx_t *m)
+{
+    disco_item_t **p = &m->host->disco;
+    while (*p) {
+        disco_item_t *d = *p;
+        if (d->owner == m && d->form) {
+            *p = d->next;
+            tern_xml_unref(d->form);
+            free(d);
+        } else {
+            p = &d->next;
+        }
+    }
+}
+
 static void add_identity(tern_xml_t *query, const char *category, const char *type,
                          const char *name)
 {

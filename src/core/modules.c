@@ -19,8 +19,11 @@
 #include "route/sessions.h"
 
 static hashmap_t *hosts_by_name;
-static host_t **host_list;
+static host_t **host_list; /* served hosts */
 static size_t n_hosts;
+static host_t **retired; /* removed by a reload; streams may still point to them */
+static size_t n_retired;
+unsigned modules_generation;
 
 host_t *hosts_find(const char *domain)
 {
@@ -124,6 +127,7 @@ static int load_one(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
     m->host = h;
     m->desc = desc;
     m->dl = dl;
+    m->generation = modules_generation;
     static const tern_option_t no_options[] = {{.name = NULL}};
     if (cfg_values_build(desc->options ? desc->options : no_options, cm->options, cm->name,
                          &m->values, err) < 0) {
@@ -176,7 +180,9 @@ void module_unload(tern_module_ctx_t *m)
     }
     sessions_drop_owner(m);
     cfg_values_clear(&m->values);
-    /* Under sanitizers keep the code mapped so leak reports can name it. */
+    if (m->has_staged)
+        cfg_values_clear(&m->staged);
+        /* Under sanitizers keep the code mapped so leak reports can name it. */
 #ifndef TERN_KEEP_MODULES_MAPPED
     dlclose(m->dl);
 #endif
@@ -223,8 +229,7 @@ static void host_free(host_t *h)
     free(h);
 }
 
-static int load_host_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
-                             cfg_error_t *err)
+int host_load_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch, cfg_error_t *err)
 {
     for (size_t i = 0; i < ch->n_modules; i++)
         if (load_one(h, cfg, ch, &ch->modules[i], 0, err) < 0)
@@ -246,7 +251,7 @@ int hosts_init(const tern_config_t *cfg, cfg_error_t *err)
         hashmap_put(hosts_by_name, h->name, h);
     }
     for (size_t i = 0; i < n_hosts; i++)
-        if (load_host_modules(host_list[i], cfg, &cfg->hosts[i], err) < 0)
+        if (host_load_modules(host_list[i], cfg, &cfg->hosts[i], err) < 0)
             return -1;
     return 0;
 }
@@ -280,33 +285,71 @@ int hosts_check(const tern_config_t *cfg, cfg_error_t *err)
     return 0;
 }
 
-int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
+host_t *const *hosts_list(size_t *n)
 {
-    /* Hosts stay as configured at start (sessions hold them); their module
-     * sets and options are rebuilt from the new configuration. */
-    for (size_t i = 0; i < n_hosts; i++) {
-        const cfg_host_t *ch = config_host(cfg, host_list[i]->name);
-        unload_host_modules(host_list[i]);
-        if (ch && load_host_modules(host_list[i], cfg, ch, err) < 0)
-            return -1;
+    *n = n_hosts;
+    return host_list;
+}
+
+host_t *hosts_add(const char *name)
+{
+    host_t **grown = realloc(host_list, (n_hosts + 1) * sizeof(*host_list));
+    if (!grown)
+        return NULL;
+    host_list = grown;
+    host_t *h = NULL;
+    for (size_t i = 0; i < n_retired && !h; i++)
+        if (strcmp(retired[i]->name, name) == 0) {
+            h = retired[i];
+            retired[i] = retired[--n_retired];
+        }
+    if (!h && !(h = host_new(name)))
+        return NULL;
+    if (hashmap_put(hosts_by_name, h->name, h) < 0) {
+        host_free(h);
+        return NULL;
     }
-    for (size_t i = 0; i < cfg->n_hosts; i++)
-        if (!hosts_find(cfg->hosts[i].name))
-            log_warn("new host %s needs a restart to be served", cfg->hosts[i].name);
+    host_list[n_hosts++] = h;
+    return h;
+}
+
+/* Take h out of the served hosts (table and list). */
+static void hosts_unlist(host_t *h)
+{
+    hashmap_remove(hosts_by_name, h->name);
     for (size_t i = 0; i < n_hosts; i++)
-        if (!config_host(cfg, host_list[i]->name))
-            log_warn("host %s was removed: it is served without modules until a restart",
-                     host_list[i]->name);
-    return 0;
+        if (host_list[i] == h) {
+            memmove(&host_list[i], &host_list[i + 1], (n_hosts - i - 1) * sizeof(*host_list));
+            n_hosts--;
+            break;
+        }
+}
+
+void hosts_retire(host_t *h)
+{
+    unload_host_modules(h);
+    hosts_unlist(h);
+    host_t **grown = realloc(retired, (n_retired + 1) * sizeof(*retired));
+    if (!grown) {
+        log_error("out of memory: host %s is kept among the served hosts", h->name);
+        host_list[n_hosts++] = h; /* the list had room for it */
+        hashmap_put(hosts_by_name, h->name, h);
+        return;
+    }
+    retired = grown;
+    retired[n_retired++] = h;
 }
 
 void hosts_free_all(void)
 {
     for (size_t i = 0; i < n_hosts; i++)
         host_free(host_list[i]);
+    for (size_t i = 0; i < n_retired; i++)
+        host_free(retired[i]);
     free(host_list);
-    host_list = NULL;
-    n_hosts = 0;
+    free(retired);
+    host_list = retired = NULL;
+    n_hosts = n_retired = 0;
     hashmap_free(&hosts_by_name);
 }
 

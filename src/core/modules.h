@@ -25,6 +25,11 @@ struct tern_module_ctx {
     cfg_values_t values; /* validated options */
     void *data;          /* tern_set_data */
     int loaded;
+    /* Reload (modules_reload.c): the other set of option values while a
+     * reload is under way (the new ones, then the old ones once swapped). */
+    cfg_values_t staged;
+    int has_staged, swapped;
+    unsigned generation; /* the reload that loaded it (0: start-up) */
 };
 
 typedef struct disco_item {
@@ -57,7 +62,13 @@ int hosts_init(const tern_config_t *cfg, cfg_error_t *err);
 /* Open every configured module and validate its options without loading
  * it (ternd --check-config, and before a reload touches anything). */
 int hosts_check(const tern_config_t *cfg, cfg_error_t *err);
-/* Reload: unload every module of every host and load the new config's set. */
+/* Reload (modules_reload.c): bring hosts and modules to the new config.
+ * Modules whose options did not change keep their context (hooks, data,
+ * session slots, timers); changed ones get their new options in place and
+ * their reconfigure callback; removed ones unload, added ones load; added
+ * hosts are served, removed hosts close their sessions and stop being
+ * served.  All or nothing: on error (a module refusing to load or its new
+ * options), the running set is as before.  0, or -1 with err. */
 int hosts_reload(const tern_config_t *cfg, cfg_error_t *err);
 void hosts_free_all(void);
 host_t *hosts_find(const char *domain);
@@ -68,7 +79,25 @@ void hosts_fire_all(const char *event, tern_event_t *ev);
  * --options-doc, which doc/ is generated with).  0, or -1 with err. */
 int module_options_doc(const char *dir, const char *name, FILE *out, cfg_error_t *err);
 
-/* Names of the modules a host knows (for `ternctl status`); internal use. */
+/* Unload one module: its unload callback, then every hook, feature,
+ * service, timer, pending iq and session slot it owns (it must already be
+ * out of its host's list). */
 void module_unload(tern_module_ctx_t *m);
+
+/* For modules_reload.c. */
+extern unsigned modules_generation; /* stamped on each module loaded */
+/* Load the modules of ch that h does not have yet, dependencies first.  A
+ * module that fails stays in h's list (not loaded) for the caller to
+ * unload.  0, or -1 with err. */
+int host_load_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch, cfg_error_t *err);
+/* A host with no modules, in the table of served hosts (NULL: out of
+ * memory).  A host retired earlier under that name comes back. */
+host_t *hosts_add(const char *name);
+/* Unload every module of h (dependents first) and take h out of the
+ * served hosts; it stays allocated, for the streams that still point to
+ * it, until hosts_free_all(). */
+void hosts_retire(host_t *h);
+/* The served hosts, as an array of *n. */
+host_t *const *hosts_list(size_t *n);
 
 #endif

@@ -2,8 +2,10 @@
  * server.c — start, reload and stop the server as a whole.
  *
  * A reload builds the new configuration, checks every module against it
- * and builds the new TLS contexts before anything is swapped: on any error
- * the running configuration stays untouched.
+ * and builds the new TLS contexts before anything is swapped; then hosts
+ * and modules are brought to it in place (modules_reload.c), keeping the
+ * state of unchanged modules and of every open session.  On any error the
+ * running configuration stays untouched.
  */
 #include "core/server.h"
 
@@ -68,14 +70,12 @@ int server_reload(cfg_error_t *err)
         config_free(&cfg);
         return -1;
     }
+    /* Modules read the new configuration (server.cfg) while they load or
+     * reconfigure; on failure hosts_reload has put everything back. */
     tern_config_t *old = server.cfg;
     server.cfg = cfg;
     if (hosts_reload(cfg, err) < 0) {
-        /* A module refused its new options in load(): put the running set back. */
-        cfg_error_t again;
         server.cfg = old;
-        if (hosts_reload(old, &again) < 0)
-            log_error("reload: the previous modules failed to load again: %s", again.text);
         config_free(&cfg);
         tls_server_free(&tls);
         return -1;
