@@ -367,6 +367,12 @@ static const tern_option_t limit_options[] = {
      .doc = "Failed authentications before the connection is closed",
      .min = 1,
      .max = 100},
+    {.name = "max_sessions_per_user",
+     .type = TERN_OPT_INT,
+     .def = "10",
+     .doc = "Resources one account may have bound at once",
+     .min = 1,
+     .max = 10000},
     {.name = NULL},
 };
 
@@ -416,6 +422,7 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     cfg->handshake_timeout_ms = num(&v, "handshake_timeout");
     cfg->auth_failure_delay_ms = num(&v, "auth_failure_delay");
     cfg->max_auth_failures = num(&v, "max_auth_failures");
+    cfg->max_sessions_per_user = num(&v, "max_sessions_per_user");
     cfg_values_clear(&v);
 
     const cfg_node_t *c2s = cfg_map_get(root, "c2s");

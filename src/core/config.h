@@ -144,6 +144,7 @@ typedef struct tern_config {
     long long handshake_timeout_ms;  /* default 30 s until authenticated */
     long long auth_failure_delay_ms; /* default 1000 */
     long long max_auth_failures;     /* per connection, default 3 */
+    long long max_sessions_per_user; /* bound resources of one account, default 10 */
 
     /* c2s */
     int require_encryption;     /* default true */

@@ -341,9 +341,14 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     s->session.deliver = deliver;
     s->session.close = close_session;
     s->session.conn = s->conn;
-    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
-        tern_xml_t *err = stanza_error_reply(
-            iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify", error, NULL);
+    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
+                      (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
+        /* RFC 6120 §7.6.2.1 (resource-constraint: wait), §7.7.2.1 (conflict:
+         * cancel), §7.7.2.1 bad resource (bad-request: modify). */
+        const char *type = strcmp(error, "conflict") == 0              ? "cancel"
+                           : strcmp(error, "resource-constraint") == 0 ? "wait"
+                                                                       : "modify";
+        tern_xml_t *err = stanza_error_reply(iq, type, error, NULL);
         if (err) {
             tern_xml_del_attr(err, "to");
             tern_xml_del_attr(err, "from");
