@@ -62,17 +62,24 @@ void siphash_init(siphash_t *st, const unsigned char key[SIPHASH_KEY_LEN])
     st->len = 0;
 }
 
+/* Bytes first complete a pending word, then whole words go straight from
+ * the input, and what remains waits in `tail`. */
 void siphash_update(siphash_t *st, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        st->tail |= (uint64_t)p[i] << (8 * (st->len & 7));
+    while (len > 0 && (st->len & 7) != 0) {
+        st->tail |= (uint64_t)*p++ << (8 * (st->len & 7));
         st->len++;
+        len--;
         if ((st->len & 7) == 0) {
             compress(st, st->tail);
             st->tail = 0;
         }
     }
+    for (; len >= 8; p += 8, len -= 8, st->len += 8)
+        compress(st, load64(p));
+    for (; len > 0; len--, st->len++)
+        st->tail |= (uint64_t)*p++ << (8 * (st->len & 7));
 }
 
 /* The last word holds the remaining bytes and, in its top byte, the
