@@ -343,8 +343,8 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     s->session.conn = s->conn;
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
                       (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
-        /* RFC 6120 §7.6.2.1 (resource-constraint: wait), §7.7.2.1 (conflict:
-         * cancel), §7.7.2.1 bad resource (bad-request: modify). */
+        /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
+         * (cancel), §7.7.2.1 bad-request for a bad resource (modify). */
         const char *type = strcmp(error, "conflict") == 0              ? "cancel"
                            : strcmp(error, "resource-constraint") == 0 ? "wait"
                                                                        : "modify";
