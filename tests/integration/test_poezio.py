@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -79,6 +80,9 @@ class Poezio:
     def start(self):
         self.tmux("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
                   "poezio -d %s" % self.debug)
+        # The pane's process leads its own process group, poezio included.
+        self.pane_pid = int(self.tmux("display-message", "-p", "-t", self.session,
+                                      "#{pane_pid}").stdout.strip())
         return self
 
     def screen(self):
@@ -114,7 +118,21 @@ class Poezio:
             return ""
 
     def quit(self):
+        """/quit, then make sure nothing of this poezio is left: a poezio
+        whose terminal is gone spins on it."""
+        if getattr(self, "pane_pid", None):
+            self.command("quit")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if self.tmux("has-session", "-t", self.session, check=False).returncode != 0:
+                    break
+                time.sleep(0.1)
         self.tmux("kill-server", check=False)
+        if getattr(self, "pane_pid", None):
+            try:
+                os.killpg(self.pane_pid, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
         shutil.rmtree(self.home, ignore_errors=True)
 
 
