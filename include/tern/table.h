@@ -2,12 +2,15 @@
  * tern/table.h — an in-memory table from strings to pointers, for the
  * caches and indexes modules keep (the server's own, used for sessions
  * and routing).  Keys are copied; values belong to the caller.  Lookups
- * are O(1): use it instead of scanning lists per stanza.
+ * are O(1): use it instead of scanning lists per stanza.  Keys are hashed
+ * with SipHash-2-4 under a random per-process key, so that remote parties
+ * cannot choose colliding keys.
  */
 #ifndef TERN_TABLE_H
 #define TERN_TABLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <tern/defs.h>
 
 typedef struct tern_table tern_table_t;
@@ -26,5 +29,8 @@ TERN_API size_t tern_table_count(const tern_table_t *t);
  * non-zero. */
 TERN_API void tern_table_foreach(const tern_table_t *t,
                                  int (*fn)(void *ctx, const char *key, void *value), void *ctx);
+/* The table's keyed hash of a string, for a module that must keep a table
+ * of its own shape: never hash network-chosen keys with a public function. */
+TERN_API uint64_t tern_hash_str(const char *s);
 
 #endif

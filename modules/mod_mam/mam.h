@@ -60,6 +60,10 @@ int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev);
 int mam_on_form(tern_module_ctx_t *m, tern_event_t *ev);
 int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev);
 int mam_on_foreign(tern_module_ctx_t *m, tern_event_t *ev);
+/* The same three requests sent to the host's domain by one of its accounts. */
+int mam_on_host_query(tern_module_ctx_t *m, tern_event_t *ev);
+int mam_on_host_form(tern_module_ctx_t *m, tern_event_t *ev);
+int mam_on_host_metadata(tern_module_ctx_t *m, tern_event_t *ev);
 
 /* prefs.c */
 int mam_on_prefs_get(tern_module_ctx_t *m, tern_event_t *ev);

@@ -9,7 +9,10 @@
  * delivers.
  *
  * Advertised on the accounts' bare JIDs (XEP-0313 §7): urn:xmpp:mam:2,
- * urn:xmpp:mam:2#extended and urn:xmpp:sid:0.
+ * urn:xmpp:mam:2#extended and urn:xmpp:sid:0.  urn:xmpp:mam:2 is also
+ * advertised on the host's domain, where queries read the sender's own
+ * archive: some clients (profanity) look for MAM there only, as ejabberd
+ * offers it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +87,9 @@ static int hook_all(tern_module_ctx_t *m)
         {"iq-set/self/" NS_MAM ":query", mam_on_query, 0},
         {"iq-get/self/" NS_MAM ":query", mam_on_form, 0},
         {"iq-get/self/" NS_MAM ":metadata", mam_on_metadata, 0},
+        {"iq-set/host/" NS_MAM ":query", mam_on_host_query, 0},
+        {"iq-get/host/" NS_MAM ":query", mam_on_host_form, 0},
+        {"iq-get/host/" NS_MAM ":metadata", mam_on_host_metadata, 0},
         {"iq-get/self/" NS_MAM ":prefs", mam_on_prefs_get, 0},
         {"iq-set/self/" NS_MAM ":prefs", mam_on_prefs_set, 0},
         {"iq-set/bare/" NS_MAM ":query", mam_on_foreign, 0},
@@ -149,6 +155,7 @@ static int load(tern_module_ctx_t *m)
     tern_add_account_feature(m, NS_MAM_EXT);
     tern_add_account_feature(m, NS_SID);
     st->expire_interval = tern_opt_int(m, "expire_interval");
+    tern_add_feature(m, NS_MAM); /* on the domain, for clients that look there */
     if (st->expire_after_us > 0 &&
         (st->expire_timer = tern_timer_add(m, st->expire_interval, 1, on_expire, NULL)) == NULL) {
         tern_log(m, TERN_LOG_ERROR, "could not start the expiry timer");

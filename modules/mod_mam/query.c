@@ -9,7 +9,9 @@
  *    item (§4.2), then the iq result with <fin/> (§4.3);
  *  - iq-get <query/>: the form (§4.1.5);
  *  - iq-get <metadata/>: first and last item of the archive (§5).
- * Queries to someone else's bare JID are refused (§8.1).
+ * Queries to someone else's bare JID are refused (§8.1).  Queries sent to
+ * the host's domain by one of its accounts are queries of that account's own
+ * archive: some clients (profanity) look for MAM on the domain only.
  *
  * Every query is a few indexed store calls, never a walk of the archive:
  * the page itself (one range read of max+1 items), the count of the result
@@ -668,6 +670,34 @@ int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev)
     if (reply != NULL)
         tern_xml_unref(reply);
     return TERN_HANDLED;
+}
+
+/* A request to the host's domain from an account of that host (not from a
+ * user of another host, a component or a remote server): its archive is
+ * the sender's own, kept by this module instance. */
+static int own_account_to_domain(const tern_event_t *ev)
+{
+    return ev->from != NULL && ev->from->local != NULL && ev->to != NULL && ev->to->local == NULL &&
+           strcmp(ev->from->domain, ev->to->domain) == 0;
+}
+
+/* iq-set/host/urn:xmpp:mam:2:query — the user's own archive, as ejabberd
+ * answers it; anything else falls through to the default error. */
+int mam_on_host_query(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return own_account_to_domain(ev) ? mam_on_query(m, ev) : TERN_PASS;
+}
+
+/* iq-get/host/urn:xmpp:mam:2:query — the form, as on the account. */
+int mam_on_host_form(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return own_account_to_domain(ev) ? mam_on_form(m, ev) : TERN_PASS;
+}
+
+/* iq-get/host/urn:xmpp:mam:2:metadata — the user's own archive's edges. */
+int mam_on_host_metadata(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return own_account_to_domain(ev) ? mam_on_metadata(m, ev) : TERN_PASS;
 }
 
 /* iq-get|set/bare/urn:xmpp:mam:2:* — another user's archive.  §8.1:

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tern/table.h>
 #include <time.h>
 
 #include "pep.h"
@@ -22,12 +23,10 @@ struct strmap {
     void (*free_fn)(void *);
 };
 
+/* The server's keyed hash: node names and JIDs come from the network. */
 static size_t hash_str(const char *s)
 {
-    size_t h = 5381; /* djb2 */
-    for (; *s; s++)
-        h = h * 33 + (unsigned char)*s;
-    return h;
+    return (size_t)tern_hash_str(s);
 }
 
 strmap_t *strmap_new(void (*free_fn)(void *))

@@ -204,12 +204,23 @@ void presence_send_type(rhost_t *h, const char *from, const char *to, const char
     }
 }
 
+/* The presence of every available session of `user` to `to` (§4.3.2
+ * probe answers, §3.1.5 after approval): all of them, however many the
+ * server lets one account bind (limits.max_sessions_per_user).  Returns how
+ * many were sent. */
 int presence_send_available(rhost_t *h, const char *user, const char *to)
 {
     /* Copies first: routing may run handlers that touch these sessions. */
-    tern_xml_t *copies[64];
+    size_t total = 0;
+    for (tern_session_t *s = tern_user_first_session(h->m, user); s; s = tern_session_next(s))
+        total++;
+    if (total == 0)
+        return 0;
+    tern_xml_t **copies = calloc(total, sizeof(*copies));
+    if (copies == NULL)
+        return 0;
     size_t n = 0;
-    for (tern_session_t *s = tern_user_first_session(h->m, user); s && n < 64;
+    for (tern_session_t *s = tern_user_first_session(h->m, user); s && n < total;
          s = tern_session_next(s)) {
         psess_t *ps = psess_get(h, s, 0);
         if (ps != NULL && ps->presence != NULL && (copies[n] = tern_xml_copy(ps->presence)))
@@ -220,6 +231,7 @@ int presence_send_available(rhost_t *h, const char *user, const char *to)
         tern_route(h->m, copies[i]);
         tern_xml_unref(copies[i]);
     }
+    free(copies);
     return (int)n;
 }
 

@@ -379,6 +379,12 @@ static const tern_option_t limit_options[] = {
      .doc = "Close silent component connections after this long (pinged at half)",
      .min = 1000,
      .max = 7LL * 86400 * 1000},
+    {.name = "max_sessions_per_user",
+     .type = TERN_OPT_INT,
+     .def = "10",
+     .doc = "Resources one account may have bound at once",
+     .min = 1,
+     .max = 10000},
     {.name = NULL},
 };
 
@@ -430,6 +436,7 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     cfg->max_auth_failures = num(&v, "max_auth_failures");
     cfg->component_handshake_timeout_ms = num(&v, "component_handshake_timeout");
     cfg->component_idle_timeout_ms = num(&v, "component_idle_timeout");
+    cfg->max_sessions_per_user = num(&v, "max_sessions_per_user");
     cfg_values_clear(&v);
 
     const cfg_node_t *c2s = cfg_map_get(root, "c2s");

@@ -150,6 +150,7 @@ typedef struct tern_config {
     long long handshake_timeout_ms;  /* default 30 s until authenticated */
     long long auth_failure_delay_ms; /* default 1000 */
     long long max_auth_failures;     /* per connection, default 3 */
+    long long max_sessions_per_user; /* bound resources of one account, default 10 */
 
     /* limits for component connections */
     long long component_handshake_timeout_ms; /* default 30 s until the handshake */

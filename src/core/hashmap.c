@@ -8,9 +8,11 @@
 #include <string.h>
 #include <tern/table.h>
 
+#include "core/siphash.h"
+
 typedef struct entry {
     struct entry *next;
-    unsigned long hash;
+    uint64_t hash;
     void *value;
     char key[];
 } entry_t;
@@ -21,13 +23,9 @@ struct hashmap {
     size_t count;
 };
 
-unsigned long hash_str(unsigned long h, const char *s)
+uint64_t hash_str(const char *s)
 {
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211UL;
-    }
-    return h;
+    return siphash24(hash_key(), s, strlen(s));
 }
 
 hashmap_t *hashmap_new(void)
@@ -62,7 +60,7 @@ void hashmap_free(hashmap_t **mp)
     *mp = NULL;
 }
 
-static entry_t **find_slot(const hashmap_t *m, const char *key, unsigned long h)
+static entry_t **find_slot(const hashmap_t *m, const char *key, uint64_t h)
 {
     entry_t **slot = &m->buckets[h & (m->nbuckets - 1)];
     while (*slot && ((*slot)->hash != h || strcmp((*slot)->key, key) != 0))
@@ -72,7 +70,7 @@ static entry_t **find_slot(const hashmap_t *m, const char *key, unsigned long h)
 
 void *hashmap_get(const hashmap_t *m, const char *key)
 {
-    entry_t **slot = find_slot(m, key, hash_str(HASH_SEED, key));
+    entry_t **slot = find_slot(m, key, hash_str(key));
     return *slot ? (*slot)->value : NULL;
 }
 
@@ -99,7 +97,7 @@ static void grow(hashmap_t *m)
 
 int hashmap_put(hashmap_t *m, const char *key, void *value)
 {
-    unsigned long h = hash_str(HASH_SEED, key);
+    uint64_t h = hash_str(key);
     entry_t **slot = find_slot(m, key, h);
     if (*slot) {
         (*slot)->value = value;
@@ -121,7 +119,7 @@ int hashmap_put(hashmap_t *m, const char *key, void *value)
 
 void *hashmap_remove(hashmap_t *m, const char *key)
 {
-    entry_t **slot = find_slot(m, key, hash_str(HASH_SEED, key));
+    entry_t **slot = find_slot(m, key, hash_str(key));
     entry_t *e = *slot;
     if (!e)
         return NULL;
@@ -184,6 +182,11 @@ TERN_API int tern_table_put(tern_table_t *t, const char *key, void *value)
 TERN_API void *tern_table_remove(tern_table_t *t, const char *key)
 {
     return hashmap_remove(t->map, key);
+}
+
+TERN_API uint64_t tern_hash_str(const char *s)
+{
+    return hash_str(s);
 }
 
 TERN_API size_t tern_table_count(const tern_table_t *t)

@@ -3,12 +3,16 @@
  *
  * Keys are copied; values are borrowed pointers the caller owns.  Used
  * for sessions by JID, users, hosts, components and pending iqs, so that
- * routing a stanza never scans every session.
+ * routing a stanza never scans every session.  Keys are hashed with
+ * SipHash-2-4 under a random per-process key (core/siphash.h): remote
+ * parties choose many keys (JIDs, resources) and must not be able to
+ * choose colliding ones.
  */
 #ifndef TERN_HASHMAP_H
 #define TERN_HASHMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct hashmap hashmap_t;
 
@@ -24,8 +28,7 @@ size_t hashmap_count(const hashmap_t *m);
 /* Visit every entry; fn may not modify the map.  Stops when fn returns non-zero. */
 void hashmap_foreach(const hashmap_t *m, int (*fn)(void *ctx, const char *key, void *value),
                      void *ctx);
-/* FNV-1a, exposed so callers can hash pieces without joining them. */
-unsigned long hash_str(unsigned long h, const char *s);
-#define HASH_SEED 1469598103934665603UL
+/* The keyed hash of a string, as the table uses it. */
+uint64_t hash_str(const char *s);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/hashmap.h"
+#include "core/siphash.h"
 
 typedef struct handler {
     struct handler *next;
@@ -17,7 +18,7 @@ typedef struct handler {
 
 typedef struct event {
     struct event *next;
-    unsigned long hash;
+    uint64_t hash;
     handler_t *handlers;
     char name[];
 } event_t;
@@ -56,7 +57,7 @@ void hooks_free(hooks_t **hp)
     *hp = NULL;
 }
 
-static event_t *find_event(const hooks_t *h, const char *name, unsigned long hash)
+static event_t *find_event(const hooks_t *h, const char *name, uint64_t hash)
 {
     for (event_t *e = h->buckets[BUCKET(hash)]; e; e = e->next)
         if (e->hash == hash && strcmp(e->name, name) == 0)
@@ -67,7 +68,7 @@ static event_t *find_event(const hooks_t *h, const char *name, unsigned long has
 int hooks_add(hooks_t *h, const char *name, tern_handler_fn fn, int priority,
               tern_module_ctx_t *owner)
 {
-    unsigned long hash = hash_str(HASH_SEED, name);
+    uint64_t hash = hash_str(name);
     event_t *e = find_event(h, name, hash);
     if (!e) {
         size_t len = strlen(name);
@@ -138,14 +139,15 @@ static int run(event_t *e, tern_event_t *ev)
 int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *seps,
                      tern_event_t *ev)
 {
-    unsigned long hash = HASH_SEED;
+    /* The same keyed hash as hash_str() of the joined name, fed in pieces. */
+    siphash_t st;
+    siphash_init(&st, hash_key());
     for (int i = 0; i < n; i++) {
-        hash = hash_str(hash, parts[i]);
-        if (i + 1 < n) {
-            char sep[2] = {seps[i], '\0'};
-            hash = hash_str(hash, sep);
-        }
+        siphash_update(&st, parts[i], strlen(parts[i]));
+        if (i + 1 < n)
+            siphash_update(&st, &seps[i], 1);
     }
+    uint64_t hash = siphash_final(&st);
     for (event_t *e = h->buckets[BUCKET(hash)]; e; e = e->next)
         if (e->hash == hash && name_matches(e->name, parts, n, seps))
             return run(e, ev);
@@ -154,12 +156,12 @@ int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *se
 
 int hooks_fire(hooks_t *h, const char *name, tern_event_t *ev)
 {
-    event_t *e = find_event(h, name, hash_str(HASH_SEED, name));
+    event_t *e = find_event(h, name, hash_str(name));
     return e ? run(e, ev) : TERN_PASS;
 }
 
 int hooks_has(hooks_t *h, const char *name)
 {
-    event_t *e = find_event(h, name, hash_str(HASH_SEED, name));
+    event_t *e = find_event(h, name, hash_str(name));
     return e && e->handlers;
 }

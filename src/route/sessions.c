@@ -74,7 +74,7 @@ static void random_resource(char *buf, size_t len)
 }
 
 int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
-                  const char **error_r)
+                  size_t max_per_user, const char **error_r)
 {
     char generated[16];
     if (!resource || !*resource) {
@@ -88,12 +88,22 @@ int sessions_bind(tern_session_t *s, const char *local, const char *resource, cf
         return -1;
     }
     tern_session_t *old = hashmap_get(by_full, jid->full);
+    if (old && policy == CONFLICT_REFUSE) {
+        tern_jid_free(&jid);
+        *error_r = "conflict";
+        return -1;
+    }
+    /* RFC 6120 §7.6.2.1: the account has reached its limit of connected
+     * resources.  A kick-old replacement does not add one. */
+    user_sessions_t *have = hashmap_get(by_bare, jid->bare);
+    if (!old && max_per_user && have && have->count >= max_per_user) {
+        log_info("%s: refused, %s already has %zu sessions (limits.max_sessions_per_user)",
+                 jid->full, jid->bare, have->count);
+        tern_jid_free(&jid);
+        *error_r = "resource-constraint";
+        return -1;
+    }
     if (old) {
-        if (policy == CONFLICT_REFUSE) {
-            tern_jid_free(&jid);
-            *error_r = "conflict";
-            return -1;
-        }
         /* RFC 6120 §7.7.2.2: the server terminates the older session. */
         log_info("resource conflict on %s: closing the older session", jid->full);
         old->close(old, "conflict");

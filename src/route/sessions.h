@@ -45,9 +45,12 @@ void sessions_free_all(void);
 /* Bind `s` (deliver/close/conn/host set by the caller) as local@host/resource.
  * resource NULL = generate one.  On a conflict, policy kick-old closes the
  * older session with <conflict/>; refuse returns -1 with *error_r "conflict".
+ * A user who already has `max_per_user` sessions (0 = no limit) gets -1 with
+ * "resource-constraint" (RFC 6120 §7.6.2.1), unless the new session replaces
+ * one of them (kick-old on the same resource).
  * Other errors: "bad-request" (bad resource), "internal-server-error". */
 int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
-                  const char **error_r);
+                  size_t max_per_user, const char **error_r);
 /* Remove from the tables and free s->jid (the caller frees s). */
 void sessions_unbind(tern_session_t *s);
 

@@ -37,6 +37,7 @@ typedef struct c2s {
     char *user; /* prepared localpart once authenticated */
     sasl_t *sasl;
     int auth_failures;
+    int tried_plus;              /* the client tried a -PLUS mechanism on this stream */
     struct event *failure_timer; /* delayed SASL failure */
     const char *pending_failure;
     struct event *handshake_timer;
@@ -67,7 +68,9 @@ static sasl_params_t sasl_params(c2s_t *s)
                        .db = server.db,
                        .ssl = s->tls ? s->conn->ssl : NULL,
                        .allow_plain = server.cfg->allow_plain,
-                       .strict_cb = server.cfg->strict_channel_binding};
+                       /* A client that tried -PLUS here saw the offer: its
+                        * later 'y' is no downgrade (RFC 5802 §6). */
+                       .strict_cb = server.cfg->strict_channel_binding && !s->tried_plus};
     return p;
 }
 
@@ -173,10 +176,17 @@ static void sasl_reply(c2s_t *s, const char *element, const char *b64)
     conn_write_str(s->conn, head);
 }
 
-static void send_failure_now(c2s_t *s, const char *condition)
+/* <failure/> with an RFC 6120 §6.5 condition and, if `text` (XML-safe,
+ * made by the server) is given, a <text/> for the user (§6.4.5). */
+static void send_failure_now(c2s_t *s, const char *condition, const char *text)
 {
-    char buf[256];
-    snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+    char buf[512];
+    if (text)
+        snprintf(buf, sizeof(buf),
+                 "<failure xmlns='" NS_SASL "'><%s/><text xml:lang='en'>%s</text></failure>",
+                 condition, text);
+    else
+        snprintf(buf, sizeof(buf), "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
     conn_write_str(s->conn, buf);
     if (s->auth_failures >= server.cfg->max_auth_failures)
         conn_stream_error(s->conn, "policy-violation", "too many authentication failures");
@@ -188,7 +198,7 @@ static void failure_timer_cb(evutil_socket_t fd, short what, void *arg)
     const char *cond = s->pending_failure;
     s->pending_failure = NULL;
     if (cond)
-        send_failure_now(s, cond);
+        send_failure_now(s, cond, NULL);
 }
 
 /* RFC 6120 §6.4.5: a failed attempt is answered after a delay. */
@@ -196,19 +206,42 @@ static void sasl_fail(c2s_t *s, const char *condition, int counts)
 {
     sasl_free(&s->sasl);
     if (!counts) {
-        send_failure_now(s, condition);
+        send_failure_now(s, condition, NULL);
         return;
     }
     s->auth_failures++;
     log_info("c2s %s: authentication failure (%s)", s->conn->peer, condition);
     long long ms = server.cfg->auth_failure_delay_ms;
     if (ms <= 0 || !s->failure_timer) {
-        send_failure_now(s, condition);
+        send_failure_now(s, condition, NULL);
         return;
     }
     s->pending_failure = condition;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(s->failure_timer, &tv);
+}
+
+/* A -PLUS attempt with a channel-binding type this stream does not support
+ * (tls-unique, undefined on TLS 1.3, from slixmpp 1.8 and poezio): no
+ * password was tried, so it does not count toward max_auth_failures and is
+ * answered at once; the <text/> names the types that work (XEP-0440). */
+static void cb_refused(c2s_t *s, const char *condition)
+{
+    sasl_params_t p = sasl_params(s);
+    const char *types[3];
+    sasl_cb_types(&p, types);
+    char text[160];
+    snprintf(text, sizeof(text), "channel binding type %s is not supported; supported: %s%s%s",
+             sasl_cb_refused(s->sasl), types[0] ? types[0] : "none", types[1] ? ", " : "",
+             types[1] ? types[1] : "");
+    /* Logged as a prepared localpart: no control characters reach the log. */
+    const char *authcid = sasl_authcid(s->sasl);
+    char *user = authcid ? tern_jid_prep_local(authcid) : NULL;
+    log_info("c2s %s: %s for user '%s' refused: %s (not counted as a failed login)", s->conn->peer,
+             sasl_mech_name(s->sasl), user ? user : "(invalid)", text);
+    free(user);
+    sasl_free(&s->sasl);
+    send_failure_now(s, condition, text);
 }
 
 static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failure)
@@ -223,6 +256,8 @@ static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failu
         sasl_reply(s, "success", out ? out : "");
         s->state = C2S_AUTHED;
         conn_restart_stream(s->conn); /* RFC 6120 §6.4.6 */
+    } else if (sasl_cb_refused(s->sasl)) {
+        cb_refused(s, failure);
     } else {
         sasl_fail(s, failure, strcmp(failure, "aborted") != 0);
     }
@@ -247,6 +282,9 @@ static void handle_sasl(c2s_t *s, tern_xml_t *el)
             sasl_fail(s, mech ? failure : "invalid-mechanism", 0);
             return;
         }
+        size_t ml = strlen(mech);
+        if (ml > 5 && strcmp(mech + ml - 5, "-PLUS") == 0)
+            s->tried_plus = 1;
         sasl_status_t st = sasl_step(s->sasl, tern_xml_text(el), &out, &failure);
         sasl_result(s, st, out, failure);
     } else if (strcmp(el->name, "response") == 0) {
@@ -303,9 +341,14 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     s->session.deliver = deliver;
     s->session.close = close_session;
     s->session.conn = s->conn;
-    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
-        tern_xml_t *err = stanza_error_reply(
-            iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify", error, NULL);
+    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
+                      (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
+        /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
+         * (cancel), §7.7.2.1 bad-request for a bad resource (modify). */
+        const char *type = strcmp(error, "conflict") == 0              ? "cancel"
+                           : strcmp(error, "resource-constraint") == 0 ? "wait"
+                                                                       : "modify";
+        tern_xml_t *err = stanza_error_reply(iq, type, error, NULL);
         if (err) {
             tern_xml_del_attr(err, "to");
             tern_xml_del_attr(err, "from");

@@ -254,6 +254,16 @@ const char *sasl_mech_name(const sasl_t *s)
     return s->mech;
 }
 
+const char *sasl_cb_refused(const sasl_t *s)
+{
+    return s && s->scram ? scram_server_cb_refused(s->scram) : NULL;
+}
+
+const char *sasl_authcid(const sasl_t *s)
+{
+    return s && s->scram ? scram_server_authcid(s->scram) : NULL;
+}
+
 void sasl_free(sasl_t **sp)
 {
     sasl_t *s = *sp;

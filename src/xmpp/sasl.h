@@ -22,7 +22,8 @@ typedef struct sasl_params {
     store_db_t *db;
     SSL *ssl;        /* NULL on an unencrypted stream */
     int allow_plain; /* the admin enabled PLAIN (never offered without TLS) */
-    int strict_cb;   /* refuse "y" while -PLUS is offered (RFC 5802 §6) */
+    int strict_cb;   /* refuse "y" while -PLUS is offered (RFC 5802 §6); the
+                      * stream clears it once the client tried a -PLUS mechanism */
 } sasl_params_t;
 
 typedef enum { SASL_CONTINUE = 0, SASL_SUCCESS = 1, SASL_FAILURE = -1 } sasl_status_t;
@@ -41,6 +42,12 @@ sasl_status_t sasl_step(sasl_t *s, const char *in, char **out, const char **fail
 /* After SASL_SUCCESS: the prepared localpart that authenticated. */
 const char *sasl_username(const sasl_t *s);
 const char *sasl_mech_name(const sasl_t *s);
+/* After SASL_FAILURE: the channel-binding type the client asked for if the
+ * stream does not support it (e.g. tls-unique on TLS 1.3), else NULL.  Such
+ * a failure is no wrong password (RFC 5802 §7 unsupported-channel-binding-type). */
+const char *sasl_cb_refused(const sasl_t *s);
+/* The username the client sent, for logs (not authenticated); may be NULL. */
+const char *sasl_authcid(const sasl_t *s);
 void sasl_free(sasl_t **s);
 
 #endif

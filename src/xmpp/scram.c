@@ -489,7 +489,8 @@ struct scram_server {
     unsigned char end_point[SCRAM_MAX_CB];
     size_t end_point_len;
     int plus_advertised;
-    char *ssdp; /* XEP-0474 "h" value, or NULL */
+    char *ssdp;          /* XEP-0474 "h" value, or NULL */
+    char cb_refused[32]; /* "p=" type this connection does not support, or "" */
 
     scram_lookup_fn lookup;
     void *lookup_ctx;
@@ -637,6 +638,16 @@ const char *scram_server_username(const scram_server_t *s)
 const char *scram_server_authzid(const scram_server_t *s)
 {
     return s ? s->authzid : NULL;
+}
+
+const char *scram_server_cb_refused(const scram_server_t *s)
+{
+    return s && s->cb_refused[0] ? s->cb_refused : NULL;
+}
+
+const char *scram_server_authcid(const scram_server_t *s)
+{
+    return s ? s->username : NULL;
 }
 
 /* malloc'd printf; NULL on error. */
@@ -888,8 +899,17 @@ static scram_status_t client_first(scram_server_t *s, const char *msg, char **ou
         size_t dl = 0;
         if (!(s->offered & (SCRAM_CB_TLS_EXPORTER | SCRAM_CB_TLS_SERVER_END_POINT)))
             return fail(s, failure_r, COND_ENCRYPTION_REQ);
-        if (cb_type == 0 || !cb_data(s, cb_type, &dl))
-            return fail(s, failure_r, COND_NOT_AUTHORIZED);
+        if (cb_type == 0 || !cb_data(s, cb_type, &dl)) {
+            /* RFC 5802 §7 "unsupported-channel-binding-type": a protocol
+             * mismatch (tls-unique is undefined on TLS 1.3), not a wrong
+             * password.  The name is kept for the caller's log and text. */
+            size_t nl = strcspn(msg + 2, ",");
+            if (nl >= sizeof(s->cb_refused))
+                nl = sizeof(s->cb_refused) - 1;
+            memcpy(s->cb_refused, msg + 2, nl);
+            s->cb_refused[nl] = 0;
+            return fail(s, failure_r, COND_MALFORMED);
+        }
     } else {
         if (s->plus)
             return fail(s, failure_r, COND_MALFORMED);

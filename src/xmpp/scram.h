@@ -96,7 +96,8 @@ void scram_server_free(scram_server_t **s);
  *  - Syntax errors, an "m=" extension, bad "=XX" escapes, "p=" with a
  *    non-PLUS mechanism and "n"/"y" with a -PLUS mechanism fail
  *    "malformed-request"; "p=" on a connection offering no binding at all
- *    fails "encryption-required"; a "p=" type not offered, "y" while -PLUS
+ *    fails "encryption-required"; a "p=" type not offered fails
+ *    "malformed-request" (see scram_server_cb_refused); "y" while -PLUS
  *    is advertised, wrong binding data, a wrong nonce, a wrong proof and
  *    an unknown user fail "not-authorized"; an authzid that is not UTF-8
  *    without controls fails "invalid-authzid"; internal errors fail
@@ -108,6 +109,15 @@ scram_status_t scram_server_step(scram_server_t *s, const char *in, size_t in_le
 const char *scram_server_username(const scram_server_t *s);
 /* The authzid the client asked for (NULL if none). */
 const char *scram_server_authzid(const scram_server_t *s);
+/* After a failure on a "p=" channel-binding type this connection does not
+ * support (e.g. tls-unique, undefined on TLS 1.3; RFC 5802 §7
+ * unsupported-channel-binding-type): the requested name, at most 31
+ * characters; NULL otherwise.  Such a failure says nothing about the
+ * password. */
+const char *scram_server_cb_refused(const scram_server_t *s);
+/* The username the client sent (unprepared), once client-first was parsed;
+ * NULL before.  For logs only: it is not authenticated. */
+const char *scram_server_authcid(const scram_server_t *s);
 
 /* Client side, for tests and tern-bench: compute client-final from the
  * exchange.  Exposed so the RFC test vectors can be checked both ways. */

@@ -730,6 +730,8 @@ class ScramClient:
             self.gs2 = "p=%s,," % cb_type
             if cb_type == "tls-server-end-point":
                 self.cb_data = tls_server_end_point(raw.peer_cert)
+            elif cb_type == "tls-unique":  # what old clients send, even on TLS 1.3
+                self.cb_data = raw.sock.get_channel_binding("tls-unique") or b""
             else:
                 raise ValueError("only tls-server-end-point is implemented here")
         else:
@@ -879,6 +881,8 @@ class SlixClient:
 
     direct_tls: connect to the c2s_tls port (ALPN xmpp-client) instead of STARTTLS.
     plus: log in with SCRAM-SHA-256-PLUS and tls-server-end-point.
+    mech: the mechanism to pin; "default" pins none and leaves slixmpp's own
+    choice and channel-binding data (tls-unique) alone, as a user's client.
     Every stanza received is recorded in self.received (in arrival order).
     """
 
@@ -907,7 +911,8 @@ class SlixClient:
         jid = "%s@%s" % (self.user, DOMAIN)
         if self.resource:
             jid += "/" + self.resource
-        x = slixmpp.ClientXMPP(jid, self.password, sasl_mech=self.mech)
+        default = self.mech == "default"
+        x = slixmpp.ClientXMPP(jid, self.password, sasl_mech=None if default else self.mech)
         x.ssl_context.check_hostname = False
         x.ssl_context.verify_mode = ssl.CERT_NONE
         if self.direct_tls:
@@ -927,7 +932,8 @@ class SlixClient:
                 creds["channel_binding"] = self._channel_binding(x)
             return creds
 
-        mechs.sasl_callback = credentials
+        if not default:
+            mechs.sasl_callback = credentials
         x.add_filter("in", self._record)
         x.add_event_handler("stream_error", lambda e: self.stream_errors.append(e["condition"]))
         x.add_event_handler("disconnected", self._on_disconnected)
@@ -977,7 +983,8 @@ class SlixClient:
 
         x.add_event_handler("session_start", ok, disposable=True)
         x.add_event_handler("failed_all_auth", bad("authentication failed"))
-        x.add_event_handler("failed_auth", bad("authentication failed"))
+        if self.mech != "default":  # unpinned, slixmpp tries the next mechanism
+            x.add_event_handler("failed_auth", bad("authentication failed"))
         x.add_event_handler("connection_failed", bad("connection failed"))
         x.add_event_handler("disconnected", bad("disconnected"))
         port = self.server.tls_port if self.direct_tls else self.server.c2s_port

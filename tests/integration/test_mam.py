@@ -513,6 +513,33 @@ class MamTests(ServerTestCase):
         count = answer.find("%s/%s/%s" % (q(NS_MAM, "fin"), q(NS_RSM, "set"), q(NS_RSM, "count")))
         self.assertEqual(count.text, "12")
 
+    def test_domain_disco_advertises_mam(self):
+        """Clients such as profanity look for MAM on the server's domain only."""
+        answer = self.alice.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=DOMAIN)
+        self.assertEqual(answer.get("type"), "result")
+        features = {f.get("var") for f in answer.iter(q(NS_DISCO_INFO, "feature"))}
+        self.assertIn(NS_MAM, features)
+
+    def test_query_to_the_domain_reads_own_archive(self):
+        """A query sent to the domain is one of the user's own archive."""
+        ids, bodies, _ = self.pager_archive(self)
+        c = self.pager()
+        queryid = "d" + token()
+        mark = c.mark()
+        answer = c.iq(query_xml(rsm={"max": 100}, queryid=queryid), to=DOMAIN, itype="set")
+        r = self.ok(Result(answer, [s.xml for s in c.received[mark:] if s.name == "message"],
+                           queryid))
+        self.assertEqual(r.ids, ids)
+        self.assertEqual(r.bodies, bodies)
+        answer = c.iq("<metadata xmlns='%s'/>" % NS_MAM, to=DOMAIN, itype="get")
+        md = answer.find(q(NS_MAM, "metadata"))
+        self.assertEqual(md.find(q(NS_MAM, "end")).get("id"), ids[-1])
+        # Another user asking the domain gets their own archive, not pager's.
+        frank = self.slix("frank")
+        answer = frank.iq(query_xml(rsm={"max": 0}), to=DOMAIN, itype="set")
+        count = answer.find("%s/%s/%s" % (q(NS_MAM, "fin"), q(NS_RSM, "set"), q(NS_RSM, "count")))
+        self.assertEqual(count.text, "0")
+
     def test_someone_elses_archive_is_forbidden(self):
         answer = self.alice.iq(query_xml(), to="bob@localhost", itype="set")
         self.assertEqual(stanza_error(answer), ("cancel", "forbidden"))

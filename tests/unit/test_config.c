@@ -412,6 +412,7 @@ static void test_defaults(void)
     CHECK(cfg->component_idle_timeout_ms == 300000);
     CHECK(cfg->auth_failure_delay_ms == 1000);
     CHECK(cfg->max_auth_failures == 3);
+    CHECK(cfg->max_sessions_per_user == 10);
     CHECK(cfg->require_encryption == 1);
     CHECK(cfg->allow_plain == 0);
     CHECK(cfg->legacy_session == 1);
@@ -652,7 +653,9 @@ static void test_errors(void)
     EXPECT_ERR("limits:\n  idle: 5s\n",
                ":2: section 'limits': unknown option 'idle' (known: max_stanza_size, "
                "c2s_idle_timeout, handshake_timeout, auth_failure_delay, max_auth_failures, "
-               "component_handshake_timeout, component_idle_timeout)");
+               "component_handshake_timeout, component_idle_timeout, max_sessions_per_user)");
+    EXPECT_ERR("limits:\n  max_sessions_per_user: 0\n",
+               ":2: section 'limits': option 'max_sessions_per_user' must be between 1 and 10000");
     EXPECT_ERR("limits: 5\n", ":1: section 'limits': options must be a map");
     EXPECT_ERR("c2s:\n  require_encryption: maybe\n",
                ":2: section 'c2s': option 'require_encryption' must be true or false");

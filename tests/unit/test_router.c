@@ -49,7 +49,7 @@ static fake_t *fake_bind(const char *user, const char *res, int available, int p
     f->s.deliver = fake_deliver;
     f->s.close = fake_close;
     const char *err = NULL;
-    CHECK(sessions_bind(&f->s, user, res, CONFLICT_KICK_OLD, &err) == 0);
+    CHECK(sessions_bind(&f->s, user, res, CONFLICT_KICK_OLD, 0, &err) == 0);
     f->s.available = available;
     f->s.priority = prio;
     return f;
@@ -368,9 +368,25 @@ int main(void)
     /* Refuse policy keeps the existing one. */
     fake_t refused = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
     const char *why2 = NULL;
-    CHECK(sessions_bind(&refused.s, "juliet", "balcony", CONFLICT_REFUSE, &why2) < 0);
+    CHECK(sessions_bind(&refused.s, "juliet", "balcony", CONFLICT_REFUSE, 0, &why2) < 0);
     CHECK(why2 && strcmp(why2, "conflict") == 0);
     CHECK(sessions_count() == 3);
+    /* RFC 6120 §7.6.2.1: juliet has two sessions; with a limit of two a
+     * third resource is refused, a kick-old replacement is not. */
+    fake_t third = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
+    why2 = NULL;
+    CHECK(sessions_bind(&third.s, "juliet", "garden", CONFLICT_KICK_OLD, 2, &why2) < 0);
+    CHECK(why2 && strcmp(why2, "resource-constraint") == 0);
+    CHECK(third.s.jid == NULL && sessions_count() == 3);
+    CHECK(sessions_bind(&third.s, "juliet", "garden", CONFLICT_KICK_OLD, 3, &why2) == 0);
+    CHECK(sessions_count() == 4);
+    sessions_unbind(&third.s);
+    CHECK(sessions_count() == 3);
+    fake_t repl = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
+    CHECK(sessions_bind(&repl.s, "juliet", "balcony", CONFLICT_KICK_OLD, 2, &why2) == 0);
+    CHECK(j3->s.jid == NULL && sessions_find_full("juliet@example.com/balcony") == &repl.s);
+    sessions_unbind(&repl.s);
+    CHECK(sessions_count() == 2);
 
     fake_free(j3);
     fake_free(j1);

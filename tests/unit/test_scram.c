@@ -524,14 +524,32 @@ static void test_channel_binding(void)
     CHECK(e.final == SCRAM_SUCCESS && e.v_ok);
     CHECK_STR(e.authzid, "user@example.org");
 
-    /* a type not offered */
+    /* a type not offered: a protocol mismatch, not a password failure, and
+     * the refused name is told to the caller (RFC 5802 §7) */
     run_exchange(SCRAM_SHA256, 1, &exp_only, &u, "p=tls-server-end-point,,", "user", "pencil",
                  endpt, 32, &e);
     CHECK(e.first == SCRAM_FAIL && !e.reached_final);
-    CHECK_STR(e.failure, "not-authorized");
+    CHECK_STR(e.failure, "malformed-request");
     run_exchange(SCRAM_SHA256, 1, &both, &u, "p=tls-unique,,", "user", "pencil", exporter, 32, &e);
     CHECK(e.first == SCRAM_FAIL);
-    CHECK_STR(e.failure, "not-authorized");
+    CHECK_STR(e.failure, "malformed-request");
+    {
+        scram_server_t *s = scram_server_new(SCRAM_SHA256, 1, &both, test_lookup, &u);
+        char *out = NULL;
+        const char *f = NULL;
+        CHECK(scram_server_cb_refused(s) == NULL);
+        CHECK(step(s, "p=tls-unique,,n=user,r=abc", &out, &f) == SCRAM_FAIL);
+        CHECK_STR(scram_server_cb_refused(s), "tls-unique");
+        CHECK_STR(scram_server_authcid(s), "user");
+        free(out);
+        scram_server_free(&s);
+        /* a wrong binding of a supported type is no such refusal */
+        s = scram_server_new(SCRAM_SHA256, 1, &both, test_lookup, &u);
+        CHECK(step(s, "p=tls-exporter,,n=user,r=abc", &out, &f) == SCRAM_CONTINUE);
+        CHECK(scram_server_cb_refused(s) == NULL);
+        free(out);
+        scram_server_free(&s);
+    }
     /* PLUS on a connection without any binding */
     run_exchange(SCRAM_SHA256, 1, &plain, &u, "p=tls-exporter,,", "user", "pencil", exporter, 32,
                  &e);

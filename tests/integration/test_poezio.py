@@ -1,0 +1,162 @@
+"""A real client from Debian 12 against ternd: poezio 0.14 (slixmpp 1.8),
+driven in tmux, logs in on its first connection with its default settings
+and chats with a slixmpp user.
+
+poezio tries each SCRAM -PLUS mechanism with tls-unique, which TLS 1.3 does
+not define, then SCRAM with the 'y' flag: the server must not count those
+attempts as failed logins nor take the 'y' for a downgrade.  The only
+settings made are the ones a user of a server with a self-signed
+certificate makes: the account, the server's address and port, the
+server's certificate as the one to trust (ca_cert_path) and its SPKI
+fingerprint (certificate), as poezio stores it once the user accepted it.
+
+poezio refuses to run as root: as root, the tmux server and poezio run as
+the unprivileged user "nobody", in a private HOME.
+"""
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+
+from harness import DOMAIN, ServerTestCase
+
+PANE_TIMEOUT = 20.0
+
+
+def spki_fingerprint(cert_path):
+    """The SHA-256 of the certificate's SubjectPublicKeyInfo, as poezio writes
+    it in its 'certificate' option: colon-separated upper-case hex."""
+    pem = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey", "-noout"],
+                         capture_output=True, check=True, timeout=10).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
+                         capture_output=True, check=True, timeout=10).stdout
+    import hashlib
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+class Poezio:
+    """poezio in a detached tmux session with a private HOME."""
+
+    def __init__(self, test, server, user, password):
+        self.test = test
+        self.home = tempfile.mkdtemp(prefix="poezio-home-")
+        self.session = "tern-poezio-%s" % uuid.uuid4().hex[:8]
+        self.debug = os.path.join(self.home, "debug.log")
+        self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
+                        XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
+                        XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
+                        XDG_CACHE_HOME=os.path.join(self.home, ".cache"))
+        cert = os.path.join(self.home, "server.crt")
+        shutil.copy(server.cert_path, cert)
+        confdir = os.path.join(self.home, ".config", "poezio")
+        os.makedirs(confdir)
+        with open(os.path.join(confdir, "poezio.cfg"), "w") as f:
+            f.write("[Poezio]\njid = %s@%s\npassword = %s\ncustom_host = 127.0.0.1\n"
+                    "custom_port = %d\nca_cert_path = %s\ncertificate = %s\n" %
+                    (user, DOMAIN, password, server.c2s_port, cert,
+                     spki_fingerprint(server.cert_path)))
+        self.as_user = []
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for root, dirs, files in os.walk(self.home):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.chown(name, nobody.pw_uid, nobody.pw_gid)
+            self.as_user = ["setpriv", "--reuid=%d" % nobody.pw_uid,
+                            "--regid=%d" % nobody.pw_gid, "--clear-groups"]
+
+    def tmux(self, *args, check=True):
+        # A private tmux server (-L) per instance, owned by the user poezio runs as.
+        return subprocess.run(self.as_user + ["tmux", "-L", self.session] + list(args),
+                              env=self.env, capture_output=True, text=True, timeout=10,
+                              check=check)
+
+    def start(self):
+        self.tmux("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
+                  "poezio -d %s" % self.debug)
+        # The pane's process leads its own process group, poezio included.
+        self.pane_pid = int(self.tmux("display-message", "-p", "-t", self.session,
+                                      "#{pane_pid}").stdout.strip())
+        return self
+
+    def screen(self):
+        return self.tmux("capture-pane", "-t", self.session, "-p", "-S", "-200").stdout
+
+    def command(self, text):
+        """Type a /command: '/' opens the command line, then the rest and Enter."""
+        self.tmux("send-keys", "-t", self.session, "-l", "/")
+        time.sleep(0.3)
+        self.tmux("send-keys", "-t", self.session, "-l", text)
+        time.sleep(0.2)
+        self.tmux("send-keys", "-t", self.session, "Enter")
+
+    def wait_screen(self, pattern, timeout=PANE_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            m = re.search(pattern, text)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                self.test.fail("poezio never showed %r; screen:\n%s\ndebug log tail:\n%s" %
+                               (pattern, text, self.debug_tail()))
+            time.sleep(0.2)
+
+    def debug_tail(self, n=30):
+        try:
+            with open(self.debug, errors="replace") as f:
+                lines = [l for l in f.read().splitlines()
+                         if "Refresh" not in l and "keyboard" not in l]
+            return "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def quit(self):
+        """/quit, then make sure nothing of this poezio is left: a poezio
+        whose terminal is gone spins on it."""
+        if getattr(self, "pane_pid", None):
+            self.command("quit")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if self.tmux("has-session", "-t", self.session, check=False).returncode != 0:
+                    break
+                time.sleep(0.1)
+        self.tmux("kill-server", check=False)
+        if getattr(self, "pane_pid", None):
+            try:
+                os.killpg(self.pane_pid, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@unittest.skipUnless(shutil.which("poezio") and shutil.which("tmux"),
+                     "poezio or tmux is not installed (contrib/deps.sh --test installs them)")
+class PoezioTests(ServerTestCase):
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"})
+
+    def test_poezio_logs_in_first_time_and_chats(self):
+        bob = self.slix("bob", resource="slix")
+        p = Poezio(self, self.server, "alice", "alice-pw")
+        self.addCleanup(p.quit)
+        p.start()
+        jid = p.wait_screen(r"Your JID is (alice@localhost/\S+)").group(1)
+        log = self.server.log_text()
+        self.assertEqual(log.count("authenticated alice@localhost"), 1, log)
+        self.assertNotIn("authentication failure", log)
+        self.assertNotIn("too many authentication failures", log)
+        # alice writes to bob, who answers her full JID.
+        body = "hello from poezio %s" % uuid.uuid4().hex[:8]
+        mark = bob.mark()
+        p.command("message bob@localhost %s" % body)
+        msg = bob.wait_message(body, since=mark, timeout=15)
+        self.assertEqual(str(msg["from"]), jid)
+        answer = "hello back %s" % uuid.uuid4().hex[:8]
+        bob.send_message(jid, answer)
+        p.wait_screen(re.escape(answer))
