@@ -245,7 +245,7 @@ int main(void)
     peer.deliver = peer_deliver;
     peer.close = peer_close;
     const char *e = NULL;
-    CHECK(sessions_bind(&peer, "juliet", "balcony", CONFLICT_KICK_OLD, &e) == 0);
+    CHECK(sessions_bind(&peer, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
 
     if (mod.host) {
         test_iq_answers();
