@@ -367,6 +367,13 @@ static const tern_option_t limit_options[] = {
      .doc = "Failed authentications before the connection is closed",
      .min = 1,
      .max = 100},
+    {.name = "slow_reader_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "60s",
+     .doc = "How long a client may leave a full output queue unread, holding up its senders, "
+            "before it is disconnected",
+     .min = 1000,
+     .max = 3600 * 1000},
     {.name = NULL},
 };
 
@@ -416,6 +423,7 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     cfg->handshake_timeout_ms = num(&v, "handshake_timeout");
     cfg->auth_failure_delay_ms = num(&v, "auth_failure_delay");
     cfg->max_auth_failures = num(&v, "max_auth_failures");
+    cfg->slow_reader_timeout_ms = num(&v, "slow_reader_timeout");
     cfg_values_clear(&v);
 
     const cfg_node_t *c2s = cfg_map_get(root, "c2s");

@@ -28,6 +28,9 @@ struct tern_session {
     struct session_slot *slots; /* per-module data */
     tern_session_t *slotted_prev, *slotted_next; /* list of sessions with slots */
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
+    /* What modules send themselves (replies, archive pages, offline
+     * messages): paced against the client's output; NULL = deliver. */
+    void (*send)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
     void *conn; /* owner's connection */
     char peer_ip[48];

@@ -24,6 +24,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stanza.h"
 
@@ -287,6 +288,13 @@ static void deliver(tern_session_t *session, tern_xml_t *stanza)
     conn_send(session->conn, stanza);
 }
 
+/* Module output: held back while the client's queue is full, so that an
+ * archive page larger than the output cap reaches a slow reader. */
+static void send_paced(tern_session_t *session, tern_xml_t *stanza)
+{
+    conn_send_paced(session->conn, stanza);
+}
+
 static void close_session(tern_session_t *session, const char *condition)
 {
     conn_t *c = session->conn;
@@ -301,6 +309,7 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     const char *error = NULL;
     s->session.host = s->host;
     s->session.deliver = deliver;
+    s->session.send = send_paced;
     s->session.close = close_session;
     s->session.conn = s->conn;
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
@@ -450,6 +459,7 @@ static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
     tern_xml_del_attr(st, "from");
     s->session.host = s->host;
     s->session.deliver = deliver;
+    s->session.send = send_paced;
     s->session.close = close_session;
     s->session.conn = s->conn;
     tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
@@ -562,6 +572,7 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     s->conn =
         conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {

@@ -13,6 +13,7 @@
 #include "core/server.h"
 #include "route/router.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 #include "xmpp/stanza.h"
 
 typedef struct component {
@@ -182,6 +183,7 @@ void component_accept(evutil_socket_t fd, const char *peer)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits, 0);
     if (!k->conn) {
         free(k);

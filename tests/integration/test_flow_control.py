@@ -1,0 +1,182 @@
+"""Flow control, limits and quotas (admin guide, "Limits").
+
+- A fast sender to a client that does not read is held to the reader's
+  pace: once the reader's queue passes half the output cap (here (64 KiB x 4
+  + 1 MiB) / 2 = 640 KiB) the server stops reading the sender, so its own
+  requests go unanswered; the reader is not disconnected, and when it
+  reads it gets every message, in order, and the sender is served again.
+- A reader that leaves its queue full past limits.slow_reader_timeout is
+  disconnected, and its senders go on.
+- A full archive page (250 messages, together far over the output cap)
+  reaches a client that reads slowly, complete and in order, then <fin/>.
+"""
+import socket
+import threading
+import time
+
+from harness import DOMAIN, NS_CLIENT, NS_PING, RawClient, ServerTestCase, T_REPLY, q
+
+NS_MAM = "urn:xmpp:mam:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+BODY = "x" * 60000  # under the 64K stanza limit of the test server
+
+
+class SmallWindowClient(RawClient):
+    """A RawClient whose socket has a small receive buffer from the start,
+    so that what it does not read stays queued in the server."""
+
+    def __init__(self, port, rcvbuf=8192, **kw):
+        real = socket.create_connection
+
+        def create_connection(addr, timeout=None):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.settimeout(timeout)
+            s.connect(addr)
+            return s
+
+        socket.create_connection = create_connection
+        try:
+            super().__init__(port, **kw)
+        finally:
+            socket.create_connection = real
+
+
+def message(to, body):
+    return ("<message to='%s' type='chat'><body>%s</body></message>" % (to, body)).encode()
+
+
+NS_RSM = "http://jabber.org/protocol/rsm"
+SENDERS = 5  # each stays within its connection's 1 MiB read burst
+
+
+class FlowControlTests(ServerTestCase):
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob", "carol", "dave", "erin")},
+                         config={"limits": {"slow_reader_timeout": "4s"},
+                                 "modules": {"mam": {}, "offline": {}}})
+
+    def small_window_login(self, user, resource):
+        c = SmallWindowClient(self.server.c2s_port)
+        self._clients.append(c)
+        c.login(user, self.server.users[user], resource)
+        return c
+
+    def flood(self, to, n, body_size=60000, user="alice"):
+        """SENDERS connections of `user` each send n messages of body_size
+        bytes to `to` (bodies "s<sender>-<i> xxx"), then a ping with id
+        "after<sender>"; the senders, once all sent (or stuck: a sender
+        the server no longer reads may block in sendall)."""
+        senders = [self.raw_login(user, "fast%d" % k) for k in range(SENDERS)]
+        filler = "x" * body_size
+        threads = []
+        for k, c in enumerate(senders):
+            data = b"".join(message(to, "s%d-%d %s" % (k, i, filler)) for i in range(n))
+            data += ("<iq type='get' id='after%d'><ping xmlns='%s'/></iq>" % (k, NS_PING)).encode()
+            t = threading.Thread(target=c.send, args=(data,), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(3)
+        return senders
+
+    def pongs(self, senders, within):
+        """Which senders got their "after" ping answered within `within` s."""
+        deadline = time.monotonic() + within
+        got = set()
+        for k, c in enumerate(senders):
+            for el in c.nothing_more(max(0.05, deadline - time.monotonic())):
+                if el.tag == q(NS_CLIENT, "iq") and el.get("id") == "after%d" % k:
+                    got.add(k)
+        return got
+
+    def test_fast_senders_are_held_to_the_pace_of_a_slow_reader(self):
+        bob = self.small_window_login("bob", "slow")
+        n = 20  # 5 x 1.2 MB: over what the kernel (~3.5 MB) and the soft mark hold
+        senders = self.flood("bob@%s/slow" % DOMAIN, n)
+        # While bob reads nothing, the senders are no longer read: their
+        # pings, sent after their messages, stay unanswered.
+        held = set(range(SENDERS)) - self.pongs(senders, 2.0)
+        self.assertTrue(held, "no sender was held back while bob read nothing")
+        # bob was not disconnected and gets every message, in order per sender.
+        got = self.read_bodies(bob, SENDERS * n)
+        self.assertEqual(len(got), SENDERS * n)
+        for k in range(SENDERS):
+            self.assertEqual([b for b in got if b.startswith("s%d-" % k)],
+                             ["s%d-%d" % (k, i) for i in range(n)])
+        self.assertFalse(bob.stream_ended or bob.eof)
+        self.assertEqual(bob.ping(), "result")
+        # Once bob has read, the held senders are read again.
+        self.assertEqual(held - self.answered(senders, held), set())
+        self.assertNotIn("reader too slow", self.server.log_text())
+
+    def answered(self, senders, which):
+        got = set()
+        for k in which:
+            try:
+                senders[k].wait_for(lambda e: e.get("id") == "after%d" % k, T_REPLY)
+                got.add(k)
+            except Exception:
+                pass
+        return got
+
+    def read_bodies(self, client, n, timeout=60, pause=0.0):
+        deadline = time.monotonic() + timeout
+        got = []
+        while len(got) < n and time.monotonic() < deadline:
+            el = client.read_element(timeout=max(0.1, deadline - time.monotonic()))
+            if el.tag == q(NS_CLIENT, "message"):
+                got.append(el.findtext(q(NS_CLIENT, "body")).split(" ", 1)[0])
+            if pause:
+                time.sleep(pause)
+        return got
+
+    def test_reader_that_never_reads_is_dropped_after_the_timeout(self):
+        self.small_window_login("carol", "asleep")
+        senders = self.flood("carol@%s/asleep" % DOMAIN, 20, user="dave")
+        deadline = time.monotonic() + 20
+        while "reader too slow" not in self.server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn("reader too slow", self.server.log_text())
+        self.assertIn("slow reader timeout", self.server.log_text())
+        # The senders are read again and served.
+        self.assertEqual(self.answered(senders, range(SENDERS)), set(range(SENDERS)))
+
+    def test_offline_messages_and_a_full_archive_page_reach_a_slow_reader(self):
+        # 250 messages of 20 KB (5 MB) stored offline and archived for erin
+        # while she is away: far over the 1.25 MiB output cap at once.
+        n = 50
+        senders = self.flood("erin@%s" % DOMAIN, n, body_size=20000, user="alice")
+        self.assertEqual(self.answered(senders, range(SENDERS)), set(range(SENDERS)))
+        # Her initial presence brings the offline messages; then she asks
+        # for a page of 250 from the archive.
+        erin = self.small_window_login("erin", "sync")
+        erin.send("<iq type='set' id='page'><query xmlns='%s' queryid='all'>"
+                  "<set xmlns='%s'><max>250</max></set></query></iq>" % (NS_MAM, NS_RSM))
+        offline, archived = [], []
+        fin = None
+        deadline = time.monotonic() + 90
+        while fin is None and time.monotonic() < deadline:
+            el = erin.read_element(timeout=T_REPLY)
+            if el.tag == q(NS_CLIENT, "message"):
+                res = el.find(q(NS_MAM, "result"))
+                if res is None:
+                    offline.append(el.findtext(q(NS_CLIENT, "body")).split(" ", 1)[0])
+                else:
+                    self.assertEqual(res.get("queryid"), "all")
+                    fwd = res.find(q(NS_FORWARD, "forwarded"))
+                    body = fwd.find(q(NS_CLIENT, "message")).findtext(q(NS_CLIENT, "body"))
+                    archived.append(body.split(" ", 1)[0])
+                time.sleep(0.002)  # a slow reader
+            elif el.tag == q(NS_CLIENT, "iq") and el.get("id") == "page":
+                fin = el
+        self.assertIsNotNone(fin, "no <fin/>")
+        self.assertEqual(fin.get("type"), "result")
+        self.assertEqual(fin.find(q(NS_MAM, "fin")).get("complete"), "true")
+        for got in (offline, archived):
+            self.assertEqual(len(got), SENDERS * n)
+            for k in range(SENDERS):
+                self.assertEqual([b for b in got if b.startswith("s%d-" % k)],
+                                 ["s%d-%d" % (k, i) for i in range(n)])
+        self.assertFalse(erin.stream_ended or erin.eof)
+        self.assertEqual(erin.ping(), "result")
+        self.assertNotIn("reader too slow", self.server.log_text())
