@@ -73,6 +73,13 @@ static void random_resource(char *buf, size_t len)
     buf[n] = '\0';
 }
 
+static long long max_per_user;
+
+void sessions_set_max_per_user(long long max)
+{
+    max_per_user = max;
+}
+
 int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
                   const char **error_r)
 {
@@ -88,6 +95,14 @@ int sessions_bind(tern_session_t *s, const char *local, const char *resource, cf
         return -1;
     }
     tern_session_t *old = hashmap_get(by_full, jid->full);
+    user_sessions_t *had = hashmap_get(by_bare, jid->bare);
+    if (!(old && policy != CONFLICT_REFUSE) && had && max_per_user > 0 &&
+        (long long)had->count >= max_per_user) {
+        /* RFC 6120 §7.6.2.1: the account has reached its limit of resources. */
+        tern_jid_free(&jid);
+        *error_r = "resource-constraint";
+        return -1;
+    }
     if (old) {
         if (policy == CONFLICT_REFUSE) {
             tern_jid_free(&jid);

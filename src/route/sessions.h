@@ -40,6 +40,8 @@ struct user_sessions {
     char *bare;
     tern_session_t *first;
     size_t count;
+    long long rate_tokens; /* stanza rate limit (xmpp/limits.c), in 1/1000 */
+    long long rate_at_ms;  /* when they were counted; 0 = not yet */
 };
 
 int sessions_init(void);
@@ -48,9 +50,14 @@ void sessions_free_all(void);
 /* Bind `s` (deliver/close/conn/host set by the caller) as local@host/resource.
  * resource NULL = generate one.  On a conflict, policy kick-old closes the
  * older session with <conflict/>; refuse returns -1 with *error_r "conflict".
- * Other errors: "bad-request" (bad resource), "internal-server-error". */
+ * Other errors: "bad-request" (bad resource), "resource-constraint" (the
+ * account's session limit), "internal-server-error". */
 int sessions_bind(tern_session_t *s, const char *local, const char *resource, cfg_conflict_t policy,
                   const char **error_r);
+/* Most sessions one account may have at once (0 = no limit); a bind over
+ * it fails with "resource-constraint" (RFC 6120 §7.6.2.1), unless it
+ * replaces a session of the same resource. */
+void sessions_set_max_per_user(long long max);
 /* Remove from the tables and free s->jid (the caller frees s). */
 void sessions_unbind(tern_session_t *s);
 

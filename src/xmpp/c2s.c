@@ -25,6 +25,7 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
+#include "xmpp/limits.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stanza.h"
 
@@ -41,6 +42,9 @@ typedef struct c2s {
     struct event *failure_timer; /* delayed SASL failure */
     const char *pending_failure;
     struct event *handshake_timer;
+    struct event *rate_timer; /* reading resumes when the user's bucket refills */
+    int ip_counted;           /* counted in the per-address limit */
+    int ip_refused;           /* over it: refused once the stream opens */
     char stream_id[24];
     tern_session_t session;
 } c2s_t;
@@ -155,6 +159,11 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
     s->host = h;
     if (!version || strtol(version, NULL, 10) != 1) {
         conn_stream_error(c, "unsupported-version", NULL);
+        return;
+    }
+    if (s->ip_refused) { /* RFC 6120 §4.9.3.14 */
+        log_info("c2s %s: too many connections from this address", c->peer);
+        conn_stream_error(c, "policy-violation", "too many connections from your address");
         return;
     }
     send_header(c);
@@ -312,9 +321,17 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     s->session.send = send_paced;
     s->session.close = close_session;
     s->session.conn = s->conn;
+    sessions_set_max_per_user(server.cfg->max_sessions_per_user);
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict, &error) < 0) {
-        tern_xml_t *err = stanza_error_reply(
-            iq, strcmp(error, "conflict") == 0 ? "cancel" : "modify", error, NULL);
+        int limit = strcmp(error, "resource-constraint") == 0;
+        if (limit)
+            log_info("c2s %s: %s@%s has too many sessions", s->conn->peer, s->user, s->host->name);
+        tern_xml_t *err =
+            stanza_error_reply(iq,
+                               strcmp(error, "conflict") == 0 ? "cancel"
+                               : limit                        ? "wait"
+                                                              : "modify",
+                               error, limit ? "too many sessions for this account" : NULL);
         if (err) {
             tern_xml_del_attr(err, "to");
             tern_xml_del_attr(err, "from");
@@ -389,8 +406,31 @@ static int presence_priority(tern_xml_t *p)
     return v < -128 ? -128 : v > 127 ? 127 : (int)v;
 }
 
+static void rate_over(evutil_socket_t fd, short what, void *arg)
+{
+    c2s_t *s = arg;
+    conn_input_release(s->conn);
+}
+
+/* Per-user stanza rate: the stanza is handled, and when the account's
+ * bucket is empty the connection is not read until it refills. */
+static void charge_stanza(c2s_t *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(server.base, &tv);
+    long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    long long wait = limits_stanza_take(s->session.user, server.cfg->max_stanzas_per_second,
+                                        server.cfg->stanza_burst, now);
+    if (wait <= 0 || !s->rate_timer)
+        return;
+    struct timeval w = {wait / 1000, (wait % 1000) * 1000};
+    conn_input_hold(s->conn);
+    evtimer_add(s->rate_timer, &w);
+}
+
 static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
 {
+    charge_stanza(s);
     stanza_kind_t kind = stanza_kind(st);
     if (kind == STANZA_OTHER) {
         conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
@@ -535,6 +575,10 @@ static void on_free(conn_t *c)
         event_free(s->failure_timer);
     if (s->handshake_timer)
         event_free(s->handshake_timer);
+    if (s->rate_timer)
+        event_free(s->rate_timer);
+    if (s->ip_counted)
+        limits_ip_release(s->session.peer_ip);
     free(s->user);
     free(s);
 }
@@ -587,6 +631,12 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         n -= 2;
     }
     snprintf(s->session.peer_ip, sizeof(s->session.peer_ip), "%.*s", (int)n, peer);
+    long long max_ip = server.cfg->max_connections_per_ip;
+    if (limits_ip_take(s->session.peer_ip, max_ip) == 0)
+        s->ip_counted = max_ip > 0;
+    else
+        s->ip_refused = 1;
+    s->rate_timer = evtimer_new(server.base, rate_over, s);
     s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
     s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
     long long ms = server.cfg->handshake_timeout_ms;

@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 
-from harness import DOMAIN, NS_CLIENT, NS_PING, RawClient, ServerTestCase, T_REPLY, q
+from harness import (DOMAIN, NS_BIND, NS_CLIENT, NS_PING, NS_STANZAS, NS_STREAM, NS_STREAMS,
+                     RawClient, ServerTestCase, T_REPLY, q)
 
 NS_MAM = "urn:xmpp:mam:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -180,3 +181,73 @@ class FlowControlTests(ServerTestCase):
         self.assertFalse(erin.stream_ended or erin.eof)
         self.assertEqual(erin.ping(), "result")
         self.assertNotIn("reader too slow", self.server.log_text())
+
+
+class LimitTests(ServerTestCase):
+    """limits.max_connections_per_ip, max_sessions_per_user and the
+    per-account stanza rate (max_stanzas_per_second, stanza_burst)."""
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob", "carol")},
+                         config={"limits": {"max_connections_per_ip": 4,
+                                            "max_sessions_per_user": 2,
+                                            "max_stanzas_per_second": 10,
+                                            "stanza_burst": 10}})
+
+    def test_connections_per_address_over_the_limit_are_refused(self):
+        # (The other tests' connections are gone once the server saw them close.)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "connections: 0" not in self.server.ternctl_ok(
+                "status").stdout:
+            time.sleep(0.1)
+        first = [self.raw() for _ in range(4)]
+        for c in first:
+            c.open_stream()
+        extra = self.raw()
+        extra.send("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
+                   "to='%s' version='1.0'>" % (NS_CLIENT, NS_STREAM, DOMAIN))
+        el = extra.wait_for(lambda e: e.tag == q(NS_STREAM, "error"))
+        self.assertIsNotNone(el.find(q(NS_STREAMS, "policy-violation")))
+        self.assertIn("too many connections", el.findtext(q(NS_STREAMS, "text")))
+        self.assertTrue(extra.wait_closed())
+        # One goes: there is room for one again.
+        first[0].close()
+        time.sleep(0.3)
+        again = self.raw()
+        self.assertIsNotNone(again.open_stream())
+
+    def test_sessions_per_account_over_the_limit_are_refused(self):
+        self.raw_login("alice", "one")
+        self.raw_login("alice", "two")
+        third = self.raw()
+        third.open_stream()
+        third.starttls()
+        self.assertEqual(third.auth_scram("alice", "alice-pw")[0], "success")
+        third.restart()
+        third.send("<iq type='set' id='b3'><bind xmlns='%s'><resource>three</resource>"
+                   "</bind></iq>" % NS_BIND)
+        el = third.expect(q(NS_CLIENT, "iq"))
+        self.assertEqual(el.get("type"), "error")
+        err = el.find(q(NS_CLIENT, "error"))
+        self.assertEqual(err.get("type"), "wait")
+        self.assertIsNotNone(err.find(q(NS_STANZAS, "resource-constraint")))  # RFC 6120 §7.6.2.1
+        self.assertIn("too many sessions", err.findtext(q(NS_STANZAS, "text")))
+        # Taking over one of the two resources is still allowed.
+        self.raw_login("alice", "two")
+
+    def test_stanza_rate_pauses_reading(self):
+        bob = self.raw_login("bob", "rate")
+        carol = self.raw_login("carol", "calm")
+        # 30 at once: handled (they arrive together), leaving bob 20 below an
+        # empty bucket of 10/s: his next stanza waits about 2 s.
+        bob.send("".join("<iq type='get' id='p%d'><ping xmlns='%s'/></iq>" % (i, NS_PING)
+                           for i in range(30)))
+        for i in range(30):
+            bob.wait_for(lambda e, i=i: e.get("id") == "p%d" % i)
+        t0 = time.monotonic()
+        self.assertEqual(bob.ping(), "result")
+        waited = time.monotonic() - t0
+        self.assertGreater(waited, 1.5, "the stanza rate limit did not hold bob back")
+        self.assertLess(waited, 5.0)
+        # Another account is not held back.
+        t0 = time.monotonic()
+        self.assertEqual(carol.ping(), "result")
+        self.assertLess(time.monotonic() - t0, 1.0)
