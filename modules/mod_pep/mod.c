@@ -42,6 +42,13 @@ static const tern_option_t options[] = {
      .doc = "Most nodes per account (0: no limit)",
      .min = 0,
      .max = 1000000},
+    {.name = "max_item_size",
+     .type = TERN_OPT_SIZE,
+     .def = "256K",
+     .doc = "Largest item payload one may publish (0: no limit); bigger ones get "
+            "not-acceptable with payload-too-big",
+     .min = 0,
+     .max = 64LL << 20},
     {.name = "caps_timeout",
      .type = TERN_OPT_DURATION,
      .def = "20s",
@@ -200,6 +207,7 @@ static int load(tern_module_ctx_t *m)
     st->max_items_limit = (long)tern_opt_int(m, "max_items_limit");
     st->default_max_items = (long)tern_opt_int(m, "default_max_items");
     st->max_nodes = (long)tern_opt_int(m, "max_nodes");
+    st->max_item_size = tern_opt_int(m, "max_item_size");
     st->caps_timeout_ms = tern_opt_int(m, "caps_timeout");
     st->caps_cache_size = (long)tern_opt_int(m, "caps_cache_size");
     if (st->default_max_items > st->max_items_limit) {

@@ -251,3 +251,50 @@ class LimitTests(ServerTestCase):
         t0 = time.monotonic()
         self.assertEqual(carol.ping(), "result")
         self.assertLess(time.monotonic() - t0, 1.0)
+
+
+NS_PRIVATE = "jabber:iq:private"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+
+
+class QuotaTests(ServerTestCase):
+    """Storage quotas: private.max_bytes (XEP-0049 data per user) and
+    pep.max_item_size (one item's payload)."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"private": {"max_bytes": "4K"},
+                                             "pep": {"max_item_size": "2K"}}})
+
+    def error_of(self, el):
+        self.assertEqual(el.get("type"), "error")
+        err = el.find(q(NS_CLIENT, "error"))
+        conds = [c.tag.split("}", 1)[1] for c in err if c.tag.startswith("{%s}" % NS_STANZAS)
+                 and not c.tag.endswith("}text")]
+        return err.get("type"), conds[0], err.findtext(q(NS_STANZAS, "text")), err
+
+    def private_set(self, c, ns, size):
+        return c.iq("<query xmlns='%s'><data xmlns='%s'>%s</data></query>"
+                    % (NS_PRIVATE, ns, "y" * size), type_="set")
+
+    def test_private_storage_over_the_quota_is_refused(self):
+        alice = self.raw_login("alice", "quota")
+        self.assertEqual(self.private_set(alice, "urn:example:a", 2000).get("type"), "result")
+        # 2000 more in another namespace would pass 4 KiB in all.
+        etype, cond, text, _ = self.error_of(self.private_set(alice, "urn:example:b", 2500))
+        self.assertEqual((etype, cond), ("modify", "not-acceptable"))
+        self.assertIn("quota", text)
+        # Replacing the first one counts its new size only.
+        self.assertEqual(self.private_set(alice, "urn:example:a", 3500).get("type"), "result")
+        # Nothing of the refused set was stored.
+        got = alice.iq("<query xmlns='%s'><data xmlns='urn:example:b'/></query>" % NS_PRIVATE)
+        data = got.find(q(NS_PRIVATE, "query")).find(q("urn:example:b", "data"))
+        self.assertFalse((data.text or "").strip())
+
+    def test_pep_item_over_the_size_limit_is_refused(self):
+        bob = self.raw_login("bob", "quota")
+        pub = ("<pubsub xmlns='%s'><publish node='urn:example:n'><item id='i'>"
+               "<entry xmlns='urn:example:n'>%%s</entry></item></publish></pubsub>" % NS_PUBSUB)
+        self.assertEqual(bob.iq(pub % ("z" * 1000), type_="set").get("type"), "result")
+        etype, cond, _, err = self.error_of(bob.iq(pub % ("z" * 3000), type_="set"))
+        self.assertEqual((etype, cond), ("modify", "not-acceptable"))  # XEP-0060 §7.1.3.4
+        self.assertIsNotNone(err.find(q(NS_PUBSUB_ERRORS, "payload-too-big")))
