@@ -190,5 +190,6 @@ void component_accept(evutil_socket_t fd, const char *peer)
         return;
     }
     k->conn->stream_ns = NS_COMPONENT;
+    k->conn->never_held = 1; /* one slow client must not stall the service for all */
     log_info("component %s: new connection", peer);
 }

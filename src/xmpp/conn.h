@@ -71,6 +71,7 @@ struct conn {
     struct event *close_timer;
     size_t max_output;      /* bytes queued for a slow reader before we give up */
     struct conn_flow *flow; /* flow control (flow.c); NULL until first needed */
+    int never_held;         /* serves many users (a component): not held for one */
 };
 
 /* Wrap an accepted, non-blocking socket (the listener accepts it so).  `ssl` non-NULL = direct TLS

@@ -7,7 +7,9 @@
  *    being read; it waits on that recipient's list and is read again once
  *    the recipient's queue drains below the low mark (a quarter of the
  *    cap).  A fast sender is thus held to the pace of its slowest
- *    recipient instead of getting that recipient disconnected;
+ *    recipient instead of getting that recipient disconnected.  A
+ *    component serves many users and is never held for one of them: its
+ *    recipients keep the output cap alone;
  *  - held stanzas: bulk output a module sends on its own (archive pages,
  *    offline messages) waits here, in order, and is serialized only while
  *    the recipient's queue is under the soft mark, so a page larger than
@@ -112,7 +114,7 @@ static void stall_start(conn_t *c, conn_flow_t *f)
  * stanza). */
 static void wait_for(conn_t *src, conn_t *dst)
 {
-    if (!src || src->closing)
+    if (!src || src->closing || src->never_held)
         return;
     conn_flow_t *sf = get_flow(src), *df = dst->flow;
     if (!sf || sf->waits_on)

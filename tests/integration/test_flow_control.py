@@ -183,6 +183,41 @@ class FlowControlTests(ServerTestCase):
         self.assertNotIn("reader too slow", self.server.log_text())
 
 
+class ComponentFlowTests(ServerTestCase):
+    """A component serves many users: it is never held back for one slow
+    client (that client keeps the output cap alone)."""
+    server_kwargs = dict(users={"frank": "frank-pw"},
+                         components={"svc%d.localhost" % k: "s3cret" for k in range(SENDERS)})
+
+    def test_component_is_not_held_for_a_slow_client(self):
+        frank = SmallWindowClient(self.server.c2s_port)
+        self._clients.append(frank)
+        frank.login("frank", "frank-pw", "slow")
+        comps = []
+        for k in range(SENDERS):
+            c = self.raw(component=True)
+            self.assertEqual(c.handshake("svc%d.localhost" % k, "s3cret").tag,
+                             q("jabber:component:accept", "handshake"))
+            comps.append(c)
+        threads = []
+        for k, c in enumerate(comps):
+            data = b"".join(("<message from='svc%d.localhost' to='frank@%s/slow'><body>c%d %s"
+                             "</body></message>" % (k, DOMAIN, i, BODY)).encode()
+                            for i in range(20))
+            data += ("<iq from='svc%d.localhost' to='%s' type='get' id='after%d'>"
+                     "<ping xmlns='%s'/></iq>" % (k, DOMAIN, k, NS_PING)).encode()
+            t = threading.Thread(target=c.send, args=(data,), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(T_REPLY)
+        # Every component is still read: its ping is answered although
+        # frank reads nothing.
+        for k, c in enumerate(comps):
+            el = c.wait_for(lambda e, k=k: e.get("id") == "after%d" % k, T_REPLY)
+            self.assertEqual(el.get("type"), "result")
+
+
 class LimitTests(ServerTestCase):
     """limits.max_connections_per_ip, max_sessions_per_user and the
     per-account stanza rate (max_stanzas_per_second, stanza_burst)."""
