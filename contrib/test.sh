@@ -18,7 +18,8 @@ if [ ! -f Makefile ]; then
 fi
 make -j"$(nproc)" >/dev/null
 make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram \
-    tests/unit/test_store tests/unit/test_config tests/unit/test_router tests/unit/test_tls >/dev/null
+    tests/unit/test_store tests/unit/test_config tests/unit/test_router tests/unit/test_tls \
+    tests/unit/test_limits >/dev/null
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -38,7 +39,7 @@ count() { # add the "N passed, N failed" line of a log to the totals
     fi
 }
 
-for t in test_xml test_jid test_scram test_store test_config test_router test_tls; do
+for t in test_xml test_jid test_scram test_store test_config test_router test_tls test_limits; do
     if (cd "$top" && "$build/tests/unit/$t") >"$log/$t.log" 2>&1; then
         echo "unit $t: $(tail -n 1 "$log/$t.log")"
     else
