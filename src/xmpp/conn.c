@@ -735,7 +735,8 @@ void conn_write_str(conn_t *c, const char *s)
     conn_write(c, s, strlen(s));
 }
 
-int conn_serialize(conn_t *c, const tern_xml_t *node)
+/* 0, or -1 when `c` was dropped. */
+static int serialize_into(conn_t *c, const tern_xml_t *node)
 {
     /* A stanza that fails half-way cannot be taken back from the stream. */
     if (xml_serialize(node, c->stream_ns, c->out) < 0) {
@@ -743,6 +744,13 @@ int conn_serialize(conn_t *c, const tern_xml_t *node)
         conn_destroy(c);
         return -1;
     }
+    return 0;
+}
+
+int conn_serialize(conn_t *c, const tern_xml_t *node)
+{
+    if (serialize_into(c, node) < 0)
+        return -1;
     if (evbuffer_get_length(c->out) > c->max_output) {
         conn_slow_reader(c, "over the output limit");
         return -1;
@@ -756,12 +764,8 @@ void conn_send(conn_t *c, const tern_xml_t *node)
     if (c->closing)
         return;
     before_output(c);
-    if (xml_serialize(node, c->stream_ns, c->out) < 0) {
-        log_info("%s %s: out of memory while sending: closing", c->ops->kind, c->peer);
-        conn_destroy(c);
-        return;
-    }
-    queue_output(c);
+    if (serialize_into(c, node) == 0)
+        queue_output(c);
 }
 
 void conn_send_paced(conn_t *c, tern_xml_t *node)

@@ -2,7 +2,8 @@
  * conn.h — one XML stream over TCP or TLS (internal).
  *
  * Owns the socket and its events, the TLS layer, the incremental parser,
- * idle timeouts, read rate limits and the output limit for slow readers.
+ * idle timeouts, read rate limits and the output limit for slow readers;
+ * flow.c holds senders back for it and paces bulk output.
  * Output is queued and written once per turn of the event loop, straight
  * to the socket; the loop watches for writability only when the socket
  * refuses bytes.
@@ -112,6 +113,9 @@ typedef struct conn_input_hooks {
 } conn_input_hooks_t;
 void conn_set_input_hooks(const conn_input_hooks_t *hooks);
 size_t conn_count(void);
+/* Connections that read or wrote in the last second: the others hold no
+ * TLS buffers and no parser. */
+size_t conn_busy_count(void);
 
 /* For flow.c.  Bytes queued for the socket. */
 size_t conn_queued(const conn_t *c);
@@ -124,8 +128,5 @@ void conn_input_release(conn_t *c);
 int conn_serialize(conn_t *c, const tern_xml_t *node);
 /* Drop `c` as a slow reader, saying why in the log. */
 void conn_slow_reader(conn_t *c, const char *why);
-/* Connections that read or wrote in the last second: the others hold no
- * TLS buffers and no parser. */
-size_t conn_busy_count(void);
 
 #endif
