@@ -294,11 +294,13 @@ NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 
 
 class QuotaTests(ServerTestCase):
-    """Storage quotas: private.max_bytes (XEP-0049 data per user) and
-    pep.max_item_size (one item's payload)."""
-    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+    """Storage quotas: private.max_bytes (XEP-0049 data per user),
+    pep.max_item_size (one item's payload) and mam.max_items (messages one
+    archive keeps)."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"},
                          config={"modules": {"private": {"max_bytes": "4K"},
-                                             "pep": {"max_item_size": "2K"}}})
+                                             "pep": {"max_item_size": "2K"},
+                                             "mam": {"max_items": 20}}})
 
     def error_of(self, el):
         self.assertEqual(el.get("type"), "error")
@@ -333,3 +335,26 @@ class QuotaTests(ServerTestCase):
         etype, cond, _, err = self.error_of(bob.iq(pub % ("z" * 3000), type_="set"))
         self.assertEqual((etype, cond), ("modify", "not-acceptable"))  # XEP-0060 §7.1.3.4
         self.assertIsNotNone(err.find(q(NS_PUBSUB_ERRORS, "payload-too-big")))
+
+    def test_archive_keeps_at_most_max_items_the_oldest_go(self):
+        carol = self.raw_login("carol", "quota")
+        bob = self.raw_login("bob", "reader")
+        for i in range(30):
+            carol.send("<message to='bob@%s' type='chat'><body>q%d</body></message>"
+                       % (DOMAIN, i))
+        self.assertEqual(carol.ping(), "result")
+        carol.send("<iq type='set' id='arch'><query xmlns='%s'><set xmlns='%s'><max>100</max>"
+                   "</set></query></iq>" % (NS_MAM, NS_RSM))
+        bodies = []
+        while True:
+            el = carol.read_element()
+            if el.tag == q(NS_CLIENT, "message"):
+                fwd = el.find(q(NS_MAM, "result")).find(q(NS_FORWARD, "forwarded"))
+                bodies.append(fwd.find(q(NS_CLIENT, "message")).findtext(q(NS_CLIENT, "body")))
+            elif el.get("id") == "arch":
+                break
+        # Counted every tenth of the quota (2 here): at most 21 kept, the
+        # newest, in order, none of the oldest.
+        self.assertIn(len(bodies), (20, 21))
+        self.assertEqual(bodies, ["q%d" % i for i in range(30 - len(bodies), 30)])
+        self.assertEqual(bob.ping(), "result")
