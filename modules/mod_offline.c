@@ -251,14 +251,20 @@ static int deliver_item(void *ctx, const tern_archive_item_t *item)
     return 0;
 }
 
-/* XEP-0160 §2 step 5: send `user`'s stored messages to `s`, oldest first,
- * then delete those that were sent. */
-static void deliver_all(tern_module_ctx_t *m, offline_t *o, tern_session_t *s, const char *user)
+/* XEP-0160 §2 step 5: send the stored messages of the session's user to
+ * `s`, oldest first, then delete those that were sent.  The session may be
+ * closed by a send (a slow reader): its JID goes then, so the user's name
+ * is copied first. */
+static void deliver_all(tern_module_ctx_t *m, offline_t *o, tern_session_t *s)
 {
     const tern_jid_t *jid = tern_session_jid(s);
     delivery_t d = {.m = m, .session = s, .full = jid != NULL ? strdup(jid->full) : NULL};
-    if (d.full == NULL)
+    char *user = jid != NULL && jid->local != NULL ? strdup(jid->local) : NULL;
+    if (d.full == NULL || user == NULL) {
+        free(d.full);
+        free(user);
         return;
+    }
     int rc = tern_archive_query(o->store, user, NULL, deliver_item, &d);
     if (rc < 0)
         tern_log(m, TERN_LOG_ERROR, "cannot read the offline messages of %s", user);
@@ -275,6 +281,7 @@ static void deliver_all(tern_module_ctx_t *m, offline_t *o, tern_session_t *s, c
         free(d.ids[i]);
     free(d.ids);
     free(d.full);
+    free(user);
 }
 
 /* "pre-presence/self": a session's broadcast presence (the core has already
@@ -295,7 +302,7 @@ static int on_presence(tern_module_ctx_t *m, tern_event_t *ev)
     if (tern_session_get(s, m) == &delivered_mark)
         return TERN_PASS;
     tern_session_set(s, m, &delivered_mark, NULL);
-    deliver_all(m, o, s, jid->local);
+    deliver_all(m, o, s);
     return TERN_PASS;
 }
 

@@ -7,7 +7,8 @@
  * For every namespace NS a user stores in, the module keeps the elements
  * of NS from the user's last set, in the map store "private" (key NS, value
  * the text of <query xmlns='jabber:iq:private'>elements</query>).  A set
- * naming several namespaces replaces each of them independently.
+ * naming several namespaces replaces each of them independently.  Two
+ * quotas per user: max_namespaces, and max_bytes of stored text in all.
  *
  * Other modules reach the same data through the "private" service
  * (modules/private_api.h): get, set, and watches told of every write, so
@@ -41,6 +42,7 @@ typedef struct private_state {
     tern_module_ctx_t *m;
     tern_store_t *store;
     long long max_namespaces;
+    long long max_bytes;
     private_watch_t *watches;
     int notifying; /* depth of watch calls in progress */
 } private_state_t;
@@ -52,6 +54,13 @@ static const tern_option_t options[] = {
      .doc = "Most namespaces one user may store data in; 0 = no limit.",
      .min = 0,
      .max = 100000},
+    {.name = "max_bytes",
+     .type = TERN_OPT_SIZE,
+     .def = "1M",
+     .doc = "Most bytes of XML one user may store, all namespaces together; 0 = no limit. A "
+            "store that would go beyond it gets `not-acceptable`.",
+     .min = 0,
+     .max = 1LL << 30},
     {.name = NULL},
 };
 
@@ -100,26 +109,55 @@ static int load_ns(private_state_t *st, const char *user, const char *ns, tern_x
     return rc;
 }
 
+typedef struct usage {
+    long long keys, bytes;
+} usage_t;
+
 static int count_key(void *ctx, const char *key, const char *data, size_t len)
 {
-    (*(long long *)ctx)++;
+    usage_t *u = ctx;
+    u->keys++;
+    u->bytes += (long long)len;
     return 0;
 }
 
+/* The <query/> holding the elements of the set from `e` on that share e's
+ * namespace: what store_ns() keeps for it.  NULL when out of memory. */
+static tern_xml_t *ns_query(const tern_xml_t *e)
+{
+    tern_xml_t *one = tern_xml_new("query", NS_PRIVATE);
+    for (const tern_xml_t *s = e; one != NULL && s != NULL; s = tern_xml_next_element(s))
+        if (strcmp(s->ns, e->ns) == 0 && tern_xml_copy_into(one, s) == NULL) {
+            tern_xml_unref(one);
+            one = NULL;
+        }
+    return one;
+}
+
+/* Whether the element `e` is the first of the set in its namespace. */
+static int first_of_ns(const tern_xml_t *first, const tern_xml_t *e)
+{
+    for (const tern_xml_t *p = first; p != e; p = tern_xml_next_element(p))
+        if (strcmp(p->ns, e->ns) == 0)
+            return 0;
+    return 1;
+}
+
 /* Whether storing the elements from `first` on keeps `user` within
- * max_namespaces: 1 yes, 0 no, -1 storage error. */
+ * max_namespaces and max_bytes: 1 yes, 0 too many namespaces, 2 too many
+ * bytes, -1 error.  Costs one walk of the user's own namespaces (at most
+ * max_namespaces of them). */
 static int within_limit(private_state_t *st, const char *user, const tern_xml_t *first)
 {
-    if (st->max_namespaces == 0)
+    if (st->max_namespaces == 0 && st->max_bytes == 0)
         return 1;
-    long long have = 0, added = 0;
+    usage_t have = {0, 0};
+    long long added = 0, bytes = 0;
     if (tern_map_foreach(st->store, user, count_key, &have) < 0)
         return -1;
+    bytes = have.bytes;
     for (const tern_xml_t *e = first; e != NULL; e = tern_xml_next_element(e)) {
-        int seen = 0; /* counted with an earlier element */
-        for (const tern_xml_t *p = first; p != e && !seen; p = tern_xml_next_element(p))
-            seen = strcmp(p->ns, e->ns) == 0;
-        if (seen)
+        if (!first_of_ns(first, e))
             continue;
         tern_blob_t blob = {0};
         int rc = tern_map_get(st->store, user, e->ns, &blob);
@@ -127,8 +165,22 @@ static int within_limit(private_state_t *st, const char *user, const tern_xml_t 
         if (rc < 0)
             return -1;
         added += rc == 0;
+        bytes -= rc == 1 ? (long long)blob.len : 0;
+        tern_xml_t *one = st->max_bytes > 0 ? ns_query(e) : NULL;
+        size_t len = 0;
+        char *text = one != NULL ? tern_xml_to_string(one, &len) : NULL;
+        if (one != NULL)
+            tern_xml_unref(one);
+        if (st->max_bytes > 0 && text == NULL)
+            return -1;
+        free(text);
+        bytes += (long long)len;
     }
-    return have + added <= st->max_namespaces;
+    if (st->max_namespaces > 0 && have.keys + added > st->max_namespaces)
+        return 0;
+    if (st->max_bytes > 0 && bytes > st->max_bytes)
+        return 2;
+    return 1;
 }
 
 /* Free the watches marked dead, unless watches are being called (the
@@ -302,19 +354,15 @@ static int on_set(tern_module_ctx_t *m, tern_event_t *ev)
         return refuse(m, ev, "wait", "internal-server-error", NULL);
     if (room == 0)
         return refuse(m, ev, "modify", "policy-violation", "too many namespaces stored");
+    if (room == 2) /* RFC 6120 §8.3.3.12: the request does not meet our criteria */
+        return refuse(m, ev, "modify", "not-acceptable", "private storage quota exceeded");
     for (const tern_xml_t *e = first; e != NULL; e = tern_xml_next_element(e)) {
-        int seen = 0; /* its namespace was written with an earlier element */
-        for (const tern_xml_t *p = first; p != e && !seen; p = tern_xml_next_element(p))
-            seen = strcmp(p->ns, e->ns) == 0;
-        if (seen)
-            continue;
-        tern_xml_t *one = tern_xml_new("query", NS_PRIVATE);
-        int ok = one != NULL;
-        for (const tern_xml_t *s = e; ok && s != NULL; s = tern_xml_next_element(s))
-            if (strcmp(s->ns, e->ns) == 0)
-                ok = tern_xml_copy_into(one, s) != NULL;
-        ok = ok && store_ns(st, NULL, user, e->ns, one) == 0;
-        tern_xml_unref(one);
+        if (!first_of_ns(first, e))
+            continue; /* its namespace was written with an earlier element */
+        tern_xml_t *one = ns_query(e);
+        int ok = one != NULL && store_ns(st, NULL, user, e->ns, one) == 0;
+        if (one != NULL)
+            tern_xml_unref(one);
         if (!ok)
             return refuse(m, ev, "wait", "internal-server-error", NULL);
     }
@@ -336,6 +384,7 @@ static int load(tern_module_ctx_t *m)
     }
     st->m = m;
     st->max_namespaces = tern_opt_int(m, "max_namespaces");
+    st->max_bytes = tern_opt_int(m, "max_bytes");
     st->store = tern_store(m, STORE_NAME, TERN_STORE_MAP);
     st->api = (tern_private_api_t){.abi = TERN_PRIVATE_ABI,
                                    .get = api_get,
@@ -379,6 +428,7 @@ static int reconfigure(tern_module_ctx_t *m)
 {
     private_state_t *st = tern_get_data(m);
     st->max_namespaces = tern_opt_int(m, "max_namespaces");
+    st->max_bytes = tern_opt_int(m, "max_bytes");
     return 0;
 }
 

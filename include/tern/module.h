@@ -161,7 +161,10 @@ TERN_API int tern_session_available(const tern_session_t *s);
 TERN_API int tern_session_priority(const tern_session_t *s);
 /* The client's address ("192.0.2.1", "2001:db8::1"), for logs and limits. */
 TERN_API const char *tern_session_peer_ip(const tern_session_t *s);
-/* Hand a stanza to this session as it is, without routing. */
+/* Hand a stanza to this session as it is, without routing.  Calls keep
+ * their order; while the client's output queue is over half its cap they
+ * are held back and written as it drains, so a page of archive results
+ * larger than the cap still reaches a client that reads slowly. */
 TERN_API void tern_session_send(tern_session_t *s, tern_xml_t *stanza);
 /* Per-module data on a session; free_fn (may be NULL) runs when the
  * session ends or the value is replaced. */

@@ -148,6 +148,8 @@ static int archive(tern_module_ctx_t *m, mam_state_t *st, const char *user, cons
         rc = tern_archive_append(st->archive, user, id, tern_now_us(), with, xml, len);
     if (rc != 0)
         tern_log(m, TERN_LOG_WARN, "could not archive a message for %s", user);
+    else
+        mam_quota_appended(m, st, user);
     free(xml);
     return rc;
 }

@@ -6,6 +6,7 @@
  *   query.c     XEP-0313 queries, RSM paging, the form, metadata, and
  *               XEP-0082 timestamps
  *   prefs.c     XEP-0441 archiving preferences
+ *   quota.c     the most messages one user's archive keeps
  *
  * Every file is compiled into the one mod_mam.so; the functions below are
  * hidden by -fvisibility=hidden like everything but the descriptor.
@@ -46,6 +47,8 @@ typedef struct mam_state {
     int64_t expire_after_us;     /* 0: keep forever */
     long long expire_interval;   /* ms between expiry runs, as the timer runs */
     tern_timer_t *expire_timer;  /* NULL when nothing expires */
+    long max_items;              /* per user; 0: no limit (quota.c) */
+    tern_table_t *quota_counts;  /* user -> messages archived since counted, + 1 */
     unsigned long long sent;     /* counter for ids of result messages */
 } mam_state_t;
 
@@ -75,6 +78,13 @@ int mam_prefs_allow(tern_module_ctx_t *m, const char *user, const tern_jid_t *pe
 int mam_policy_parse(const char *s, mam_policy_t *p);
 /* Forget what was read of `user`'s preferences; NULL: of everybody. */
 void mam_prefs_forget(tern_module_ctx_t *m, const char *user);
+
+/* quota.c */
+/* A message was archived for `user`: keep the archive within max_items
+ * (counted now and then, never per message). */
+void mam_quota_appended(tern_module_ctx_t *m, mam_state_t *st, const char *user);
+/* Forget the counts of `user` (deleted); NULL: of everybody (unload). */
+void mam_quota_forget(mam_state_t *st, const char *user);
 
 /* query.c: XEP-0082 time */
 /* XEP-0082 DateTime with microseconds, "2010-07-10T23:08:25.123456Z". */

@@ -47,6 +47,12 @@ static const tern_option_t options[] = {
      .type = TERN_OPT_DURATION,
      .def = "1h",
      .doc = "How often old messages are deleted when `expire_after` is set (more than 0)."},
+    {.name = "max_items",
+     .type = TERN_OPT_INT,
+     .def = "0",
+     .doc = "The most messages one user's archive keeps; past it the oldest go. `0`: no limit.",
+     .min = 0,
+     .max = 1000000000},
     {.name = NULL},
 };
 
@@ -68,8 +74,11 @@ static void on_expire(tern_module_ctx_t *m, void *arg)
 /* "user/deleted": the storage is gone, so is what we kept of it. */
 static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
 {
+    mam_state_t *st = tern_get_data(m);
     if (ev->user != NULL)
         mam_prefs_forget(m, ev->user);
+    if (ev->user != NULL && st != NULL)
+        mam_quota_forget(st, ev->user);
     return TERN_PASS;
 }
 
@@ -127,6 +136,7 @@ static int read_options(tern_module_ctx_t *m, mam_state_t *st)
         return -1;
     }
     st->expire_after_us = (int64_t)expire_ms * 1000;
+    st->max_items = (long)tern_opt_int(m, "max_items");
     if (expire_ms > 0 && tern_opt_int(m, "expire_interval") <= 0) {
         tern_log(m, TERN_LOG_ERROR, "expire_interval must be more than 0");
         return -1;
@@ -172,7 +182,10 @@ fail:
 static void unload(tern_module_ctx_t *m)
 {
     mam_prefs_forget(m, NULL);
-    free(tern_get_data(m));
+    mam_state_t *st = tern_get_data(m);
+    if (st != NULL)
+        mam_quota_forget(st, NULL);
+    free(st);
     tern_set_data(m, NULL);
 }
 

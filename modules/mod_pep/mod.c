@@ -42,6 +42,14 @@ static const tern_option_t options[] = {
      .doc = "Most nodes per account; creating more gives `resource-constraint`. 0: no limit.",
      .min = 0,
      .max = 1000000},
+    {.name = "max_item_size",
+     .type = TERN_OPT_SIZE,
+     .def = "256K",
+     .doc = "Largest payload of one published item, as serialized XML; a bigger one gets "
+            "`not-acceptable` with `<payload-too-big/>` (XEP-0060 §7.1.3.4). 0: no limit. An "
+            "account stores at most `max_nodes` × `max_items_limit` × `max_item_size`.",
+     .min = 0,
+     .max = 64LL << 20},
     {.name = "caps_timeout",
      .type = TERN_OPT_DURATION,
      .def = "20s",
@@ -200,6 +208,7 @@ static int load(tern_module_ctx_t *m)
     st->max_items_limit = (long)tern_opt_int(m, "max_items_limit");
     st->default_max_items = (long)tern_opt_int(m, "default_max_items");
     st->max_nodes = (long)tern_opt_int(m, "max_nodes");
+    st->max_item_size = tern_opt_int(m, "max_item_size");
     st->caps_timeout_ms = tern_opt_int(m, "caps_timeout");
     st->caps_cache_size = (long)tern_opt_int(m, "caps_cache_size");
     if (st->default_max_items > st->max_items_limit) {
@@ -260,6 +269,7 @@ static int reconfigure(tern_module_ctx_t *m)
     st->max_items_limit = limit;
     st->default_max_items = def;
     st->max_nodes = (long)tern_opt_int(m, "max_nodes");
+    st->max_item_size = tern_opt_int(m, "max_item_size");
     st->caps_timeout_ms = timeout;
     st->caps_cache_size = (long)tern_opt_int(m, "caps_cache_size");
     return 0;

@@ -79,6 +79,7 @@ typedef struct pep_state {
     long max_items_limit;
     long default_max_items;
     long max_nodes;
+    long long max_item_size; /* bytes of one item's payload, 0 = no limit */
     long long caps_timeout_ms;
     long caps_cache_size;
     strmap_t

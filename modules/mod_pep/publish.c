@@ -259,6 +259,15 @@ static int do_publish(tern_module_ctx_t *m, pep_state_t *st, tern_event_t *ev, t
         return reply_error(m, ev, "modify", "bad-request", "payload-required", NULL); /* §7.1.3.5 */
     if (tern_xml_next_element(payload) != NULL)
         return reply_error(m, ev, "modify", "bad-request", "invalid-payload", NULL); /* §7.1.3.5 */
+    if (st->max_item_size > 0) { /* §7.1.3.4: the account's storage quota per item */
+        size_t len = 0;
+        char *text = tern_xml_to_string(payload, &len);
+        if (text == NULL)
+            return reply_internal(m, ev);
+        free(text);
+        if ((long long)len > st->max_item_size)
+            return reply_error(m, ev, "modify", "not-acceptable", "payload-too-big", NULL);
+    }
 
     /* §7.1.5 publish-options: preconditions on an existing node, the
      * configuration of a new one. */

@@ -342,7 +342,7 @@ static int build(const tern_option_t *table, const cfg_node_t *node, const char 
             while (i < count && strcmp(table[i].name, c->key) != 0)
                 i++;
             if (i == count) {
-                char known[200];
+                char known[320];
                 known_names(table, known, sizeof(known));
                 node_err(err, c, "%s: unknown option '%s' (known: %s)", ctx, c->key, known);
                 goto fail;

@@ -385,6 +385,31 @@ static const tern_option_t limit_options[] = {
      .doc = "Resources one account may have bound at once",
      .min = 1,
      .max = 10000},
+    {.name = "slow_reader_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "60s",
+     .doc = "How long a client may leave a full output queue unread, holding up its senders, "
+            "before it is disconnected",
+     .min = 1000,
+     .max = 3600 * 1000},
+    {.name = "max_connections_per_ip",
+     .type = TERN_OPT_INT,
+     .def = "0",
+     .doc = "Client connections one IP address may have open at once; 0 = no limit",
+     .min = 0,
+     .max = 1000000},
+    {.name = "max_stanzas_per_second",
+     .type = TERN_OPT_INT,
+     .def = "0",
+     .doc = "Stanzas per second one account may send, all its sessions together; 0 = no limit",
+     .min = 0,
+     .max = 1000000},
+    {.name = "stanza_burst",
+     .type = TERN_OPT_INT,
+     .def = "100",
+     .doc = "Stanzas an account may send at once above max_stanzas_per_second",
+     .min = 1,
+     .max = 1000000},
     {.name = NULL},
 };
 
@@ -437,6 +462,10 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     cfg->component_handshake_timeout_ms = num(&v, "component_handshake_timeout");
     cfg->component_idle_timeout_ms = num(&v, "component_idle_timeout");
     cfg->max_sessions_per_user = num(&v, "max_sessions_per_user");
+    cfg->slow_reader_timeout_ms = num(&v, "slow_reader_timeout");
+    cfg->max_connections_per_ip = num(&v, "max_connections_per_ip");
+    cfg->max_stanzas_per_second = num(&v, "max_stanzas_per_second");
+    cfg->stanza_burst = num(&v, "stanza_burst");
     cfg_values_clear(&v);
 
     const cfg_node_t *c2s = cfg_map_get(root, "c2s");

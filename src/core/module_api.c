@@ -428,7 +428,10 @@ const char *tern_session_peer_ip(const tern_session_t *s)
 
 void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
 {
-    s->deliver(s, stanza);
+    if (s->send)
+        s->send(s, stanza);
+    else
+        s->deliver(s, stanza);
 }
 
 void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m)

@@ -28,6 +28,9 @@ struct tern_session {
     struct session_slot *slots; /* per-module data */
     tern_session_t *slotted_prev, *slotted_next; /* list of sessions with slots */
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
+    /* What modules send themselves (replies, archive pages, offline
+     * messages): paced against the client's output; NULL = deliver. */
+    void (*send)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
     void *conn; /* owner's connection */
     char peer_ip[48];
@@ -37,6 +40,8 @@ struct user_sessions {
     char *bare;
     tern_session_t *first;
     size_t count;
+    long long rate_tokens; /* stanza rate limit (xmpp/limits.c), in 1/1000 */
+    long long rate_at_ms;  /* when they were counted; 0 = not yet */
 };
 
 int sessions_init(void);

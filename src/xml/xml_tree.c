@@ -97,6 +97,8 @@ static void *arena_alloc(struct tern_xml_arena *a, size_t n, size_t align)
     if (n > ARENA_MAX_CHUNK / 4)
         return arena_block(a, n);
     size_t size = a->next_chunk;
+    if (size < n)
+        size = n; /* a request bigger than the next chunk (but not alone in a block) */
     char *chunk = arena_block(a, size);
     if (!chunk)
         return NULL;

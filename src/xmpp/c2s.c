@@ -24,6 +24,8 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
+#include "xmpp/limits.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stanza.h"
 
@@ -41,6 +43,9 @@ typedef struct c2s {
     struct event *failure_timer; /* delayed SASL failure */
     const char *pending_failure;
     struct event *handshake_timer;
+    struct event *rate_timer; /* reading resumes when the user's bucket refills */
+    int ip_counted;           /* counted in the per-address limit */
+    int ip_refused;           /* over it: refused once the stream opens */
     char stream_id[24];
     tern_session_t session;
 } c2s_t;
@@ -157,6 +162,11 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
     s->host = h;
     if (!version || strtol(version, NULL, 10) != 1) {
         conn_stream_error(c, "unsupported-version", NULL);
+        return;
+    }
+    if (s->ip_refused) { /* RFC 6120 §4.9.3.14 */
+        log_info("c2s %s: too many connections from this address", c->peer);
+        conn_stream_error(c, "policy-violation", "too many connections from your address");
         return;
     }
     send_header(c);
@@ -325,6 +335,13 @@ static void deliver(tern_session_t *session, tern_xml_t *stanza)
     conn_send(session->conn, stanza);
 }
 
+/* Module output: held back while the client's queue is full, so that an
+ * archive page larger than the output cap reaches a slow reader. */
+static void send_paced(tern_session_t *session, tern_xml_t *stanza)
+{
+    conn_send_paced(session->conn, stanza);
+}
+
 static void close_session(tern_session_t *session, const char *condition)
 {
     conn_t *c = session->conn;
@@ -339,16 +356,17 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     const char *error = NULL;
     s->session.host = s->host;
     s->session.deliver = deliver;
+    s->session.send = send_paced;
     s->session.close = close_session;
     s->session.conn = s->conn;
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
                       (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
         /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
          * (cancel), §7.7.2.1 bad-request for a bad resource (modify). */
-        const char *type = strcmp(error, "conflict") == 0              ? "cancel"
-                           : strcmp(error, "resource-constraint") == 0 ? "wait"
-                                                                       : "modify";
-        tern_xml_t *err = stanza_error_reply(iq, type, error, NULL);
+        int limit = strcmp(error, "resource-constraint") == 0;
+        const char *type = strcmp(error, "conflict") == 0 ? "cancel" : limit ? "wait" : "modify";
+        tern_xml_t *err = stanza_error_reply(iq, type, error,
+                                             limit ? "too many sessions for this account" : NULL);
         if (err) {
             tern_xml_del_attr(err, "to");
             tern_xml_del_attr(err, "from");
@@ -423,8 +441,31 @@ static int presence_priority(tern_xml_t *p)
     return v < -128 ? -128 : v > 127 ? 127 : (int)v;
 }
 
+static void rate_over(evutil_socket_t fd, short what, void *arg)
+{
+    c2s_t *s = arg;
+    conn_input_release(s->conn);
+}
+
+/* Per-user stanza rate: the stanza is handled, and when the account's
+ * bucket is empty the connection is not read until it refills. */
+static void charge_stanza(c2s_t *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(server.base, &tv);
+    long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    long long wait = limits_stanza_take(s->session.user, server.cfg->max_stanzas_per_second,
+                                        server.cfg->stanza_burst, now);
+    if (wait <= 0 || !s->rate_timer)
+        return;
+    struct timeval w = {wait / 1000, (wait % 1000) * 1000};
+    conn_input_hold(s->conn);
+    evtimer_add(s->rate_timer, &w);
+}
+
 static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
 {
+    charge_stanza(s);
     stanza_kind_t kind = stanza_kind(st);
     if (kind == STANZA_OTHER) {
         conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
@@ -493,6 +534,7 @@ static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
     tern_xml_del_attr(st, "from");
     s->session.host = s->host;
     s->session.deliver = deliver;
+    s->session.send = send_paced;
     s->session.close = close_session;
     s->session.conn = s->conn;
     tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
@@ -568,6 +610,10 @@ static void on_free(conn_t *c)
         event_free(s->failure_timer);
     if (s->handshake_timer)
         event_free(s->handshake_timer);
+    if (s->rate_timer)
+        event_free(s->rate_timer);
+    if (s->ip_counted)
+        limits_ip_release(s->session.peer_ip);
     free(s->user);
     free(s);
 }
@@ -605,6 +651,7 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     s->conn =
         conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {
@@ -619,6 +666,12 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         n -= 2;
     }
     snprintf(s->session.peer_ip, sizeof(s->session.peer_ip), "%.*s", (int)n, peer);
+    long long max_ip = server.cfg->max_connections_per_ip;
+    if (limits_ip_take(s->session.peer_ip, max_ip) == 0)
+        s->ip_counted = max_ip > 0;
+    else
+        s->ip_refused = 1;
+    s->rate_timer = evtimer_new(server.base, rate_over, s);
     s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
     s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
     long long ms = server.cfg->handshake_timeout_ms;

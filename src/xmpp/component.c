@@ -20,6 +20,7 @@
 #include "core/server.h"
 #include "route/router.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 #include "xmpp/stanza.h"
 
 typedef struct component {
@@ -226,6 +227,7 @@ void component_accept(evutil_socket_t fd, const char *peer)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits,
                        server.cfg->component_idle_timeout_ms);
     if (!k->conn) {
@@ -241,5 +243,6 @@ void component_accept(evutil_socket_t fd, const char *peer)
         conn_destroy(k->conn); /* frees k through on_free */
         return;
     }
+    k->conn->never_held = 1; /* one slow client must not stall the service for all */
     log_info("component %s: new connection", peer);
 }

@@ -9,8 +9,9 @@
  * Output: stanzas are queued in `out` and the connection is put on the
  * flush list; once per loop turn, after the events of the turn, every
  * queued connection is written straight to its socket.  Only a socket
- * that refuses bytes gets a write event.  Output that a slow reader lets
- * pile up beyond max_output closes the connection instead of growing
+ * that refuses bytes gets a write event.  Output past half of max_output
+ * makes the connection that produced it wait (flow.c); output that still
+ * piles up beyond max_output closes the connection instead of growing
  * without bound.
  *
  * Idle memory: a connection that read or wrote in the last second is on
@@ -29,6 +30,7 @@
 
 #include "core/log.h"
 #include "tls/tls_io.h"
+#include "xmpp/flow.h"
 #include "xmpp/stanza.h"
 
 #define READ_CHUNK     16384
@@ -235,7 +237,7 @@ static void refill_tokens(conn_t *c)
 
 static void reading_on(conn_t *c)
 {
-    if (!c->reading_off || c->closing)
+    if (!c->reading_off || c->closing || !flow_may_read(c))
         return;
     c->reading_off = 0;
     long long half = c->idle_ms / 2;
@@ -321,6 +323,8 @@ static void start_tls(conn_t *c);
 static void read_input(conn_t *c)
 {
     char chunk[READ_CHUNK];
+    if (c->reading_off)
+        return; /* held by flow control; a wake-up queued before that */
     refill_tokens(c);
     if (c->tokens <= 0) {
         throttle(c);
@@ -331,7 +335,7 @@ static void read_input(conn_t *c)
         input_hooks.begin();
     long long budget = c->tokens;
     int gone = 0;
-    while (!c->closing && !c->starttls_ssl && budget > 0) {
+    while (!c->closing && !c->starttls_ssl && !c->reading_off && budget > 0) {
         size_t want = budget < READ_CHUNK ? (size_t)budget : sizeof(chunk);
         int n = read_some(c, chunk, want);
         if (n < 0)
@@ -360,6 +364,8 @@ static void read_input(conn_t *c)
         start_tls(c);
         return;
     }
+    if (c->reading_off)
+        return; /* a recipient is full: flow control reads on later */
     if (!c->closing && c->tokens <= 0)
         throttle(c);
     else if (!c->closing && c->ssl && SSL_has_pending(c->ssl))
@@ -375,8 +381,19 @@ static void write_out(conn_t *c)
         return;
     if (c->ssl && evbuffer_get_length(c->out) > 0)
         warm_touch(c);
-    switch (tls_io_flush(c->ssl, c->fd, c->out, &c->ssl_retry_len)) {
+    size_t before = evbuffer_get_length(c->out);
+    int rc = tls_io_flush(c->ssl, c->fd, c->out, &c->ssl_retry_len);
+    if ((rc == TLS_IO_OK || rc == TLS_IO_WANT_WRITE) && evbuffer_get_length(c->out) < before) {
+        flow_drained(c); /* may queue held stanzas: then written next */
+        if (c->dying)
+            return;
+    }
+    switch (rc) {
     case TLS_IO_OK:
+        if (evbuffer_get_length(c->out) > 0) {
+            flush_later(c);
+            return;
+        }
         break;
     case TLS_IO_WANT_WRITE:
         event_add(c->write_ev, NULL);
@@ -399,15 +416,26 @@ static void write_out(conn_t *c)
         conn_destroy(c);
 }
 
-static void queue_output(conn_t *c)
+void conn_slow_reader(conn_t *c, const char *why)
+{
+    log_info("%s %s: reader too slow, %zu bytes queued (%s): closing", c->ops->kind, c->peer,
+             evbuffer_get_length(c->out), why);
+    conn_destroy(c);
+}
+
+/* 0, or -1 when `c` was dropped. */
+static int queue_output(conn_t *c)
 {
     if (evbuffer_get_length(c->out) > c->max_output) {
-        log_info("%s %s: reader too slow, %zu bytes queued: closing", c->ops->kind, c->peer,
-                 evbuffer_get_length(c->out));
-        conn_destroy(c);
-        return;
+        conn_slow_reader(c, "over the output limit");
+        return -1;
+    }
+    if (flow_after_output(c, reading) < 0) {
+        conn_slow_reader(c, "out of memory");
+        return -1;
     }
     flush_later(c);
+    return 0;
 }
 
 /* ---- TLS ---- */
@@ -551,6 +579,7 @@ static void free_parts(conn_t *c)
         event_free(c->close_timer);
     if (c->throttle_timer)
         event_free(c->throttle_timer);
+    flow_free(c);
     if (c->read_ev)
         event_free(c->read_ev);
     if (c->write_ev)
@@ -651,6 +680,7 @@ static void mark_closing(conn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
+    flow_forget(c); /* its senders read on; what was held back is dropped */
     if (c->xs)
         xml_stream_stop(c->xs);
     if (c->ops->on_closing)
@@ -728,18 +758,62 @@ void conn_write_str(conn_t *c, const char *s)
     conn_write(c, s, strlen(s));
 }
 
+/* 0, or -1 when `c` was dropped. */
+static int serialize_into(conn_t *c, const tern_xml_t *node)
+{
+    /* A stanza that fails half-way cannot be taken back from the stream. */
+    if (xml_serialize(node, c->stream_ns, c->out) < 0) {
+        log_info("%s %s: out of memory while sending: closing", c->ops->kind, c->peer);
+        conn_destroy(c);
+        return -1;
+    }
+    return 0;
+}
+
+int conn_serialize(conn_t *c, const tern_xml_t *node)
+{
+    if (serialize_into(c, node) < 0)
+        return -1;
+    if (evbuffer_get_length(c->out) > c->max_output) {
+        conn_slow_reader(c, "over the output limit");
+        return -1;
+    }
+    flush_later(c);
+    return 0;
+}
+
 void conn_send(conn_t *c, const tern_xml_t *node)
 {
     if (c->closing)
         return;
     before_output(c);
-    /* A stanza that fails half-way cannot be taken back from the stream. */
-    if (xml_serialize(node, c->stream_ns, c->out) < 0) {
-        log_info("%s %s: out of memory while sending: closing", c->ops->kind, c->peer);
-        conn_destroy(c);
+    if (serialize_into(c, node) == 0)
+        queue_output(c);
+}
+
+void conn_send_paced(conn_t *c, tern_xml_t *node)
+{
+    if (c->closing)
         return;
-    }
-    queue_output(c);
+    before_output(c);
+    flow_send_paced(c, node, reading);
+}
+
+size_t conn_queued(const conn_t *c)
+{
+    return evbuffer_get_length(c->out);
+}
+
+void conn_input_hold(conn_t *c)
+{
+    reading_off(c);
+}
+
+void conn_input_release(conn_t *c)
+{
+    if (c->closing || (c->throttle_timer && evtimer_pending(c->throttle_timer, NULL)))
+        return; /* closing, or the rate limit's timer reads on */
+    reading_on(c);
 }
 
 void conn_stream_error(conn_t *c, const char *condition, const char *text)

@@ -2,7 +2,8 @@
  * conn.h — one XML stream over TCP or TLS (internal).
  *
  * Owns the socket and its events, the TLS layer, the incremental parser,
- * idle timeouts, read rate limits and the output limit for slow readers.
+ * idle timeouts, read rate limits and the output limit for slow readers;
+ * flow.c holds senders back for it and paces bulk output.
  * Output is queued and written once per turn of the event loop, straight
  * to the socket; the loop watches for writability only when the socket
  * refuses bytes.
@@ -70,7 +71,9 @@ struct conn {
     SSL *starttls_ssl; /* TLS to start once the current input is processed */
     long long idle_ms;
     struct event *close_timer;
-    size_t max_output; /* bytes queued for a slow reader before we give up */
+    size_t max_output;      /* bytes queued for a slow reader before we give up */
+    struct conn_flow *flow; /* flow control (flow.c); NULL until first needed */
+    int never_held;         /* serves many users (a component): not held for one */
 };
 
 /* Wrap an accepted, non-blocking socket (the listener accepts it so).  `ssl` non-NULL = direct TLS
@@ -86,6 +89,9 @@ void conn_restart_stream(conn_t *c);
 void conn_write(conn_t *c, const char *data, size_t len);
 void conn_write_str(conn_t *c, const char *s);
 void conn_send(conn_t *c, const tern_xml_t *node);
+/* Bulk output (archive pages, offline messages): held back in order while
+ * c's queue is over its soft mark, written as it drains (flow.c). */
+void conn_send_paced(conn_t *c, tern_xml_t *node);
 /* Send <stream:error> (after a header if none was sent) and close. */
 void conn_stream_error(conn_t *c, const char *condition, const char *text);
 /* Send </stream:stream> and close once the output is flushed. */
@@ -111,5 +117,17 @@ size_t conn_count(void);
 /* Connections that read or wrote in the last second: the others hold no
  * TLS buffers and no parser. */
 size_t conn_busy_count(void);
+
+/* For flow.c.  Bytes queued for the socket. */
+size_t conn_queued(const conn_t *c);
+/* Stop reading `c` until conn_input_release(). */
+void conn_input_hold(conn_t *c);
+/* Read `c` again unless the rate limit or flow control still holds it. */
+void conn_input_release(conn_t *c);
+/* Serialize `node` into c's queue with no flow check; 0, or -1 when `c`
+ * was dropped. */
+int conn_serialize(conn_t *c, const tern_xml_t *node);
+/* Drop `c` as a slow reader, saying why in the log. */
+void conn_slow_reader(conn_t *c, const char *why);
 
 #endif

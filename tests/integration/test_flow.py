@@ -1,6 +1,7 @@
 """Flow control on client connections: a client that reads nothing while
-others send to it is disconnected once its queue passes the output limit
-(max_stanza_size x 4 + 1 MiB, here 1.25 MiB), without hurting the senders;
+others send to it holds them up once its queue passes half the output
+limit (max_stanza_size x 4 + 1 MiB, here 1.25 MiB), and is disconnected
+after limits.slow_reader_timeout (here 2 s), without hurting the senders;
 a client that floods the server is read at 256 KiB/s after a 1 MiB burst,
 while everybody else is still served at once; and many stanzas sent to one
 client in one burst all arrive, in order, over TLS; a connection that
@@ -17,7 +18,8 @@ BODY = "x" * 60000  # under the 64K stanza limit of the test server
 
 class FlowTests(ServerTestCase):
     server_kwargs = dict(users={u: u + "-pw" for u in
-                                ("alice", "bob", "carol", "dave", "erin", "frank", "mallory")})
+                                ("alice", "bob", "carol", "dave", "erin", "frank", "mallory")},
+                         config={"limits": {"slow_reader_timeout": "2s"}})
 
     def test_reader_that_reads_nothing_is_disconnected_senders_unharmed(self):
         bob = self.raw_login("bob", "sleepy")

@@ -413,6 +413,9 @@ static void test_defaults(void)
     CHECK(cfg->auth_failure_delay_ms == 1000);
     CHECK(cfg->max_auth_failures == 3);
     CHECK(cfg->max_sessions_per_user == 10);
+    CHECK(cfg->slow_reader_timeout_ms == 60000);
+    CHECK(cfg->max_connections_per_ip == 0);
+    CHECK(cfg->max_stanzas_per_second == 0 && cfg->stanza_burst == 100);
     CHECK(cfg->require_encryption == 1);
     CHECK(cfg->allow_plain == 0);
     CHECK(cfg->legacy_session == 1);
@@ -653,9 +656,18 @@ static void test_errors(void)
     EXPECT_ERR("limits:\n  idle: 5s\n",
                ":2: section 'limits': unknown option 'idle' (known: max_stanza_size, "
                "c2s_idle_timeout, handshake_timeout, auth_failure_delay, max_auth_failures, "
-               "component_handshake_timeout, component_idle_timeout, max_sessions_per_user)");
+               "component_handshake_timeout, component_idle_timeout, max_sessions_per_user, "
+               "slow_reader_timeout, max_connections_per_ip, max_stanzas_per_second, "
+               "stanza_burst)");
     EXPECT_ERR("limits:\n  max_sessions_per_user: 0\n",
                ":2: section 'limits': option 'max_sessions_per_user' must be between 1 and 10000");
+    EXPECT_ERR("limits:\n  slow_reader_timeout: 0\n",
+               ":2: section 'limits': option 'slow_reader_timeout' must be between 1s and 1h");
+    EXPECT_ERR("limits:\n  max_connections_per_ip: -1\n",
+               ":2: section 'limits': option 'max_connections_per_ip' must be between 0 and "
+               "1000000");
+    EXPECT_ERR("limits:\n  stanza_burst: 0\n",
+               ":2: section 'limits': option 'stanza_burst' must be between 1 and 1000000");
     EXPECT_ERR("limits: 5\n", ":1: section 'limits': options must be a map");
     EXPECT_ERR("c2s:\n  require_encryption: maybe\n",
                ":2: section 'c2s': option 'require_encryption' must be true or false");

@@ -889,11 +889,41 @@ static void test_park(void)
     free(log);
 }
 
+/* Texts bigger than the arena's next chunk but not big enough for a block
+ * of their own must still fit (they overflowed the chunk before). */
+static void test_tree_text_sizes(void)
+{
+    static const size_t sizes[] = {3000, 7000, 100, 8000};
+    tern_xml_t *root = tern_xml_new("message", TERN_NS_CLIENT);
+    CHECK(root != NULL);
+    char *text = malloc(8001);
+    CHECK(text != NULL);
+    if (!root || !text) {
+        free(text);
+        tern_xml_unref(root);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        memset(text, (int)('a' + i), sizes[i]);
+        tern_xml_t *el = tern_xml_add_child(root, "body", NULL);
+        CHECK(el != NULL);
+        if (!el)
+            break;
+        tern_xml_add_text(el, text, sizes[i]);
+        const char *got = tern_xml_text(el);
+        CHECK(strlen(got) == sizes[i]);
+        CHECK(got[0] == (char)('a' + i) && got[sizes[i] - 1] == (char)('a' + i));
+    }
+    free(text);
+    tern_xml_unref(root);
+}
+
 int main(void)
 {
     test_tree_build();
     test_tree_copy();
     test_tree_big();
+    test_tree_text_sizes();
     test_escape();
     test_serialize_ns();
     test_parse_client();
