@@ -338,6 +338,8 @@ static void batch_before_write(store_db_t *db)
 {
     if (db->batch_open && !db->batching)
         store_batch_flush(db);
+    if (db->tx_depth == 0) /* a write transaction begins: wait for a RESTART checkpoint */
+        checkpointer_gate(db->checkpointer);
     if (db->batching && db->tx_depth == 0 && db_exec(db, DB_BEGIN, 0) == 0) {
         db->tx_depth = 1;
         db->batch_open = 1;
@@ -434,6 +436,8 @@ int store_begin(store_db_t *db)
 {
     if (db->batch_open && db->tx_depth == 1)
         store_batch_flush(db); /* an explicit transaction is never part of a batch */
+    if (db->tx_depth == 0)
+        checkpointer_gate(db->checkpointer);
     if (db_exec(db, db->tx_depth == 0 ? DB_BEGIN : DB_SAVEPOINT, 1) < 0)
         return -1;
     db->tx_depth++;
