@@ -7,7 +7,8 @@
  * and handed to the store.  Never stores, logs or copies the password;
  * the derived keys are wiped from memory once stored.  Checking that the
  * host is one of ours is the caller's job.  Key derivation is CPU bound:
- * the daemon calls these from its worker pool, never from the loop.
+ * a password check is split (accounts_check_*) so that the daemon runs
+ * the derivation on its worker pool (core/workers.c), off the loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -130,14 +131,66 @@ int accounts_delete(store_db_t *db, const char *host, const char *user, const ch
     return ret;
 }
 
+struct accounts_check {
+    scram_cred_t stored; /* what the store holds (SCRAM-SHA-256) */
+    char *password;      /* a copy, wiped when freed */
+    int ok;
+};
+
+accounts_check_t *accounts_check_new(store_db_t *db, const char *host, const char *user,
+                                     const char *password)
+{
+    if (password == NULL)
+        return NULL;
+    accounts_check_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    if (store_account_get_cred(db, host, user, SCRAM_SHA256, &c->stored) < 0 ||
+        (c->password = strdup(password)) == NULL) {
+        accounts_check_free(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void accounts_check_run(void *arg)
+{
+    accounts_check_t *c = arg;
+    scram_cred_t given;
+    c->ok =
+        scram_derive(SCRAM_SHA256, c->password, c->stored.salt, c->stored.salt_len,
+                     c->stored.iterations, &given) == 0 &&
+        CRYPTO_memcmp(given.stored_key, c->stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
+    OPENSSL_cleanse(&given, sizeof(given));
+}
+
+int accounts_check_ok(const accounts_check_t *c)
+{
+    return c != NULL && c->ok;
+}
+
+void accounts_check_free(accounts_check_t **cp)
+{
+    accounts_check_t *c = *cp;
+    if (c == NULL)
+        return;
+    if (c->password != NULL) {
+        OPENSSL_cleanse(c->password, strlen(c->password));
+        free(c->password);
+    }
+    OPENSSL_cleanse(c, sizeof(*c));
+    free(c);
+    *cp = NULL;
+}
+
 int accounts_check_password(store_db_t *db, const char *host, const char *user,
                             const char *password)
 {
-    scram_cred_t stored, given;
-    int ok = store_account_get_cred(db, host, user, SCRAM_SHA256, &stored) == 0 &&
-             scram_derive(SCRAM_SHA256, password, stored.salt, stored.salt_len, stored.iterations,
-                          &given) == 0 &&
-             CRYPTO_memcmp(given.stored_key, stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
-    OPENSSL_cleanse(&given, sizeof(given));
+    accounts_check_t *c = accounts_check_new(db, host, user, password);
+    if (c == NULL)
+        return 0;
+    accounts_check_run(c);
+    int ok = accounts_check_ok(c);
+    accounts_check_free(&c);
     return ok;
 }

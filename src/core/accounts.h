@@ -21,6 +21,16 @@ int accounts_passwd(store_db_t *db, const char *host, const char *user, const ch
  * Costs one key derivation (PBKDF2 with the stored iteration count). */
 int accounts_check_password(store_db_t *db, const char *host, const char *user,
                             const char *password);
+/* The same check in three steps, for the worker pool: _new reads the
+ * stored keys (on the loop; NULL when there is no such account or no
+ * memory), _run derives and compares (on any thread; it touches only the
+ * check), _ok reads the verdict, _free wipes the copy of the password. */
+typedef struct accounts_check accounts_check_t;
+accounts_check_t *accounts_check_new(store_db_t *db, const char *host, const char *user,
+                                     const char *password);
+void accounts_check_run(void *check);
+int accounts_check_ok(const accounts_check_t *check);
+void accounts_check_free(accounts_check_t **check);
 int accounts_delete(store_db_t *db, const char *host, const char *user, const char **error_r);
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "core/workers.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "store/store.h"
@@ -50,6 +51,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * input is being handled, after BATCH_DELAY_US at the latest, and at
  * shutdown. */
 #define BATCH_DELAY_US 2000
+
+/* Threads for key derivation (PLAIN logins, registrations, password
+ * changes): two keep a core for the loop on a small machine. */
+#define WORKER_THREADS 2
 
 static struct event *batch_timer;
 
@@ -131,6 +136,8 @@ static int run(const char *path)
     server.base = event_base_new();
     if (!server.base || sessions_init() < 0)
         goto out;
+    if (workers_start(server.base, WORKER_THREADS) < 0)
+        log_warn("no worker threads: key derivation runs on the event loop");
     if (!(server.tls = server_build_tls(server.cfg, &err))) {
         log_error("%s", err.text);
         goto out;
@@ -182,6 +189,7 @@ out:
     batch_flush();
     hosts_free_all();
     sessions_free_all();
+    workers_stop();
     router_free();
     store_close(&server.db);
     tls_server_free(&server.tls);

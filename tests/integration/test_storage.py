@@ -2,12 +2,13 @@
 messages are stored without pause (offline queue and MAM archive), and
 slow work (key derivation, admin imports) never stalls the sessions that
 are already logged in."""
+import base64
 import os
 import sqlite3
 import threading
 import time
 
-from harness import DOMAIN, ServerTestCase
+from harness import DOMAIN, NS_SASL, T_REPLY, ServerTestCase, deep_merge, q, to_yaml
 
 FLOOD = 15000          # messages stored during the flood
 WAL_BOUND = 16 << 20   # bytes the -wal file may reach (unbounded before: ~140 MB)
@@ -70,3 +71,78 @@ class WalBoundTests(ServerTestCase):
         finally:
             db.close()
         self.assertEqual(n, FLOOD)
+
+
+def add_user_with_iterations(server, user, password, iterations):
+    """Create an account whose keys take `iterations` rounds of PBKDF2."""
+    path = os.path.join(server.dir, "slow-keys.yml")
+    with open(path, "w") as f:
+        f.write(to_yaml(deep_merge(server.config, {"c2s": {"scram_iterations": iterations}})))
+    r = server.ternctl("adduser", "%s@%s" % (user, DOMAIN), "--password-stdin",
+                       input=password + "\n", config=path)
+    if r.returncode != 0:
+        raise AssertionError("adduser failed: %s" % r.stderr)
+    server.users[user] = password
+
+
+def plain_auth(user, password):
+    creds = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+    return "<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, creds)
+
+
+def ping_until(client, done, limit=30.0):
+    """Ping `client`'s server back to back until done() is true; the
+    longest round trip in seconds."""
+    worst = 0.0
+    deadline = time.monotonic() + limit
+    while not done() and time.monotonic() < deadline:
+        t0 = time.monotonic()
+        if client.ping(timeout=T_REPLY) != "result":
+            raise AssertionError("ping failed")
+        worst = max(worst, time.monotonic() - t0)
+    return worst
+
+
+class SlowKeyTests(ServerTestCase):
+    """500 000 PBKDF2 iterations: a PLAIN check costs the server a second
+    or more of CPU (in a sanitizer build), which must be spent on a worker
+    thread; the inline check stalled every session for as long."""
+    server_kwargs = dict(users={"alice": "alice-pw"}, config={"c2s": {"allow_plain": True}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        add_user_with_iterations(cls.server, "heavy", "heavy-pw", 500000)
+
+    def plain_client(self):
+        c = self.raw(direct_tls=True, timeout=30)
+        c.open_stream()
+        return c
+
+    def answered(self, c):
+        """Whether a SASL <success/> or <failure/> is in c's queue (non-blocking)."""
+        c._recv_some(time.monotonic() + 0.001)
+        return any(e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")) for e in c.queue)
+
+    def test_plain_login_does_not_stall_other_sessions(self):
+        alice = self.raw_login("alice")
+        heavy = self.plain_client()
+        heavy.send(plain_auth("heavy", "heavy-pw"))
+        worst = ping_until(alice, lambda: self.answered(heavy))
+        heavy.expect(q(NS_SASL, "success"))
+        heavy.restart()
+        self.assertEqual(heavy.bind("slow"), "heavy@localhost/slow")
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during the PLAIN check" % (worst * 1000))
+
+    def test_plain_wrong_password_and_closed_stream(self):
+        c = self.plain_client()
+        c.send(plain_auth("heavy", "not-it"))
+        self.assertIsNotNone(c.expect(q(NS_SASL, "failure"), timeout=30)
+                             .find(q(NS_SASL, "not-authorized")))
+        # A stream that goes away while its keys are derived: the result is
+        # dropped and the server carries on.
+        gone = self.plain_client()
+        gone.send(plain_auth("heavy", "heavy-pw"))
+        gone.close()
+        alice = self.raw_login("alice")
+        self.assertEqual(alice.ping(), "result")
