@@ -21,8 +21,7 @@
 /* Derive credentials for every SCRAM hash from `password`, each with a
  * fresh random salt.  0, or -1 when the password is not a valid
  * OpaqueString (or crypto fails); creds are wiped on failure. */
-static int derive_all(const char *password, unsigned iterations,
-                      scram_cred_t creds[SCRAM_HASH_COUNT])
+int accounts_derive(const char *password, unsigned iterations, scram_cred_t creds[SCRAM_HASH_COUNT])
 {
     if (password == NULL || password[0] == '\0')
         return -1;
@@ -58,7 +57,7 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
 
     scram_cred_t creds[SCRAM_HASH_COUNT];
     int ret = -1;
-    if (derive_all(password, iterations, creds) < 0) {
+    if (accounts_derive(password, iterations, creds) < 0) {
         *error_r = "invalid password";
         goto out;
     }
@@ -69,6 +68,24 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
         ret = 0;
     OPENSSL_cleanse(creds, sizeof(creds));
 out:
+    free(local);
+    return ret;
+}
+
+int accounts_add_derived(store_db_t *db, const char *host, const char *user,
+                         const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    const char *dummy;
+    if (error_r == NULL)
+        error_r = &dummy;
+    char *local = prep_user(user, error_r);
+    if (local == NULL)
+        return -1;
+    int exists = 0, ret = 0;
+    if (store_account_create(db, host, local, creds, &exists) < 0) {
+        *error_r = exists ? "account exists" : "storage error";
+        ret = -1;
+    }
     free(local);
     return ret;
 }
@@ -94,7 +111,7 @@ int accounts_passwd(store_db_t *db, const char *host, const char *user, const ch
         *error_r = "no such account";
         goto out;
     }
-    if (derive_all(password, iterations, creds) < 0) {
+    if (accounts_derive(password, iterations, creds) < 0) {
         *error_r = "invalid password";
         goto out;
     }

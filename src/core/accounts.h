@@ -15,6 +15,14 @@
  * "storage error". */
 int accounts_add(store_db_t *db, const char *host, const char *user, const char *password,
                  unsigned iterations, const char **error_r);
+/* accounts_add in two steps, so that no transaction is held open while
+ * keys are derived: _derive is CPU bound and touches no store (0, or -1
+ * for an invalid password; creds wiped then), _add_derived stores them
+ * (errors as accounts_add).  The caller wipes creds afterwards. */
+int accounts_derive(const char *password, unsigned iterations,
+                    scram_cred_t creds[SCRAM_HASH_COUNT]);
+int accounts_add_derived(store_db_t *db, const char *host, const char *user,
+                         const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r);
 int accounts_passwd(store_db_t *db, const char *host, const char *user, const char *password,
                     unsigned iterations, const char **error_r);
 /* 1 when `password` matches the stored keys of the prepared `user`, else 0.

@@ -5,10 +5,12 @@ are already logged in."""
 import base64
 import os
 import sqlite3
+import subprocess
 import threading
 import time
 
-from harness import DOMAIN, NS_SASL, T_REPLY, ServerTestCase, deep_merge, q, to_yaml
+from harness import (DOMAIN, NS_SASL, T_REPLY, TERNCTL, ServerTestCase, check_sanitizer_text,
+                     deep_merge, q, sanitizer_env, to_yaml)
 
 FLOOD = 15000          # messages stored during the flood
 WAL_BOUND = 16 << 20   # bytes the -wal file may reach (unbounded before: ~140 MB)
@@ -146,3 +148,57 @@ class SlowKeyTests(ServerTestCase):
         gone.close()
         alice = self.raw_login("alice")
         self.assertEqual(alice.ping(), "result")
+
+
+class AdminImportTests(ServerTestCase):
+    """`ternctl adduser-batch` against the database of a running ternd."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"offline": {"max_messages": 100000}}})
+
+    def test_import_does_not_hold_the_database(self):
+        """The keys of an import are derived before its transaction opens:
+        meanwhile messages to an offline user are all stored and pings
+        stay fast (before, ternd waited for the lock, up to 2 s a write,
+        and commits failed after the sender was answered)."""
+        path = os.path.join(self.server.dir, "import.yml")
+        with open(path, "w") as f:
+            f.write(to_yaml(deep_merge(self.server.config, {"c2s": {"scram_iterations": 16384}})))
+        lines = "".join("import%d@%s pw-%d\n" % (i, DOMAIN, i) for i in range(12))
+        alice = self.raw_login("alice")
+        proc = subprocess.Popen([TERNCTL, "-c", path, "adduser-batch"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=sanitizer_env())
+        proc.stdin.write(lines)
+        proc.stdin.close()
+        sent, worst, errors = 0, 0.0, []
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            alice.send("<message to='bob@%s' type='chat' id='i%d'><body>during import %d"
+                       "</body></message>" % (DOMAIN, sent, sent))
+            sent += 1
+            t0 = time.monotonic()
+            self.assertEqual(alice.ping(timeout=30), "result")
+            worst = max(worst, time.monotonic() - t0)
+            errors += [e for e in alice.queue if e.get("type") == "error"]
+        proc.wait(timeout=60)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        check_sanitizer_text(err, "ternctl adduser-batch")
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("12 accounts created", out)
+        self.assertGreater(sent, 5, "the import was too quick to test anything")
+        self.assertEqual(errors, [], "messages bounced during the import")
+        self.assertLess(worst, 0.5, "a ping took %.0f ms during the import" % (worst * 1000))
+        self.assertEqual(self.stored_offline("bob"), sent)
+        imported = self.raw()
+        imported.login("import11", "pw-11")  # the accounts work
+
+    def stored_offline(self, user):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.server.dir, "tern.db"),
+                             uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM archive WHERE store = 'offline'"
+                              " AND user = ?", (user,)).fetchone()[0]
+        finally:
+            db.close()
