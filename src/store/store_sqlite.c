@@ -195,11 +195,15 @@ static const char *const st_sql[ST_STMT_COUNT] = {
     [ST_AR_QUERY_DESC] = ITEM_COLS RANGE DESC,
     [ST_AR_QUERY_W] = ITEM_COLS RANGE " AND with_jid = ?8" ASC,
     [ST_AR_QUERY_W_DESC] = ITEM_COLS RANGE " AND with_jid = ?8" DESC,
-    [ST_AR_COUNT] = "SELECT count(*) FROM archive WHERE " RANGE,
-    [ST_AR_COUNT_W] = "SELECT count(*) FROM archive WHERE " RANGE " AND with_jid = ?8",
+    /* ?9 bounds the count (-1: none): a count reads every row it counts */
+    [ST_AR_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM archive WHERE " RANGE " LIMIT ?9)",
+    [ST_AR_COUNT_W] =
+        "SELECT count(*) FROM (SELECT 1 FROM archive WHERE " RANGE " AND with_jid = ?8 LIMIT ?9)",
     [ST_AR_DELETE] = "DELETE FROM archive WHERE " RANGE,
     [ST_AR_DELETE_W] = "DELETE FROM archive WHERE " RANGE " AND with_jid = ?8",
-    [ST_AR_EXPIRE] = "DELETE FROM archive WHERE host = ?1 AND store = ?2 AND when_us < ?3",
+    /* the oldest ?4 items (-1: all) before ?3, through archive_expire */
+    [ST_AR_EXPIRE] = "DELETE FROM archive WHERE rid IN (SELECT rid FROM archive"
+                     " WHERE host = ?1 AND store = ?2 AND when_us < ?3 ORDER BY when_us LIMIT ?4)",
 };
 
 struct tern_store {
@@ -1344,6 +1348,12 @@ out:
 
 TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_archive_query_t *q)
 {
+    return tern_archive_count_max(st, user, q, 0);
+}
+
+TERN_API long tern_archive_count_max(tern_store_t *st, const char *user,
+                                     const tern_archive_query_t *q, long max)
+{
     ar_range_t r;
     if (ar_prepare(st, &user, &q, &r) < 0)
         return -1;
@@ -1358,7 +1368,8 @@ TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_
     if (s == NULL)
         return -1;
     long n = -1;
-    if (bind_range(s, st, user, &r, q->with) == 0 && sqlite3_step(s) == SQLITE_ROW)
+    if (bind_range(s, st, user, &r, q->with) == 0 && bind_int64(s, 9, max > 0 ? max : -1) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(s, 0);
     else
         set_sql_err(st->db);
@@ -1421,13 +1432,19 @@ TERN_API long tern_archive_delete(tern_store_t *st, const char *user, const tern
 
 TERN_API long tern_archive_expire(tern_store_t *st, int64_t before_us)
 {
+    return tern_archive_expire_some(st, before_us, 0);
+}
+
+TERN_API long tern_archive_expire_some(tern_store_t *st, int64_t before_us, long max)
+{
     if (check_kind(st, STORE_ARCHIVE) < 0)
         return -1;
     sqlite3_stmt *s = st_stmt(st, ST_AR_EXPIRE);
     if (s == NULL)
         return -1;
     long n = -1;
-    if (bind_scope(s, st, NULL) == 0 && bind_int64(s, 3, before_us) == 0) {
+    if (bind_scope(s, st, NULL) == 0 && bind_int64(s, 3, before_us) == 0 &&
+        bind_int64(s, 4, max > 0 ? max : -1) == 0) {
         if (step_done(st->db, s) == 0)
             n = (long)sqlite3_changes64(st->db->sql);
     } else {

@@ -597,6 +597,10 @@ static void test_archive(store_db_t *db)
     CHECK(tern_archive_count(st, "v", NULL) == 20);
     CHECK(tern_archive_count(st2, "u", NULL) == 20);
     CHECK(run_query(st, "v", NULL, &g) == 20);
+    /* a bounded count stops at its bound; a bound above the count is exact */
+    CHECK(tern_archive_count_max(st, "u", NULL, 100) == 100);
+    CHECK(tern_archive_count_max(st, "u", &q, N_ITEMS + 1) == N_ITEMS);
+    CHECK(tern_archive_count_max(st, "v", NULL, 0) == 20);
 
     /* fn stopping early; fn re-entering the same handle */
     int calls = 0;
@@ -631,7 +635,14 @@ static void test_archive(store_db_t *db)
     long old_u = tern_archive_count(st, "u", &q);
     CHECK(old_u == 399); /* 0..499 minus the 100 c@x deleted, minus m00003 */
     t = now_ms();
-    CHECK(tern_archive_expire(st, item_time(500)) == old_u + 20);
+    /* in batches, oldest first: 150, 150, then what is left */
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 150);
+    memset(&q, 0, sizeof(q));
+    q.end_us = item_time(100);
+    CHECK(tern_archive_count(st, "u", &q) == 0); /* the oldest went first */
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 150);
+    CHECK(tern_archive_expire(st, item_time(500)) == old_u + 20 - 300);
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 0);
     double ms_expire = now_ms() - t;
     CHECK(tern_archive_count(st, "u", NULL) == before_u - old_u);
     CHECK(tern_archive_count(st, "v", NULL) == 0);
