@@ -56,6 +56,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * changes): two keep a core for the loop on a small machine. */
 #define WORKER_THREADS 2
 
+/* The loop's wait for another process's write lock (ternctl).  Every
+ * user waits with it, so it is short: ternd's own writers never contend
+ * with it (checkpoints take turns through a gate, store_checkpoint.c),
+ * and ternctl's account commands hold the lock for milliseconds (keys
+ * are derived before their transactions).  A write that still finds the
+ * lock taken after this fails and is reported like any storage error,
+ * rather than freezing every session for seconds. */
+#define LOOP_BUSY_TIMEOUT_MS 250
+
 static struct event *batch_timer;
 
 static void batch_flush(void)
@@ -148,6 +157,7 @@ static int run(const char *path)
     }
     if (store_checkpoint_in_background(server.db) < 0)
         log_warn("storage: checkpoints run on the event loop");
+    store_set_busy_timeout(server.db, LOOP_BUSY_TIMEOUT_MS);
     for (size_t i = 0; i < server.cfg->n_components; i++)
         router_component_declare(server.cfg->components[i].domain);
     if (hosts_init(server.cfg, &err) < 0) {

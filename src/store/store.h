@@ -59,6 +59,13 @@ const char *store_last_error(store_db_t *db);
  * they stay inline. */
 int store_checkpoint_in_background(store_db_t *db);
 
+/* How long writes wait for another process's write lock before they
+ * fail (store_open sets BUSY_TIMEOUT_MS per statement, 2 s, fit for
+ * tools).  The server's loop sets a short one, and it is one budget per
+ * spell of contention, not per statement: while the loop waits, nobody
+ * is served. */
+void store_set_busy_timeout(store_db_t *db, int ms);
+
 /* Write batching.  While batching is on, writes made outside any
  * transaction join one transaction (the batch), opened by the first of
  * them; it stays open after store_batch_end() until store_batch_flush()

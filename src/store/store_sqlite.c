@@ -224,7 +224,9 @@ struct store_db {
     int batch_open;               /* the outermost transaction is the batch's */
     unsigned batch_writes;        /* writes in the open batch */
     sqlite3_stmt *stmt[DB_STMT_COUNT];
-    char err[ERR_LEN]; /* last error, for store_last_error */
+    char err[ERR_LEN];      /* last error, for store_last_error */
+    int64_t busy_since;     /* store_set_busy_timeout: this spell of waiting began */
+    int64_t busy_budget_ms; /* ... and may last this long */
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -358,6 +360,8 @@ static int step_done(store_db_t *db, sqlite3_stmt *s)
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     if (rc < 0)
         set_sql_err(db);
+    else
+        db->busy_since = 0; /* the lock was ours: a new spell may wait again */
     if (db->batch_open && ++db->batch_writes >= BATCH_MAX_WRITES && db->tx_depth == 1)
         store_batch_flush(db);
     return rc;
@@ -409,6 +413,8 @@ static int db_exec(store_db_t *db, int which, int record)
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     if (rc < 0 && record)
         set_sql_err(db);
+    if (rc == 0 && which == DB_BEGIN)
+        db->busy_since = 0; /* the lock was ours (see budget_busy) */
     db_release(db, which, s);
     return rc;
 }
@@ -668,6 +674,40 @@ int store_checkpoint_in_background(store_db_t *db)
         return 0;
     db->checkpointer = checkpointer_start(db->sql);
     return db->checkpointer != NULL ? 0 : -1;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The busy handler of store_set_busy_timeout: one budget of waiting per
+ * spell of contention, not per statement.  A stanza may make several
+ * writes; once one has waited the budget out, the others fail at once
+ * until a statement gets the lock again (step_done resets the spell). */
+static int budget_busy(void *arg, int tries)
+{
+    store_db_t *db = arg;
+    int64_t now = mono_ms();
+    if (db->busy_since == 0)
+        db->busy_since = now;
+    (void)tries;
+    if (now - db->busy_since >= db->busy_budget_ms)
+        return 0;
+    struct timespec pause = {0, 2 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+void store_set_busy_timeout(store_db_t *db, int ms)
+{
+    if (db == NULL)
+        return;
+    db->busy_budget_ms = ms;
+    db->busy_since = 0;
+    sqlite3_busy_handler(db->sql, budget_busy, db);
 }
 
 void store_close(store_db_t **dbp)

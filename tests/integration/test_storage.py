@@ -202,3 +202,29 @@ class AdminImportTests(ServerTestCase):
                               " AND user = ?", (user,)).fetchone()[0]
         finally:
             db.close()
+
+
+class BusyDatabaseTests(ServerTestCase):
+    """Another process holding the database's write lock (an admin's
+    sqlite3 shell, a stuck tool) costs users a short wait, not seconds."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"offline": {}}})
+
+    def test_a_held_write_lock_stalls_the_server_briefly(self):
+        alice = self.raw_login("alice")
+        db = sqlite3.connect(os.path.join(self.server.dir, "tern.db"), timeout=10,
+                             isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            t0 = time.monotonic()
+            alice.send("<message to='bob@%s' type='chat' id='busy1'><body>while locked</body>"
+                       "</message>" % DOMAIN)
+            self.assertEqual(alice.ping(timeout=10), "result")
+            took = time.monotonic() - t0
+            time.sleep(max(0.0, 1.5 - took))
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertLess(took, 0.8, "the server waited %.0f ms for the lock\n%s" % (
+            took * 1000, self.server.log_tail(30)))
+        self.assertEqual(alice.ping(), "result")

@@ -757,6 +757,43 @@ static void test_busy_wait(void)
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The server's short busy timeout: a write gives up after it instead of
+ * waiting for the other writer (300 ms here) as tools do. */
+static void test_busy_timeout_short(void)
+{
+    store_db_t *db = open_db();
+    CHECK(db != NULL);
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        store_db_t *cdb = store_open(path, NULL);
+        if (cdb == NULL || store_begin(cdb) < 0 ||
+            tern_kv_set(store_get(cdb, HOST, "busy", STORE_KV), "x2", "child", 5) < 0)
+            _exit(2);
+        if (write(pipefd[1], "l", 1) != 1)
+            _exit(3);
+        usleep(600 * 1000);
+        _exit(store_commit(cdb) == 0 ? 0 : 4);
+    }
+    close(pipefd[1]);
+    char c = 0;
+    CHECK(read(pipefd[0], &c, 1) == 1 && c == 'l');
+    close(pipefd[0]);
+    if (db != NULL) {
+        store_set_busy_timeout(db, 50);
+        double t = now_ms();
+        CHECK(tern_kv_set(store_get(db, HOST, "busy", STORE_KV), "y2", "parent", 6) < 0);
+        double waited = now_ms() - t;
+        CHECK(waited >= 40 && waited < 400);
+        printf("gave up after %.0f ms\n", waited);
+        store_close(&db);
+    }
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* Transactions: rollback undoes, nesting works. */
 static void test_transactions(void)
 {
@@ -870,6 +907,7 @@ int main(void)
         test_reopen();
         test_kill9();
         test_busy_wait();
+        test_busy_timeout_short();
         test_transactions();
         test_future_version();
     }
