@@ -90,6 +90,27 @@ int accounts_add_derived(store_db_t *db, const char *host, const char *user,
     return ret;
 }
 
+int accounts_passwd_derived(store_db_t *db, const char *host, const char *user,
+                            const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    const char *dummy;
+    if (error_r == NULL)
+        error_r = &dummy;
+    char *local = prep_user(user, error_r);
+    if (local == NULL)
+        return -1;
+    int ret = -1;
+    int exists = store_account_exists(db, host, local);
+    if (exists <= 0)
+        *error_r = exists < 0 ? "storage error" : "no such account";
+    else if (store_account_set_creds(db, host, local, creds) < 0)
+        *error_r = "storage error";
+    else
+        ret = 0;
+    free(local);
+    return ret;
+}
+
 int accounts_passwd(store_db_t *db, const char *host, const char *user, const char *password,
                     unsigned iterations, const char **error_r)
 {

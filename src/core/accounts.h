@@ -23,6 +23,9 @@ int accounts_derive(const char *password, unsigned iterations,
                     scram_cred_t creds[SCRAM_HASH_COUNT]);
 int accounts_add_derived(store_db_t *db, const char *host, const char *user,
                          const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r);
+/* accounts_passwd's second step, with keys from accounts_derive. */
+int accounts_passwd_derived(store_db_t *db, const char *host, const char *user,
+                            const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r);
 int accounts_passwd(store_db_t *db, const char *host, const char *user, const char *password,
                     unsigned iterations, const char **error_r);
 /* 1 when `password` matches the stored keys of the prepared `user`, else 0.

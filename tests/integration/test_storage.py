@@ -9,10 +9,12 @@ import subprocess
 import threading
 import time
 
-from harness import (DOMAIN, NS_SASL, T_REPLY, TERNCTL, ServerTestCase, check_sanitizer_text,
+from harness import (DOMAIN, NS_CLIENT, NS_SASL, T_REPLY, TERNCTL, ServerTestCase, check_sanitizer_text,
                      deep_merge, q, sanitizer_env, to_yaml)
 
 FLOOD = 15000          # messages stored during the flood
+REG = ("<query xmlns='jabber:iq:register'><username>%s</username>"
+       "<password>%s</password></query>")
 WAL_BOUND = 16 << 20   # bytes the -wal file may reach (unbounded before: ~140 MB)
 
 
@@ -228,3 +230,62 @@ class BusyDatabaseTests(ServerTestCase):
         self.assertLess(took, 0.8, "the server waited %.0f ms for the lock\n%s" % (
             took * 1000, self.server.log_tail(30)))
         self.assertEqual(alice.ping(), "result")
+
+
+class SlowKeyRegistrationTests(ServerTestCase):
+    """Registration and password change (XEP-0077) with 200 000 PBKDF2
+    iterations for new keys: three derivations of a second or more each,
+    done on worker threads while other users are served."""
+    server_kwargs = dict(config={"c2s": {"scram_iterations": 200000},
+                                 "modules": {"register": {"allow_registration": True,
+                                                          "throttle_max": 0}}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        add_user_with_iterations(cls.server, "alice", "alice-pw", 4096)
+
+    def unauth(self):
+        c = self.raw(timeout=30)
+        c.open_stream()
+        c.starttls()
+        return c
+
+    def send_iq(self, c, payload):
+        c.send("<iq type='set' id='slow1'>%s</iq>" % payload)
+        return lambda: self.iq_arrived(c)
+
+    def iq_arrived(self, c):
+        c._recv_some(time.monotonic() + 0.001)
+        return any(e.tag == q(NS_CLIENT, "iq") for e in c.queue)
+
+    def answer(self, c):
+        return c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == "slow1",
+                          timeout=60)
+
+    def test_registration_and_password_change_do_not_stall_others(self):
+        alice = self.raw_login("alice")
+        c = self.unauth()
+        done = self.send_iq(c, REG % ("slow", "slow-password-1"))
+        worst = ping_until(alice, done, limit=60)
+        self.assertEqual(self.answer(c).get("type"), "result")
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during registration" % (worst * 1000))
+
+        slow = self.raw(timeout=30)
+        slow.login("slow", "slow-password-1")
+        done = self.send_iq(slow, REG % ("slow", "slow-password-2"))
+        worst = ping_until(alice, done, limit=60)
+        self.assertEqual(self.answer(slow).get("type"), "result")
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during a password change" % (worst * 1000))
+        again = self.raw(timeout=30)
+        again.login("slow", "slow-password-2")
+
+    def test_stream_closed_during_registration(self):
+        c = self.unauth()
+        c.send("<iq type='set' id='gone'>%s</iq>" % (REG % ("gone", "gone-password-1")))
+        c.close()
+        alice = self.raw_login("alice")
+        self.assertEqual(alice.ping(), "result")
+        time.sleep(3)  # the derivation ends; its result is dropped
+        self.assertEqual(alice.ping(), "result")
+        self.assertNotIn("gone@%s" % DOMAIN, self.server.ternctl_ok("users", DOMAIN).stdout.split())
