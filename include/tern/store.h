@@ -38,6 +38,15 @@ TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, c
 TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
                               int (*fn)(void *ctx, const char *key, const char *data, size_t len),
                               void *ctx);
+/* The same walk a slice at a time (one index range): the keys after
+ * `after` (NULL or "": from the first), at most `limit` of them (<= 0:
+ * all).  Returns how many were passed to fn, or -1; fewer than `limit`
+ * means the walk is over.  For long walks on the event loop, a slice per
+ * turn of the loop. */
+TERN_API long
+tern_map_foreach_after(tern_store_t *st, const char *user, const char *after, long limit,
+                       int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                       void *ctx);
 
 /* archive. */
 typedef struct tern_archive_item {

@@ -147,6 +147,7 @@ enum {
     ST_MAP_SET,
     ST_MAP_DEL,
     ST_MAP_EACH,
+    ST_MAP_EACH_AFTER,
     ST_AR_APPEND,
     ST_AR_FIND,
     ST_AR_BY_RID,
@@ -179,6 +180,8 @@ static const char *const st_sql[ST_STMT_COUNT] = {
                    " ON CONFLICT (host, user, store, mkey) DO UPDATE SET value = excluded.value",
     [ST_MAP_DEL] = "DELETE FROM map WHERE " SCOPE " AND mkey = ?4",
     [ST_MAP_EACH] = "SELECT mkey, value FROM map WHERE " SCOPE " ORDER BY mkey",
+    [ST_MAP_EACH_AFTER] = "SELECT mkey, value FROM map WHERE " SCOPE " AND mkey > ?4"
+                          " ORDER BY mkey LIMIT ?5",
     /* seq = rid = one past the largest rowid (an O(log n) lookup, done
      * twice in one statement: both see the table before the insert).  A
      * single-row VALUES insert, unlike INSERT ... SELECT, needs no
@@ -1088,35 +1091,58 @@ TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, c
                      data, len);
 }
 
-/* Keys are ordered bytewise (SQLite BINARY collation). */
-TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
-                              int (*fn)(void *ctx, const char *key, const char *data, size_t len),
-                              void *ctx)
+/* The walk of tern_map_foreach and tern_map_foreach_after: keys after
+ * `after` ("" = all), at most `limit` rows (-1 = all).  The number of
+ * rows passed to fn, or -1. */
+static long map_walk(tern_store_t *st, int which, const char *user, const char *after, long limit,
+                     int (*fn)(void *, const char *, const char *, size_t), void *ctx)
 {
     if (check_kind(st, STORE_MAP) < 0 || fn == NULL)
         return -1;
-    sqlite3_stmt *s = st_stmt(st, ST_MAP_EACH);
+    sqlite3_stmt *s = st_stmt(st, which);
     if (s == NULL)
         return -1;
-    int ret = 0, rc;
-    if (bind_scope(s, st, user != NULL ? user : "") < 0) {
+    long n = 0;
+    int rc;
+    if (bind_scope(s, st, user != NULL ? user : "") < 0 ||
+        (which == ST_MAP_EACH_AFTER && /* a copy: fn may rewrite `after` (a cursor) */
+         (sqlite3_bind_text(s, 4, after, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+          bind_int64(s, 5, limit) < 0))) {
         set_sql_err(st->db);
-        ret = -1;
+        n = -1;
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         size_t len;
         const char *data = blob_col(s, 1, &len);
+        n++;
         if (fn(ctx, text_col(s, 0), data, len) != 0)
             goto out;
     }
     if (rc != SQLITE_DONE) {
         set_sql_err(st->db);
-        ret = -1;
+        n = -1;
     }
 out:
-    st_release(st, ST_MAP_EACH, s);
-    return ret;
+    st_release(st, which, s);
+    return n;
+}
+
+/* Keys are ordered bytewise (SQLite BINARY collation). */
+TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
+                              int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                              void *ctx)
+{
+    return map_walk(st, ST_MAP_EACH, user, NULL, -1, fn, ctx) < 0 ? -1 : 0;
+}
+
+TERN_API long
+tern_map_foreach_after(tern_store_t *st, const char *user, const char *after, long limit,
+                       int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                       void *ctx)
+{
+    return map_walk(st, ST_MAP_EACH_AFTER, user, after != NULL ? after : "", limit > 0 ? limit : -1,
+                    fn, ctx);
 }
 
 /* ---- archive ------------------------------------------------------------- */

@@ -328,6 +328,18 @@ static void test_map(store_db_t *db)
     CHECK(tern_map_foreach(st, "u", walk_map, &w) == 0);
     CHECK_STR(w.keys, "a,b,c");
     CHECK(w.total_len == 5);
+    /* a slice at a time: after a key, at most `limit` keys */
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", NULL, 2, walk_map, &w) == 2);
+    CHECK_STR(w.keys, "a,b");
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", "b", 2, walk_map, &w) == 1); /* fewer: the end */
+    CHECK_STR(w.keys, "c");
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", "c", 2, walk_map, &w) == 0);
 
     CHECK(tern_map_set(st, "u", "a", "one", 3) == 0);
     CHECK(tern_map_get(st, "u", "a", &b) == 1);
