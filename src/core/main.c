@@ -91,6 +91,20 @@ static void batch_end(void)
     }
 }
 
+/* The archive items of deleted accounts go PURGE_STEP at a time, every
+ * PURGE_EVERY_MS, between other work (store_defer_purges). */
+#define PURGE_STEP     500
+#define PURGE_EVERY_MS 20
+
+static struct event *purge_timer;
+
+static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
+{
+    if (store_purge_step(server.db, PURGE_STEP) < 0)
+        log_error("storage: cannot remove a deleted account's history: %s",
+                  store_last_error(server.db));
+}
+
 /* A server holds one descriptor per connection: use all the system allows. */
 static void raise_file_limit(void)
 {
@@ -158,6 +172,12 @@ static int run(const char *path)
     if (store_checkpoint_in_background(server.db) < 0)
         log_warn("storage: checkpoints run on the event loop");
     store_set_busy_timeout(server.db, LOOP_BUSY_TIMEOUT_MS);
+    store_defer_purges(server.db);
+    purge_timer = event_new(server.base, -1, EV_PERSIST, on_purge_timer, NULL);
+    if (purge_timer) {
+        const struct timeval every = {0, PURGE_EVERY_MS * 1000};
+        event_add(purge_timer, &every);
+    }
     for (size_t i = 0; i < server.cfg->n_components; i++)
         router_component_declare(server.cfg->components[i].domain);
     if (hosts_init(server.cfg, &err) < 0) {
@@ -196,6 +216,8 @@ out:
         event_free(server.stop_event);
     if (batch_timer)
         event_free(batch_timer);
+    if (purge_timer)
+        event_free(purge_timer);
     batch_flush();
     hosts_free_all();
     sessions_free_all();

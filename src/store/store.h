@@ -40,6 +40,13 @@ int store_account_get_cred(store_db_t *db, const char *host, const char *user, s
                            scram_cred_t *cred);
 /* Delete the account and all its data in every store of the host. */
 int store_account_delete(store_db_t *db, const char *host, const char *user);
+/* The server's way (store_account_delete): a big archive of a deleted
+ * account is removed PURGE_NOW items at a time by store_purge_step,
+ * which the loop calls between other work; returns 1 while some is
+ * left, 0 when none, -1 on error.  store_close finishes the job, and a
+ * new account of the same name never sees what is left. */
+void store_defer_purges(store_db_t *db);
+int store_purge_step(store_db_t *db, long max);
 /* Calls fn for each account of host (all hosts when host is NULL), sorted. */
 int store_account_foreach(store_db_t *db, const char *host,
                           int (*fn)(void *ctx, const char *host, const char *user), void *ctx);

@@ -104,6 +104,7 @@ enum {
     DB_USER_KV_DELETE,
     DB_USER_MAP_DELETE,
     DB_USER_ARCHIVE_DELETE,
+    DB_USER_ARCHIVE_DELETE_SOME,
     DB_STMT_COUNT
 };
 
@@ -133,6 +134,9 @@ static const char *const db_sql[DB_STMT_COUNT] = {
     [DB_USER_KV_DELETE] = "DELETE FROM kv WHERE host = ?1 AND user = ?2",
     [DB_USER_MAP_DELETE] = "DELETE FROM map WHERE host = ?1 AND user = ?2",
     [DB_USER_ARCHIVE_DELETE] = "DELETE FROM archive WHERE host = ?1 AND user = ?2",
+    /* through archive_id, whose first columns are (host, user) */
+    [DB_USER_ARCHIVE_DELETE_SOME] = "DELETE FROM archive WHERE rid IN (SELECT rid FROM archive"
+                                    " WHERE host = ?1 AND user = ?2 LIMIT ?3)",
 };
 
 /* Statements of a handle.  Parameters: ?1 host, ?2 store name, ?3 user
@@ -218,8 +222,16 @@ struct tern_store {
     sqlite3_stmt *stmt[ST_STMT_COUNT]; /* prepared on first use */
 };
 
+/* A deleted account whose archive items are still being removed. */
+typedef struct purge {
+    struct purge *next;
+    char *host, *user;
+} purge_t;
+
 struct store_db {
     sqlite3 *sql;
+    int defer_purges; /* store_defer_purges: big archives go stepwise */
+    purge_t *purges;  /* ... these, oldest first */
     tern_store_t *stores;
     int tx_depth;                 /* store_begin nesting */
     checkpointer_t *checkpointer; /* NULL: SQLite checkpoints on commit */
@@ -231,6 +243,11 @@ struct store_db {
     int64_t busy_since;     /* store_set_busy_timeout: this spell of waiting began */
     int64_t busy_budget_ms; /* ... and may last this long */
 };
+
+/* Pending purges of deleted accounts (store_purge_step). */
+static void purge_free(purge_t *p);
+static void purge_forget(store_db_t *db, const char *host, const char *user);
+static int delete_user_rows(store_db_t *db, int which, const char *host, const char *user);
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -718,7 +735,14 @@ void store_close(store_db_t **dbp)
     if (dbp == NULL || *dbp == NULL)
         return;
     store_db_t *db = *dbp;
-    store_batch_flush(db); /* a batch left open is committed, not lost */
+    store_batch_flush(db);                  /* a batch left open is committed, not lost */
+    while (store_purge_step(db, 10000) > 0) /* deleted accounts go wholly */
+        ;
+    while (db->purges != NULL) { /* after an error: what is left stays */
+        purge_t *p = db->purges;
+        db->purges = p->next;
+        purge_free(p);
+    }
     tern_store_t *st = db->stores;
     while (st != NULL) {
         tern_store_t *next = st->next;
@@ -872,6 +896,13 @@ int store_account_create(store_db_t *db, const char *host, const char *user,
     if (store_begin(db) < 0)
         return -1;
     int r = insert_account(db, host, user);
+    /* A name deleted moments ago may still have archive items waiting for
+     * store_purge_step (or left by a stop in between): a new account never
+     * inherits them.  One index seek when there are none. */
+    if (r == 1 && delete_user_rows(db, DB_USER_ARCHIVE_DELETE, host, user) < 0)
+        r = -1;
+    else if (r == 1)
+        purge_forget(db, host, user);
     if (r == 0) {
         set_errf(db, "account exists");
         if (exists_r != NULL)
@@ -964,24 +995,111 @@ static int delete_user_rows(store_db_t *db, int which, const char *host, const c
     return rc;
 }
 
+/* Delete up to `max` archive items of (host, user): how many, or -1. */
+static long delete_user_archive_some(store_db_t *db, const char *host, const char *user, long max)
+{
+    sqlite3_stmt *s = db_stmt(db, DB_USER_ARCHIVE_DELETE_SOME);
+    if (s == NULL)
+        return -1;
+    long n = -1;
+    if (bind_text(s, 1, host) == 0 && bind_text(s, 2, user) == 0 && bind_int64(s, 3, max) == 0) {
+        if (step_done(db, s) == 0)
+            n = (long)sqlite3_changes(db->sql);
+    } else {
+        set_sql_err(db);
+    }
+    db_release(db, DB_USER_ARCHIVE_DELETE_SOME, s);
+    return n;
+}
+
+static void purge_free(purge_t *p)
+{
+    free(p->host);
+    free(p->user);
+    free(p);
+}
+
+/* Remember that (host, user) still has archive items to remove.  0 or -1. */
+static int purge_add(store_db_t *db, const char *host, const char *user)
+{
+    purge_t *p = calloc(1, sizeof(*p)), **tail = &db->purges;
+    if (p == NULL || (p->host = strdup(host)) == NULL || (p->user = strdup(user)) == NULL) {
+        if (p != NULL)
+            purge_free(p);
+        set_errf(db, "out of memory");
+        return -1;
+    }
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = p;
+    return 0;
+}
+
+/* Forget a pending purge of (host, user), if any. */
+static void purge_forget(store_db_t *db, const char *host, const char *user)
+{
+    for (purge_t **pp = &db->purges; *pp != NULL; pp = &(*pp)->next) {
+        purge_t *p = *pp;
+        if (strcmp(p->host, host) == 0 && strcmp(p->user, user) == 0) {
+            *pp = p->next;
+            purge_free(p);
+            return;
+        }
+    }
+}
+
+void store_defer_purges(store_db_t *db)
+{
+    if (db != NULL)
+        db->defer_purges = 1;
+}
+
+int store_purge_step(store_db_t *db, long max)
+{
+    if (db == NULL || db->purges == NULL)
+        return 0;
+    purge_t *p = db->purges;
+    long n = delete_user_archive_some(db, p->host, p->user, max);
+    if (n >= 0 && n < max) { /* this one is done */
+        db->purges = p->next;
+        purge_free(p);
+    }
+    return n < 0 ? -1 : db->purges != NULL;
+}
+
 /* Deletes the credentials, the account and the user's rows of every kv,
  * map and archive store of the host, all or nothing.  Deleting an account
- * that does not exist succeeds (and still wipes any data of that user). */
+ * that does not exist succeeds (and still wipes any data of that user).
+ * With store_defer_purges, an archive bigger than PURGE_NOW items loses
+ * the rest through store_purge_step: the account is gone at once, its
+ * history a little later. */
+#define PURGE_NOW 500
 int store_account_delete(store_db_t *db, const char *host, const char *user)
 {
     static const int steps[] = {DB_CRED_DELETE, DB_ACC_DELETE, DB_USER_KV_DELETE,
                                 DB_USER_MAP_DELETE, DB_USER_ARCHIVE_DELETE};
+    size_t n_steps = sizeof(steps) / sizeof(steps[0]) - (db != NULL && db->defer_purges);
     if (db == NULL || host == NULL || user == NULL)
         return -1;
     if (store_begin(db) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    for (size_t i = 0; i < n_steps; i++) {
         if (delete_user_rows(db, steps[i], host, user) < 0) {
             store_rollback(db);
             return -1;
         }
     }
-    return store_commit(db);
+    long gone = db->defer_purges ? delete_user_archive_some(db, host, user, PURGE_NOW) : 0;
+    if (gone < 0 || (gone == PURGE_NOW && purge_add(db, host, user) < 0)) {
+        store_rollback(db);
+        return -1;
+    }
+    if (store_commit(db) < 0) {
+        if (gone == PURGE_NOW)
+            purge_forget(db, host, user);
+        return -1;
+    }
+    return 0;
 }
 
 /* fn returning non-zero stops the walk (the call still returns 0). */

@@ -289,3 +289,44 @@ class SlowKeyRegistrationTests(ServerTestCase):
         time.sleep(3)  # the derivation ends; its result is dropped
         self.assertEqual(alice.ping(), "result")
         self.assertNotIn("gone@%s" % DOMAIN, self.server.ternctl_ok("users", DOMAIN).stdout.split())
+
+
+class AccountDeletionTests(ServerTestCase):
+    """Deleting an account with a big history: the account goes at once,
+    its archive a slice at a time, and other users are served meanwhile."""
+    N = 60000
+    server_kwargs = dict(users={"bob": "bob-pw", "big": "big-pw"},
+                         config={"modules": {"register": {}, "mam": {}}})
+
+    def archived(self, db):
+        return db.execute("SELECT count(*) FROM archive WHERE user = 'big'").fetchone()[0]
+
+    def test_deleting_a_big_account_does_not_stall_others(self):
+        db = sqlite3.connect(os.path.join(self.server.dir, "tern.db"), timeout=30)
+        try:
+            now = int(time.time() * 1e6)
+            start = db.execute("SELECT ifnull(max(rid), 0) FROM archive").fetchone()[0] + 1
+            db.executemany("INSERT INTO archive (rid, seq, host, store, user, id, when_us, "
+                           "with_jid, value) VALUES (?, ?, ?, 'archive', 'big', ?, ?, ?, ?)",
+                           ((start + i, start + i, DOMAIN, "b%d" % i, now - 10**9 + i,
+                             "carol@localhost", b"<message xmlns='jabber:client'/>")
+                            for i in range(self.N)))
+            db.commit()
+            bob = self.raw_login("bob")
+            big = self.raw_login("big")
+            big.send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/>"
+                     "</query></iq>")
+            worst = 0.0
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for _ in range(10):
+                    t0 = time.monotonic()
+                    self.assertEqual(bob.ping(), "result")
+                    worst = max(worst, time.monotonic() - t0)
+                if self.archived(db) == 0:
+                    break
+            self.assertEqual(self.archived(db), 0, "the deleted account's history is left")
+        finally:
+            db.close()
+        self.assertNotIn("big@%s" % DOMAIN, self.server.ternctl_ok("users", DOMAIN).stdout.split())
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during the deletion" % (worst * 1000))

@@ -245,6 +245,40 @@ static void test_account_delete(store_db_t *db)
     CHECK(store_account_delete(db, HOST, "nobody") == 0);
 }
 
+/* The server's deletion (store_defer_purges): the account and 500 items
+ * at once, the rest through store_purge_step; a new account of the same
+ * name never inherits what is left. */
+static void test_deferred_purge(store_db_t *db)
+{
+    tern_store_t *ar = store_get(db, HOST, "mam", STORE_ARCHIVE);
+    scram_cred_t c[SCRAM_HASH_COUNT];
+    make_creds(c, 7);
+    CHECK(store_account_create(db, HOST, "pu", c, NULL) == 0);
+    CHECK(store_account_create(db, HOST, "pv", c, NULL) == 0);
+    CHECK(store_begin(db) == 0);
+    char id[16];
+    for (int i = 0; i < 1200; i++) {
+        snprintf(id, sizeof(id), "p%d", i);
+        CHECK(tern_archive_append(ar, "pu", id, 0, "x@y", "a", 1) == 0);
+        CHECK(i >= 600 || tern_archive_append(ar, "pv", id, 0, "x@y", "a", 1) == 0);
+    }
+    CHECK(store_commit(db) == 0);
+    store_defer_purges(db);
+    CHECK(store_purge_step(db, 500) == 0); /* nothing pending */
+    CHECK(store_account_delete(db, HOST, "pu") == 0);
+    CHECK(store_account_exists(db, HOST, "pu") == 0);
+    CHECK(tern_archive_count(ar, "pu", NULL) == 700);
+    CHECK(store_account_delete(db, HOST, "pv") == 0);
+    CHECK(tern_archive_count(ar, "pv", NULL) == 100);
+    CHECK(store_purge_step(db, 500) == 1); /* pu: 200 left */
+    CHECK(tern_archive_count(ar, "pu", NULL) == 200);
+    CHECK(store_account_create(db, HOST, "pu", c, NULL) == 0); /* inherits nothing */
+    CHECK(tern_archive_count(ar, "pu", NULL) == 0);
+    CHECK(store_purge_step(db, 500) == 0); /* pv: the last 100 */
+    CHECK(tern_archive_count(ar, "pv", NULL) == 0);
+    CHECK(store_account_delete(db, HOST, "pu") == 0);
+}
+
 /* ---- key-value ----------------------------------------------------------- */
 
 static void test_kv(store_db_t *db)
@@ -912,6 +946,7 @@ int main(void)
         test_open(db);
         test_accounts(db);
         test_account_delete(db);
+        test_deferred_purge(db);
         test_kv(db);
         test_map(db);
         test_archive(db);
