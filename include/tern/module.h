@@ -159,7 +159,9 @@ TERN_API void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m);
 TERN_API void tern_session_set(tern_session_t *s, tern_module_ctx_t *m, void *data,
                                void (*free_fn)(void *));
 
-/* Accounts on this module's host.  Passwords become SCRAM keys at once.
+/* Accounts on this module's host.  Passwords become SCRAM keys at once,
+ * on the event loop (seconds with a high c2s.scram_iterations, during
+ * which nobody is served: answering a client, use the _async forms).
  * 0, or -1 with *error_r: "invalid username", "account exists", "no such
  * account", "invalid password", "storage error". */
 TERN_API int tern_account_create(tern_module_ctx_t *m, const char *local, const char *password,
@@ -188,7 +190,8 @@ TERN_API int tern_account_passwd_async(tern_module_ctx_t *m, tern_session_t *s, 
 TERN_API int tern_account_foreach(tern_module_ctx_t *m, int (*fn)(void *ctx, const char *local),
                                   void *ctx);
 TERN_API int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r);
-/* 1 when `password` is the account's password, else 0. */
+/* 1 when `password` is the account's password, else 0.  One key
+ * derivation on the loop, like tern_account_create. */
 TERN_API int tern_account_check_password(tern_module_ctx_t *m, const char *local,
                                          const char *password);
 
