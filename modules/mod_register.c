@@ -15,7 +15,11 @@
  * Passwords are never logged, and errors never echo the request (§3.3:
  * it holds the password).  The core fires the pre-login events only on
  * an encrypted stream when encryption is required.  This module keeps no
- * per-session state: mod_invites remembers accepted tokens.
+ * per-session state: mod_invites remembers accepted tokens.  Creating an
+ * account and changing a password derive keys (seconds with a high
+ * scram_iterations), so both go through tern_account_*_async and the iq
+ * is answered when the core calls back; a request whose stream closed
+ * meanwhile is dropped unanswered.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -129,6 +133,54 @@ static int succeed(tern_module_ctx_t *m, const tern_event_t *ev)
 {
     send_answer(m, ev, answer(ev, "result"));
     return TERN_HANDLED;
+}
+
+/* A request waiting for the core's worker threads: what answering it
+ * later takes (the iq, its addresses, the account). */
+typedef struct pending {
+    tern_xml_t *stanza;
+    tern_jid_t *from, *to; /* NULL before login */
+    char *local;
+    int invited;
+} pending_t;
+
+static void pending_free(pending_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->stanza != NULL)
+        tern_xml_unref(p->stanza);
+    tern_jid_free(&p->from);
+    tern_jid_free(&p->to);
+    free(p->local);
+    free(p);
+}
+
+static pending_t *pending_new(const tern_event_t *ev, const char *local)
+{
+    pending_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->stanza = tern_xml_ref(ev->stanza);
+    p->local = strdup(local);
+    if (ev->from != NULL) {
+        p->from = tern_jid_dup(ev->from);
+        p->to = tern_jid_dup(ev->to);
+    }
+    if (p->stanza == NULL || p->local == NULL ||
+        (ev->from != NULL && (p->from == NULL || p->to == NULL))) {
+        pending_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* The event a pending request came with, to answer it through fail()
+ * and succeed(). */
+static tern_event_t pending_event(const pending_t *p, tern_session_t *s)
+{
+    tern_event_t ev = {.stanza = p->stanza, .from = p->from, .to = p->to, .origin = s};
+    return ev;
 }
 
 static void add_text_child(tern_xml_t *parent, const char *name, const char *text)
@@ -329,9 +381,41 @@ static int on_unauth_get(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
+/* The error for a failed creation (XEP-0077 §3.1, RFC 6120 §8.3.3). */
+static int create_failed(tern_module_ctx_t *m, const tern_event_t *ev, const char *error)
+{
+    if (error != NULL && strcmp(error, "account exists") == 0)
+        return fail(m, ev, "cancel", "conflict", "The username is taken");
+    if (error != NULL &&
+        (strcmp(error, "invalid username") == 0 || strcmp(error, "invalid password") == 0))
+        return fail(m, ev, "modify", "not-acceptable", error);
+    return fail(m, ev, "wait", "internal-server-error", NULL);
+}
+
+/* The core is done creating the account of a pending registration. */
+static void registered(tern_module_ctx_t *m, tern_session_t *s, void *ctx, int rc,
+                       const char *error)
+{
+    pending_t *p = ctx;
+    if (s != NULL) {
+        tern_event_t ev = pending_event(p, s);
+        if (rc < 0) {
+            create_failed(m, &ev, error);
+        } else {
+            const invites_api_t *inv = p->invited ? invitation(m, s) : NULL;
+            if (inv != NULL)
+                inv->consume(inv, s, p->local);
+            tern_log(m, TERN_LOG_INFO, "registered %s from %s%s", p->local, tern_session_peer_ip(s),
+                     p->invited ? " with an invitation" : "");
+            succeed(m, &ev);
+        }
+    }
+    pending_free(p);
+}
+
 /* XEP-0077 §3.1: create the account; errors per its examples and RFC 6120
  * §8.3.3.  Checks run cheapest first; the key derivation of the account
- * comes last. */
+ * comes last, on the core's worker threads (registered() answers). */
 static int on_unauth_set(tern_module_ctx_t *m, tern_event_t *ev)
 {
     reg_state_t *st = tern_get_data(m);
@@ -369,21 +453,22 @@ static int on_unauth_set(tern_module_ctx_t *m, tern_event_t *ev)
     } else if (inv == NULL && throttled(st, tern_session_peer_ip(s))) {
         rc = fail(m, ev, "wait", "resource-constraint",
                   "Too many registrations from your address; try again later");
-    } else if (tern_account_create(m, local, password, &error) < 0) {
-        if (strcmp(error, "account exists") == 0)
-            rc = fail(m, ev, "cancel", "conflict", "The username is taken");
-        else if (strcmp(error, "invalid username") == 0 || strcmp(error, "invalid password") == 0)
-            rc = fail(m, ev, "modify", "not-acceptable", error);
-        else
-            rc = fail(m, ev, "wait", "internal-server-error", NULL);
     } else {
-        if (inv != NULL)
-            inv->consume(inv, s, local);
-        else
-            throttle_count(st, tern_session_peer_ip(s));
-        tern_log(m, TERN_LOG_INFO, "registered %s from %s%s", local, tern_session_peer_ip(s),
-                 inv != NULL ? " with an invitation" : "");
-        rc = succeed(m, ev);
+        pending_t *p = pending_new(ev, local);
+        if (p == NULL) {
+            rc = fail(m, ev, "wait", "resource-constraint", NULL);
+        } else {
+            p->invited = inv != NULL;
+            const char *ip = tern_session_peer_ip(s);
+            char *ip_copy = ip != NULL ? strdup(ip) : NULL; /* registered() may close s */
+            if (tern_account_create_async(m, s, local, password, registered, p, &error) < 0) {
+                pending_free(p);
+                rc = create_failed(m, ev, error);
+            } else if (inv == NULL && ip_copy != NULL) {
+                throttle_count(st, ip_copy); /* now: requests in flight count too */
+            }
+            free(ip_copy);
+        }
     }
     free(local);
     return rc;
@@ -457,8 +542,36 @@ static int names_account(tern_module_ctx_t *m, const char *given, const char *lo
     return same;
 }
 
-/* XEP-0077 §3.3: a new password for the requester's own account.  On any
- * error the old password stays. */
+/* The error for a failed password change (XEP-0077 §3.3). */
+static int passwd_failed(tern_module_ctx_t *m, const tern_event_t *ev, const char *error)
+{
+    if (error != NULL && strcmp(error, "wrong password") == 0)
+        return fail(m, ev, "modify", "not-authorized", "The old password is wrong");
+    if (error != NULL && strcmp(error, "invalid password") == 0)
+        return fail(m, ev, "modify", "not-acceptable", error);
+    return fail(m, ev, "wait", "internal-server-error", NULL);
+}
+
+/* The core is done with a pending password change. */
+static void password_changed(tern_module_ctx_t *m, tern_session_t *s, void *ctx, int rc,
+                             const char *error)
+{
+    pending_t *p = ctx;
+    if (s != NULL) {
+        tern_event_t ev = pending_event(p, s);
+        if (rc < 0) {
+            passwd_failed(m, &ev, error);
+        } else {
+            tern_log(m, TERN_LOG_INFO, "%s changed its password", p->local);
+            succeed(m, &ev);
+        }
+    }
+    pending_free(p);
+}
+
+/* XEP-0077 §3.3: a new password for the requester's own account, set
+ * once the core has checked the old one (if given) and derived the new
+ * keys on its worker threads.  On any error the old password stays. */
 static int change_password(tern_module_ctx_t *m, tern_event_t *ev, tern_xml_t *query)
 {
     const reg_state_t *st = tern_get_data(m);
@@ -474,16 +587,16 @@ static int change_password(tern_module_ctx_t *m, tern_event_t *ev, tern_xml_t *q
     const char *why = password_problem(st, password, buf, sizeof buf);
     if (why != NULL)
         return fail(m, ev, "modify", "not-acceptable", why);
-    if (old != NULL && !tern_account_check_password(m, local, old))
-        return fail(m, ev, "modify", "not-authorized", "The old password is wrong");
+    pending_t *p = pending_new(ev, local);
+    if (p == NULL)
+        return fail(m, ev, "wait", "resource-constraint", NULL);
     const char *error = NULL;
-    if (tern_account_passwd(m, local, password, &error) < 0) {
-        if (strcmp(error, "invalid password") == 0)
-            return fail(m, ev, "modify", "not-acceptable", error);
-        return fail(m, ev, "wait", "internal-server-error", NULL);
+    if (tern_account_passwd_async(m, ev->origin, local, old, password, password_changed, p,
+                                  &error) < 0) {
+        pending_free(p);
+        return passwd_failed(m, ev, error);
     }
-    tern_log(m, TERN_LOG_INFO, "%s changed its password", local);
-    return succeed(m, ev);
+    return TERN_HANDLED;
 }
 
 static int on_set(tern_module_ctx_t *m, tern_event_t *ev)

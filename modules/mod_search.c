@@ -14,7 +14,9 @@
  * those without a vCard by JID alone.  Every field given must match (AND),
  * as a substring, ignoring ASCII case; `jid` matches the localpart, or the
  * whole bare JID when it contains '@'.  At most `max_results` items come
- * back, in localpart order; there is no paging (XEP-0055 has none).
+ * back, in localpart order; there is no paging (XEP-0055 has none).  The
+ * directory is read a slice per turn of the loop (search_run_t), so the
+ * answer to a search of a big directory comes after a few turns.
  *
  * The vCards belong to mod_vcard: this module reads them only through the
  * "vcard" service, and keeps its own index (MAP "directory", user "", one
@@ -33,6 +35,7 @@
 #define NS_SEARCH  "jabber:iq:search"
 #define NS_DATA    "jabber:x:data"
 #define SYNC_BATCH 64   /* accounts re-read per loop turn while loading */
+#define SLICE      1024 /* directory entries a search reads per loop turn */
 #define JID_MAX    2048 /* local@domain: RFC 7622 §3.1, parts of 1023 bytes at most */
 
 /* Directory fields, in the order they are stored. */
@@ -77,6 +80,7 @@ typedef struct search_state {
     char **sync; /* accounts still to re-read after load, sorted */
     size_t n_sync, cap_sync, next_sync;
     tern_timer_t *sync_timer;
+    struct search_run *runs; /* searches still reading the directory */
 } search_state_t;
 
 static const tern_option_t options[] = {
@@ -239,14 +243,24 @@ static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
 
 /* ---- searching -------------------------------------------------------------- */
 
+/* One search.  A directory search reads SLICE entries per turn of the
+ * loop (an index range after the last key read), so that a big directory
+ * never holds everyone else up; the answer goes out, by address, once it
+ * has max_results items or the directory is read. */
 typedef struct search_run {
+    struct search_run *next;
     search_state_t *st;
-    const query_t *q;
+    query_t q; /* spans into `request` */
     const char *host;
-    tern_xml_t *out; /* the <query/> (legacy) or the result <x/> */
+    tern_xml_t *request; /* a reference */
+    tern_jid_t *from, *to;
+    tern_xml_t *reply; /* the iq result being filled */
+    tern_xml_t *out;   /* the <query/> (legacy) or the result <x/> */
     int form;
     long long found;
-    int failed;
+    int failed, full, error;
+    char last[JID_MAX]; /* the last key read */
+    tern_timer_t *timer;
 } search_run_t;
 
 static int matches(const query_t *q, const entry_t *e, const char *local, const char *host)
@@ -301,7 +315,9 @@ static int take(search_run_t *r, const char *local, const entry_t *e)
         r->failed = 1;
         return 1;
     }
-    return ++r->found >= r->st->max_results;
+    if (++r->found >= r->st->max_results)
+        r->full = 1;
+    return r->full;
 }
 
 /* tern_map_foreach over the directory.  An entry whose account is gone is
@@ -311,8 +327,9 @@ static int visit_entry(void *ctx, const char *key, const char *data, size_t len)
 {
     search_run_t *r = ctx;
     entry_t e;
+    snprintf(r->last, sizeof r->last, "%s", key); /* a localpart: at most 1023 bytes */
     entry_parse(&e, data, len);
-    if (!matches(r->q, &e, key, r->host) || tern_user_exists(r->st->m, key) <= 0)
+    if (!matches(&r->q, &e, key, r->host) || tern_user_exists(r->st->m, key) <= 0)
         return 0;
     return take(r, key, &e);
 }
@@ -326,7 +343,7 @@ static int visit_account(void *ctx, const char *local)
     entry_t e;
     int rc = tern_map_get(r->st->dir, "", local, &blob);
     entry_parse(&e, rc == 1 ? blob.data : NULL, rc == 1 ? blob.len : 0);
-    int stop = matches(r->q, &e, local, r->host) ? take(r, local, &e) : 0;
+    int stop = matches(&r->q, &e, local, r->host) ? take(r, local, &e) : 0;
     free(blob.data);
     return stop;
 }
@@ -451,6 +468,55 @@ static int add_reported(tern_xml_t *x)
 }
 
 /* XEP-0055 §2, §3: search, answering in the style of the request. */
+static void run_free(search_run_t *r)
+{
+    tern_timer_cancel(&r->timer);
+    if (r->reply != NULL)
+        tern_xml_unref(r->reply);
+    if (r->request != NULL)
+        tern_xml_unref(r->request);
+    tern_jid_free(&r->from);
+    tern_jid_free(&r->to);
+    free(r);
+}
+
+/* Read the next slice of the directory; 1 when the search is over. */
+static int search_slice(search_run_t *r)
+{
+    long n = tern_map_foreach_after(r->st->dir, "", r->last, SLICE, visit_entry, r);
+    if (n < 0 && !r->failed)
+        r->error = 1;
+    return n < SLICE || r->full || r->failed || r->error;
+}
+
+/* Answer the search (by address: the session may have gone) and free it. */
+static void search_finish(tern_module_ctx_t *m, search_run_t *r)
+{
+    tern_event_t ev = {.stanza = r->request, .from = r->from, .to = r->to};
+    if (r->request != NULL && r->from != NULL && r->to != NULL) {
+        if (r->error && !r->failed) {
+            tern_reply_error(m, &ev, "wait", "internal-server-error", NULL);
+        } else {
+            send_reply(m, &ev, r->reply, !r->failed);
+            r->reply = NULL; /* send_reply dropped it */
+        }
+    }
+    run_free(r);
+}
+
+static void on_search_timer(tern_module_ctx_t *m, void *arg)
+{
+    search_run_t *r = arg;
+    if (!search_slice(r))
+        return;
+    search_run_t **p = &r->st->runs;
+    while (*p != NULL && *p != r)
+        p = &(*p)->next;
+    if (*p != NULL)
+        *p = r->next;
+    search_finish(m, r);
+}
+
 static int on_set(tern_module_ctx_t *m, tern_event_t *ev)
 {
     search_state_t *st = tern_get_data(m);
@@ -477,27 +543,43 @@ static int on_set(tern_module_ctx_t *m, tern_event_t *ev)
         return TERN_HANDLED;
     }
 
-    tern_xml_t *reply = tern_iq_result(ev);
-    tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_SEARCH) : NULL;
-    search_run_t r = {.st = st, .q = &q, .host = tern_host(m), .out = query, .form = form != NULL};
-    if (query != NULL && r.form) {
-        r.out = tern_xml_add_child(query, "x", NS_DATA);
-        if (r.out == NULL || add_field(r.out, "FORM_TYPE", "hidden", NULL, NS_SEARCH) == NULL ||
-            add_reported(r.out) != 0)
-            r.failed = 1;
+    search_run_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
+        return TERN_HANDLED;
+    }
+    *r = (search_run_t){.st = st, .q = q, .host = tern_host(m), .form = form != NULL};
+    r->request = tern_xml_ref(ev->stanza);
+    r->from = tern_jid_dup(ev->from);
+    r->to = tern_jid_dup(ev->to);
+    r->reply = tern_iq_result(ev);
+    tern_xml_t *query = r->reply != NULL ? tern_xml_add_child(r->reply, "query", NS_SEARCH) : NULL;
+    r->out = query;
+    if (r->request == NULL || r->from == NULL || r->to == NULL || query == NULL)
+        r->failed = 1;
+    if (!r->failed && r->form) {
+        r->out = tern_xml_add_child(query, "x", NS_DATA);
+        if (r->out == NULL || add_field(r->out, "FORM_TYPE", "hidden", NULL, NS_SEARCH) == NULL ||
+            add_reported(r->out) != 0)
+            r->failed = 1;
         else
-            tern_xml_set_attr(r.out, "type", "result");
+            tern_xml_set_attr(r->out, "type", "result");
     }
-    if (query != NULL && !r.failed) {
-        int rc = st->list_all ? tern_account_foreach(m, visit_account, &r)
-                              : tern_map_foreach(st->dir, "", visit_entry, &r);
-        if (rc < 0 && !r.failed) {
-            tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
-            tern_xml_unref(reply);
-            return TERN_HANDLED;
-        }
+    if (!r->failed && st->list_all && tern_account_foreach(m, visit_account, r) < 0)
+        r->error = 1;
+    if (r->failed || st->list_all || search_slice(r)) {
+        search_finish(m, r);
+        return TERN_HANDLED;
     }
-    return send_reply(m, ev, reply, query != NULL && !r.failed);
+    r->timer = tern_timer_add(m, 1, 1, on_search_timer, r);
+    if (r->timer == NULL) {
+        r->failed = 1;
+        search_finish(m, r);
+        return TERN_HANDLED;
+    }
+    r->next = st->runs;
+    st->runs = r;
+    return TERN_HANDLED;
 }
 
 /* ---- catching up after load ---------------------------------------------- */
@@ -656,6 +738,11 @@ static void unload(tern_module_ctx_t *m)
         return;
     st->vcard->unwatch(st->vcard, m);
     sync_free(st);
+    while (st->runs != NULL) { /* unanswered: the module goes */
+        search_run_t *r = st->runs;
+        st->runs = r->next;
+        run_free(r);
+    }
     free(st);
     tern_set_data(m, NULL);
 }

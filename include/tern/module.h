@@ -172,19 +172,39 @@ TERN_API void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m);
 TERN_API void tern_session_set(tern_session_t *s, tern_module_ctx_t *m, void *data,
                                void (*free_fn)(void *));
 
-/* Accounts on this module's host.  Passwords become SCRAM keys at once.
+/* Accounts on this module's host.  Passwords become SCRAM keys at once,
+ * on the event loop (seconds with a high c2s.scram_iterations, during
+ * which nobody is served: answering a client, use the _async forms).
  * 0, or -1 with *error_r: "invalid username", "account exists", "no such
  * account", "invalid password", "storage error". */
 TERN_API int tern_account_create(tern_module_ctx_t *m, const char *local, const char *password,
                                  const char **error_r);
 TERN_API int tern_account_passwd(tern_module_ctx_t *m, const char *local, const char *password,
                                  const char **error_r);
+/* The same two without stalling the server: the keys (PBKDF2, up to
+ * seconds of CPU) are derived on the server's worker threads.  The cheap
+ * checks run at once: -1 with *error_r as above, and nothing more
+ * happens.  Otherwise 0, and done(m, s, ctx, rc, error) runs later on
+ * the loop, exactly once (possibly before the call returns): with the
+ * outcome (rc 0, or -1 and the error), or with s == NULL when the
+ * session `s` closed (or the module is being unloaded) first; then
+ * nothing was changed and only ctx is to be freed.  A non-NULL
+ * old_password must be the current one first (error "wrong password"). */
+typedef void (*tern_account_done_t)(tern_module_ctx_t *m, tern_session_t *s, void *ctx, int rc,
+                                    const char *error);
+TERN_API int tern_account_create_async(tern_module_ctx_t *m, tern_session_t *s, const char *local,
+                                       const char *password, tern_account_done_t done, void *ctx,
+                                       const char **error_r);
+TERN_API int tern_account_passwd_async(tern_module_ctx_t *m, tern_session_t *s, const char *local,
+                                       const char *old_password, const char *password,
+                                       tern_account_done_t done, void *ctx, const char **error_r);
 /* Delete the account and all its data, close its sessions, fire user/deleted. */
 /* Calls fn for every account of the host, in order; fn returns non-zero to stop. */
 TERN_API int tern_account_foreach(tern_module_ctx_t *m, int (*fn)(void *ctx, const char *local),
                                   void *ctx);
 TERN_API int tern_account_delete(tern_module_ctx_t *m, const char *local, const char **error_r);
-/* 1 when `password` is the account's password, else 0. */
+/* 1 when `password` is the account's password, else 0.  One key
+ * derivation on the loop, like tern_account_create. */
 TERN_API int tern_account_check_password(tern_module_ctx_t *m, const char *local,
                                          const char *password);
 

@@ -38,6 +38,15 @@ TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, c
 TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
                               int (*fn)(void *ctx, const char *key, const char *data, size_t len),
                               void *ctx);
+/* The same walk a slice at a time (one index range): the keys after
+ * `after` (NULL or "": from the first), at most `limit` of them (<= 0:
+ * all).  Returns how many were passed to fn, or -1; fewer than `limit`
+ * means the walk is over.  For long walks on the event loop, a slice per
+ * turn of the loop. */
+TERN_API long
+tern_map_foreach_after(tern_store_t *st, const char *user, const char *after, long limit,
+                       int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                       void *ctx);
 
 /* archive. */
 typedef struct tern_archive_item {
@@ -70,13 +79,23 @@ TERN_API int tern_archive_append(tern_store_t *st, const char *user, const char 
  * (report item-not-found); unknown entries of `ids` are simply skipped. */
 TERN_API int tern_archive_query(tern_store_t *st, const char *user, const tern_archive_query_t *q,
                                 int (*fn)(void *ctx, const tern_archive_item_t *item), void *ctx);
-/* Number of items matching q (ignoring limit), or -1. */
+/* Number of items matching q (ignoring limit), or -1.  Costs a read of
+ * every item counted: on the event loop, prefer tern_archive_count_max. */
 TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_archive_query_t *q);
+/* The same, counting no further than `max` (max <= 0: no bound): a
+ * result of `max` means "max or more". */
+TERN_API long tern_archive_count_max(tern_store_t *st, const char *user,
+                                     const tern_archive_query_t *q, long max);
 /* Delete matching items (ignoring limit/reverse); q NULL = all of user's.
  * Returns the number deleted, or -1. */
 TERN_API long tern_archive_delete(tern_store_t *st, const char *user,
                                   const tern_archive_query_t *q);
-/* Delete items older than `before_us` for every user of this store. */
+/* Delete items older than `before_us` for every user of this store.
+ * Returns the number deleted, or -1.  One statement however many items
+ * go: on the event loop, prefer tern_archive_expire_some. */
 TERN_API long tern_archive_expire(tern_store_t *st, int64_t before_us);
+/* The same for at most `max` of them, oldest first (max <= 0: all); call
+ * again, on a later turn of the loop, while it returns `max`. */
+TERN_API long tern_archive_expire_some(tern_store_t *st, int64_t before_us, long max);
 
 #endif

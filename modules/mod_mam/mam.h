@@ -43,14 +43,24 @@ typedef struct mam_state {
     tern_table_t *prefs_cache;   /* user -> mam_prefs_t: the stored preferences read so far */
     unsigned default_page;       /* items per page when the query names no <max/> */
     unsigned max_page;           /* the most items per page, whatever <max/> says */
+    long max_count;              /* result sets are counted this far (query.c) */
     mam_policy_t default_policy; /* for users who never set preferences */
     int64_t expire_after_us;     /* 0: keep forever */
     long long expire_interval;   /* ms between expiry runs, as the timer runs */
     tern_timer_t *expire_timer;  /* NULL when nothing expires */
     long max_items;              /* per user; 0: no limit (quota.c) */
     tern_table_t *quota_counts;  /* user -> messages archived since counted, + 1 */
+    tern_timer_t *expiring;      /* while a round of expiry goes on, batch by batch */
+    int64_t expire_before_us;    /* that round's cut-off */
+    long expired;                /* items that round deleted so far */
     unsigned long long sent;     /* counter for ids of result messages */
 } mam_state_t;
+
+/* Expiry deletes at most this many items per turn of the loop, and a
+ * result set is counted no further than MAM_COUNT_MAX items (query.c). */
+#define MAM_EXPIRE_BATCH 500
+#define MAM_EXPIRE_PAUSE 5 /* ms between two batches */
+#define MAM_COUNT_MAX    10000
 
 /* archive.c */
 int mam_on_outgoing(tern_module_ctx_t *m, tern_event_t *ev);

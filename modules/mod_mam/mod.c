@@ -34,6 +34,13 @@ static const tern_option_t options[] = {
             "ids one `ids` field may name.",
      .min = 1,
      .max = 10000},
+    {.name = "max_count",
+     .type = TERN_OPT_INT,
+     .def = "100000",
+     .doc = "Result sets are counted up to this many items; bigger ones get no `<count/>` and no "
+            "`index` (XEP-0059 §2.2 allows it).",
+     .min = 1,
+     .max = 100000000},
     {.name = "default_policy",
      .type = TERN_OPT_STRING,
      .def = "always",
@@ -56,19 +63,44 @@ static const tern_option_t options[] = {
     {.name = NULL},
 };
 
+/* One batch of a round of expiry: the oldest MAM_EXPIRE_BATCH items
+ * before the round's cut-off.  A full batch means more may be left: the
+ * next runs MAM_EXPIRE_PAUSE ms later, so that the loop serves everyone
+ * else in between (one DELETE of a year of messages took seconds). */
+static void expire_batch(tern_module_ctx_t *m, void *arg)
+{
+    (void)arg;
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL)
+        return;
+    long n = tern_archive_expire_some(st->archive, st->expire_before_us, MAM_EXPIRE_BATCH);
+    if (n > 0)
+        st->expired += n;
+    if (n == MAM_EXPIRE_BATCH) {
+        if (st->expiring == NULL &&
+            (st->expiring = tern_timer_add(m, MAM_EXPIRE_PAUSE, 1, expire_batch, NULL)) == NULL)
+            tern_log(m, TERN_LOG_WARN, "could not schedule the rest of the expiry");
+        return;
+    }
+    if (n < 0)
+        tern_log(m, TERN_LOG_WARN, "could not expire old archived messages");
+    if (st->expired > 0)
+        tern_log(m, TERN_LOG_DEBUG, "expired %ld archived messages", st->expired);
+    tern_timer_cancel(&st->expiring); /* the round is over */
+}
+
 /* Delete what is older than expire_after, for every user of the host
- * (XEP-0313 §3.2: only the oldest messages go, so no gaps appear). */
+ * (XEP-0313 §3.2: only the oldest messages go, so no gaps appear), in
+ * batches.  A round still going on when the next is due just goes on. */
 static void on_expire(tern_module_ctx_t *m, void *arg)
 {
     (void)arg;
     mam_state_t *st = tern_get_data(m);
-    if (st == NULL || st->expire_after_us <= 0)
+    if (st == NULL || st->expire_after_us <= 0 || st->expiring != NULL)
         return;
-    long n = tern_archive_expire(st->archive, tern_now_us() - st->expire_after_us);
-    if (n < 0)
-        tern_log(m, TERN_LOG_WARN, "could not expire old archived messages");
-    else if (n > 0)
-        tern_log(m, TERN_LOG_DEBUG, "expired %ld archived messages", n);
+    st->expire_before_us = tern_now_us() - st->expire_after_us;
+    st->expired = 0;
+    expire_batch(m, NULL);
 }
 
 /* "user/deleted": the storage is gone, so is what we kept of it. */
@@ -119,6 +151,7 @@ static int read_options(tern_module_ctx_t *m, mam_state_t *st)
 {
     st->default_page = (unsigned)tern_opt_int(m, "default_page");
     st->max_page = (unsigned)tern_opt_int(m, "max_page");
+    st->max_count = (long)tern_opt_int(m, "max_count");
     if (st->default_page > st->max_page) {
         tern_log(m, TERN_LOG_ERROR, "default_page (%u) must not exceed max_page (%u)",
                  st->default_page, st->max_page);

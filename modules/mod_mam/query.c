@@ -15,7 +15,8 @@
  *
  * Every query is a few indexed store calls, never a walk of the archive:
  * the page itself (one range read of max+1 items), the count of the result
- * set and the index of the page's first item (two counts).  The one
+ * set and the index of the page's first item (two counts, each stopped
+ * after max_count items: XEP-0059 lets bigger ones be left out).  The one
  * exception is a 'with' naming a full JID: the store indexes the other
  * party's bare JID, so those items are read and matched on the stanza's
  * address (§4.1.1), which costs a walk of that one conversation.
@@ -366,18 +367,28 @@ static int count_cb(void *ctx, const tern_archive_item_t *it)
 {
     counter_t *c = ctx;
     c->n += peer_matches(c->r, it);
-    return 0;
+    return c->n > c->r->st->max_count;
 }
 
-/* Number of items matching `q`, or -1. */
+/* Number of items matching `q`, counted no further than max_count + 1
+ * (a count reads every item it counts; see count_unknown), or -1. */
 static long count_items(mam_req_t *r, const tern_archive_query_t *q)
 {
     if (!r->with_full)
-        return tern_archive_count(r->st->archive, r->user, q);
+        return tern_archive_count_max(r->st->archive, r->user, q, r->st->max_count + 1);
     counter_t c = {.r = r};
     tern_archive_query_t all = *q;
     all.limit = 0;
     return tern_archive_query(r->st->archive, r->user, &all, count_cb, &c) < 0 ? -1 : c.n;
+}
+
+/* XEP-0059 §2.2: <count/> and the 'index' of <first/> "MAY be omitted
+ * ... only if it would be ... exceptionally resource intensive to
+ * calculate reasonably accurate values".  Past the max_count option they
+ * are left out rather than read the whole range on the event loop. */
+static int count_unknown(const mam_req_t *r, long n)
+{
+    return n > r->st->max_count;
 }
 
 /* <message to=querier from=archive><result queryid id><forwarded><delay/>
@@ -486,13 +497,15 @@ static int send_fin(mam_req_t *r, const page_t *pg, long count, long index)
         tern_xml_t *f = tern_xml_add_child(set, "first", NULL);
         if (f != NULL) {
             snprintf(num, sizeof num, "%ld", index);
-            tern_xml_set_attr(f, "index", num);
+            if (!count_unknown(r, index))
+                tern_xml_set_attr(f, "index", num);
             tern_xml_add_text(f, first, strlen(first));
         }
         add_text_child(set, "last", last);
     }
     snprintf(num, sizeof num, "%ld", count);
-    add_text_child(set, "count", num);
+    if (!count_unknown(r, count))
+        add_text_child(set, "count", num);
     send_to_querier(r, reply);
     tern_xml_unref(reply);
     return 0;

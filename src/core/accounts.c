@@ -7,7 +7,8 @@
  * and handed to the store.  Never stores, logs or copies the password;
  * the derived keys are wiped from memory once stored.  Checking that the
  * host is one of ours is the caller's job.  Key derivation is CPU bound:
- * the daemon calls these from its worker pool, never from the loop.
+ * a password check is split (accounts_check_*) so that the daemon runs
+ * the derivation on its worker pool (core/workers.c), off the loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,7 @@
 /* Derive credentials for every SCRAM hash from `password`, each with a
  * fresh random salt.  0, or -1 when the password is not a valid
  * OpaqueString (or crypto fails); creds are wiped on failure. */
-static int derive_all(const char *password, unsigned iterations,
-                      scram_cred_t creds[SCRAM_HASH_COUNT])
+int accounts_derive(const char *password, unsigned iterations, scram_cred_t creds[SCRAM_HASH_COUNT])
 {
     if (password == NULL || password[0] == '\0')
         return -1;
@@ -57,7 +57,7 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
 
     scram_cred_t creds[SCRAM_HASH_COUNT];
     int ret = -1;
-    if (derive_all(password, iterations, creds) < 0) {
+    if (accounts_derive(password, iterations, creds) < 0) {
         *error_r = "invalid password";
         goto out;
     }
@@ -68,6 +68,45 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
         ret = 0;
     OPENSSL_cleanse(creds, sizeof(creds));
 out:
+    free(local);
+    return ret;
+}
+
+int accounts_add_derived(store_db_t *db, const char *host, const char *user,
+                         const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    const char *dummy;
+    if (error_r == NULL)
+        error_r = &dummy;
+    char *local = prep_user(user, error_r);
+    if (local == NULL)
+        return -1;
+    int exists = 0, ret = 0;
+    if (store_account_create(db, host, local, creds, &exists) < 0) {
+        *error_r = exists ? "account exists" : "storage error";
+        ret = -1;
+    }
+    free(local);
+    return ret;
+}
+
+int accounts_passwd_derived(store_db_t *db, const char *host, const char *user,
+                            const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    const char *dummy;
+    if (error_r == NULL)
+        error_r = &dummy;
+    char *local = prep_user(user, error_r);
+    if (local == NULL)
+        return -1;
+    int ret = -1;
+    int exists = store_account_exists(db, host, local);
+    if (exists <= 0)
+        *error_r = exists < 0 ? "storage error" : "no such account";
+    else if (store_account_set_creds(db, host, local, creds) < 0)
+        *error_r = "storage error";
+    else
+        ret = 0;
     free(local);
     return ret;
 }
@@ -93,7 +132,7 @@ int accounts_passwd(store_db_t *db, const char *host, const char *user, const ch
         *error_r = "no such account";
         goto out;
     }
-    if (derive_all(password, iterations, creds) < 0) {
+    if (accounts_derive(password, iterations, creds) < 0) {
         *error_r = "invalid password";
         goto out;
     }
@@ -130,14 +169,66 @@ int accounts_delete(store_db_t *db, const char *host, const char *user, const ch
     return ret;
 }
 
+struct accounts_check {
+    scram_cred_t stored; /* what the store holds (SCRAM-SHA-256) */
+    char *password;      /* a copy, wiped when freed */
+    int ok;
+};
+
+accounts_check_t *accounts_check_new(store_db_t *db, const char *host, const char *user,
+                                     const char *password)
+{
+    if (password == NULL)
+        return NULL;
+    accounts_check_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    if (store_account_get_cred(db, host, user, SCRAM_SHA256, &c->stored) < 0 ||
+        (c->password = strdup(password)) == NULL) {
+        accounts_check_free(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void accounts_check_run(void *arg)
+{
+    accounts_check_t *c = arg;
+    scram_cred_t given;
+    c->ok =
+        scram_derive(SCRAM_SHA256, c->password, c->stored.salt, c->stored.salt_len,
+                     c->stored.iterations, &given) == 0 &&
+        CRYPTO_memcmp(given.stored_key, c->stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
+    OPENSSL_cleanse(&given, sizeof(given));
+}
+
+int accounts_check_ok(const accounts_check_t *c)
+{
+    return c != NULL && c->ok;
+}
+
+void accounts_check_free(accounts_check_t **cp)
+{
+    accounts_check_t *c = *cp;
+    if (c == NULL)
+        return;
+    if (c->password != NULL) {
+        OPENSSL_cleanse(c->password, strlen(c->password));
+        free(c->password);
+    }
+    OPENSSL_cleanse(c, sizeof(*c));
+    free(c);
+    *cp = NULL;
+}
+
 int accounts_check_password(store_db_t *db, const char *host, const char *user,
                             const char *password)
 {
-    scram_cred_t stored, given;
-    int ok = store_account_get_cred(db, host, user, SCRAM_SHA256, &stored) == 0 &&
-             scram_derive(SCRAM_SHA256, password, stored.salt, stored.salt_len, stored.iterations,
-                          &given) == 0 &&
-             CRYPTO_memcmp(given.stored_key, stored.stored_key, scram_hash_len(SCRAM_SHA256)) == 0;
-    OPENSSL_cleanse(&given, sizeof(given));
+    accounts_check_t *c = accounts_check_new(db, host, user, password);
+    if (c == NULL)
+        return 0;
+    accounts_check_run(c);
+    int ok = accounts_check_ok(c);
+    accounts_check_free(&c);
     return ok;
 }

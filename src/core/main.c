@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "core/workers.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "store/store.h"
@@ -54,6 +55,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * shutdown. */
 #define BATCH_DELAY_US 2000
 
+/* Threads for key derivation (PLAIN logins, registrations, password
+ * changes): two keep a core for the loop on a small machine. */
+#define WORKER_THREADS 2
+
+/* The loop's wait for another process's write lock (ternctl).  Every
+ * user waits with it, so it is short: ternd's own writers never contend
+ * with it (checkpoints take turns through a gate, store_checkpoint.c),
+ * and ternctl's account commands hold the lock for milliseconds (keys
+ * are derived before their transactions).  A write that still finds the
+ * lock taken after this fails and is reported like any storage error,
+ * rather than freezing every session for seconds. */
+#define LOOP_BUSY_TIMEOUT_MS 250
+
 static struct event *batch_timer;
 
 static void batch_flush(void)
@@ -78,6 +92,20 @@ static void batch_end(void)
         const struct timeval delay = {0, BATCH_DELAY_US};
         evtimer_add(batch_timer, &delay);
     }
+}
+
+/* The archive items of deleted accounts go PURGE_STEP at a time, every
+ * PURGE_EVERY_MS, between other work (store_defer_purges). */
+#define PURGE_STEP     500
+#define PURGE_EVERY_MS 20
+
+static struct event *purge_timer;
+
+static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
+{
+    if (store_purge_step(server.db, PURGE_STEP) < 0)
+        log_error("storage: cannot remove a deleted account's history: %s",
+                  store_last_error(server.db));
 }
 
 /* A server holds one descriptor per connection: use all the system allows. */
@@ -149,6 +177,8 @@ static int run(const char *path)
     server.base = event_base_new();
     if (!server.base || sessions_init() < 0)
         goto out;
+    if (workers_start(server.base, WORKER_THREADS) < 0)
+        log_warn("no worker threads: key derivation runs on the event loop");
     if (!(server.tls = server_build_tls(server.cfg, &err))) {
         log_error("%s", err.text);
         goto out;
@@ -159,6 +189,13 @@ static int run(const char *path)
     }
     if (store_checkpoint_in_background(server.db) < 0)
         log_warn("storage: checkpoints run on the event loop");
+    store_set_busy_timeout(server.db, LOOP_BUSY_TIMEOUT_MS);
+    store_defer_purges(server.db);
+    purge_timer = event_new(server.base, -1, EV_PERSIST, on_purge_timer, NULL);
+    if (purge_timer) {
+        const struct timeval every = {0, PURGE_EVERY_MS * 1000};
+        event_add(purge_timer, &every);
+    }
     for (size_t i = 0; i < server.cfg->n_components; i++)
         router_component_declare(server.cfg->components[i].domain);
     if (hosts_init(server.cfg, &err) < 0) {
@@ -197,9 +234,12 @@ out:
         event_free(server.stop_event);
     if (batch_timer)
         event_free(batch_timer);
+    if (purge_timer)
+        event_free(purge_timer);
     batch_flush();
     hosts_free_all();
     sessions_free_all();
+    workers_stop();
     router_free();
     store_close(&server.db);
     tls_server_free(&server.tls);

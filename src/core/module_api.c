@@ -18,6 +18,7 @@
 
 #include "core/hashmap.h"
 #include "core/log.h"
+#include "core/account_jobs.h"
 #include "core/accounts.h"
 #include "core/modules.h"
 #include "core/server.h"
@@ -591,6 +592,7 @@ void tern_timer_cancel(tern_timer_t **tp)
 
 void module_api_release(tern_module_ctx_t *m)
 {
+    account_jobs_release(m);
     tern_timer_t *t = timers, *tnext;
     for (; t; t = tnext) {
         tnext = t->next;

@@ -40,6 +40,13 @@ int store_account_get_cred(store_db_t *db, const char *host, const char *user, s
                            scram_cred_t *cred);
 /* Delete the account and all its data in every store of the host. */
 int store_account_delete(store_db_t *db, const char *host, const char *user);
+/* The server's way (store_account_delete): a big archive of a deleted
+ * account is removed PURGE_NOW items at a time by store_purge_step,
+ * which the loop calls between other work; returns 1 while some is
+ * left, 0 when none, -1 on error.  store_close finishes the job, and a
+ * new account of the same name never sees what is left. */
+void store_defer_purges(store_db_t *db);
+int store_purge_step(store_db_t *db, long max);
 /* Calls fn for each account of host (all hosts when host is NULL), sorted. */
 int store_account_foreach(store_db_t *db, const char *host,
                           int (*fn)(void *ctx, const char *host, const char *user), void *ctx);
@@ -58,6 +65,13 @@ const char *store_last_error(store_db_t *db);
  * off the event loop (the server does; tools need not).  0, or -1 when
  * they stay inline. */
 int store_checkpoint_in_background(store_db_t *db);
+
+/* How long writes wait for another process's write lock before they
+ * fail (store_open sets BUSY_TIMEOUT_MS per statement, 2 s, fit for
+ * tools).  The server's loop sets a short one, and it is one budget per
+ * spell of contention, not per statement: while the loop waits, nobody
+ * is served. */
+void store_set_busy_timeout(store_db_t *db, int ms);
 
 /* Write batching.  While batching is on, writes made outside any
  * transaction join one transaction (the batch), opened by the first of

@@ -104,6 +104,7 @@ enum {
     DB_USER_KV_DELETE,
     DB_USER_MAP_DELETE,
     DB_USER_ARCHIVE_DELETE,
+    DB_USER_ARCHIVE_DELETE_SOME,
     DB_STMT_COUNT
 };
 
@@ -133,6 +134,9 @@ static const char *const db_sql[DB_STMT_COUNT] = {
     [DB_USER_KV_DELETE] = "DELETE FROM kv WHERE host = ?1 AND user = ?2",
     [DB_USER_MAP_DELETE] = "DELETE FROM map WHERE host = ?1 AND user = ?2",
     [DB_USER_ARCHIVE_DELETE] = "DELETE FROM archive WHERE host = ?1 AND user = ?2",
+    /* through archive_id, whose first columns are (host, user) */
+    [DB_USER_ARCHIVE_DELETE_SOME] = "DELETE FROM archive WHERE rid IN (SELECT rid FROM archive"
+                                    " WHERE host = ?1 AND user = ?2 LIMIT ?3)",
 };
 
 /* Statements of a handle.  Parameters: ?1 host, ?2 store name, ?3 user
@@ -147,6 +151,7 @@ enum {
     ST_MAP_SET,
     ST_MAP_DEL,
     ST_MAP_EACH,
+    ST_MAP_EACH_AFTER,
     ST_AR_APPEND,
     ST_AR_FIND,
     ST_AR_BY_RID,
@@ -179,6 +184,8 @@ static const char *const st_sql[ST_STMT_COUNT] = {
                    " ON CONFLICT (host, user, store, mkey) DO UPDATE SET value = excluded.value",
     [ST_MAP_DEL] = "DELETE FROM map WHERE " SCOPE " AND mkey = ?4",
     [ST_MAP_EACH] = "SELECT mkey, value FROM map WHERE " SCOPE " ORDER BY mkey",
+    [ST_MAP_EACH_AFTER] = "SELECT mkey, value FROM map WHERE " SCOPE " AND mkey > ?4"
+                          " ORDER BY mkey LIMIT ?5",
     /* seq = rid = one past the largest rowid (an O(log n) lookup, done
      * twice in one statement: both see the table before the insert).  A
      * single-row VALUES insert, unlike INSERT ... SELECT, needs no
@@ -195,11 +202,15 @@ static const char *const st_sql[ST_STMT_COUNT] = {
     [ST_AR_QUERY_DESC] = ITEM_COLS RANGE DESC,
     [ST_AR_QUERY_W] = ITEM_COLS RANGE " AND with_jid = ?8" ASC,
     [ST_AR_QUERY_W_DESC] = ITEM_COLS RANGE " AND with_jid = ?8" DESC,
-    [ST_AR_COUNT] = "SELECT count(*) FROM archive WHERE " RANGE,
-    [ST_AR_COUNT_W] = "SELECT count(*) FROM archive WHERE " RANGE " AND with_jid = ?8",
+    /* ?9 bounds the count (-1: none): a count reads every row it counts */
+    [ST_AR_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM archive WHERE " RANGE " LIMIT ?9)",
+    [ST_AR_COUNT_W] =
+        "SELECT count(*) FROM (SELECT 1 FROM archive WHERE " RANGE " AND with_jid = ?8 LIMIT ?9)",
     [ST_AR_DELETE] = "DELETE FROM archive WHERE " RANGE,
     [ST_AR_DELETE_W] = "DELETE FROM archive WHERE " RANGE " AND with_jid = ?8",
-    [ST_AR_EXPIRE] = "DELETE FROM archive WHERE host = ?1 AND store = ?2 AND when_us < ?3",
+    /* the oldest ?4 items (-1: all) before ?3, through archive_expire */
+    [ST_AR_EXPIRE] = "DELETE FROM archive WHERE rid IN (SELECT rid FROM archive"
+                     " WHERE host = ?1 AND store = ?2 AND when_us < ?3 ORDER BY when_us LIMIT ?4)",
 };
 
 struct tern_store {
@@ -211,8 +222,16 @@ struct tern_store {
     sqlite3_stmt *stmt[ST_STMT_COUNT]; /* prepared on first use */
 };
 
+/* A deleted account whose archive items are still being removed. */
+typedef struct purge {
+    struct purge *next;
+    char *host, *user;
+} purge_t;
+
 struct store_db {
     sqlite3 *sql;
+    int defer_purges; /* store_defer_purges: big archives go stepwise */
+    purge_t *purges;  /* ... these, oldest first */
     tern_store_t *stores;
     int tx_depth;                 /* store_begin nesting */
     checkpointer_t *checkpointer; /* NULL: SQLite checkpoints on commit */
@@ -220,8 +239,15 @@ struct store_db {
     int batch_open;               /* the outermost transaction is the batch's */
     unsigned batch_writes;        /* writes in the open batch */
     sqlite3_stmt *stmt[DB_STMT_COUNT];
-    char err[ERR_LEN]; /* last error, for store_last_error */
+    char err[ERR_LEN];      /* last error, for store_last_error */
+    int64_t busy_since;     /* store_set_busy_timeout: this spell of waiting began */
+    int64_t busy_budget_ms; /* ... and may last this long */
 };
+
+/* Pending purges of deleted accounts (store_purge_step). */
+static void purge_free(purge_t *p);
+static void purge_forget(store_db_t *db, const char *host, const char *user);
+static int delete_user_rows(store_db_t *db, int which, const char *host, const char *user);
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -338,6 +364,8 @@ static void batch_before_write(store_db_t *db)
 {
     if (db->batch_open && !db->batching)
         store_batch_flush(db);
+    if (db->tx_depth == 0) /* a write transaction begins: wait for a RESTART checkpoint */
+        checkpointer_gate(db->checkpointer);
     if (db->batching && db->tx_depth == 0 && db_exec(db, DB_BEGIN, 0) == 0) {
         db->tx_depth = 1;
         db->batch_open = 1;
@@ -352,6 +380,8 @@ static int step_done(store_db_t *db, sqlite3_stmt *s)
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     if (rc < 0)
         set_sql_err(db);
+    else
+        db->busy_since = 0; /* the lock was ours: a new spell may wait again */
     if (db->batch_open && ++db->batch_writes >= BATCH_MAX_WRITES && db->tx_depth == 1)
         store_batch_flush(db);
     return rc;
@@ -403,6 +433,8 @@ static int db_exec(store_db_t *db, int which, int record)
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     if (rc < 0 && record)
         set_sql_err(db);
+    if (rc == 0 && which == DB_BEGIN)
+        db->busy_since = 0; /* the lock was ours (see budget_busy) */
     db_release(db, which, s);
     return rc;
 }
@@ -434,6 +466,8 @@ int store_begin(store_db_t *db)
 {
     if (db->batch_open && db->tx_depth == 1)
         store_batch_flush(db); /* an explicit transaction is never part of a batch */
+    if (db->tx_depth == 0)
+        checkpointer_gate(db->checkpointer);
     if (db_exec(db, db->tx_depth == 0 ? DB_BEGIN : DB_SAVEPOINT, 1) < 0)
         return -1;
     db->tx_depth++;
@@ -662,12 +696,53 @@ int store_checkpoint_in_background(store_db_t *db)
     return db->checkpointer != NULL ? 0 : -1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The busy handler of store_set_busy_timeout: one budget of waiting per
+ * spell of contention, not per statement.  A stanza may make several
+ * writes; once one has waited the budget out, the others fail at once
+ * until a statement gets the lock again (step_done resets the spell). */
+static int budget_busy(void *arg, int tries)
+{
+    store_db_t *db = arg;
+    int64_t now = mono_ms();
+    if (db->busy_since == 0)
+        db->busy_since = now;
+    (void)tries;
+    if (now - db->busy_since >= db->busy_budget_ms)
+        return 0;
+    struct timespec pause = {0, 2 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+void store_set_busy_timeout(store_db_t *db, int ms)
+{
+    if (db == NULL)
+        return;
+    db->busy_budget_ms = ms;
+    db->busy_since = 0;
+    sqlite3_busy_handler(db->sql, budget_busy, db);
+}
+
 void store_close(store_db_t **dbp)
 {
     if (dbp == NULL || *dbp == NULL)
         return;
     store_db_t *db = *dbp;
-    store_batch_flush(db); /* a batch left open is committed, not lost */
+    store_batch_flush(db);                  /* a batch left open is committed, not lost */
+    while (store_purge_step(db, 10000) > 0) /* deleted accounts go wholly */
+        ;
+    while (db->purges != NULL) { /* after an error: what is left stays */
+        purge_t *p = db->purges;
+        db->purges = p->next;
+        purge_free(p);
+    }
     tern_store_t *st = db->stores;
     while (st != NULL) {
         tern_store_t *next = st->next;
@@ -821,6 +896,13 @@ int store_account_create(store_db_t *db, const char *host, const char *user,
     if (store_begin(db) < 0)
         return -1;
     int r = insert_account(db, host, user);
+    /* A name deleted moments ago may still have archive items waiting for
+     * store_purge_step (or left by a stop in between): a new account never
+     * inherits them.  One index seek when there are none. */
+    if (r == 1 && delete_user_rows(db, DB_USER_ARCHIVE_DELETE, host, user) < 0)
+        r = -1;
+    else if (r == 1)
+        purge_forget(db, host, user);
     if (r == 0) {
         set_errf(db, "account exists");
         if (exists_r != NULL)
@@ -913,24 +995,111 @@ static int delete_user_rows(store_db_t *db, int which, const char *host, const c
     return rc;
 }
 
+/* Delete up to `max` archive items of (host, user): how many, or -1. */
+static long delete_user_archive_some(store_db_t *db, const char *host, const char *user, long max)
+{
+    sqlite3_stmt *s = db_stmt(db, DB_USER_ARCHIVE_DELETE_SOME);
+    if (s == NULL)
+        return -1;
+    long n = -1;
+    if (bind_text(s, 1, host) == 0 && bind_text(s, 2, user) == 0 && bind_int64(s, 3, max) == 0) {
+        if (step_done(db, s) == 0)
+            n = (long)sqlite3_changes(db->sql);
+    } else {
+        set_sql_err(db);
+    }
+    db_release(db, DB_USER_ARCHIVE_DELETE_SOME, s);
+    return n;
+}
+
+static void purge_free(purge_t *p)
+{
+    free(p->host);
+    free(p->user);
+    free(p);
+}
+
+/* Remember that (host, user) still has archive items to remove.  0 or -1. */
+static int purge_add(store_db_t *db, const char *host, const char *user)
+{
+    purge_t *p = calloc(1, sizeof(*p)), **tail = &db->purges;
+    if (p == NULL || (p->host = strdup(host)) == NULL || (p->user = strdup(user)) == NULL) {
+        if (p != NULL)
+            purge_free(p);
+        set_errf(db, "out of memory");
+        return -1;
+    }
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = p;
+    return 0;
+}
+
+/* Forget a pending purge of (host, user), if any. */
+static void purge_forget(store_db_t *db, const char *host, const char *user)
+{
+    for (purge_t **pp = &db->purges; *pp != NULL; pp = &(*pp)->next) {
+        purge_t *p = *pp;
+        if (strcmp(p->host, host) == 0 && strcmp(p->user, user) == 0) {
+            *pp = p->next;
+            purge_free(p);
+            return;
+        }
+    }
+}
+
+void store_defer_purges(store_db_t *db)
+{
+    if (db != NULL)
+        db->defer_purges = 1;
+}
+
+int store_purge_step(store_db_t *db, long max)
+{
+    if (db == NULL || db->purges == NULL)
+        return 0;
+    purge_t *p = db->purges;
+    long n = delete_user_archive_some(db, p->host, p->user, max);
+    if (n >= 0 && n < max) { /* this one is done */
+        db->purges = p->next;
+        purge_free(p);
+    }
+    return n < 0 ? -1 : db->purges != NULL;
+}
+
 /* Deletes the credentials, the account and the user's rows of every kv,
  * map and archive store of the host, all or nothing.  Deleting an account
- * that does not exist succeeds (and still wipes any data of that user). */
+ * that does not exist succeeds (and still wipes any data of that user).
+ * With store_defer_purges, an archive bigger than PURGE_NOW items loses
+ * the rest through store_purge_step: the account is gone at once, its
+ * history a little later. */
+#define PURGE_NOW 500
 int store_account_delete(store_db_t *db, const char *host, const char *user)
 {
     static const int steps[] = {DB_CRED_DELETE, DB_ACC_DELETE, DB_USER_KV_DELETE,
                                 DB_USER_MAP_DELETE, DB_USER_ARCHIVE_DELETE};
+    size_t n_steps = sizeof(steps) / sizeof(steps[0]) - (db != NULL && db->defer_purges);
     if (db == NULL || host == NULL || user == NULL)
         return -1;
     if (store_begin(db) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    for (size_t i = 0; i < n_steps; i++) {
         if (delete_user_rows(db, steps[i], host, user) < 0) {
             store_rollback(db);
             return -1;
         }
     }
-    return store_commit(db);
+    long gone = db->defer_purges ? delete_user_archive_some(db, host, user, PURGE_NOW) : 0;
+    if (gone < 0 || (gone == PURGE_NOW && purge_add(db, host, user) < 0)) {
+        store_rollback(db);
+        return -1;
+    }
+    if (store_commit(db) < 0) {
+        if (gone == PURGE_NOW)
+            purge_forget(db, host, user);
+        return -1;
+    }
+    return 0;
 }
 
 /* fn returning non-zero stops the walk (the call still returns 0). */
@@ -1040,35 +1209,58 @@ TERN_API int tern_map_set(tern_store_t *st, const char *user, const char *key, c
                      data, len);
 }
 
-/* Keys are ordered bytewise (SQLite BINARY collation). */
-TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
-                              int (*fn)(void *ctx, const char *key, const char *data, size_t len),
-                              void *ctx)
+/* The walk of tern_map_foreach and tern_map_foreach_after: keys after
+ * `after` ("" = all), at most `limit` rows (-1 = all).  The number of
+ * rows passed to fn, or -1. */
+static long map_walk(tern_store_t *st, int which, const char *user, const char *after, long limit,
+                     int (*fn)(void *, const char *, const char *, size_t), void *ctx)
 {
     if (check_kind(st, STORE_MAP) < 0 || fn == NULL)
         return -1;
-    sqlite3_stmt *s = st_stmt(st, ST_MAP_EACH);
+    sqlite3_stmt *s = st_stmt(st, which);
     if (s == NULL)
         return -1;
-    int ret = 0, rc;
-    if (bind_scope(s, st, user != NULL ? user : "") < 0) {
+    long n = 0;
+    int rc;
+    if (bind_scope(s, st, user != NULL ? user : "") < 0 ||
+        (which == ST_MAP_EACH_AFTER && /* a copy: fn may rewrite `after` (a cursor) */
+         (sqlite3_bind_text(s, 4, after, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+          bind_int64(s, 5, limit) < 0))) {
         set_sql_err(st->db);
-        ret = -1;
+        n = -1;
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         size_t len;
         const char *data = blob_col(s, 1, &len);
+        n++;
         if (fn(ctx, text_col(s, 0), data, len) != 0)
             goto out;
     }
     if (rc != SQLITE_DONE) {
         set_sql_err(st->db);
-        ret = -1;
+        n = -1;
     }
 out:
-    st_release(st, ST_MAP_EACH, s);
-    return ret;
+    st_release(st, which, s);
+    return n;
+}
+
+/* Keys are ordered bytewise (SQLite BINARY collation). */
+TERN_API int tern_map_foreach(tern_store_t *st, const char *user,
+                              int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                              void *ctx)
+{
+    return map_walk(st, ST_MAP_EACH, user, NULL, -1, fn, ctx) < 0 ? -1 : 0;
+}
+
+TERN_API long
+tern_map_foreach_after(tern_store_t *st, const char *user, const char *after, long limit,
+                       int (*fn)(void *ctx, const char *key, const char *data, size_t len),
+                       void *ctx)
+{
+    return map_walk(st, ST_MAP_EACH_AFTER, user, after != NULL ? after : "", limit > 0 ? limit : -1,
+                    fn, ctx);
 }
 
 /* ---- archive ------------------------------------------------------------- */
@@ -1340,6 +1532,12 @@ out:
 
 TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_archive_query_t *q)
 {
+    return tern_archive_count_max(st, user, q, 0);
+}
+
+TERN_API long tern_archive_count_max(tern_store_t *st, const char *user,
+                                     const tern_archive_query_t *q, long max)
+{
     ar_range_t r;
     if (ar_prepare(st, &user, &q, &r) < 0)
         return -1;
@@ -1354,7 +1552,8 @@ TERN_API long tern_archive_count(tern_store_t *st, const char *user, const tern_
     if (s == NULL)
         return -1;
     long n = -1;
-    if (bind_range(s, st, user, &r, q->with) == 0 && sqlite3_step(s) == SQLITE_ROW)
+    if (bind_range(s, st, user, &r, q->with) == 0 && bind_int64(s, 9, max > 0 ? max : -1) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(s, 0);
     else
         set_sql_err(st->db);
@@ -1417,13 +1616,19 @@ TERN_API long tern_archive_delete(tern_store_t *st, const char *user, const tern
 
 TERN_API long tern_archive_expire(tern_store_t *st, int64_t before_us)
 {
+    return tern_archive_expire_some(st, before_us, 0);
+}
+
+TERN_API long tern_archive_expire_some(tern_store_t *st, int64_t before_us, long max)
+{
     if (check_kind(st, STORE_ARCHIVE) < 0)
         return -1;
     sqlite3_stmt *s = st_stmt(st, ST_AR_EXPIRE);
     if (s == NULL)
         return -1;
     long n = -1;
-    if (bind_scope(s, st, NULL) == 0 && bind_int64(s, 3, before_us) == 0) {
+    if (bind_scope(s, st, NULL) == 0 && bind_int64(s, 3, before_us) == 0 &&
+        bind_int64(s, 4, max > 0 ? max : -1) == 0) {
         if (step_done(st->db, s) == 0)
             n = (long)sqlite3_changes64(st->db->sql);
     } else {

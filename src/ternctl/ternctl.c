@@ -780,8 +780,41 @@ static batch_entry_t *batch_parse(const tern_config_t *cfg, char *input, size_t 
 /* adduser-batch: create the accounts of "JID PASSWORD" lines on stdin.
  * Every line is checked first (syntax, host, duplicates, existing
  * accounts), and nothing is created when one is wrong.  The accounts are
- * then written BATCH_CHUNK per transaction, so a running ternd is never
- * kept waiting for the database long. */
+ * then created BATCH_CHUNK at a time: the keys of a chunk are derived
+ * first, with no transaction open (PBKDF2: up to seconds per account),
+ * and only then written in one short transaction, so that a running
+ * ternd never waits for the database lock while keys are derived. */
+static scram_cred_t chunk_creds[BATCH_CHUNK][SCRAM_HASH_COUNT];
+
+/* Derive the keys of `n` entries (no transaction open), then create
+ * their accounts in one transaction.  0, or -1 after a message (nothing
+ * of the chunk written).  The caller wipes chunk_creds. */
+static int batch_write_chunk(store_db_t *db, const batch_entry_t *e, size_t n, unsigned iterations)
+{
+    for (size_t j = 0; j < n; j++)
+        if (accounts_derive(e[j].password, iterations, chunk_creds[j]) < 0) {
+            msg("line %lu: %s: invalid password", e[j].line, e[j].jid->bare);
+            return -1;
+        }
+    if (store_begin(db) < 0) {
+        msg("storage error: %s", store_last_error(db));
+        return -1;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const char *err = NULL;
+        if (accounts_add_derived(db, e[j].jid->domain, e[j].jid->local, chunk_creds[j], &err) < 0) {
+            store_rollback(db);
+            msg("line %lu: %s: %s", e[j].line, e[j].jid->bare, err != NULL ? err : "failed");
+            return -1;
+        }
+    }
+    if (store_commit(db) < 0) {
+        msg("storage error: %s", store_last_error(db));
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_adduser_batch(char **args, int n)
 {
     (void)args;
@@ -840,24 +873,10 @@ static int cmd_adduser_batch(char **args, int n)
     unsigned iterations = scram_iterations(cfg);
     for (size_t i = 0; i < count; i += BATCH_CHUNK) {
         size_t stop = i + BATCH_CHUNK < count ? i + BATCH_CHUNK : count;
-        if (store_begin(db) < 0) {
-            msg("storage error: %s", store_last_error(db));
+        int ok = batch_write_chunk(db, entries + i, stop - i, iterations);
+        OPENSSL_cleanse(chunk_creds, sizeof(chunk_creds));
+        if (ok < 0)
             goto partial;
-        }
-        for (size_t j = i; j < stop; j++) {
-            const char *err = NULL;
-            const batch_entry_t *e = &entries[j];
-            if (accounts_add(db, e->jid->domain, e->jid->local, e->password, iterations, &err) <
-                0) {
-                store_rollback(db);
-                msg("line %lu: %s: %s", e->line, e->jid->bare, err != NULL ? err : "failed");
-                goto partial;
-            }
-        }
-        if (store_commit(db) < 0) {
-            msg("storage error: %s", store_last_error(db));
-            goto partial;
-        }
         created = stop;
     }
     printf("%zu account%s created\n", created, created == 1 ? "" : "s");

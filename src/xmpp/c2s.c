@@ -67,6 +67,8 @@ static void send_header(conn_t *c)
     c->header_sent = 1;
 }
 
+static void sasl_resumed(void *ctx, int status, const char *failure);
+
 static sasl_params_t sasl_params(c2s_t *s)
 {
     sasl_params_t p = {.host = s->host->name,
@@ -75,7 +77,9 @@ static sasl_params_t sasl_params(c2s_t *s)
                        .allow_plain = server.cfg->allow_plain,
                        /* A client that tried -PLUS here saw the offer: its
                         * later 'y' is no downgrade (RFC 5802 §6). */
-                       .strict_cb = server.cfg->strict_channel_binding && !s->tried_plus};
+                       .strict_cb = server.cfg->strict_channel_binding && !s->tried_plus,
+                       .resume = sasl_resumed,
+                       .resume_ctx = s};
     return p;
 }
 
@@ -256,7 +260,9 @@ static void cb_refused(c2s_t *s, const char *condition)
 
 static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failure)
 {
-    if (st == SASL_CONTINUE) {
+    if (st == SASL_PENDING) {
+        /* keys are being derived on the worker pool: sasl_resumed follows */
+    } else if (st == SASL_CONTINUE) {
         sasl_reply(s, "challenge", out ? out : "");
     } else if (st == SASL_SUCCESS) {
         s->user = strdup(sasl_username(s->sasl));
@@ -272,6 +278,12 @@ static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failu
         sasl_fail(s, failure, strcmp(failure, "aborted") != 0);
     }
     free(out);
+}
+
+/* The worker pool is done with a PLAIN check (sasl.h): answer now. */
+static void sasl_resumed(void *ctx, int status, const char *failure)
+{
+    sasl_result(ctx, (sasl_status_t)status, NULL, failure);
 }
 
 static void handle_sasl(c2s_t *s, tern_xml_t *el)

@@ -9,6 +9,7 @@
 #include <tern/jid.h>
 
 #include "core/accounts.h"
+#include "core/workers.h"
 #include "tls/tls.h"
 #include "xmpp/scram.h"
 
@@ -23,6 +24,8 @@ struct sasl {
     scram_cb_data_t cb;
     const char *offered[SASL_MAX_MECHS];
     char *username;
+    worker_job_t *job; /* PLAIN: the key derivation on the worker pool */
+    char *authzid;     /* PLAIN: kept until the derivation is done */
 };
 
 static int cb_bits(SSL *ssl, unsigned char *exp, size_t *exp_len, unsigned char *sep,
@@ -143,8 +146,55 @@ static int authzid_ok(const sasl_t *s, const char *authzid, const char *user)
     return ok;
 }
 
+/* The PLAIN verdict once the password is checked: success, or the
+ * failure condition (RFC 6120 §6.4.5, §6.3.8). */
+static sasl_status_t plain_verdict(sasl_t *s, int ok, const char **failure_r)
+{
+    if (!ok) {
+        *failure_r = "not-authorized";
+        return SASL_FAILURE;
+    }
+    if (!authzid_ok(s, s->authzid, s->username)) {
+        *failure_r = "invalid-authzid";
+        return SASL_FAILURE;
+    }
+    return SASL_SUCCESS;
+}
+
+/* A PLAIN check on the worker pool: the check and the exchange it is for. */
+typedef struct {
+    accounts_check_t *chk;
+    sasl_t *s;
+} plain_job_t;
+
+static void plain_run(void *arg)
+{
+    accounts_check_run(((plain_job_t *)arg)->chk);
+}
+
+/* A PLAIN check is back from the worker pool (on the loop). */
+static void plain_done(void *arg, worker_end_t how)
+{
+    plain_job_t *job = arg;
+    sasl_t *s = how != WORKER_CANCELLED ? job->s : NULL;
+    int ok = accounts_check_ok(job->chk);
+    accounts_check_free(&job->chk);
+    free(job);
+    if (s == NULL)
+        return; /* the stream went away meanwhile */
+    s->job = NULL;
+    const char *failure = "temporary-auth-failure"; /* the server is stopping */
+    sasl_status_t st = how == WORKER_DONE ? plain_verdict(s, ok, &failure) : SASL_FAILURE;
+    if (st != SASL_SUCCESS) {
+        free(s->username);
+        s->username = NULL;
+    }
+    s->p.resume(s->p.resume_ctx, st, failure); /* may free s */
+}
+
 /* RFC 4616: [authzid] NUL authcid NUL passwd, checked against the stored
- * SCRAM keys by deriving them from the given password. */
+ * SCRAM keys by deriving them from the given password: on the worker
+ * pool when the stream can be resumed (SASL_PENDING), else inline. */
 static sasl_status_t plain_step(sasl_t *s, const unsigned char *msg, size_t len,
                                 const char **failure_r)
 {
@@ -155,23 +205,34 @@ static sasl_status_t plain_step(sasl_t *s, const unsigned char *msg, size_t len,
             parts[n++] = (const char *)msg + start;
             start = i + 1;
         }
-    if (n != 3 || start != len + 1) {
+    if (n != 3 || start != len + 1 || s->job != NULL) {
         *failure_r = "malformed-request";
         return SASL_FAILURE;
     }
     char *user = tern_jid_prep_local(parts[1]);
-    if (!user || !accounts_check_password(s->p.db, s->p.host, user, parts[2])) {
+    accounts_check_t *chk = user ? accounts_check_new(s->p.db, s->p.host, user, parts[2]) : NULL;
+    if (!chk || (parts[0][0] && !(s->authzid = strdup(parts[0])))) {
+        accounts_check_free(&chk);
         free(user);
         *failure_r = "not-authorized";
         return SASL_FAILURE;
     }
-    if (!authzid_ok(s, parts[0], user)) {
-        free(user);
-        *failure_r = "invalid-authzid";
-        return SASL_FAILURE;
-    }
     s->username = user;
-    return SASL_SUCCESS;
+    plain_job_t *job = s->p.resume ? malloc(sizeof(*job)) : NULL;
+    if (job) {
+        *job = (plain_job_t){.chk = chk, .s = s};
+        if ((s->job = workers_submit(plain_run, plain_done, job)) != NULL)
+            return SASL_PENDING;
+        free(job);
+    }
+    accounts_check_run(chk);
+    sasl_status_t st = plain_verdict(s, accounts_check_ok(chk), failure_r);
+    accounts_check_free(&chk);
+    if (st != SASL_SUCCESS) {
+        free(s->username);
+        s->username = NULL;
+    }
+    return st;
 }
 
 sasl_status_t sasl_step(sasl_t *s, const char *in, char **out, const char **failure_r)
@@ -269,8 +330,10 @@ void sasl_free(sasl_t **sp)
     sasl_t *s = *sp;
     if (!s)
         return;
+    workers_cancel(&s->job);
     scram_server_free(&s->scram);
     free(s->username);
+    free(s->authzid);
     free(s);
     *sp = NULL;
 }

@@ -24,9 +24,20 @@ typedef struct sasl_params {
     int allow_plain; /* the admin enabled PLAIN (never offered without TLS) */
     int strict_cb;   /* refuse "y" while -PLUS is offered (RFC 5802 §6); the
                       * stream clears it once the client tried a -PLUS mechanism */
+    /* PLAIN derives keys on the worker pool when this is set: sasl_step
+     * then returns SASL_PENDING and the verdict comes later through
+     * resume(resume_ctx, SASL_SUCCESS or SASL_FAILURE, failure), on the
+     * loop, unless the sasl_t is freed first. */
+    void (*resume)(void *ctx, int status, const char *failure);
+    void *resume_ctx;
 } sasl_params_t;
 
-typedef enum { SASL_CONTINUE = 0, SASL_SUCCESS = 1, SASL_FAILURE = -1 } sasl_status_t;
+typedef enum {
+    SASL_CONTINUE = 0,
+    SASL_SUCCESS = 1,
+    SASL_FAILURE = -1,
+    SASL_PENDING = 2
+} sasl_status_t;
 
 #define SASL_MAX_MECHS 8
 /* Fill `mechs` (NULL-terminated) with what this stream offers, strongest first. */

@@ -83,7 +83,8 @@ class Result:
         last = s.find(q(NS_RSM, "last")) if s is not None else None
         count = s.find(q(NS_RSM, "count")) if s is not None else None
         self.first = first.text if first is not None else None
-        self.index = int(first.get("index")) if first is not None else None
+        index = first.get("index") if first is not None else None
+        self.index = int(index) if index is not None else None
         self.last = last.text if last is not None else None
         self.count = int(count.text) if count is not None else None
 
@@ -733,6 +734,77 @@ class MamRetentionTests(ServerTestCase):
         alice.send_message("bob@localhost", body2)
         bob.wait_message(body2, since=mark)
         self.assertEqual(mam(bob).bodies, [body2])
+
+
+class MamCountLimitTests(ServerTestCase):
+    """max_count: result sets bigger than it get no RSM <count/> and no
+    'index' (XEP-0059 §2.2 allows leaving them out when costly), so that
+    no query reads a whole archive to count it."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"mam": {"max_count": 5}}})
+
+    def test_big_result_sets_are_not_counted(self):
+        alice = self.raw_login("alice", "a")
+        for i in range(8):
+            alice.send("<message to='bob@%s' type='chat'><body>c%d</body></message>" % (DOMAIN, i))
+        self.assertEqual(alice.ping(), "result")
+        r, _ = raw_mam(alice, rsm={"max": 2, "before": ""})
+        self.assertEqual(r.bodies, ["c6", "c7"])
+        self.assertEqual((r.count, r.index, r.complete), (None, None, "false"))
+        # A result set within max_count is counted as before.
+        r2, _ = raw_mam(alice, form={"after-id": r.first}, rsm={"max": 2})
+        self.assertEqual(r2.bodies, ["c7"])
+        self.assertEqual((r2.count, r2.index), (1, 0))
+        r3, _ = raw_mam(alice, form={"before-id": r.first}, rsm={"max": 2, "before": ""})
+        self.assertEqual(r3.bodies, ["c4", "c5"])
+        self.assertEqual((r3.count, r3.index), (None, 4))  # 6 items: not counted; 4 before
+        r4, _ = raw_mam(alice, rsm={"max": 2})
+        self.assertEqual(r4.bodies, ["c0", "c1"])
+        self.assertEqual((r4.count, r4.index), (None, 0))
+
+
+class MamExpiryBatchTests(ServerTestCase):
+    """Expiry of a big backlog runs in batches: the sessions stay served."""
+    N = 60000
+    server_kwargs = dict(users={"alice": "alice-pw"},
+                         config={"modules": {"mam": {"expire_after": "1d",
+                                                     "expire_interval": "1s"}}})
+
+    def archived(self, db, old):
+        cut = int((time.time() - 86400) * 1e6)
+        return db.execute("SELECT count(*) FROM archive WHERE store = 'archive' AND user = 'old'"
+                          " AND when_us %s ?" % ("<" if old else ">="), (cut,)).fetchone()[0]
+
+    def test_a_big_expiry_does_not_stall_the_server(self):
+        alice = self.raw_login("alice", "a")
+        db = sqlite3.connect(os.path.join(self.server.dir, "tern.db"), timeout=30)
+        try:
+            now = int(time.time() * 1e6)
+            start = db.execute("SELECT ifnull(max(rid), 0) FROM archive").fetchone()[0] + 1
+            rows = []
+            for i in range(self.N + 3):
+                when = now - 2 * 86400 * 10**6 + i if i < self.N else now + i
+                xml = ("<message xmlns='jabber:client' from='carol@localhost/r' "
+                       "to='old@localhost' type='chat'><body>o%d</body></message>" % i)
+                rows.append((start + i, start + i, DOMAIN, "archive", "old", "o%d" % i, when,
+                             "carol@localhost", xml.encode()))
+            db.executemany("INSERT INTO archive (rid, seq, host, store, user, id, when_us, "
+                           "with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.commit()
+            worst = 0.0
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                for _ in range(10):
+                    t0 = time.monotonic()
+                    self.assertEqual(alice.ping(), "result")
+                    worst = max(worst, time.monotonic() - t0)
+                if self.archived(db, old=True) == 0:
+                    break
+            self.assertEqual(self.archived(db, old=True), 0, "old messages left")
+            self.assertEqual(self.archived(db, old=False), 3, "recent messages went too")
+        finally:
+            db.close()
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during the expiry" % (worst * 1000))
 
 
 class MamLargeArchiveTests(ServerTestCase):

@@ -9,6 +9,8 @@ results are capped by max_results, the answer has the style of the request
 A found JID is then usable for the "add friend" flow (a subscription
 request reaches the found user).  vCards stored before mod_search was
 loaded are listed once it loads."""
+import os
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 
@@ -280,3 +282,42 @@ class DirectoryCatchUpTests(ServerTestCase):
             time.sleep(0.1)
         self.assertEqual([i["jid"] for i in form_items(answer)],
                          ["carol@localhost", "dave@localhost"])
+
+
+class BigDirectoryTests(ServerTestCase):
+    """Searches that read a directory of 150 000 entries do it a slice per
+    turn of the loop: other users are served meanwhile (eight of them at
+    once held everyone up for as long as they all took)."""
+    N = 150000
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         config={"modules": {"vcard": {}, "search": {}}})
+
+    def test_search_of_a_big_directory_does_not_stall_others(self):
+        db = sqlite3.connect(os.path.join(self.server.dir, "tern.db"), timeout=30)
+        try:
+            # Entries whose accounts do not exist match nothing and are
+            # skipped, but every one of them is read.
+            db.executemany("INSERT INTO map (host, store, user, mkey, value) VALUES"
+                           " (?, 'directory', '', ?, ?)",
+                           ((DOMAIN, "p%06d" % i, b"Person %d\0\0\0p%d" % (i, i))
+                            for i in range(self.N)))
+            db.commit()
+        finally:
+            db.close()
+        alice = self.raw_login("alice", "s")
+        bob = self.raw_login("bob", "p")
+        alice.send("".join("<iq type='set' id='big%d' to='%s'><query xmlns='%s'>"
+                           "<nick>nobody</nick></query></iq>" % (i, DOMAIN, NS_SEARCH)
+                           for i in range(8)))
+        worst, answered = 0.0, None
+        deadline = time.monotonic() + 60
+        while answered is None and time.monotonic() < deadline:
+            t0 = time.monotonic()
+            self.assertEqual(bob.ping(), "result")
+            worst = max(worst, time.monotonic() - t0)
+            alice._recv_some(time.monotonic() + 0.001)
+            answered = next((e for e in alice.queue if e.get("id") == "big7"), None)
+        self.assertIsNotNone(answered, "no answer to the search")
+        self.assertEqual(answered.get("type"), "result")
+        self.assertEqual(list(answered.iter(q(NS_SEARCH, "item"))), [])
+        self.assertLess(worst, 0.2, "a ping took %.0f ms during the search" % (worst * 1000))

@@ -245,6 +245,40 @@ static void test_account_delete(store_db_t *db)
     CHECK(store_account_delete(db, HOST, "nobody") == 0);
 }
 
+/* The server's deletion (store_defer_purges): the account and 500 items
+ * at once, the rest through store_purge_step; a new account of the same
+ * name never inherits what is left. */
+static void test_deferred_purge(store_db_t *db)
+{
+    tern_store_t *ar = store_get(db, HOST, "mam", STORE_ARCHIVE);
+    scram_cred_t c[SCRAM_HASH_COUNT];
+    make_creds(c, 7);
+    CHECK(store_account_create(db, HOST, "pu", c, NULL) == 0);
+    CHECK(store_account_create(db, HOST, "pv", c, NULL) == 0);
+    CHECK(store_begin(db) == 0);
+    char id[16];
+    for (int i = 0; i < 1200; i++) {
+        snprintf(id, sizeof(id), "p%d", i);
+        CHECK(tern_archive_append(ar, "pu", id, 0, "x@y", "a", 1) == 0);
+        CHECK(i >= 600 || tern_archive_append(ar, "pv", id, 0, "x@y", "a", 1) == 0);
+    }
+    CHECK(store_commit(db) == 0);
+    store_defer_purges(db);
+    CHECK(store_purge_step(db, 500) == 0); /* nothing pending */
+    CHECK(store_account_delete(db, HOST, "pu") == 0);
+    CHECK(store_account_exists(db, HOST, "pu") == 0);
+    CHECK(tern_archive_count(ar, "pu", NULL) == 700);
+    CHECK(store_account_delete(db, HOST, "pv") == 0);
+    CHECK(tern_archive_count(ar, "pv", NULL) == 100);
+    CHECK(store_purge_step(db, 500) == 1); /* pu: 200 left */
+    CHECK(tern_archive_count(ar, "pu", NULL) == 200);
+    CHECK(store_account_create(db, HOST, "pu", c, NULL) == 0); /* inherits nothing */
+    CHECK(tern_archive_count(ar, "pu", NULL) == 0);
+    CHECK(store_purge_step(db, 500) == 0); /* pv: the last 100 */
+    CHECK(tern_archive_count(ar, "pv", NULL) == 0);
+    CHECK(store_account_delete(db, HOST, "pu") == 0);
+}
+
 /* ---- key-value ----------------------------------------------------------- */
 
 static void test_kv(store_db_t *db)
@@ -328,6 +362,18 @@ static void test_map(store_db_t *db)
     CHECK(tern_map_foreach(st, "u", walk_map, &w) == 0);
     CHECK_STR(w.keys, "a,b,c");
     CHECK(w.total_len == 5);
+    /* a slice at a time: after a key, at most `limit` keys */
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", NULL, 2, walk_map, &w) == 2);
+    CHECK_STR(w.keys, "a,b");
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", "b", 2, walk_map, &w) == 1); /* fewer: the end */
+    CHECK_STR(w.keys, "c");
+    memset(&w, 0, sizeof(w));
+    w.stop_after = -1;
+    CHECK(tern_map_foreach_after(st, "u", "c", 2, walk_map, &w) == 0);
 
     CHECK(tern_map_set(st, "u", "a", "one", 3) == 0);
     CHECK(tern_map_get(st, "u", "a", &b) == 1);
@@ -597,6 +643,10 @@ static void test_archive(store_db_t *db)
     CHECK(tern_archive_count(st, "v", NULL) == 20);
     CHECK(tern_archive_count(st2, "u", NULL) == 20);
     CHECK(run_query(st, "v", NULL, &g) == 20);
+    /* a bounded count stops at its bound; a bound above the count is exact */
+    CHECK(tern_archive_count_max(st, "u", NULL, 100) == 100);
+    CHECK(tern_archive_count_max(st, "u", &q, N_ITEMS + 1) == N_ITEMS);
+    CHECK(tern_archive_count_max(st, "v", NULL, 0) == 20);
 
     /* fn stopping early; fn re-entering the same handle */
     int calls = 0;
@@ -631,7 +681,14 @@ static void test_archive(store_db_t *db)
     long old_u = tern_archive_count(st, "u", &q);
     CHECK(old_u == 399); /* 0..499 minus the 100 c@x deleted, minus m00003 */
     t = now_ms();
-    CHECK(tern_archive_expire(st, item_time(500)) == old_u + 20);
+    /* in batches, oldest first: 150, 150, then what is left */
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 150);
+    memset(&q, 0, sizeof(q));
+    q.end_us = item_time(100);
+    CHECK(tern_archive_count(st, "u", &q) == 0); /* the oldest went first */
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 150);
+    CHECK(tern_archive_expire(st, item_time(500)) == old_u + 20 - 300);
+    CHECK(tern_archive_expire_some(st, item_time(500), 150) == 0);
     double ms_expire = now_ms() - t;
     CHECK(tern_archive_count(st, "u", NULL) == before_u - old_u);
     CHECK(tern_archive_count(st, "v", NULL) == 0);
@@ -746,6 +803,43 @@ static void test_busy_wait(void)
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The server's short busy timeout: a write gives up after it instead of
+ * waiting for the other writer (300 ms here) as tools do. */
+static void test_busy_timeout_short(void)
+{
+    store_db_t *db = open_db();
+    CHECK(db != NULL);
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        store_db_t *cdb = store_open(path, NULL);
+        if (cdb == NULL || store_begin(cdb) < 0 ||
+            tern_kv_set(store_get(cdb, HOST, "busy", STORE_KV), "x2", "child", 5) < 0)
+            _exit(2);
+        if (write(pipefd[1], "l", 1) != 1)
+            _exit(3);
+        usleep(600 * 1000);
+        _exit(store_commit(cdb) == 0 ? 0 : 4);
+    }
+    close(pipefd[1]);
+    char c = 0;
+    CHECK(read(pipefd[0], &c, 1) == 1 && c == 'l');
+    close(pipefd[0]);
+    if (db != NULL) {
+        store_set_busy_timeout(db, 50);
+        double t = now_ms();
+        CHECK(tern_kv_set(store_get(db, HOST, "busy", STORE_KV), "y2", "parent", 6) < 0);
+        double waited = now_ms() - t;
+        CHECK(waited >= 40 && waited < 400);
+        printf("gave up after %.0f ms\n", waited);
+        store_close(&db);
+    }
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* Transactions: rollback undoes, nesting works. */
 static void test_transactions(void)
 {
@@ -852,6 +946,7 @@ int main(void)
         test_open(db);
         test_accounts(db);
         test_account_delete(db);
+        test_deferred_purge(db);
         test_kv(db);
         test_map(db);
         test_archive(db);
@@ -859,6 +954,7 @@ int main(void)
         test_reopen();
         test_kill9();
         test_busy_wait();
+        test_busy_timeout_short();
         test_transactions();
         test_future_version();
     }
