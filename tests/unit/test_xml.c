@@ -889,6 +889,170 @@ static void test_park(void)
     free(log);
 }
 
+/* ---- sizes: every size class of the tree's arena ---------------------- */
+
+/* Sizes worth trying against the arena (xml_tree.c): every size up to a
+ * little past the largest ordinary chunk request, every size within 8
+ * bytes of each power of two up to 64 KiB + 8 (chunk sizes, the
+ * dedicated-block threshold), every `step`th size up to 64 KiB, then 16 KiB
+ * steps (each -1, +0, +1) up to 2 * 256 KiB (past the default stanza
+ * limit).  Writes at most `cap` sizes into `out`; returns how many. */
+static size_t sweep_sizes(size_t *out, size_t cap, size_t dense_to, size_t step)
+{
+    size_t n = 0;
+#define ADD(v)                                                                                     \
+    do {                                                                                           \
+        if (n < cap && (v) > 0)                                                                    \
+            out[n++] = (v);                                                                        \
+    } while (0)
+    for (size_t v = 1; v <= dense_to; v++)
+        ADD(v);
+    for (size_t p = 16; p <= 65536; p *= 2)
+        for (size_t d = 0; d <= 16; d++)
+            if (p + d - 8 > dense_to)
+                ADD(p + d - 8);
+    for (size_t v = dense_to + 1; v <= 65536; v += step)
+        ADD(v);
+    for (size_t v = 65536 + 16384; v <= 2 * 256 * 1024 + 16384; v += 16384) {
+        ADD(v - 1);
+        ADD(v);
+        ADD(v + 1);
+    }
+#undef ADD
+    return n;
+}
+
+static char *filled(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* The building API: a text, an attribute value and an element name of
+ * every swept size, at the start of a fresh arena and after `pre` bytes
+ * of other strings, then copied and joined. */
+static void test_sizes_tree(void)
+{
+    static size_t sizes[16384];
+    size_t count = sweep_sizes(sizes, sizeof(sizes) / sizeof(sizes[0]), 4200, 127);
+    int bad = 0;
+    static const size_t pre_sizes[] = {0, 700, 1900};
+    for (size_t i = 0; i < count; i++) {
+        size_t n = sizes[i];
+        char *big = filled('q', n);
+        for (size_t k = 0; k < sizeof(pre_sizes) / sizeof(pre_sizes[0]); k++) {
+            char *pre = filled('p', pre_sizes[k]);
+            tern_xml_t *m = tern_xml_new("message", TERN_NS_CLIENT);
+            if (pre_sizes[k])
+                tern_xml_add_text(m, pre, pre_sizes[k]);
+            tern_xml_t *body = tern_xml_add_child(m, "body", NULL);
+            tern_xml_add_text(body, big, n);
+            tern_xml_set_attr(m, "id", big);
+            tern_xml_t *named = tern_xml_add_child(m, big, "urn:x");
+            tern_xml_add_text(body, "!", 1);
+            const char *t = tern_xml_text(body); /* joins two texts */
+            tern_xml_t *copy = tern_xml_copy(m);
+            tern_xml_t *root = tern_xml_new(big, NULL);
+            char *dup = tern_xml_strdup(m, big);
+            int ok = body && named && copy && root && dup && strlen(t) == n + 1 &&
+                     memcmp(t, big, n) == 0 && t[n] == '!' &&
+                     strcmp(tern_xml_attr(m, "id"), big) == 0 && strcmp(named->name, big) == 0 &&
+                     strcmp(root->name, big) == 0 && strcmp(dup, big) == 0 &&
+                     tern_xml_child(copy, big, "urn:x") != NULL &&
+                     strcmp(tern_xml_attr(copy, "id"), big) == 0;
+            if (!ok && !bad++)
+                fprintf(stderr, "tree size %zu (after %zu) wrong\n", n, pre_sizes[k]);
+            tern_xml_unref(root);
+            tern_xml_unref(copy);
+            tern_xml_unref(m);
+            free(pre);
+        }
+        free(big);
+    }
+    CHECK(bad == 0);
+}
+
+typedef struct {
+    tern_xml_t *got;
+    int stanzas;
+    char err[64];
+} take_t;
+
+static void take_stanza(void *ctx, tern_xml_t *st)
+{
+    take_t *t = ctx;
+    if (t->stanzas++ == 0)
+        t->got = st;
+    else
+        tern_xml_unref(st);
+}
+
+static void take_error(void *ctx, const char *condition, const char *text)
+{
+    (void)text;
+    snprintf(((take_t *)ctx)->err, sizeof(((take_t *)ctx)->err), "%s", condition);
+}
+
+/* Parse HEADER + `head` + n x 'v' + `tail` with the default limits, fed
+ * whole or in 1000-byte reads; the stanza (or NULL) and its error. */
+static tern_xml_t *parse_sized(const char *head, size_t n, const char *tail, int reads, take_t *t)
+{
+    static const xml_stream_callbacks_t cb = {.on_stanza = take_stanza, .on_error = take_error};
+    memset(t, 0, sizeof(*t));
+    char *in = make(head, 'v', n, tail);
+    size_t len = strlen(in);
+    xml_stream_t *xs = xml_stream_new(&cb, t, NULL);
+    for (size_t off = 0; off < len;) {
+        size_t k = reads && len - off > 1000 ? 1000 : len - off;
+        if (xml_stream_feed(xs, in + off, k) < 0)
+            break;
+        off += k;
+    }
+    xml_stream_free(&xs);
+    free(in);
+    return t->got;
+}
+
+/* The parser: a body text, an attribute value and an element name of every
+ * swept size are received intact up to the stanza limit (256 KiB by
+ * default), and refused with policy-violation past it. */
+static void test_sizes_parser(void)
+{
+    static size_t sizes[16384];
+    size_t count = sweep_sizes(sizes, sizeof(sizes) / sizeof(sizes[0]), 2100, 127);
+    const size_t limit = 256 * 1024;
+    int bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = sizes[i];
+        for (int kind = 0; kind < 3; kind++) {
+            static const char *const head[] = {"<message><body>", "<message id='", "<message><"};
+            static const char *const tail[] = {"</body></message>", "'/>", "/></message>"};
+            size_t raw = strlen(head[kind]) + n + strlen(tail[kind]);
+            take_t t;
+            tern_xml_t *st = parse_sized(head[kind], n, tail[kind], (int)(i & 1), &t);
+            int ok;
+            if (raw > limit) {
+                ok = !st && strcmp(t.err, "policy-violation") == 0;
+            } else if (kind == 0) {
+                const char *b = tern_xml_text(tern_xml_child(st, "body", NULL));
+                ok = st && strlen(b) == n && b[0] == 'v' && b[n - 1] == 'v';
+            } else if (kind == 1) {
+                const char *id = tern_xml_attr(st, "id");
+                ok = st && id && strlen(id) == n && id[n - 1] == 'v';
+            } else {
+                const tern_xml_t *c = tern_xml_first_element(st);
+                ok = c && strlen(c->name) == n && c->name[n - 1] == 'v';
+            }
+            if (!ok && !bad++)
+                fprintf(stderr, "parser kind %d size %zu: %s\n", kind, n, t.err);
+            tern_xml_unref(st);
+        }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     test_tree_build();
@@ -906,5 +1070,7 @@ int main(void)
     test_stop();
     test_parse_stored();
     test_park();
+    test_sizes_tree();
+    test_sizes_parser();
     return check_summary();
 }
