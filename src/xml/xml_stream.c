@@ -819,6 +819,21 @@ static bool unpark(xml_stream_t *s)
     return true;
 }
 
+/* How many of the `len` bytes at the start of a new document are
+ * whitespace.  XML allows nothing before an XML declaration, but clients
+ * send a newline after the element that restarts the stream (the server's
+ * SASL <success/>, RFC 6120 §6.4.6, or <proceed/>, §5.4.3.3) and then a
+ * new header that starts with "<?xml"; expat would call that declaration
+ * not well-formed.  Whitespace outside the root element carries nothing,
+ * so it is dropped. */
+static size_t prolog_space(const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    return i;
+}
+
 int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
 {
     if (!s || s->dead || s->in_feed)
@@ -831,6 +846,14 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
         return -1;
     s->in_feed = true;
     while (len > 0 && !s->dead) {
+        if (s->fed == 0) {
+            /* A new document: whitespace before it is dropped (prolog_space). */
+            size_t skip = prolog_space(data, len);
+            data += skip;
+            len -= skip;
+            if (len == 0)
+                break;
+        }
         size_t n = slice_len(s, len);
         size_t used = parse_slice(s, data, n);
         data += used;

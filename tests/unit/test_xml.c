@@ -730,7 +730,8 @@ static void test_limits_depth_attrs(void)
 
 static void test_restart(void)
 {
-    opts_t o = {.restart_on = "auth"};
+    opts_t o = {.restart_on = "auth"}, plain = {0};
+    char *log;
     /* SASL success: the client's new header follows <auth/> in the same
      * buffer, with an XML declaration this time. */
     static const char sasl[] =
@@ -741,9 +742,25 @@ static void test_restart(void)
                  OPEN_LOG "stanza <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
                           "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>\n" OPEN_LOG
                           "stanza <iq type='set' id='b'/>\nclose\nrc=0\n");
+    /* a client may send a newline (or any whitespace) after the element
+     * that restarts the stream and before the new XML declaration */
+    static const char sasl_nl[] =
+        "<?xml version='1.0'?>" HEADER "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+        "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>"
+        "\n \r\n\t<?xml version='1.0'?>" HEADER "<iq type='set' id='b'/></stream:stream>";
+    CHECK_SPLITS(sasl_nl, &o,
+                 OPEN_LOG "stanza <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>\n" OPEN_LOG
+                          "stanza <iq type='set' id='b'/>\nclose\nrc=0\n");
+    /* and so before the very first one */
+    CHECK_SPLITS("\r\n<?xml version='1.0'?>" HEADER "<a/>", &plain, OPEN_LOG "stanza <a/>\nrc=0\n");
+    /* but nothing else */
+    log = run("x<?xml version='1.0'?>" HEADER, strlen(HEADER) + 22, &plain, WHOLE);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
+
     /* without the restart, the second declaration is an error */
-    opts_t plain = {0};
-    char *log = run(sasl, strlen(sasl), &plain, WHOLE);
+    log = run(sasl, strlen(sasl), &plain, WHOLE);
     CHECK(strstr(log, "error not-well-formed") != NULL);
     free(log);
 
