@@ -22,9 +22,13 @@
  * Expat's reparse deferral (expat >= 2.6) is turned off: with it, a
  * complete stanza could wait inside expat for more input that a client
  * waiting for our answer never sends, and the byte accounting of
- * xml_stream_restart() assumes expat parses all it is given.  The price is
- * that a token re-scanned as it trickles in costs O(n^2) in its length; n
- * is bounded by max_stanza_bytes.
+ * xml_stream_restart() assumes expat parses all it is given.  Without it,
+ * expat re-scans an unfinished token from its start on every call, so a
+ * tag trickled in a byte at a time would cost O(n^2).  A small scanner of
+ * our own therefore holds back the unfinished tag or reference at the end
+ * of the input ("held") until its closing '>' or ';' arrives, and expat
+ * only ever sees whole tags: every byte is scanned a bounded number of
+ * times.  Held bytes count against the size window like parsed ones.
  *
  * Idle streams.  xml_stream_park() frees the expat parser (several KiB)
  * when all input up to a stream-level event is parsed and no stanza is
@@ -87,6 +91,10 @@ struct xml_stream {
 
     char *header; /* the stream header's start tag as received, for replay */
     size_t header_len;
+
+    char *held; /* the start of an unfinished tag or reference (see feeding) */
+    size_t held_len, held_cap;
+    unsigned char lex; /* LEX_* state of the markup scanner after all input */
 
     bool in_feed, in_parse;
     bool replaying; /* parsing `header` into a new parser: no events */
@@ -721,6 +729,7 @@ void xml_stream_free(xml_stream_t **sp)
     if (s->p)
         XML_ParserFree(s->p);
     free(s->header);
+    free(s->held);
     free(s->text);
     free(s->scratch);
     free(s);
@@ -785,10 +794,14 @@ int xml_stream_park(xml_stream_t *s)
         return 0;
     if (!s->p)
         return 1;
-    if (s->dead || !s->opened || s->closed || s->level != 1 || s->fed != s->mark || !s->header)
+    if (s->dead || !s->opened || s->closed || s->level != 1 || s->fed != s->mark || !s->header ||
+        s->held_len)
         return 0;
     XML_ParserFree(s->p);
     s->p = NULL;
+    free(s->held);
+    s->held = NULL;
+    s->held_cap = 0;
     free(s->text);
     free(s->scratch);
     s->text = s->scratch = NULL;
@@ -834,17 +847,10 @@ static size_t prolog_space(const char *data, size_t len)
     return i;
 }
 
-int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
+/* Hand `len` bytes to expat (through the size slices), starting new
+ * documents where a callback restarted the stream. */
+static void feed_doc(xml_stream_t *s, const char *data, size_t len)
 {
-    if (!s || s->dead || s->in_feed)
-        return -1; /* dead, or a callback feeding its own stream */
-    if (!data)
-        return len ? -1 : 0;
-    if (len == 0)
-        return 0;
-    if (!s->p && !unpark(s))
-        return -1;
-    s->in_feed = true;
     while (len > 0 && !s->dead) {
         if (s->fed == 0) {
             /* A new document: whitespace before it is dropped (prolog_space). */
@@ -861,6 +867,144 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
         if (used == n)
             check_window(s);
     }
+}
+
+/* ---- holding back unfinished markup (see the top of the file) --------- */
+
+enum {
+    LEX_TEXT, /* character data, or between tags */
+    LEX_LT,   /* just after '<' */
+    LEX_TAG,  /* in a start or end tag */
+    LEX_SQ,   /* in a tag, in a '...' attribute value */
+    LEX_DQ,   /* in a tag, in a "..." attribute value */
+    LEX_DECL, /* in <!...> or <?...?>: up to the next '>' */
+    LEX_REF,  /* in an &entity; or &#character; reference */
+};
+
+/* Run the scanner over `len` bytes.  `first` and `last` get the first and
+ * last offsets (0..len) at which every byte before is part of a complete
+ * token, or of a token expat is to see now ('<' inside a tag is an error
+ * that expat reports); SIZE_MAX when there is none.  One pass, O(len). */
+static void lex_scan(xml_stream_t *s, const char *data, size_t len, size_t *first, size_t *last)
+{
+    unsigned char st = s->lex;
+    size_t f = SIZE_MAX, l = SIZE_MAX;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (st == LEX_TEXT || c == '<') {
+            if (f == SIZE_MAX)
+                f = i;
+            l = i;
+        }
+        if (c == '<') {
+            st = LEX_LT;
+            continue;
+        }
+        switch (st) {
+        case LEX_TEXT:
+            if (c == '&')
+                st = LEX_REF;
+            break;
+        case LEX_LT:
+            st = c == '>' ? LEX_TEXT : c == '!' || c == '?' ? LEX_DECL : LEX_TAG;
+            break;
+        case LEX_TAG:
+            st = c == '>' ? LEX_TEXT : c == '\'' ? LEX_SQ : c == '"' ? LEX_DQ : LEX_TAG;
+            break;
+        case LEX_SQ:
+            if (c == '\'')
+                st = LEX_TAG;
+            break;
+        case LEX_DQ:
+            if (c == '"')
+                st = LEX_TAG;
+            break;
+        case LEX_DECL:
+            if (c == '>')
+                st = LEX_TEXT;
+            break;
+        default: /* LEX_REF: ends at ';'; whitespace is an error for expat */
+            if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n')
+                st = LEX_TEXT;
+            break;
+        }
+    }
+    if (st == LEX_TEXT) {
+        if (f == SIZE_MAX)
+            f = len;
+        l = len;
+    }
+    s->lex = st;
+    *first = f;
+    *last = l;
+}
+
+/* Append `len` bytes to the held ones; the window check bounds them. */
+static bool hold(xml_stream_t *s, const char *data, size_t len)
+{
+    if (!len)
+        return true;
+    if (!reserve(&s->held, &s->held_cap, s->held_len + len)) {
+        fail(s, "resource-constraint", "out of memory");
+        return false;
+    }
+    memcpy(s->held + s->held_len, data, len);
+    s->held_len += len;
+    return true;
+}
+
+/* Feed the held bytes, now a complete token, to expat. */
+static void release_held(xml_stream_t *s)
+{
+    size_t n = s->held_len;
+    s->held_len = 0;
+    feed_doc(s, s->held, n);
+}
+
+int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
+{
+    if (!s || s->dead || s->in_feed)
+        return -1; /* dead, or a callback feeding its own stream */
+    if (!data)
+        return len ? -1 : 0;
+    if (len == 0)
+        return 0;
+    if (!s->p && !unpark(s))
+        return -1;
+    s->in_feed = true;
+    if (s->closed) {
+        /* After </stream:stream> anything but whitespace is an error that
+         * expat reports at once: nothing is held back. */
+        if (s->held_len)
+            release_held(s);
+        feed_doc(s, data, len);
+    } else {
+        size_t first, last;
+        lex_scan(s, data, len, &first, &last);
+        if (first == SIZE_MAX) {
+            hold(s, data, len);
+        } else {
+            if (s->held_len && hold(s, data, first))
+                release_held(s);
+            if (!s->dead && last > first)
+                feed_doc(s, data + first, last - first);
+            if (!s->dead)
+                hold(s, data + last, len - last);
+        }
+        /* Held bytes are part of the window: an endless tag is cut off at
+         * the same byte however it arrives. */
+        if (!s->dead && !s->closed && s->held_len)
+            window_ok(s, s->fed + s->held_len);
+    }
+    if (s->dead) {
+        s->held_len = 0;
+        s->lex = LEX_TEXT;
+    }
+    if (!s->held_len && s->held_cap > KEEP_BUFFER) {
+        free(s->held);
+        s->held = NULL;
+        s->held_cap = 0;
+    }
     s->in_feed = false;
     return s->dead ? -1 : 0;
 }
@@ -874,6 +1018,8 @@ void xml_stream_restart(xml_stream_t *s)
     if (!s || s->dead || s->restart)
         return;
     if (!s->in_parse) {
+        s->held_len = 0; /* an unfinished token of the old document */
+        s->lex = LEX_TEXT;
         new_document(s);
         return;
     }
