@@ -39,6 +39,14 @@
  * connection that waits between stanzas, which is most of them, keeps
  * only this struct and its header.
  *
+ * Names.  Expat keeps every element name, attribute name and namespace
+ * prefix it has seen until the parser is freed, so a busy stream that
+ * keeps using new names would grow without end (about 7 bytes of memory
+ * per byte of such input).  Every name comes from a start tag: once one
+ * parser has read RECYCLE_TAG_BYTES of start tags, it is replaced at the
+ * next stanza end by a new one that has replayed the stream header, as
+ * when unparking; the bytes after that stanza go to the new parser.
+ *
  * tern_xml_parse(), at the end, reads one stored element back with the
  * same parser, so that stored trees read exactly as received ones.
  */
@@ -61,6 +69,10 @@
 #define DEFAULT_MAX_DEPTH        64
 #define DEFAULT_MAX_ATTRS        64
 
+/* Bytes of start tags one parser may read before it is replaced by a new
+ * one at the next stanza end (see the top of the file). */
+#define RECYCLE_TAG_BYTES (64 * 1024)
+
 /* Buffers larger than this are released between stanzas. */
 #define KEEP_BUFFER (16 * 1024)
 
@@ -78,6 +90,7 @@ struct xml_stream {
     uint64_t mark;         /* end of the last stream-level event */
     uint64_t stanza_start; /* first byte of the open stanza */
     uint64_t restart_at;   /* end of the event during which restart was asked */
+    uint64_t tag_bytes;    /* bytes of start tags this parser has read */
 
     unsigned level;     /* open elements, see the top of the file */
     tern_xml_t *stanza; /* stanza being built (level >= 2) */
@@ -100,6 +113,7 @@ struct xml_stream {
     bool replaying; /* parsing `header` into a new parser: no events */
     bool dead;      /* error reported or stopped: no more input */
     bool restart;   /* new document requested during this parse */
+    bool recycle;   /* new parser for the same document requested */
     bool opened, closed;
 };
 
@@ -412,6 +426,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (halted(s))
         return;
     uint64_t end = event_end(s);
+    int tag_len = XML_GetCurrentByteCount(s->p);
+    s->tag_bytes += tag_len > 0 ? (uint64_t)tag_len : 0;
     unsigned nattrs = count_attrs(atts);
     if (nattrs > s->lim.max_attrs) {
         fail(s, "policy-violation", "too many attributes");
@@ -465,6 +481,12 @@ static void deliver_stanza(xml_stream_t *s, uint64_t end)
         s->cb.on_stanza(s->ctx, st);
     else
         tern_xml_unref(st);
+    if (!halted(s) && s->tag_bytes > RECYCLE_TAG_BYTES && s->header) {
+        /* Names: a new parser from the next byte on (see the top). */
+        s->recycle = true;
+        s->restart_at = end;
+        XML_StopParser(s->p, XML_TRUE);
+    }
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)
@@ -691,9 +713,9 @@ static void new_document(xml_stream_t *s)
     free(s->header);
     s->header = NULL;
     s->header_len = 0;
-    s->fed = s->mark = s->stanza_start = s->restart_at = 0;
+    s->fed = s->mark = s->stanza_start = s->restart_at = s->tag_bytes = 0;
     s->level = 0;
-    s->restart = s->opened = s->closed = false;
+    s->restart = s->recycle = s->opened = s->closed = false;
 }
 
 xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
@@ -757,6 +779,8 @@ static void check_window(xml_stream_t *s)
         window_ok(s, s->fed);
 }
 
+static bool unpark(xml_stream_t *s);
+
 /* Parse one slice.  Returns how many of its bytes belong to the current
  * document: all of them, except when a callback asked for a restart, in
  * which case the bytes after that event start the new document. */
@@ -778,6 +802,20 @@ static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
         }
         size_t used = (size_t)(s->restart_at - base);
         new_document(s);
+        return used;
+    }
+    if (s->recycle) {
+        /* Same document, new parser (see the top); as for a restart, the
+         * stanza ended inside this slice. */
+        s->recycle = false;
+        if (s->restart_at <= base || s->restart_at > base + n) {
+            fail(s, "undefined-condition", "cannot renew the parser here");
+            return n;
+        }
+        size_t used = (size_t)(s->restart_at - base);
+        XML_ParserFree(s->p);
+        s->p = NULL;
+        unpark(s);
         return used;
     }
     if (st == XML_STATUS_ERROR) {
@@ -825,6 +863,7 @@ static bool unpark(xml_stream_t *s)
     s->in_parse = false;
     s->replaying = false;
     s->fed = s->header_len;
+    s->tag_bytes = 0;
     if (st == XML_STATUS_ERROR || s->level != 1 || s->dead) {
         fail(s, "undefined-condition", "cannot resume the stream");
         return false;

@@ -140,3 +140,67 @@ class SizeTests(ServerTestCase):
                 self.assertEqual(len(msg["body"]), len(body))
                 self.assertEqual(c.ping(), "result")
         self.assertAlive()
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class FreshNameTests(ServerTestCase):
+    """A busy stream whose every stanza uses new element names, attribute
+    names and namespace prefixes: the parser keeps each name it has seen,
+    so without a bound the server's memory grew by about 7 bytes for each
+    byte of such input (41 MB for 6 MB)."""
+    server_kwargs = dict(users={"mallory": "mallory-pw"})
+    INPUT = 6 * 1024 * 1024
+    BOUND_KIB = 4 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        # ASan keeps freed memory in quarantine (256 MB by default), which
+        # would hide whether the parser's memory is given back.
+        import os
+        saved = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = ((saved + ":") if saved else "") + "quarantine_size_mb=1"
+        try:
+            super().setUpClass()
+        finally:
+            if saved is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = saved
+
+    def send_fresh_names(self, c, start, nbytes):
+        """Stanzas with new names (to nobody: no answer) until nbytes are sent."""
+        sent, i, batch = 0, start, []
+        while sent < nbytes:
+            t = "%08x%d" % (i * 2654435761 % (1 << 32), i)
+            s = ("<message type='error' to='nobody@localhost/x'><e%s xmlns='urn:e%s' "
+                 "xmlns:p%s='urn:p%s' p%s:a%s='1' b%s='2'/></message>" % ((t,) * 7))
+            batch.append(s)
+            sent += len(s)
+            i += 1
+            if len(batch) == 500:
+                c.send("".join(batch))
+                batch = []
+        c.send("".join(batch))
+        self.assertEqual(c.ping(timeout=60), "result")  # all of it parsed
+        return i
+
+    def test_fresh_names_keep_memory_bounded(self):
+        """The first 1 MiB warms the server up; the 6 MiB that follow must
+        not grow it by more than BOUND_KIB (it grew by 17.5 MiB)."""
+        c = self.raw_login("mallory", "names")
+        pid = self.server.proc.pid
+        i = self.send_fresh_names(c, 0, 1024 * 1024)
+        before = vm_rss_kib(pid)
+        rss = []
+        for part in range(3):
+            i = self.send_fresh_names(c, i, self.INPUT // 3)
+            rss.append(vm_rss_kib(pid) - before)
+        print("\n  RSS grew by %s KiB after each 2 MiB of fresh names (%d stanzas)" % (rss, i))
+        self.assertLess(rss[-1], self.BOUND_KIB)

@@ -1112,6 +1112,49 @@ static void test_trickle(void)
     CHECK(t < 1.0);
 }
 
+/* A stream that has read many start tags goes on with a new parser at a
+ * stanza end; the stanzas read the same (prefixes from the header still
+ * resolve) however the input is split. */
+static void test_recycle(void)
+{
+    static const char header[] = "<s:stream xmlns='jabber:client' xmlns:s='" NS_STREAM "' "
+                                 "xmlns:x='urn:x' to='example.com' version='1.0'>";
+    const size_t count = 6000; /* about 200 KiB of start tags */
+    struct evbuffer *in = evbuffer_new(), *expect = evbuffer_new();
+    evbuffer_add(in, header, strlen(header));
+    evbuffer_add_printf(expect, "open {%s}stream to=example.com version=1.0\n", NS_STREAM);
+    for (size_t i = 0; i < count; i++) {
+        evbuffer_add_printf(in, "<m n%zu='%zu'><x:y x:a='b'>t</x:y></m>\n", i, i);
+        evbuffer_add_printf(expect,
+                            "stanza <m n%zu='%zu'><y xmlns='urn:x' xmlns:ns0='urn:x' "
+                            "ns0:a='b'>t</y></m>\n",
+                            i, i);
+    }
+    evbuffer_add_printf(in, "</s:stream>");
+    evbuffer_add_printf(expect, "close\nrc=0\n");
+    size_t len = evbuffer_get_length(in), elen = evbuffer_get_length(expect);
+    char *text = (char *)evbuffer_pullup(in, -1);
+    char *want = calloc(1, elen + 1);
+    evbuffer_copyout(expect, want, elen);
+    opts_t o = {0};
+    static const long splits[] = {WHOLE, BYTES, 7, 4093, 65536};
+    for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+        rec_t r;
+        rec_init(&r, &o);
+        int rc = 0;
+        size_t step = splits[k] == WHOLE ? len : splits[k] == BYTES ? 1 : (size_t)splits[k];
+        for (size_t off = 0; off < len; off += step)
+            rc = xml_stream_feed(r.xs, text + off, len - off < step ? len - off : step);
+        evbuffer_add_printf(r.log, "rc=%d\n", rc);
+        char *log = rec_done(&r, 0);
+        CHECK(strcmp(log, want) == 0);
+        free(log);
+    }
+    free(want);
+    evbuffer_free(in);
+    evbuffer_free(expect);
+}
+
 int main(void)
 {
     test_tree_build();
@@ -1132,5 +1175,6 @@ int main(void)
     test_sizes_tree();
     test_sizes_parser();
     test_trickle();
+    test_recycle();
     return check_summary();
 }
