@@ -920,62 +920,78 @@ enum {
     LEX_REF,  /* in an &entity; or &#character; reference */
 };
 
+/* The scanner's state after byte `c` in state `st`. */
+static unsigned char lex_step(unsigned char st, char c)
+{
+    if (c == '<')
+        return LEX_LT;
+    switch (st) {
+    case LEX_TEXT:
+        return c == '&' ? LEX_REF : LEX_TEXT;
+    case LEX_LT:
+        return c == '>' ? LEX_TEXT : c == '!' || c == '?' ? LEX_DECL : LEX_TAG;
+    case LEX_TAG:
+        return c == '>' ? LEX_TEXT : c == '\'' ? LEX_SQ : c == '"' ? LEX_DQ : LEX_TAG;
+    case LEX_SQ:
+        return c == '\'' ? LEX_TAG : LEX_SQ;
+    case LEX_DQ:
+        return c == '"' ? LEX_TAG : LEX_DQ;
+    case LEX_DECL:
+        return c == '>' ? LEX_TEXT : LEX_DECL;
+    default: /* LEX_REF: ends at ';'; whitespace is an error for expat */
+        return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' ? LEX_TEXT : LEX_REF;
+    }
+}
+
 /* Run the scanner over `len` bytes.  `first` and `last` get the first and
  * last offsets (0..len) at which every byte before is part of a complete
- * token, or of a token expat is to see now ('<' inside a tag is an error
- * that expat reports); SIZE_MAX when there is none.  One pass, O(len). */
+ * token, or of a token expat is to see now (a '<' always starts a new
+ * token; one inside a tag is an error that expat reports); SIZE_MAX when
+ * there is none.  O(len), and most bytes are only looked at by memrchr():
+ * what comes before the last '<' goes to expat whatever it is. */
 static void lex_scan(xml_stream_t *s, const char *data, size_t len, size_t *first, size_t *last)
 {
     unsigned char st = s->lex;
-    size_t f = SIZE_MAX, l = SIZE_MAX;
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        if (st == LEX_TEXT || c == '<') {
-            if (f == SIZE_MAX)
-                f = i;
-            l = i;
-        }
-        if (c == '<') {
-            st = LEX_LT;
-            continue;
-        }
-        switch (st) {
-        case LEX_TEXT:
-            if (c == '&')
-                st = LEX_REF;
-            break;
-        case LEX_LT:
-            st = c == '>' ? LEX_TEXT : c == '!' || c == '?' ? LEX_DECL : LEX_TAG;
-            break;
-        case LEX_TAG:
-            st = c == '>' ? LEX_TEXT : c == '\'' ? LEX_SQ : c == '"' ? LEX_DQ : LEX_TAG;
-            break;
-        case LEX_SQ:
-            if (c == '\'')
-                st = LEX_TAG;
-            break;
-        case LEX_DQ:
-            if (c == '"')
-                st = LEX_TAG;
-            break;
-        case LEX_DECL:
-            if (c == '>')
-                st = LEX_TEXT;
-            break;
-        default: /* LEX_REF: ends at ';'; whitespace is an error for expat */
-            if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n')
-                st = LEX_TEXT;
-            break;
-        }
+    size_t i = 0;
+    /* The end of the token left unfinished by the last call. */
+    while (i < len && st != LEX_TEXT && data[i] != '<')
+        st = lex_step(st, data[i++]);
+    if (st != LEX_TEXT && i == len) {
+        s->lex = st;
+        *first = *last = SIZE_MAX;
+        return;
     }
-    if (st == LEX_TEXT) {
-        if (f == SIZE_MAX)
-            f = len;
-        l = len;
+    *first = i;
+    const char *lt = memrchr(data + i, '<', len - i);
+    if (lt) {
+        /* From the last '<' on, step by step. */
+        size_t l = (size_t)(lt - data);
+        st = LEX_LT;
+        *last = l;
+        for (size_t j = l + 1; j < len; j++) {
+            st = lex_step(st, data[j]);
+            if (st == LEX_TEXT)
+                *last = j + 1;
+        }
+        if (st != LEX_TEXT)
+            *last = l;
+    } else {
+        /* Text to the end, unless its last '&' starts an unfinished
+         * reference. */
+        st = LEX_TEXT;
+        *last = len;
+        const char *amp = memrchr(data + i, '&', len - i);
+        if (amp) {
+            unsigned char r = LEX_REF;
+            for (const char *c = amp + 1; c < data + len && r == LEX_REF; c++)
+                r = lex_step(r, *c);
+            if (r == LEX_REF) {
+                st = LEX_REF;
+                *last = (size_t)(amp - data);
+            }
+        }
     }
     s->lex = st;
-    *first = f;
-    *last = l;
 }
 
 /* Append `len` bytes to the held ones; the window check bounds them. */

@@ -1110,6 +1110,20 @@ static void test_trickle(void)
     CHECK(t < 1.0);
     t = trickle_seconds("<a>&#x", 0, "41;</a>", "stanza <a>A</a>");
     CHECK(t < 1.0);
+
+    /* what is held back until a tag or reference ends: '>' and the other
+     * quote inside attribute values, references at the end of a read, an
+     * error inside an unfinished tag, at every split */
+    opts_t o = {0};
+    CHECK_SPLITS(HEADER "<a v='x>y\"' w=\"p'q>r\">1 &amp; 2 &#x41;&lt;</a> <b/>", &o,
+                 OPEN_LOG "stanza <a v='x&gt;y&quot;' w='p&apos;q&gt;r'>1 &amp; 2 A&lt;</a>\n"
+                          "stanza <b/>\nrc=0\n");
+    char *log = run(HEADER "<a b='1' <c/>", strlen(HEADER "<a b='1' <c/>"), &o, BYTES);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
+    log = run(HEADER "<a>&amp x;</a>", strlen(HEADER "<a>&amp x;</a>"), &o, BYTES);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
 }
 
 /* A stream that has read many start tags goes on with a new parser at a
