@@ -4,7 +4,9 @@
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libevent-dev libexpat1-dev
 libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev"
-TEST="python3 python3-slixmpp profanity poezio go-sendxmpp tmux openssl sqlite3 procps cppcheck clang-format"
+# clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz/).
+TEST="python3 python3-slixmpp profanity poezio go-sendxmpp tmux openssl sqlite3 procps cppcheck
+clang-format clang libclang-rt-14-dev"
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
 missing=""

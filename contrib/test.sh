@@ -1,7 +1,8 @@
 #!/bin/sh
 # contrib/test.sh — the whole test run: install what is missing, build
-# with AddressSanitizer and UndefinedBehaviorSanitizer, run the C unit tests
-# and the integration tests against a live ternd, and end with one line
+# with AddressSanitizer and UndefinedBehaviorSanitizer, run the C unit tests,
+# the fuzz targets (tests/fuzz/run.sh) and the integration tests against a
+# live ternd, and end with one line
 # "N passed, N failed".
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +74,16 @@ if /usr/bin/python3 contrib/module-docs.py --check "$build/ternd" "$build/module
 else
     echo "lint module docs: FAILED"; head -n 40 "$log/module-docs.log"; failed=$((failed + 1))
 fi
+
+# Fuzzing: each libFuzzer target of tests/fuzz/ for a bounded time (under
+# 5 minutes in all); one pass or fail per target, a crash fails.
+if sh "$top/tests/fuzz/run.sh" >"$log/fuzz.log" 2>&1; then
+    grep -E '^fuzz ' "$log/fuzz.log"
+else
+    grep -E '^fuzz |ERROR|SUMMARY|Test unit written' "$log/fuzz.log" | head -n 40
+    grep -qE '^[0-9]+ passed, [0-9]+ failed' "$log/fuzz.log" || failed=$((failed + 1))
+fi
+count "$log/fuzz.log"
 
 export TERND="$build/ternd" TERNCTL="$build/ternctl" TERN_MODULES="$build/modules/.libs"
 if /usr/bin/python3 "$top/tests/integration/run.py" >"$log/integration.log" 2>&1; then

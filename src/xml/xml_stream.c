@@ -22,9 +22,13 @@
  * Expat's reparse deferral (expat >= 2.6) is turned off: with it, a
  * complete stanza could wait inside expat for more input that a client
  * waiting for our answer never sends, and the byte accounting of
- * xml_stream_restart() assumes expat parses all it is given.  The price is
- * that a token re-scanned as it trickles in costs O(n^2) in its length; n
- * is bounded by max_stanza_bytes.
+ * xml_stream_restart() assumes expat parses all it is given.  Without it,
+ * expat re-scans an unfinished token from its start on every call, so a
+ * tag trickled in a byte at a time would cost O(n^2).  A small scanner of
+ * our own therefore holds back the unfinished tag or reference at the end
+ * of the input ("held") until its closing '>' or ';' arrives, and expat
+ * only ever sees whole tags: every byte is scanned a bounded number of
+ * times.  Held bytes count against the size window like parsed ones.
  *
  * Idle streams.  xml_stream_park() frees the expat parser (several KiB)
  * when all input up to a stream-level event is parsed and no stanza is
@@ -34,6 +38,14 @@
  * while (a busy stream would pay for a new parser on every stanza), so a
  * connection that waits between stanzas, which is most of them, keeps
  * only this struct and its header.
+ *
+ * Names.  Expat keeps every element name, attribute name and namespace
+ * prefix it has seen until the parser is freed, so a busy stream that
+ * keeps using new names would grow without end (about 7 bytes of memory
+ * per byte of such input).  Every name comes from a start tag: once one
+ * parser has read RECYCLE_TAG_BYTES of start tags, it is replaced at the
+ * next stanza end by a new one that has replayed the stream header, as
+ * when unparking; the bytes after that stanza go to the new parser.
  *
  * tern_xml_parse(), at the end, reads one stored element back with the
  * same parser, so that stored trees read exactly as received ones.
@@ -57,6 +69,10 @@
 #define DEFAULT_MAX_DEPTH        64
 #define DEFAULT_MAX_ATTRS        64
 
+/* Bytes of start tags one parser may read before it is replaced by a new
+ * one at the next stanza end (see the top of the file). */
+#define RECYCLE_TAG_BYTES (64 * 1024)
+
 /* Buffers larger than this are released between stanzas. */
 #define KEEP_BUFFER (16 * 1024)
 
@@ -74,6 +90,7 @@ struct xml_stream {
     uint64_t mark;         /* end of the last stream-level event */
     uint64_t stanza_start; /* first byte of the open stanza */
     uint64_t restart_at;   /* end of the event during which restart was asked */
+    uint64_t tag_bytes;    /* bytes of start tags this parser has read */
 
     unsigned level;     /* open elements, see the top of the file */
     tern_xml_t *stanza; /* stanza being built (level >= 2) */
@@ -88,10 +105,15 @@ struct xml_stream {
     char *header; /* the stream header's start tag as received, for replay */
     size_t header_len;
 
+    char *held; /* the start of an unfinished tag or reference (see feeding) */
+    size_t held_len, held_cap;
+    unsigned char lex; /* LEX_* state of the markup scanner after all input */
+
     bool in_feed, in_parse;
     bool replaying; /* parsing `header` into a new parser: no events */
     bool dead;      /* error reported or stopped: no more input */
     bool restart;   /* new document requested during this parse */
+    bool recycle;   /* new parser for the same document requested */
     bool opened, closed;
 };
 
@@ -404,6 +426,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (halted(s))
         return;
     uint64_t end = event_end(s);
+    int tag_len = XML_GetCurrentByteCount(s->p);
+    s->tag_bytes += tag_len > 0 ? (uint64_t)tag_len : 0;
     unsigned nattrs = count_attrs(atts);
     if (nattrs > s->lim.max_attrs) {
         fail(s, "policy-violation", "too many attributes");
@@ -457,6 +481,12 @@ static void deliver_stanza(xml_stream_t *s, uint64_t end)
         s->cb.on_stanza(s->ctx, st);
     else
         tern_xml_unref(st);
+    if (!halted(s) && s->tag_bytes > RECYCLE_TAG_BYTES && s->header) {
+        /* Names: a new parser from the next byte on (see the top). */
+        s->recycle = true;
+        s->restart_at = end;
+        XML_StopParser(s->p, XML_TRUE);
+    }
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)
@@ -683,9 +713,9 @@ static void new_document(xml_stream_t *s)
     free(s->header);
     s->header = NULL;
     s->header_len = 0;
-    s->fed = s->mark = s->stanza_start = s->restart_at = 0;
+    s->fed = s->mark = s->stanza_start = s->restart_at = s->tag_bytes = 0;
     s->level = 0;
-    s->restart = s->opened = s->closed = false;
+    s->restart = s->recycle = s->opened = s->closed = false;
 }
 
 xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
@@ -721,6 +751,7 @@ void xml_stream_free(xml_stream_t **sp)
     if (s->p)
         XML_ParserFree(s->p);
     free(s->header);
+    free(s->held);
     free(s->text);
     free(s->scratch);
     free(s);
@@ -748,6 +779,8 @@ static void check_window(xml_stream_t *s)
         window_ok(s, s->fed);
 }
 
+static bool unpark(xml_stream_t *s);
+
 /* Parse one slice.  Returns how many of its bytes belong to the current
  * document: all of them, except when a callback asked for a restart, in
  * which case the bytes after that event start the new document. */
@@ -771,6 +804,20 @@ static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
         new_document(s);
         return used;
     }
+    if (s->recycle) {
+        /* Same document, new parser (see the top); as for a restart, the
+         * stanza ended inside this slice. */
+        s->recycle = false;
+        if (s->restart_at <= base || s->restart_at > base + n) {
+            fail(s, "undefined-condition", "cannot renew the parser here");
+            return n;
+        }
+        size_t used = (size_t)(s->restart_at - base);
+        XML_ParserFree(s->p);
+        s->p = NULL;
+        unpark(s);
+        return used;
+    }
     if (st == XML_STATUS_ERROR) {
         /* RFC 6120 §4.9.3.13 */
         fail(s, "not-well-formed", XML_ErrorString(XML_GetErrorCode(s->p)));
@@ -785,10 +832,14 @@ int xml_stream_park(xml_stream_t *s)
         return 0;
     if (!s->p)
         return 1;
-    if (s->dead || !s->opened || s->closed || s->level != 1 || s->fed != s->mark || !s->header)
+    if (s->dead || !s->opened || s->closed || s->level != 1 || s->fed != s->mark || !s->header ||
+        s->held_len)
         return 0;
     XML_ParserFree(s->p);
     s->p = NULL;
+    free(s->held);
+    s->held = NULL;
+    s->held_cap = 0;
     free(s->text);
     free(s->scratch);
     s->text = s->scratch = NULL;
@@ -812,11 +863,157 @@ static bool unpark(xml_stream_t *s)
     s->in_parse = false;
     s->replaying = false;
     s->fed = s->header_len;
+    s->tag_bytes = 0;
     if (st == XML_STATUS_ERROR || s->level != 1 || s->dead) {
         fail(s, "undefined-condition", "cannot resume the stream");
         return false;
     }
     return true;
+}
+
+/* How many of the `len` bytes at the start of a new document are
+ * whitespace.  XML allows nothing before an XML declaration, but clients
+ * send a newline after the element that restarts the stream (the server's
+ * SASL <success/>, RFC 6120 §6.4.6, or <proceed/>, §5.4.3.3) and then a
+ * new header that starts with "<?xml"; expat would call that declaration
+ * not well-formed.  Whitespace outside the root element carries nothing,
+ * so it is dropped. */
+static size_t prolog_space(const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* Hand `len` bytes to expat (through the size slices), starting new
+ * documents where a callback restarted the stream. */
+static void feed_doc(xml_stream_t *s, const char *data, size_t len)
+{
+    while (len > 0 && !s->dead) {
+        if (s->fed == 0) {
+            /* A new document: whitespace before it is dropped (prolog_space). */
+            size_t skip = prolog_space(data, len);
+            data += skip;
+            len -= skip;
+            if (len == 0)
+                break;
+        }
+        size_t n = slice_len(s, len);
+        size_t used = parse_slice(s, data, n);
+        data += used;
+        len -= used;
+        if (used == n)
+            check_window(s);
+    }
+}
+
+/* ---- holding back unfinished markup (see the top of the file) --------- */
+
+enum {
+    LEX_TEXT, /* character data, or between tags */
+    LEX_LT,   /* just after '<' */
+    LEX_TAG,  /* in a start or end tag */
+    LEX_SQ,   /* in a tag, in a '...' attribute value */
+    LEX_DQ,   /* in a tag, in a "..." attribute value */
+    LEX_DECL, /* in <!...> or <?...?>: up to the next '>' */
+    LEX_REF,  /* in an &entity; or &#character; reference */
+};
+
+/* The scanner's state after byte `c` in state `st`. */
+static unsigned char lex_step(unsigned char st, char c)
+{
+    if (c == '<')
+        return LEX_LT;
+    switch (st) {
+    case LEX_TEXT:
+        return c == '&' ? LEX_REF : LEX_TEXT;
+    case LEX_LT:
+        return c == '>' ? LEX_TEXT : c == '!' || c == '?' ? LEX_DECL : LEX_TAG;
+    case LEX_TAG:
+        return c == '>' ? LEX_TEXT : c == '\'' ? LEX_SQ : c == '"' ? LEX_DQ : LEX_TAG;
+    case LEX_SQ:
+        return c == '\'' ? LEX_TAG : LEX_SQ;
+    case LEX_DQ:
+        return c == '"' ? LEX_TAG : LEX_DQ;
+    case LEX_DECL:
+        return c == '>' ? LEX_TEXT : LEX_DECL;
+    default: /* LEX_REF: ends at ';'; whitespace is an error for expat */
+        return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' ? LEX_TEXT : LEX_REF;
+    }
+}
+
+/* Run the scanner over `len` bytes.  `first` and `last` get the first and
+ * last offsets (0..len) at which every byte before is part of a complete
+ * token, or of a token expat is to see now (a '<' always starts a new
+ * token; one inside a tag is an error that expat reports); SIZE_MAX when
+ * there is none.  O(len), and most bytes are only looked at by memrchr():
+ * what comes before the last '<' goes to expat whatever it is. */
+static void lex_scan(xml_stream_t *s, const char *data, size_t len, size_t *first, size_t *last)
+{
+    unsigned char st = s->lex;
+    size_t i = 0;
+    /* The end of the token left unfinished by the last call. */
+    while (i < len && st != LEX_TEXT && data[i] != '<')
+        st = lex_step(st, data[i++]);
+    if (st != LEX_TEXT && i == len) {
+        s->lex = st;
+        *first = *last = SIZE_MAX;
+        return;
+    }
+    *first = i;
+    const char *lt = memrchr(data + i, '<', len - i);
+    if (lt) {
+        /* From the last '<' on, step by step. */
+        size_t l = (size_t)(lt - data);
+        st = LEX_LT;
+        *last = l;
+        for (size_t j = l + 1; j < len; j++) {
+            st = lex_step(st, data[j]);
+            if (st == LEX_TEXT)
+                *last = j + 1;
+        }
+        if (st != LEX_TEXT)
+            *last = l;
+    } else {
+        /* Text to the end, unless its last '&' starts an unfinished
+         * reference. */
+        st = LEX_TEXT;
+        *last = len;
+        const char *amp = memrchr(data + i, '&', len - i);
+        if (amp) {
+            unsigned char r = LEX_REF;
+            for (const char *c = amp + 1; c < data + len && r == LEX_REF; c++)
+                r = lex_step(r, *c);
+            if (r == LEX_REF) {
+                st = LEX_REF;
+                *last = (size_t)(amp - data);
+            }
+        }
+    }
+    s->lex = st;
+}
+
+/* Append `len` bytes to the held ones; the window check bounds them. */
+static bool hold(xml_stream_t *s, const char *data, size_t len)
+{
+    if (!len)
+        return true;
+    if (!reserve(&s->held, &s->held_cap, s->held_len + len)) {
+        fail(s, "resource-constraint", "out of memory");
+        return false;
+    }
+    memcpy(s->held + s->held_len, data, len);
+    s->held_len += len;
+    return true;
+}
+
+/* Feed the held bytes, now a complete token, to expat. */
+static void release_held(xml_stream_t *s)
+{
+    size_t n = s->held_len;
+    s->held_len = 0;
+    feed_doc(s, s->held, n);
 }
 
 int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
@@ -830,13 +1027,38 @@ int xml_stream_feed(xml_stream_t *s, const char *data, size_t len)
     if (!s->p && !unpark(s))
         return -1;
     s->in_feed = true;
-    while (len > 0 && !s->dead) {
-        size_t n = slice_len(s, len);
-        size_t used = parse_slice(s, data, n);
-        data += used;
-        len -= used;
-        if (used == n)
-            check_window(s);
+    if (s->closed) {
+        /* After </stream:stream> anything but whitespace is an error that
+         * expat reports at once: nothing is held back. */
+        if (s->held_len)
+            release_held(s);
+        feed_doc(s, data, len);
+    } else {
+        size_t first, last;
+        lex_scan(s, data, len, &first, &last);
+        if (first == SIZE_MAX) {
+            hold(s, data, len);
+        } else {
+            if (s->held_len && hold(s, data, first))
+                release_held(s);
+            if (!s->dead && last > first)
+                feed_doc(s, data + first, last - first);
+            if (!s->dead)
+                hold(s, data + last, len - last);
+        }
+        /* Held bytes are part of the window: an endless tag is cut off at
+         * the same byte however it arrives. */
+        if (!s->dead && !s->closed && s->held_len)
+            window_ok(s, s->fed + s->held_len);
+    }
+    if (s->dead) {
+        s->held_len = 0;
+        s->lex = LEX_TEXT;
+    }
+    if (!s->held_len && s->held_cap > KEEP_BUFFER) {
+        free(s->held);
+        s->held = NULL;
+        s->held_cap = 0;
     }
     s->in_feed = false;
     return s->dead ? -1 : 0;
@@ -851,6 +1073,8 @@ void xml_stream_restart(xml_stream_t *s)
     if (!s || s->dead || s->restart)
         return;
     if (!s->in_parse) {
+        s->held_len = 0; /* an unfinished token of the old document */
+        s->lex = LEX_TEXT;
         new_document(s);
         return;
     }

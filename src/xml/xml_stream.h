@@ -41,7 +41,8 @@ xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
                              const xml_stream_limits_t *limits);
 void xml_stream_free(xml_stream_t **s);
 
-/* Parse `len` bytes (any split, down to one byte at a time).  Callbacks run
+/* Parse `len` bytes (any split, down to one byte at a time, at linear cost:
+ * an unfinished tag at the end is held until it ends).  Callbacks run
  * from inside this call.  Returns 0, or -1 once on_error was called or the
  * stream was stopped; after -1 the stream takes no more input. */
 int xml_stream_feed(xml_stream_t *s, const char *data, size_t len);
@@ -54,7 +55,7 @@ void xml_stream_restart(xml_stream_t *s);
 /* Free the parser of a stream that is between stanzas with all its input
  * parsed; the next feed makes a new one (see xml_stream.c).  Returns 1 if
  * the stream now holds no parser, 0 if it still needs it (a stanza is
- * open, or expat holds a partial token). */
+ * open, or a partial token is held). */
 int xml_stream_park(xml_stream_t *s);
 /* Whether the stream holds no parser now. */
 int xml_stream_parked(const xml_stream_t *s);

@@ -85,8 +85,12 @@ static char *arena_block(struct tern_xml_arena *a, size_t size)
 }
 
 /* `n` bytes aligned to `align` (a power of two <= alignof(max_align_t)).
- * Large requests get a block of their own so that the current chunk's
- * free space is not thrown away.  NULL on allocation failure. */
+ * A request that does not fit the current chunk opens the next ordinary
+ * chunk only when it fits there with room to spare; a larger one (over a
+ * quarter of the largest chunk, or over the next chunk's size) gets a
+ * block of its own, so that nothing is ever written past a chunk and the
+ * current chunk's free space is not thrown away.  NULL on allocation
+ * failure. */
 static void *arena_alloc(struct tern_xml_arena *a, size_t n, size_t align)
 {
     uintptr_t p = ((uintptr_t)a->cur + (align - 1)) & ~(uintptr_t)(align - 1);
@@ -94,11 +98,9 @@ static void *arena_alloc(struct tern_xml_arena *a, size_t n, size_t align)
         a->cur = (char *)p + n;
         return (void *)p;
     }
-    if (n > ARENA_MAX_CHUNK / 4)
+    if (n > ARENA_MAX_CHUNK / 4 || n > a->next_chunk / 2)
         return arena_block(a, n);
     size_t size = a->next_chunk;
-    if (size < n)
-        size = n; /* a request bigger than the next chunk (but not alone in a block) */
     char *chunk = arena_block(a, size);
     if (!chunk)
         return NULL;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unicase.h>
 #include <unictype.h>
 #include <uninorm.h>
@@ -567,9 +568,22 @@ static bool is_ip_literal(const char *s, size_t n)
     return inet_pton(AF_INET, buf, addr) == 1;
 }
 
+/* Whether the U-label form `uni` converts back to the A-label form `ace`. */
+static bool same_ace(const char *uni, const char *ace)
+{
+    char *back = NULL;
+    bool same = idn2_to_ascii_8z(uni, &back, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK &&
+                back != NULL && strcasecmp(back, ace) == 0;
+    idn2_free(back);
+    return same;
+}
+
 /* IDNA2008 path (RFC 7622 §3.2.2): to A-labels via libidn2 (UTS #46
  * non-transitional mapping, which also lowercases), LDH-check the
- * result, then back to U-labels, which is the stored form. */
+ * result, then back to U-labels, which is the stored form.  An A-label
+ * given as such is only decoded by that last step, not checked: the
+ * U-labels must give the same A-labels again (RFC 5891 §5.4), else a
+ * disallowed code point would be stored. */
 static const char *prep_domain_idn(const char *in, size_t n, prep_t *p)
 {
     if (n > PART_RAW_MAX) {
@@ -592,7 +606,8 @@ static const char *prep_domain_idn(const char *in, size_t n, prep_t *p)
         err = rc == IDN2_MALLOC ? "out of memory" : "invalid IDN domainpart";
     } else if (!ldh_ok(ace, strlen(ace))) {
         err = "invalid domainpart";
-    } else if (idn2_to_unicode_8z8z(ace, &uni, 0) != IDN2_OK || uni == NULL) {
+    } else if (idn2_to_unicode_8z8z(ace, &uni, 0) != IDN2_OK || uni == NULL ||
+               !same_ace(uni, ace)) {
         err = "invalid IDN domainpart";
     } else {
         size_t un = strlen(uni);

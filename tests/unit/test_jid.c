@@ -245,6 +245,10 @@ static void test_domainpart(void)
                     "juliet@xn--mnchen-3ya.de."));
     invalid("xn--abc.de");
     invalid("xn--zz.de");
+    /* an A-label whose U-label IDNA2008 disallows (U+00AF MACRON): it
+     * would be stored as a domain that does not prepare again */
+    invalid("user@xn--can--caf-dma.ex");
+    invalid("xn--can--caf-dma.example");
     invalid("\xf0\x9f\x92\xa9.de"); /* emoji not in IDNA2008 */
     invalid("ex_ample.m\xc3\xbc"
             "nchen.de"); /* LDH checked on the IDN path too */

@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xml/xml_stream.h"
 
@@ -730,7 +731,8 @@ static void test_limits_depth_attrs(void)
 
 static void test_restart(void)
 {
-    opts_t o = {.restart_on = "auth"};
+    opts_t o = {.restart_on = "auth"}, plain = {0};
+    char *log;
     /* SASL success: the client's new header follows <auth/> in the same
      * buffer, with an XML declaration this time. */
     static const char sasl[] =
@@ -741,9 +743,25 @@ static void test_restart(void)
                  OPEN_LOG "stanza <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
                           "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>\n" OPEN_LOG
                           "stanza <iq type='set' id='b'/>\nclose\nrc=0\n");
+    /* a client may send a newline (or any whitespace) after the element
+     * that restarts the stream and before the new XML declaration */
+    static const char sasl_nl[] =
+        "<?xml version='1.0'?>" HEADER "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+        "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>"
+        "\n \r\n\t<?xml version='1.0'?>" HEADER "<iq type='set' id='b'/></stream:stream>";
+    CHECK_SPLITS(sasl_nl, &o,
+                 OPEN_LOG "stanza <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='PLAIN'>AGp1bGlldAByMG0zMA==</auth>\n" OPEN_LOG
+                          "stanza <iq type='set' id='b'/>\nclose\nrc=0\n");
+    /* and so before the very first one */
+    CHECK_SPLITS("\r\n<?xml version='1.0'?>" HEADER "<a/>", &plain, OPEN_LOG "stanza <a/>\nrc=0\n");
+    /* but nothing else */
+    log = run("x<?xml version='1.0'?>" HEADER, strlen(HEADER) + 22, &plain, WHOLE);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
+
     /* without the restart, the second declaration is an error */
-    opts_t plain = {0};
-    char *log = run(sasl, strlen(sasl), &plain, WHOLE);
+    log = run(sasl, strlen(sasl), &plain, WHOLE);
     CHECK(strstr(log, "error not-well-formed") != NULL);
     free(log);
 
@@ -918,6 +936,268 @@ static void test_tree_text_sizes(void)
     tern_xml_unref(root);
 }
 
+/* ---- sizes: every size class of the tree's arena ---------------------- */
+
+/* Sizes worth trying against the arena (xml_tree.c): every size up to a
+ * little past the largest ordinary chunk request, every size within 8
+ * bytes of each power of two up to 64 KiB + 8 (chunk sizes, the
+ * dedicated-block threshold), every `step`th size up to 64 KiB, then 16 KiB
+ * steps (each -1, +0, +1) up to 2 * 256 KiB (past the default stanza
+ * limit).  Writes at most `cap` sizes into `out`; returns how many. */
+static size_t sweep_sizes(size_t *out, size_t cap, size_t dense_to, size_t step)
+{
+    size_t n = 0;
+#define ADD(v)                                                                                     \
+    do {                                                                                           \
+        if (n < cap && (v) > 0)                                                                    \
+            out[n++] = (v);                                                                        \
+    } while (0)
+    for (size_t v = 1; v <= dense_to; v++)
+        ADD(v);
+    for (size_t p = 16; p <= 65536; p *= 2)
+        for (size_t d = 0; d <= 16; d++)
+            if (p + d - 8 > dense_to)
+                ADD(p + d - 8);
+    for (size_t v = dense_to + 1; v <= 65536; v += step)
+        ADD(v);
+    for (size_t v = 65536 + 16384; v <= 2 * 256 * 1024 + 16384; v += 16384) {
+        ADD(v - 1);
+        ADD(v);
+        ADD(v + 1);
+    }
+#undef ADD
+    return n;
+}
+
+static char *filled(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* The building API: a text, an attribute value and an element name of
+ * every swept size, at the start of a fresh arena and after `pre` bytes
+ * of other strings, then copied and joined. */
+static void test_sizes_tree(void)
+{
+    static size_t sizes[16384];
+    size_t count = sweep_sizes(sizes, sizeof(sizes) / sizeof(sizes[0]), 4200, 127);
+    int bad = 0;
+    static const size_t pre_sizes[] = {0, 700, 1900};
+    for (size_t i = 0; i < count; i++) {
+        size_t n = sizes[i];
+        char *big = filled('q', n);
+        for (size_t k = 0; k < sizeof(pre_sizes) / sizeof(pre_sizes[0]); k++) {
+            char *pre = filled('p', pre_sizes[k]);
+            tern_xml_t *m = tern_xml_new("message", TERN_NS_CLIENT);
+            if (pre_sizes[k])
+                tern_xml_add_text(m, pre, pre_sizes[k]);
+            tern_xml_t *body = tern_xml_add_child(m, "body", NULL);
+            tern_xml_add_text(body, big, n);
+            tern_xml_set_attr(m, "id", big);
+            tern_xml_t *named = tern_xml_add_child(m, big, "urn:x");
+            tern_xml_add_text(body, "!", 1);
+            const char *t = tern_xml_text(body); /* joins two texts */
+            tern_xml_t *copy = tern_xml_copy(m);
+            tern_xml_t *root = tern_xml_new(big, NULL);
+            char *dup = tern_xml_strdup(m, big);
+            int ok = body && named && copy && root && dup && strlen(t) == n + 1 &&
+                     memcmp(t, big, n) == 0 && t[n] == '!' &&
+                     strcmp(tern_xml_attr(m, "id"), big) == 0 && strcmp(named->name, big) == 0 &&
+                     strcmp(root->name, big) == 0 && strcmp(dup, big) == 0 &&
+                     tern_xml_child(copy, big, "urn:x") != NULL &&
+                     strcmp(tern_xml_attr(copy, "id"), big) == 0;
+            if (!ok && !bad++)
+                fprintf(stderr, "tree size %zu (after %zu) wrong\n", n, pre_sizes[k]);
+            tern_xml_unref(root);
+            tern_xml_unref(copy);
+            tern_xml_unref(m);
+            free(pre);
+        }
+        free(big);
+    }
+    CHECK(bad == 0);
+}
+
+typedef struct {
+    tern_xml_t *got;
+    int stanzas;
+    char err[64];
+} take_t;
+
+static void take_stanza(void *ctx, tern_xml_t *st)
+{
+    take_t *t = ctx;
+    if (t->stanzas++ == 0)
+        t->got = st;
+    else
+        tern_xml_unref(st);
+}
+
+static void take_error(void *ctx, const char *condition, const char *text)
+{
+    (void)text;
+    snprintf(((take_t *)ctx)->err, sizeof(((take_t *)ctx)->err), "%s", condition);
+}
+
+/* Parse HEADER + `head` + n x 'v' + `tail` with the default limits, fed
+ * whole or in 1000-byte reads; the stanza (or NULL) and its error. */
+static tern_xml_t *parse_sized(const char *head, size_t n, const char *tail, int reads, take_t *t)
+{
+    static const xml_stream_callbacks_t cb = {.on_stanza = take_stanza, .on_error = take_error};
+    memset(t, 0, sizeof(*t));
+    char *in = make(head, 'v', n, tail);
+    size_t len = strlen(in);
+    xml_stream_t *xs = xml_stream_new(&cb, t, NULL);
+    for (size_t off = 0; off < len;) {
+        size_t k = reads && len - off > 1000 ? 1000 : len - off;
+        if (xml_stream_feed(xs, in + off, k) < 0)
+            break;
+        off += k;
+    }
+    xml_stream_free(&xs);
+    free(in);
+    return t->got;
+}
+
+/* The parser: a body text, an attribute value and an element name of every
+ * swept size are received intact up to the stanza limit (256 KiB by
+ * default), and refused with policy-violation past it. */
+static void test_sizes_parser(void)
+{
+    static size_t sizes[16384];
+    size_t count = sweep_sizes(sizes, sizeof(sizes) / sizeof(sizes[0]), 2100, 127);
+    const size_t limit = 256 * 1024;
+    int bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = sizes[i];
+        for (int kind = 0; kind < 3; kind++) {
+            static const char *const head[] = {"<message><body>", "<message id='", "<message><"};
+            static const char *const tail[] = {"</body></message>", "'/>", "/></message>"};
+            size_t raw = strlen(head[kind]) + n + strlen(tail[kind]);
+            take_t t;
+            tern_xml_t *st = parse_sized(head[kind], n, tail[kind], (int)(i & 1), &t);
+            int ok;
+            if (raw > limit) {
+                ok = !st && strcmp(t.err, "policy-violation") == 0;
+            } else if (kind == 0) {
+                const char *b = tern_xml_text(tern_xml_child(st, "body", NULL));
+                ok = st && strlen(b) == n && b[0] == 'v' && b[n - 1] == 'v';
+            } else if (kind == 1) {
+                const char *id = tern_xml_attr(st, "id");
+                ok = st && id && strlen(id) == n && id[n - 1] == 'v';
+            } else {
+                const tern_xml_t *c = tern_xml_first_element(st);
+                ok = c && strlen(c->name) == n && c->name[n - 1] == 'v';
+            }
+            if (!ok && !bad++)
+                fprintf(stderr, "parser kind %d size %zu: %s\n", kind, n, t.err);
+            tern_xml_unref(st);
+        }
+    }
+    CHECK(bad == 0);
+}
+
+/* ---- trickled input: linear work ------------------------------------ */
+
+/* CPU seconds to feed HEADER + `head` + n x 'w' + `tail` one byte at a
+ * time; the log must show the stanza `expect`. */
+static double trickle_seconds(const char *head, size_t n, const char *tail, const char *expect)
+{
+    xml_stream_limits_t lim = {.max_stanza_bytes = 512 * 1024, .max_depth = 8, .max_attrs = 8};
+    opts_t o = {.limits = &lim};
+    char *in = make(head, 'w', n, tail);
+    size_t len = strlen(in);
+    rec_t r;
+    rec_init(&r, &o);
+    clock_t t0 = clock();
+    for (size_t i = 0; i < len; i++)
+        xml_stream_feed(r.xs, in + i, 1);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    char *log = rec_done(&r, 0);
+    CHECK(strstr(log, expect) != NULL && strstr(log, "error") == NULL);
+    free(log);
+    free(in);
+    return secs;
+}
+
+/* A token that arrives one byte at a time costs linear work: a 128 KiB
+ * start tag (about 10^10 byte scans if expat re-read the tag on every
+ * byte), end tag and entity reference each parse in well under a
+ * second. */
+static void test_trickle(void)
+{
+    const size_t n = 128 * 1024;
+    double t = trickle_seconds("<a v='", n, "'/>", "stanza <a v='www");
+    fprintf(stderr, "trickled %zu-byte start tag: %.3f s\n", n, t);
+    CHECK(t < 1.0);
+    t = trickle_seconds("<a><", n, "/></a>", "stanza <a><www");
+    CHECK(t < 1.0);
+    t = trickle_seconds("<a>", n, "</a>", "stanza <a>www");
+    CHECK(t < 1.0);
+    t = trickle_seconds("<a>&#x", 0, "41;</a>", "stanza <a>A</a>");
+    CHECK(t < 1.0);
+
+    /* what is held back until a tag or reference ends: '>' and the other
+     * quote inside attribute values, references at the end of a read, an
+     * error inside an unfinished tag, at every split */
+    opts_t o = {0};
+    CHECK_SPLITS(HEADER "<a v='x>y\"' w=\"p'q>r\">1 &amp; 2 &#x41;&lt;</a> <b/>", &o,
+                 OPEN_LOG "stanza <a v='x&gt;y&quot;' w='p&apos;q&gt;r'>1 &amp; 2 A&lt;</a>\n"
+                          "stanza <b/>\nrc=0\n");
+    char *log = run(HEADER "<a b='1' <c/>", strlen(HEADER "<a b='1' <c/>"), &o, BYTES);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
+    log = run(HEADER "<a>&amp x;</a>", strlen(HEADER "<a>&amp x;</a>"), &o, BYTES);
+    CHECK(strstr(log, "error not-well-formed") != NULL);
+    free(log);
+}
+
+/* A stream that has read many start tags goes on with a new parser at a
+ * stanza end; the stanzas read the same (prefixes from the header still
+ * resolve) however the input is split. */
+static void test_recycle(void)
+{
+    static const char header[] = "<s:stream xmlns='jabber:client' xmlns:s='" NS_STREAM "' "
+                                 "xmlns:x='urn:x' to='example.com' version='1.0'>";
+    const size_t count = 6000; /* about 200 KiB of start tags */
+    struct evbuffer *in = evbuffer_new(), *expect = evbuffer_new();
+    evbuffer_add(in, header, strlen(header));
+    evbuffer_add_printf(expect, "open {%s}stream to=example.com version=1.0\n", NS_STREAM);
+    for (size_t i = 0; i < count; i++) {
+        evbuffer_add_printf(in, "<m n%zu='%zu'><x:y x:a='b'>t</x:y></m>\n", i, i);
+        evbuffer_add_printf(expect,
+                            "stanza <m n%zu='%zu'><y xmlns='urn:x' xmlns:ns0='urn:x' "
+                            "ns0:a='b'>t</y></m>\n",
+                            i, i);
+    }
+    evbuffer_add_printf(in, "</s:stream>");
+    evbuffer_add_printf(expect, "close\nrc=0\n");
+    size_t len = evbuffer_get_length(in), elen = evbuffer_get_length(expect);
+    char *text = (char *)evbuffer_pullup(in, -1);
+    char *want = calloc(1, elen + 1);
+    evbuffer_copyout(expect, want, elen);
+    opts_t o = {0};
+    static const long splits[] = {WHOLE, BYTES, 7, 4093, 65536};
+    for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+        rec_t r;
+        rec_init(&r, &o);
+        int rc = 0;
+        size_t step = splits[k] == WHOLE ? len : splits[k] == BYTES ? 1 : (size_t)splits[k];
+        for (size_t off = 0; off < len; off += step)
+            rc = xml_stream_feed(r.xs, text + off, len - off < step ? len - off : step);
+        evbuffer_add_printf(r.log, "rc=%d\n", rc);
+        char *log = rec_done(&r, 0);
+        CHECK(strcmp(log, want) == 0);
+        free(log);
+    }
+    free(want);
+    evbuffer_free(in);
+    evbuffer_free(expect);
+}
+
 int main(void)
 {
     test_tree_build();
@@ -936,5 +1216,9 @@ int main(void)
     test_stop();
     test_parse_stored();
     test_park();
+    test_sizes_tree();
+    test_sizes_parser();
+    test_trickle();
+    test_recycle();
     return check_summary();
 }
