@@ -45,6 +45,40 @@ static char *prep_user(const char *user, const char **error_r)
     return local;
 }
 
+/* Store `creds` for the new account local@host.  0, or -1 with *error_r. */
+static int create_local(store_db_t *db, const char *host, const char *local,
+                        const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    int exists = 0;
+    if (store_account_create(db, host, local, creds, &exists) < 0) {
+        *error_r = exists ? "account exists" : "storage error";
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 when local@host exists, else -1 with *error_r. */
+static int must_exist(store_db_t *db, const char *host, const char *local, const char **error_r)
+{
+    int exists = store_account_exists(db, host, local);
+    if (exists <= 0) {
+        *error_r = exists < 0 ? "storage error" : "no such account";
+        return -1;
+    }
+    return 0;
+}
+
+/* Replace the credentials of local@host, which exists. */
+static int set_creds_local(store_db_t *db, const char *host, const char *local,
+                           const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
+{
+    if (store_account_set_creds(db, host, local, creds) < 0) {
+        *error_r = "storage error";
+        return -1;
+    }
+    return 0;
+}
+
 int accounts_add(store_db_t *db, const char *host, const char *user, const char *password,
                  unsigned iterations, const char **error_r)
 {
@@ -54,20 +88,14 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
     char *local = prep_user(user, error_r);
     if (local == NULL)
         return -1;
-
     scram_cred_t creds[SCRAM_HASH_COUNT];
     int ret = -1;
     if (accounts_derive(password, iterations, creds) < 0) {
         *error_r = "invalid password";
-        goto out;
+    } else {
+        ret = create_local(db, host, local, creds, error_r);
+        OPENSSL_cleanse(creds, sizeof(creds));
     }
-    int exists = 0;
-    if (store_account_create(db, host, local, creds, &exists) < 0)
-        *error_r = exists ? "account exists" : "storage error";
-    else
-        ret = 0;
-    OPENSSL_cleanse(creds, sizeof(creds));
-out:
     free(local);
     return ret;
 }
@@ -81,11 +109,7 @@ int accounts_add_derived(store_db_t *db, const char *host, const char *user,
     char *local = prep_user(user, error_r);
     if (local == NULL)
         return -1;
-    int exists = 0, ret = 0;
-    if (store_account_create(db, host, local, creds, &exists) < 0) {
-        *error_r = exists ? "account exists" : "storage error";
-        ret = -1;
-    }
+    int ret = create_local(db, host, local, creds, error_r);
     free(local);
     return ret;
 }
@@ -99,14 +123,9 @@ int accounts_passwd_derived(store_db_t *db, const char *host, const char *user,
     char *local = prep_user(user, error_r);
     if (local == NULL)
         return -1;
-    int ret = -1;
-    int exists = store_account_exists(db, host, local);
-    if (exists <= 0)
-        *error_r = exists < 0 ? "storage error" : "no such account";
-    else if (store_account_set_creds(db, host, local, creds) < 0)
-        *error_r = "storage error";
-    else
-        ret = 0;
+    int ret = must_exist(db, host, local, error_r) < 0
+                  ? -1
+                  : set_creds_local(db, host, local, creds, error_r);
     free(local);
     return ret;
 }
@@ -120,28 +139,17 @@ int accounts_passwd(store_db_t *db, const char *host, const char *user, const ch
     char *local = prep_user(user, error_r);
     if (local == NULL)
         return -1;
-
     scram_cred_t creds[SCRAM_HASH_COUNT];
-    int ret = -1;
-    int exists = store_account_exists(db, host, local);
-    if (exists < 0) {
-        *error_r = "storage error";
-        goto out;
+    int ret = must_exist(db, host, local, error_r);
+    if (ret == 0) {
+        if (accounts_derive(password, iterations, creds) < 0) {
+            *error_r = "invalid password";
+            ret = -1;
+        } else {
+            ret = set_creds_local(db, host, local, creds, error_r);
+            OPENSSL_cleanse(creds, sizeof(creds));
+        }
     }
-    if (exists == 0) {
-        *error_r = "no such account";
-        goto out;
-    }
-    if (accounts_derive(password, iterations, creds) < 0) {
-        *error_r = "invalid password";
-        goto out;
-    }
-    if (store_account_set_creds(db, host, local, creds) < 0)
-        *error_r = "storage error";
-    else
-        ret = 0;
-    OPENSSL_cleanse(creds, sizeof(creds));
-out:
     free(local);
     return ret;
 }
@@ -155,16 +163,11 @@ int accounts_delete(store_db_t *db, const char *host, const char *user, const ch
     if (local == NULL)
         return -1;
 
-    int ret = -1;
-    int exists = store_account_exists(db, host, local);
-    if (exists < 0)
+    int ret = must_exist(db, host, local, error_r);
+    if (ret == 0 && store_account_delete(db, host, local) < 0) {
         *error_r = "storage error";
-    else if (exists == 0)
-        *error_r = "no such account";
-    else if (store_account_delete(db, host, local) < 0)
-        *error_r = "storage error";
-    else
-        ret = 0;
+        ret = -1;
+    }
     free(local);
     return ret;
 }

@@ -145,12 +145,12 @@ typedef struct tern_config {
     size_t n_components;
 
     /* limits */
-    long long max_stanza_size;       /* bytes, default 256 KiB */
-    long long c2s_idle_timeout_ms;   /* default 300 s; whitespace ping sent at half */
-    long long handshake_timeout_ms;  /* default 30 s until authenticated */
-    long long auth_failure_delay_ms; /* default 1000 */
-    long long max_auth_failures;     /* per connection, default 3 */
-    long long max_sessions_per_user; /* bound resources of one account, default 10 */
+    long long max_stanza_size;        /* bytes, default 256 KiB */
+    long long c2s_idle_timeout_ms;    /* default 300 s; whitespace ping sent at half */
+    long long handshake_timeout_ms;   /* default 30 s until authenticated */
+    long long auth_failure_delay_ms;  /* default 1000 */
+    long long max_auth_failures;      /* per connection, default 3 */
+    long long max_sessions_per_user;  /* bound resources of one account, default 10 */
     long long slow_reader_timeout_ms; /* output unread while senders wait, default 60 s */
     long long max_connections_per_ip; /* open c2s connections per address, 0 = no limit */
     long long max_stanzas_per_second; /* per account, 0 = no limit */
