@@ -151,18 +151,26 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     if (xs->cur == NULL || xs->too_big || len <= 0)
         return;
     xnode_t *n = xs->cur;
-    char *t = arena_alloc(xs, n->text_len + (size_t)len + 1);
-    if (t == NULL) {
-        xs->too_big = 1;
-        XML_StopParser(xs->p, XML_FALSE);
-        return;
+    size_t need = n->text_len + (size_t)len + 1;
+    if (need > n->text_cap) {
+        /* Room doubles, so a long text that comes in many pieces costs
+         * about twice its size in the arena, not the sum of its prefixes. */
+        size_t cap = n->text_cap * 2 > need ? n->text_cap * 2 : need;
+        char *t = arena_alloc(xs, cap);
+        if (t == NULL) {
+            xs->too_big = 1;
+            XML_StopParser(xs->p, XML_FALSE);
+            return;
+        }
+        if (n->text_len > 0)
+            memcpy(t, n->text, n->text_len);
+        n->text = t;
+        n->text_cap = cap;
     }
-    if (n->text_len > 0)
-        memcpy(t, n->text, n->text_len);
+    char *t = n->text;
     memcpy(t + n->text_len, s, (size_t)len);
     n->text_len += (size_t)len;
     t[n->text_len] = '\0';
-    n->text = t;
 }
 
 static void setup(xscan_t *xs)

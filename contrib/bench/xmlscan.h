@@ -18,6 +18,7 @@ struct xnode {
     struct xnode *parent, *child, *last, *next;
     char *text; /* character data directly inside, NUL-terminated, or NULL */
     size_t text_len;
+    size_t text_cap; /* bytes allocated for text */
 };
 
 typedef struct xnode xnode_t;
