@@ -89,6 +89,10 @@ typedef struct tern_module {
 #define TERN_MODULE TERN_API const tern_module_t tern_module
 
 /* Registration. */
+/* Hook fn on `event` (one of the names listed at the top of this file).
+ * 0, or -1 for an unknown or misspelt name ("mesage/bare"): the core logs
+ * an error naming the module, the host and the event, and load() should
+ * fail with it. */
 TERN_API int tern_hook(tern_module_ctx_t *m, const char *event, tern_handler_fn fn, int priority);
 TERN_API void tern_add_feature(tern_module_ctx_t *m, const char *var);
 /* One more identity of the host in disco#info, after its server/im. */

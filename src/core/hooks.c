@@ -29,6 +29,72 @@ struct hooks {
 
 #define BUCKET(hash) ((hash)&255u)
 
+/* Is the `len` bytes at s one of the words of list? */
+static int word_in(const char *s, size_t len, const char *const *list)
+{
+    for (; *list; list++)
+        if (strlen(*list) == len && memcmp(s, *list, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* NS:NAME of an iq payload: NAME after the last ':', both non-empty, no
+ * '/' in NAME, no space or control character anywhere. */
+static int payload_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || colon[1] == '\0' || strchr(colon, '/'))
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+int hooks_event_valid(const char *event)
+{
+    static const char *const fixed[] = {"message/offline",
+                                        "session/bound",
+                                        "session/closed",
+                                        "session/idle",
+                                        "user/created",
+                                        "user/deleted",
+                                        "server/started",
+                                        "server/stopping",
+                                        "stream-features/unauth",
+                                        "stream-features/auth",
+                                        NULL};
+    static const char *const kinds[] = {"message", "presence", "iq", NULL};
+    static const char *const dests[] = {"host", "bare", "full", "self", NULL};
+    static const char *const in_dests[] = {"bare", "full", NULL};
+    static const char *const iq_dests[] = {"host", "bare", "full", "self", "unauth", NULL};
+    if (!event)
+        return 0;
+    for (size_t i = 0; fixed[i]; i++)
+        if (strcmp(event, fixed[i]) == 0)
+            return 1;
+    const char *slash = strchr(event, '/');
+    if (!slash)
+        return 0;
+    size_t kind_len = (size_t)(slash - event);
+    const char *dest = slash + 1;
+    if ((kind_len == 6 && memcmp(event, "iq-get", 6) == 0) ||
+        (kind_len == 6 && memcmp(event, "iq-set", 6) == 0)) {
+        const char *end = strchr(dest, '/');
+        return end && word_in(dest, (size_t)(end - dest), iq_dests) && payload_valid(end + 1);
+    }
+    const char *const *allowed = dests;
+    if (strncmp(event, "pre-", 4) == 0) {
+        event += 4;
+        kind_len -= 4;
+    } else if (strncmp(event, "in-", 3) == 0) {
+        event += 3;
+        kind_len -= 3;
+        allowed = in_dests;
+    }
+    return word_in(event, kind_len, kinds) && word_in(dest, strlen(dest), allowed);
+}
+
 hooks_t *hooks_new(void)
 {
     return calloc(1, sizeof(hooks_t));

@@ -16,6 +16,12 @@ typedef struct hooks hooks_t;
 hooks_t *hooks_new(void);
 void hooks_free(hooks_t **h);
 
+/* Whether `event` is a name the core fires (the list in tern/module.h):
+ * KIND/DEST, pre-KIND/DEST, in-KIND/bare|full, iq-get|iq-set/DEST/NS:NAME,
+ * iq-get|iq-set/unauth/NS:NAME and the fixed non-stanza events.  KIND is
+ * message, presence or iq; DEST host, bare, full or self.  1 or 0. */
+int hooks_event_valid(const char *event);
+
 /* Handlers run highest priority first; equal priorities in hook order.  0 / -1. */
 int hooks_add(hooks_t *h, const char *event, tern_handler_fn fn, int priority,
               tern_module_ctx_t *owner);

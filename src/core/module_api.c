@@ -79,8 +79,16 @@ int64_t tern_server_started_us(void)
     return server.started_us;
 }
 
+/* Hook fn on `event` for m's host.  A name the core never fires (a typo:
+ * "mesage/bare") is refused with -1 and an error naming the module, the
+ * host and the event, kept in m->error for the load failure to quote. */
 int tern_hook(tern_module_ctx_t *m, const char *event, tern_handler_fn fn, int priority)
 {
+    if (!hooks_event_valid(event)) {
+        snprintf(m->error, sizeof(m->error), "unknown event '%.100s'", event ? event : "(null)");
+        log_error("module '%s' on host %s: %s", m->desc->name, m->host->name, m->error);
+        return -1;
+    }
     return hooks_add(m->host->hooks, event, fn, priority, m);
 }
 

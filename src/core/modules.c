@@ -141,8 +141,15 @@ static int load_one(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
         tail = &(*tail)->next;
     *tail = m;
     if (desc->load && desc->load(m) < 0) {
-        set_err(err, cm->file, cm->line, "module '%s' failed to load on host %s", cm->name,
-                h->name);
+        if (m->error[0]) {
+            char what[300];
+            snprintf(what, sizeof(what), "%s: %s", h->name, m->error);
+            set_err(err, cm->file, cm->line, "module '%s' failed to load on host %s", cm->name,
+                    what);
+        } else {
+            set_err(err, cm->file, cm->line, "module '%s' failed to load on host %s", cm->name,
+                    h->name);
+        }
         return -1;
     }
     m->loaded = 1;

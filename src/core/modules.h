@@ -30,6 +30,7 @@ struct tern_module_ctx {
     cfg_values_t staged;
     int has_staged, swapped;
     unsigned generation; /* the reload that loaded it (0: start-up) */
+    char error[128];     /* why the core refused a call of load() (tern_hook), or "" */
 };
 
 typedef struct disco_item {
