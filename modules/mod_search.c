@@ -676,7 +676,8 @@ static void sync_start(search_state_t *st)
         sync_free(st);
         return;
     }
-    qsort(st->sync, st->n_sync, sizeof(char *), cmp_str);
+    if (st->n_sync > 0) /* no accounts yet: st->sync is NULL */
+        qsort(st->sync, st->n_sync, sizeof(char *), cmp_str);
     orphans_t o = {.st = st};
     tern_map_foreach(st->dir, "", collect_orphan, &o);
     for (size_t i = 0; i < o.n; i++) {

@@ -321,3 +321,18 @@ class BigDirectoryTests(ServerTestCase):
         self.assertEqual(answered.get("type"), "result")
         self.assertEqual(list(answered.iter(q(NS_SEARCH, "item"))), [])
         self.assertLess(worst, 0.2, "a ping took %.0f ms during the search" % (worst * 1000))
+
+
+class EmptyDirectoryTests(ServerTestCase):
+    """A new server with the directory on and no account yet starts cleanly
+    (its first sync has nothing to sort) and takes accounts made later."""
+    server_kwargs = {"config": {"modules": {"vcard": {}, "search": {}}}}
+
+    def test_first_account_after_an_empty_start(self):
+        self.server.add_user("alice", "alice-pw")
+        c = SlixClient(self.server, "alice").connect()
+        try:
+            answer = c.iq(legacy_submit(nick="nobody"), to="localhost")
+            self.assertEqual(answer.get("type"), "result")
+        finally:
+            c.disconnect()
