@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tern/base64.h>
 
 #include "pep.h"
 
@@ -349,13 +350,13 @@ int pep_caps_verify(const tern_xml_t *query, const char *hash, const char *ver)
         return -1;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    unsigned char b64[EVP_MAX_MD_SIZE * 2];
     int ok = EVP_Digest(s, strlen(s), digest, &dlen, md, NULL) == 1;
     free(s);
-    if (!ok)
-        return -1;
-    EVP_EncodeBlock(b64, digest, (int)dlen);
-    return strcmp((const char *)b64, ver) == 0 ? 0 : -1;
+    /* XEP-0115 §5.1 step 11: base64 (RFC 4648 §4) of the hash. */
+    char *b64 = ok ? tern_base64_encode(digest, dlen, 0) : NULL;
+    ok = b64 != NULL && strcmp(b64, ver) == 0;
+    free(b64);
+    return ok ? 0 : -1;
 }
 
 /* ---- the cache ------------------------------------------------------------ */
