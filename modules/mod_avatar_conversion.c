@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <tern/base64.h>
 #include <tern/module.h>
 
 #include "pep_api.h"
@@ -109,7 +110,7 @@ static int is_space(char c)
 }
 
 /* Decode the base64 text of element `el` (its direct text children; white
- * space ignored: XEP-0084 §4.1, XEP-0153 §4.7; missing '=' padding added)
+ * space ignored: XEP-0084 §4.1, XEP-0153 §4.7; missing '=' padding allowed)
  * into img->bytes and compute img->sha1.  0, or -1 when the text is empty
  * or not base64.  Reads the tree without touching it (it may be mod_pep's). */
 static int image_from_base64(image_t *img, const tern_xml_t *el)
@@ -117,29 +118,23 @@ static int image_from_base64(image_t *img, const tern_xml_t *el)
     size_t len = 0, n = 0;
     for (const tern_xml_t *t = el->children; t != NULL; t = t->next)
         len += t->name == NULL ? t->text_len : 0;
-    unsigned char *clean = malloc(len + 3);
-    if (clean == NULL)
+    char *text = malloc(len + 1);
+    if (text == NULL)
         return -1;
     for (const tern_xml_t *t = el->children; t != NULL; t = t->next)
-        for (size_t i = 0; t->name == NULL && i < t->text_len; i++)
-            if (!is_space(t->text[i]))
-                clean[n++] = (unsigned char)t->text[i];
-    while (n % 4 >= 2 && memchr(clean, '=', n) == NULL) /* RFC 4648 §3.2: unpadded */
-        clean[n++] = '=';
-    size_t pad = (n > 0 && clean[n - 1] == '=') + (n > 1 && clean[n - 2] == '=');
-    img->bytes = n > 0 && n % 4 == 0 && n <= 0x7ffffff0 ? malloc(n / 4 * 3) : NULL;
-    int out = img->bytes != NULL ? EVP_DecodeBlock(img->bytes, clean, (int)n) : -1;
-    /* EVP_DecodeBlock takes '=' inside the text; RFC 4648 §4 does not. */
-    int bad = out < 0 || (size_t)out <= pad || memchr(clean, '=', n - pad) != NULL;
-    free(clean);
+        if (t->name == NULL && t->text_len > 0) {
+            memcpy(text + n, t->text, t->text_len);
+            n += t->text_len;
+        }
+    img->bytes = tern_base64_decode(text, n, TERN_BASE64_LENIENT, &img->len);
+    free(text);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (bad || EVP_Digest(img->bytes, (size_t)out - pad, md, &md_len, EVP_sha1(), NULL) != 1 ||
-        md_len != 20) {
+    if (img->bytes == NULL || img->len == 0 ||
+        EVP_Digest(img->bytes, img->len, md, &md_len, EVP_sha1(), NULL) != 1 || md_len != 20) {
         image_clear(img);
         return -1;
     }
-    img->len = (size_t)out - pad;
     for (unsigned i = 0; i < md_len; i++)
         snprintf(img->sha1 + 2 * i, 3, "%02x", md[i]);
     return 0;
@@ -148,10 +143,7 @@ static int image_from_base64(image_t *img, const tern_xml_t *el)
 /* The image as base64 on one line (XEP-0084 §4.1: no line feeds), malloc'd. */
 static char *image_base64(const image_t *img)
 {
-    char *out = malloc(img->len / 3 * 4 + 5);
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, img->bytes, (int)img->len);
-    return out;
+    return tern_base64_encode(img->bytes, img->len, 0);
 }
 
 /* Copy `type` (trimmed) into img->type; an empty or oversized one is left "". */

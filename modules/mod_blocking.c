@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tern/module.h>
+#include <tern/strlist.h>
 #include <tern/table.h>
 
 #include "roster_api.h"
@@ -63,10 +64,7 @@ typedef struct block_state {
 } block_state_t;
 
 /* A small list of distinct JID strings. */
-typedef struct jid_list {
-    size_t n, cap;
-    char **v;
-} jid_list_t;
+typedef tern_strlist_t jid_list_t;
 
 /* Session slot. */
 typedef struct block_session {
@@ -84,50 +82,6 @@ static const tern_option_t options[] = {
      .max = 1000000},
     {.name = NULL},
 };
-
-/* ---- JID lists ------------------------------------------------------------ */
-
-static int list_has(const jid_list_t *l, const char *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], s) == 0)
-            return 1;
-    return 0;
-}
-
-/* Add a copy of `s` unless it is there.  0, or -1 when out of memory. */
-static int list_add(jid_list_t *l, const char *s)
-{
-    if (list_has(l, s))
-        return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (v == NULL)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    if ((l->v[l->n] = strdup(s)) == NULL)
-        return -1;
-    l->n++;
-    return 0;
-}
-
-/* Remove the i-th string (the last one takes its place). */
-static void list_remove(jid_list_t *l, size_t i)
-{
-    free(l->v[i]);
-    l->v[i] = l->v[--l->n];
-}
-
-static void list_free(jid_list_t *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    *l = (jid_list_t){0};
-}
 
 /* ---- matching --------------------------------------------------------------- */
 
@@ -163,12 +117,12 @@ static int item_matches(const char *item, const tern_jid_t *peer)
 
 static int collect_key(void *ctx, const char *key, const char *data, size_t len)
 {
-    return list_add(ctx, key) < 0;
+    return tern_strlist_add_unique(ctx, key) < 0;
 }
 
 static int free_cached(void *ctx, const char *key, void *value)
 {
-    list_free(value);
+    tern_strlist_clear(value);
     free(value);
     return 0;
 }
@@ -186,7 +140,7 @@ static void cache_forget(block_state_t *st, const char *user)
 {
     jid_list_t *l = st->cache != NULL ? tern_table_remove(st->cache, user) : NULL;
     if (l != NULL) {
-        list_free(l);
+        tern_strlist_clear(l);
         free(l);
     }
 }
@@ -207,7 +161,7 @@ static const jid_list_t *blocklist(block_state_t *st, const char *user)
         return NULL;
     if (tern_map_foreach(st->store, user, collect_key, l) < 0 ||
         tern_table_put(st->cache, user, l) < 0) {
-        list_free(l);
+        tern_strlist_clear(l);
         free(l);
         return NULL;
     }
@@ -258,7 +212,7 @@ static int is_kind(const tern_xml_t *stanza, const char *kind)
 static void free_session(void *p)
 {
     block_session_t *bs = p;
-    list_free(&bs->directed);
+    tern_strlist_clear(&bs->directed);
     free(bs);
 }
 
@@ -285,11 +239,11 @@ static void track_directed(tern_module_ctx_t *m, tern_session_t *s, const tern_e
     for (size_t i = 0; i < bs->directed.n; i++)
         if (strcmp(bs->directed.v[i], ev->to->full) == 0) {
             if (!available)
-                list_remove(&bs->directed, i);
+                tern_strlist_remove(&bs->directed, i);
             return;
         }
     if (available && bs->directed.n < MAX_DIRECTED)
-        list_add(&bs->directed, ev->to->full); /* out of memory: not tracked */
+        tern_strlist_add_unique(&bs->directed, ev->to->full); /* out of memory: not tracked */
 }
 
 /* ---- stanzas ---------------------------------------------------------------- */
@@ -377,7 +331,7 @@ static int roster_pick(void *ctx, const char *contact, roster_sub_t sub, const c
     for (size_t i = 0; j != NULL && i < rc->items->n; i++) {
         if (strchr(rc->items->v[i], '/') != NULL || !item_matches(rc->items->v[i], j))
             continue;
-        rc->failed = list_add(rc->out, j->bare) < 0;
+        rc->failed = tern_strlist_add_unique(rc->out, j->bare) < 0;
         break;
     }
     tern_jid_free(&j);
@@ -398,7 +352,7 @@ static void subscribed_contacts(tern_module_ctx_t *m, const char *user, const ji
     for (size_t i = 0; i < items->n; i++) {
         tern_jid_t *j = strchr(items->v[i], '/') != NULL ? tern_jid_new(items->v[i], NULL) : NULL;
         if (j != NULL && roster->is_subscribed_to(tern_host(m), user, j->bare))
-            list_add(out, j->full);
+            tern_strlist_add_unique(out, j->full);
         tern_jid_free(&j);
     }
 }
@@ -432,14 +386,14 @@ static void hide_presence(tern_module_ctx_t *m, const char *user, const jid_list
                 i++;
                 continue;
             }
-            if (!list_has(&subscribed, to) || !tern_session_available(s))
+            if (!tern_strlist_has(&subscribed, to) || !tern_session_available(s))
                 send_unavailable(m, from, to);
-            list_remove(&bs->directed, i);
+            tern_strlist_remove(&bs->directed, i);
         }
         for (size_t i = 0; tern_session_available(s) && i < subscribed.n; i++)
             send_unavailable(m, from, subscribed.v[i]);
     }
-    list_free(&subscribed);
+    tern_strlist_clear(&subscribed);
 }
 
 /* §3.4: after `items` were removed, subscribed contacts they covered get
@@ -465,7 +419,7 @@ static void show_presence(tern_module_ctx_t *m, const char *user, const jid_list
             tern_xml_unref(p);
         }
     }
-    list_free(&contacts);
+    tern_strlist_clear(&contacts);
 }
 
 /* ---- the commands ----------------------------------------------------------- */
@@ -517,7 +471,7 @@ static const char *read_items(const tern_event_t *ev, jid_list_t *out)
         tern_jid_t *j = tern_jid_new(s, NULL);
         if (j == NULL)
             return "jid-malformed";
-        int rc = list_add(out, j->full);
+        int rc = tern_strlist_add_unique(out, j->full);
         tern_jid_free(&j);
         if (rc < 0)
             return "resource-constraint";
@@ -547,7 +501,7 @@ static int on_block(tern_module_ctx_t *m, tern_event_t *ev)
         tern_blob_t blob = {0};
         int found = tern_map_get(st->store, user, items.v[i], &blob);
         free(blob.data);
-        if (found < 0 || (found == 0 && list_add(&fresh, items.v[i]) < 0))
+        if (found < 0 || (found == 0 && tern_strlist_add_unique(&fresh, items.v[i]) < 0))
             rc = -1;
     }
     if (bad == NULL && rc == 0 && st->max_items > 0 && fresh.n > 0 &&
@@ -569,8 +523,8 @@ static int on_block(tern_module_ctx_t *m, tern_event_t *ev)
         tern_log(m, TERN_LOG_ERROR, "cannot update the blocklist of %s", user);
         refuse(m, ev, "wait", "internal-server-error", NULL);
     }
-    list_free(&items);
-    list_free(&fresh);
+    tern_strlist_clear(&items);
+    tern_strlist_clear(&fresh);
     return TERN_HANDLED;
 }
 
@@ -586,7 +540,7 @@ static int on_unblock(tern_module_ctx_t *m, tern_event_t *ev)
     if (bad == NULL && items.n == 0) /* §3.5: unblock all */
         rc = tern_map_foreach(st->store, user, collect_key, &removed);
     for (size_t i = 0; bad == NULL && rc == 0 && i < items.n; i++)
-        rc = list_add(&removed, items.v[i]);
+        rc = tern_strlist_add_unique(&removed, items.v[i]);
     for (size_t i = 0; bad == NULL && rc == 0 && i < removed.n; i++)
         rc = tern_map_set(st->store, user, removed.v[i], NULL, 0);
     cache_forget(st, user);
@@ -600,8 +554,8 @@ static int on_unblock(tern_module_ctx_t *m, tern_event_t *ev)
         tern_log(m, TERN_LOG_ERROR, "cannot update the blocklist of %s", user);
         refuse(m, ev, "wait", "internal-server-error", NULL);
     }
-    list_free(&items);
-    list_free(&removed);
+    tern_strlist_clear(&items);
+    tern_strlist_clear(&removed);
     return TERN_HANDLED;
 }
 

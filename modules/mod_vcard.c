@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tern/base64.h>
 #include <tern/module.h>
 
 #include "vcard_api.h"
@@ -63,48 +64,6 @@ static const tern_option_t options[] = {
 
 /* ---- XEP-0153 photo hash --------------------------------------------- */
 
-/* Value of base64 digit `c`, -1 for anything else. */
-static int b64_digit(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Decode base64 `in` into `out` (room for len * 3 / 4 + 3 bytes),
- * skipping white space (XEP-0153 §4.7: line breaks MUST be ignored).
- * Returns the decoded length, or -1 when `in` is not base64. */
-static long b64_decode(const char *in, size_t len, unsigned char *out)
-{
-    unsigned long bits = 0;
-    int nbits = 0, pad = 0;
-    long n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        int d = b64_digit(c);
-        if (d < 0 || pad > 0)
-            return -1; /* a digit after padding */
-        bits = (bits << 6) | (unsigned long)d;
-        nbits += 6;
-        if (nbits >= 8) {
-            nbits -= 8;
-            out[n++] = (unsigned char)(bits >> nbits);
-            bits &= (1UL << nbits) - 1;
-        }
-    }
-    return pad > 2 || nbits >= 6 ? -1 : n;
-}
-
 /* XEP-0153 §3.1: the hex SHA-1 of the decoded PHOTO/BINVAL of `vcard`
  * into hex[41].  Returns 1, or 0 when there is no usable image (no
  * BINVAL, an empty one, or one that is not base64). */
@@ -114,16 +73,15 @@ static int photo_hash(const tern_xml_t *vcard, char hex[41])
     tern_xml_t *binval = photo != NULL ? tern_xml_child(photo, "BINVAL", VCARD_NS) : NULL;
     if (binval == NULL)
         return 0;
+    /* XEP-0153 §4.7: line breaks MUST be ignored. */
     const char *b64 = tern_xml_text(binval);
-    size_t len = strlen(b64);
-    unsigned char *raw = malloc(len / 4 * 3 + 3);
+    size_t n = 0;
+    unsigned char *raw = tern_base64_decode(b64, strlen(b64), TERN_BASE64_LENIENT, &n);
     if (raw == NULL)
         return 0;
-    long n = b64_decode(b64, len, raw);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    int ok =
-        n > 0 && EVP_Digest(raw, (size_t)n, md, &md_len, EVP_sha1(), NULL) == 1 && md_len == 20;
+    int ok = n > 0 && EVP_Digest(raw, n, md, &md_len, EVP_sha1(), NULL) == 1 && md_len == 20;
     free(raw);
     for (unsigned i = 0; ok && i < md_len; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <tern/base64.h>
 
 #include "../hints.h"
 #include "mam.h"
@@ -61,7 +62,6 @@ static const struct {
 
 int mam_new_id(char out[23])
 {
-    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[16];
     size_t got = 0;
     while (got < sizeof raw) {
@@ -71,19 +71,13 @@ int mam_new_id(char out[23])
         got += (size_t)n;
     }
     /* 128 bits, 6 at a time: 22 characters, no padding (RFC 4648 §5). */
-    unsigned acc = 0, bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        acc = (acc << 8 | raw[i]) & 0xffff;
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = b64url[(acc >> bits) & 63];
-        }
+    char *id = tern_base64_encode(raw, sizeof raw, TERN_BASE64_URL | TERN_BASE64_NOPAD);
+    if (id == NULL || strlen(id) != 22) {
+        free(id);
+        return -1;
     }
-    if (bits > 0)
-        out[o++] = b64url[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
+    memcpy(out, id, 23);
+    free(id);
     return 0;
 }
 

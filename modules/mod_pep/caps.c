@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tern/base64.h>
+#include <tern/strlist.h>
 
 #include "pep.h"
 
@@ -106,40 +108,7 @@ int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char
 
 /* ---- verification (§5.1, §5.4) ------------------------------------------ */
 
-typedef struct strlist {
-    char **v;
-    size_t n, cap;
-} strlist_t;
-
-static int list_add(strlist_t *l, const char *s)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (v == NULL)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    if ((l->v[l->n] = strdup(s)) == NULL)
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static void list_clear(strlist_t *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static void list_sort(strlist_t *l)
-{
-    if (l->n > 1)
-        qsort(l->v, l->n, sizeof(char *), cmp_str);
-}
+typedef tern_strlist_t strlist_t;
 
 static int list_has_dup(const strlist_t *l)
 {
@@ -185,9 +154,9 @@ static const char *attr_or_empty(const tern_xml_t *x, const char *name)
 static int field_values(tern_xml_t *field, strlist_t *out)
 {
     for (tern_xml_t *v = tern_xml_first_element(field); v != NULL; v = tern_xml_next_element(v))
-        if (tern_xml_is(v, "value", NS_DATA) && list_add(out, tern_xml_text(v)) < 0)
+        if (tern_xml_is(v, "value", NS_DATA) && tern_strlist_add(out, tern_xml_text(v)) < 0)
             return -1;
-    list_sort(out);
+    tern_strlist_sort(out);
     return 0;
 }
 
@@ -225,12 +194,12 @@ static int append_form(sbuf_t *b, tern_xml_t *form, const char *type)
     for (tern_xml_t *f = tern_xml_first_element(form); f != NULL; f = tern_xml_next_element(f)) {
         const char *var = tern_xml_attr(f, "var");
         if (tern_xml_is(f, "field", NS_DATA) && var != NULL && strcmp(var, "FORM_TYPE") != 0 &&
-            list_add(&vars, var) < 0) {
-            list_clear(&vars);
+            tern_strlist_add(&vars, var) < 0) {
+            tern_strlist_clear(&vars);
             return -1;
         }
     }
-    list_sort(&vars);
+    tern_strlist_sort(&vars);
     int rc = list_has_dup(&vars) ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < vars.n; i++) {
         tern_xml_t *field = NULL;
@@ -249,9 +218,9 @@ static int append_form(sbuf_t *b, tern_xml_t *form, const char *type)
             sb_add(b, values.v[j]);
             sb_add(b, "<");
         }
-        list_clear(&values);
+        tern_strlist_clear(&values);
     }
-    list_clear(&vars);
+    tern_strlist_clear(&vars);
     return rc;
 }
 
@@ -273,18 +242,18 @@ static char *verification_string(const tern_xml_t *query)
                 break;
             }
             snprintf(s, len, "%s/%s/%s/%s<", cat, type, lang, name);
-            bad = list_add(&ids, s) < 0;
+            bad = tern_strlist_add(&ids, s) < 0;
             snprintf(s, len, "%s/%s/%s", cat, type, lang); /* §5.4 3.3: no duplicates */
-            bad = bad || list_add(&idkeys, s) < 0;
+            bad = bad || tern_strlist_add(&idkeys, s) < 0;
             free(s);
         } else if (tern_xml_is(c, "feature", NS_DISCO_INFO)) {
             const char *var = tern_xml_attr(c, "var");
-            bad = var == NULL || list_add(&features, var) < 0;
+            bad = var == NULL || tern_strlist_add(&features, var) < 0;
         }
     }
-    list_sort(&ids);
-    list_sort(&idkeys);
-    list_sort(&features);
+    tern_strlist_sort(&ids);
+    tern_strlist_sort(&idkeys);
+    tern_strlist_sort(&features);
     bad = bad || list_has_dup(&idkeys) || list_has_dup(&features); /* §5.4 3.3, 3.4 */
     for (size_t i = 0; !bad && i < ids.n; i++)
         sb_add(&b, ids.v[i]);
@@ -299,9 +268,9 @@ static char *verification_string(const tern_xml_t *query)
             continue;
         const char *t = form_type(c, &bad);
         if (t != NULL)
-            bad = bad || list_add(&types, t) < 0;
+            bad = bad || tern_strlist_add(&types, t) < 0;
     }
-    list_sort(&types);
+    tern_strlist_sort(&types);
     bad = bad || list_has_dup(&types);
     for (size_t i = 0; !bad && i < types.n; i++) {
         for (tern_xml_t *c = tern_xml_first_element(query); c != NULL && !bad;
@@ -312,10 +281,10 @@ static char *verification_string(const tern_xml_t *query)
                 bad = append_form(&b, c, t) < 0;
         }
     }
-    list_clear(&ids);
-    list_clear(&idkeys);
-    list_clear(&features);
-    list_clear(&types);
+    tern_strlist_clear(&ids);
+    tern_strlist_clear(&idkeys);
+    tern_strlist_clear(&features);
+    tern_strlist_clear(&types);
     if (bad || b.failed) {
         free(b.s);
         return NULL;
@@ -349,13 +318,13 @@ int pep_caps_verify(const tern_xml_t *query, const char *hash, const char *ver)
         return -1;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    unsigned char b64[EVP_MAX_MD_SIZE * 2];
     int ok = EVP_Digest(s, strlen(s), digest, &dlen, md, NULL) == 1;
     free(s);
-    if (!ok)
-        return -1;
-    EVP_EncodeBlock(b64, digest, (int)dlen);
-    return strcmp((const char *)b64, ver) == 0 ? 0 : -1;
+    /* XEP-0115 §5.1 step 11: base64 (RFC 4648 §4) of the hash. */
+    char *b64 = ok ? tern_base64_encode(digest, dlen, 0) : NULL;
+    ok = b64 != NULL && strcmp(b64, ver) == 0;
+    free(b64);
+    return ok ? 0 : -1;
 }
 
 /* ---- the cache ------------------------------------------------------------ */
@@ -388,12 +357,12 @@ static int entry_fill_from_query(caps_entry_t *e, const tern_xml_t *query)
     strlist_t l = {0};
     for (tern_xml_t *c = tern_xml_first_element(query); c != NULL; c = tern_xml_next_element(c)) {
         const char *var = tern_xml_is(c, "feature", NS_DISCO_INFO) ? tern_xml_attr(c, "var") : NULL;
-        if (var != NULL && strchr(var, '\n') == NULL && list_add(&l, var) < 0) {
-            list_clear(&l);
+        if (var != NULL && strchr(var, '\n') == NULL && tern_strlist_add(&l, var) < 0) {
+            tern_strlist_clear(&l);
             return -1;
         }
     }
-    list_sort(&l);
+    tern_strlist_sort(&l);
     e->features = l.v;
     e->n_features = l.n;
     e->state = CAPS_READY;
@@ -408,15 +377,15 @@ static int entry_fill_from_text(caps_entry_t *e, const char *text)
         const char *nl = strchr(p, '\n');
         size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
         char *line = strndup(p, len);
-        int rc = line != NULL && len > 0 ? list_add(&l, line) : line != NULL ? 0 : -1;
+        int rc = line != NULL && len > 0 ? tern_strlist_add(&l, line) : line != NULL ? 0 : -1;
         free(line);
         if (rc < 0) {
-            list_clear(&l);
+            tern_strlist_clear(&l);
             return -1;
         }
         p += len + (nl != NULL);
     }
-    list_sort(&l);
+    tern_strlist_sort(&l);
     e->features = l.v;
     e->n_features = l.n;
     e->state = CAPS_READY;

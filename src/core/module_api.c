@@ -26,6 +26,20 @@
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
+#include <tern/base64.h>
+#include <tern/strlist.h>
+
+/* Public helpers that only modules call.  The core is a static library
+ * (libterncore), so the linker leaves out of ternd any of its files that
+ * nothing in ternd refers to: this table refers to them so that modules
+ * find them.  Add here every public function no core code calls. */
+__attribute__((used)) static void (*const module_only_api[])(void) = {
+    (void (*)(void))tern_base64_encode, (void (*)(void))tern_base64_decode,
+    (void (*)(void))tern_strlist_add,   (void (*)(void))tern_strlist_add_unique,
+    (void (*)(void))tern_strlist_has,   (void (*)(void))tern_strlist_remove,
+    (void (*)(void))tern_strlist_sort,  (void (*)(void))tern_strlist_clear,
+};
+
 /* Timers and pending iqs are on doubly linked lists, so that cancelling
  * or answering one costs the same however many there are (the ping
  * module keeps one pending iq per idle session); only a module's unload

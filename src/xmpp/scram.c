@@ -30,6 +30,8 @@
 #include <uninorm.h>
 #include <unistr.h>
 
+#include <tern/base64.h>
+
 #define SCRAM_MAX_MSG       4096 /* longest client message accepted */
 #define SCRAM_MAX_CB        256  /* longest channel-binding value copied */
 #define SCRAM_DEFAULT_SALT  16   /* bytes of salt made by scram_derive() */
@@ -142,97 +144,16 @@ const char *scram_mech_name(scram_hash_t h, int plus)
 /* base64 (RFC 4648 §4, padded, no line breaks)                         */
 /* ------------------------------------------------------------------ */
 
-/* Encode with EVP_EncodeBlock (which writes no newlines).  malloc'd,
- * NUL-terminated; NULL on error.  len == 0 gives "". */
+/* Both are the public tern_base64_* (src/core/base64.c) in strict mode:
+ * padded, no white space, canonical trailing bits. */
 char *b64_encode(const unsigned char *in, size_t len)
 {
-    if (!in && len)
-        return NULL;
-    if (len > (size_t)INT_MAX / 4 * 3 - 3)
-        return NULL;
-    size_t cap = (len + 2) / 3 * 4 + 1;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    if (len == 0) {
-        out[0] = '\0';
-        return out;
-    }
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    if (n < 0 || (size_t)n >= cap) {
-        free(out);
-        return NULL;
-    }
-    out[n] = '\0';
-    return out;
+    return tern_base64_encode(in, len, 0);
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict decoder: length a multiple of 4, alphabet characters only (no
- * whitespace, no NUL), '=' only as one or two final pad characters, and
- * the unused bits before the padding must be zero (canonical encoding).
- * Returns a malloc'd buffer (never NULL on success, even for len == 0) and
- * sets *out_len; NULL on invalid input or allocation failure. */
 unsigned char *b64_decode(const char *in, size_t len, size_t *out_len)
 {
-    if ((!in && len) || !out_len || len % 4 != 0)
-        return NULL;
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int pad = 0;
-        int last = (i + 4 == len);
-        for (int j = 0; j < 4; j++) {
-            unsigned char c = (unsigned char)in[i + j];
-            if (c == '=') {
-                /* Padding: only in the last quantum, at positions 2 or 3, and
-                 * nothing but more padding after it. */
-                if (!last || j < 2)
-                    goto bad;
-                pad++;
-                v[j] = 0;
-            } else {
-                if (pad)
-                    goto bad;
-                v[j] = b64_value(c);
-                if (v[j] < 0)
-                    goto bad;
-            }
-        }
-        if (pad == 2 && (v[1] & 0x0f))
-            goto bad;
-        if (pad == 1 && (v[2] & 0x03))
-            goto bad;
-        unsigned long q = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
-                          ((unsigned long)v[2] << 6) | (unsigned long)v[3];
-        out[o++] = (unsigned char)(q >> 16);
-        if (pad < 2)
-            out[o++] = (unsigned char)(q >> 8);
-        if (pad < 1)
-            out[o++] = (unsigned char)q;
-    }
-    *out_len = o;
-    return out;
-bad:
-    free(out);
-    return NULL;
+    return tern_base64_decode(in, len, 0, out_len);
 }
 
 /* ------------------------------------------------------------------ */

@@ -125,7 +125,7 @@ int scram_client_proof(scram_hash_t h, const char *password, const unsigned char
                        size_t salt_len, unsigned iterations, const char *auth_message,
                        unsigned char *proof_out, unsigned char *server_sig_out);
 
-/* base64 helpers (OpenSSL EVP based).  Return malloc'd buffers, NULL on error.
+/* base64 helpers (tern_base64_*, strict).  Return malloc'd buffers, NULL on error.
  * b64_encode output is NUL-terminated, without line breaks.  b64_decode is
  * strict: padded, no whitespace, canonical trailing bits; "" decodes to a
  * non-NULL buffer with *out_len == 0. */
