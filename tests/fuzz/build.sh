@@ -32,5 +32,5 @@ build() { # build TARGET SOURCES... -- LIBS...
 build fuzz_xml_stream $XML -- $(pkg-config --libs libevent expat)
 build fuzz_xml_tree $XML -- $(pkg-config --libs libevent expat)
 build fuzz_jid $JID -- $(pkg-config --libs libidn2) -lunistring
-build fuzz_scram src/xmpp/scram.c -- $(pkg-config --libs libcrypto) -lunistring
+build fuzz_scram src/xmpp/scram.c src/core/base64.c -- $(pkg-config --libs libcrypto) -lunistring
 build fuzz_config $CFG $JID -- $(pkg-config --libs yaml-0.1 libidn2) -lunistring
