@@ -49,7 +49,11 @@ class Poezio:
         self.home = tempfile.mkdtemp(prefix="poezio-home-")
         self.session = "tern-poezio-%s" % uuid.uuid4().hex[:8]
         self.debug = os.path.join(self.home, "debug.log")
+        self.stderr = os.path.join(self.home, "stderr.log")
         self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
+                        # tmux runs the pane through $SHELL, or else the login shell,
+                        # which for "nobody" is nologin.
+                        SHELL="/bin/sh",
                         XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
                         XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
                         XDG_CACHE_HOME=os.path.join(self.home, ".cache"))
@@ -73,17 +77,32 @@ class Poezio:
 
     def tmux(self, *args, check=True):
         # A private tmux server (-L) per instance, owned by the user poezio runs as.
+        # The working directory is the private HOME: the caller's may not be
+        # reachable by the user poezio runs as.
         return subprocess.run(self.as_user + ["tmux", "-L", self.session] + list(args),
-                              env=self.env, capture_output=True, text=True, timeout=10,
-                              check=check)
+                              env=self.env, cwd=self.home, capture_output=True, text=True,
+                              timeout=10, check=check)
 
     def start(self):
         self.tmux("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
-                  "poezio -d %s" % self.debug)
+                  "exec poezio -d %s 2>%s" % (self.debug, self.stderr))
         # The pane's process leads its own process group, poezio included.
-        self.pane_pid = int(self.tmux("display-message", "-p", "-t", self.session,
-                                      "#{pane_pid}").stdout.strip())
+        shown = self.tmux("display-message", "-p", "-t", self.session, "#{pane_pid}",
+                          check=False)
+        if shown.returncode != 0:
+            self.test.fail("poezio stopped as soon as it started (%s); its stderr:\n%s\n"
+                           "debug log tail:\n%s" % (shown.stderr.strip(), self.read(self.stderr),
+                                                    self.debug_tail()))
+        self.pane_pid = int(shown.stdout.strip())
         return self
+
+    @staticmethod
+    def read(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError as e:
+            return "(%s)" % e
 
     def screen(self):
         return self.tmux("capture-pane", "-t", self.session, "-p", "-S", "-200").stdout

@@ -32,6 +32,9 @@ class Profanity:
         self.home = tempfile.mkdtemp(prefix="profanity-home-")
         self.session = "tern-prof-%s" % uuid.uuid4().hex[:8]
         self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
+                        # tmux runs the pane through $SHELL, or else the login shell,
+                        # which for "nobody" is nologin.
+                        SHELL="/bin/sh",
                         XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
                         XDG_DATA_HOME=os.path.join(self.home, ".local", "share"))
         self.log = os.path.join(self.home, ".local", "share", "profanity", "logs",
