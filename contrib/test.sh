@@ -22,7 +22,8 @@ make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram 
     tests/unit/test_store tests/unit/test_config tests/unit/test_router tests/unit/test_tls \
     tests/unit/test_module_api tests/unit/test_hashmap tests/unit/test_limits \
     tests/unit/test_hooks tests/unit/test_base64 tests/unit/test_strlist \
-    tests/modules/mod_badhook.la >/dev/null
+    tests/modules/mod_badhook.la tests/modules/mod_oldabi.la tests/modules/mod_streamtest.la \
+    >/dev/null
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

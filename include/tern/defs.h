@@ -9,6 +9,8 @@
 #define TERN_DEFS_H
 
 #define TERN_API __attribute__((visibility("default")))
-#define TERN_ABI 2 /* 2: tern_module_t.reconfigure */
+/* 2: tern_module_t.reconfigure.  3: stream/NS:NAME, session/in and
+ * session/out events, tern_stream_send, tern_session_release. */
+#define TERN_ABI 3
 
 #endif

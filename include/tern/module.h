@@ -33,7 +33,39 @@
  *   server/started  server/stopping
  *   stream-features/unauth  stream-features/auth
  *       ev->stanza is the <stream:features/> being built (before and after
- *       SASL): handlers add children;
+ *       SASL): handlers add children.  ev->origin is the stream; for /auth
+ *       ev->from is the account's bare JID and ev->user its localpart.
+ *       There is no feature list after bind (no stream restart follows
+ *       it), so /auth is where XEP-0198's <sm/> and XEP-0352's <csi/> go;
+ *   stream/NS:NAME
+ *       a top-level element <NAME xmlns='NS'/> that is no stanza, on a
+ *       client stream that has logged in, before or after resource binding
+ *       (XEP-0198 <enable/>, <r/>, <a/>, <resume/>; XEP-0352 <active/>,
+ *       <inactive/>); never fired for jabber:client or the stream
+ *       namespace, nor before SASL.  ev->stanza is the element;
+ *       ev->origin the stream (a tern_session_t with no JID before bind);
+ *       ev->session the same once bound, NULL before; ev->from the full
+ *       JID once bound, else the account's bare JID; ev->user the
+ *       localpart; ev->to the host.  Answer on the stream with
+ *       tern_stream_send(ev->origin, ...).  When no handler returns
+ *       TERN_HANDLED the stream ends as before: <unsupported-stanza-type/>
+ *       after bind (RFC 6120 §4.9.3.22), <not-authorized/> before;
+ *   session/in
+ *       every stanza a bound client sends, first of all (before its 'from'
+ *       is checked and stamped): ev->stanza, ev->session == ev->origin,
+ *       ev->from.  Count it and return TERN_PASS (XEP-0198 counts handled
+ *       stanzas); TERN_HANDLED drops it;
+ *   session/out
+ *       every stanza about to be written to a bound client (routed to it,
+ *       sent by a module with tern_session_send, or the core's own
+ *       answers), once per session: ev->stanza (borrowed and possibly
+ *       shared with other sessions: never change it; tern_xml_ref to keep
+ *       it), ev->session, ev->to its full JID.  TERN_PASS lets it through
+ *       (count it, XEP-0198); TERN_HANDLED takes it off the wire: the
+ *       module may drop it, or keep it (XEP-0352) and hand it on later
+ *       with tern_session_release, in the order it wants.  Elements sent
+ *       with tern_stream_send do not pass here.  Nobody hooking it costs
+ *       one test per stanza;
  *   iq-get/unauth/NS:NAME  iq-set/unauth/NS:NAME
  *       an iq from a client that has not logged in yet (in-band
  *       registration); ev->from is NULL, answer with tern_session_send on
@@ -165,11 +197,23 @@ TERN_API int tern_session_available(const tern_session_t *s);
 TERN_API int tern_session_priority(const tern_session_t *s);
 /* The client's address ("192.0.2.1", "2001:db8::1"), for logs and limits. */
 TERN_API const char *tern_session_peer_ip(const tern_session_t *s);
-/* Hand a stanza to this session as it is, without routing.  Calls keep
- * their order; while the client's output queue is over half its cap they
- * are held back and written as it drains, so a page of archive results
- * larger than the cap still reaches a client that reads slowly. */
+/* Hand a stanza to this session as it is, without routing (the
+ * session/out handlers see it first).  Calls keep their order; while the
+ * client's output queue is over half its cap they are held back and
+ * written as it drains, so a page of archive results larger than the cap
+ * still reaches a client that reads slowly. */
 TERN_API void tern_session_send(tern_session_t *s, tern_xml_t *stanza);
+/* Write `el` on the client's stream now, as it is, bound or not (the
+ * stream of a stream/ or stream-features/ event): stream management's
+ * <enabled/>, <a/>, <failed/>...  No session/out handler sees it, so it is
+ * for elements that are no stanza.  The caller keeps its reference.  A
+ * stream not yet bound is only valid during the event that named it. */
+TERN_API void tern_stream_send(tern_session_t *s, tern_xml_t *el);
+/* Hand on a stanza m's session/out handler took: the session/out handlers
+ * of lower priority than m's see it, then it is written (so a module that
+ * only counts, XEP-0198, hooks below one that holds, XEP-0352).  Calls
+ * keep their order.  The caller keeps its reference. */
+TERN_API void tern_session_release(tern_module_ctx_t *m, tern_session_t *s, tern_xml_t *stanza);
 /* Per-module data on a session; free_fn (may be NULL) runs when the
  * session ends or the value is replaced. */
 TERN_API void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m);

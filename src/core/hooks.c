@@ -16,15 +16,16 @@ typedef struct handler {
     tern_module_ctx_t *owner;
 } handler_t;
 
-typedef struct event {
-    struct event *next;
+struct hooks_event {
+    struct hooks_event *next;
     uint64_t hash;
     handler_t *handlers;
     char name[];
-} event_t;
+};
+typedef struct hooks_event event_t;
 
 struct hooks {
-    event_t *buckets[256];
+    struct hooks_event *buckets[256];
 };
 
 #define BUCKET(hash) ((hash)&255u)
@@ -63,6 +64,8 @@ int hooks_event_valid(const char *event)
                                         "server/stopping",
                                         "stream-features/unauth",
                                         "stream-features/auth",
+                                        "session/in",
+                                        "session/out",
                                         NULL};
     static const char *const kinds[] = {"message", "presence", "iq", NULL};
     static const char *const dests[] = {"host", "bare", "full", "self", NULL};
@@ -78,6 +81,8 @@ int hooks_event_valid(const char *event)
         return 0;
     size_t kind_len = (size_t)(slash - event);
     const char *dest = slash + 1;
+    if (kind_len == 6 && memcmp(event, "stream", 6) == 0)
+        return payload_valid(dest); /* stream/NS:NAME */
     if ((kind_len == 6 && memcmp(event, "iq-get", 6) == 0) ||
         (kind_len == 6 && memcmp(event, "iq-set", 6) == 0)) {
         const char *end = strchr(dest, '/');
@@ -131,8 +136,9 @@ static event_t *find_event(const hooks_t *h, const char *name, uint64_t hash)
     return NULL;
 }
 
-int hooks_add(hooks_t *h, const char *name, tern_handler_fn fn, int priority,
-              tern_module_ctx_t *owner)
+/* The entry of `name`, made without handlers when absent; NULL when out
+ * of memory.  Entries live until hooks_free. */
+static event_t *intern_event(hooks_t *h, const char *name)
 {
     uint64_t hash = hash_str(name);
     event_t *e = find_event(h, name, hash);
@@ -140,12 +146,26 @@ int hooks_add(hooks_t *h, const char *name, tern_handler_fn fn, int priority,
         size_t len = strlen(name);
         e = calloc(1, sizeof(*e) + len + 1);
         if (!e)
-            return -1;
+            return NULL;
         memcpy(e->name, name, len + 1);
         e->hash = hash;
         e->next = h->buckets[BUCKET(hash)];
         h->buckets[BUCKET(hash)] = e;
     }
+    return e;
+}
+
+hooks_event_t *hooks_event(hooks_t *h, const char *name)
+{
+    return intern_event(h, name);
+}
+
+int hooks_add(hooks_t *h, const char *name, tern_handler_fn fn, int priority,
+              tern_module_ctx_t *owner)
+{
+    event_t *e = intern_event(h, name);
+    if (!e)
+        return -1;
     handler_t *hd = calloc(1, sizeof(*hd));
     if (!hd)
         return -1;
@@ -194,12 +214,42 @@ static int name_matches(const char *name, const char *const *parts, int n, const
     return *name == '\0';
 }
 
-static int run(event_t *e, tern_event_t *ev)
+/* Run the handlers from `hd` on until one takes the event. */
+static int run_from(handler_t *hd, tern_event_t *ev)
 {
-    for (handler_t *hd = e->handlers; hd; hd = hd->next)
+    for (; hd; hd = hd->next)
         if (hd->fn(hd->owner, ev) == TERN_HANDLED)
             return TERN_HANDLED;
     return TERN_PASS;
+}
+
+static int run(event_t *e, tern_event_t *ev)
+{
+    return run_from(e->handlers, ev);
+}
+
+int hooks_event_hooked(const hooks_event_t *e)
+{
+    return e && e->handlers;
+}
+
+int hooks_event_fire(const hooks_event_t *e, tern_event_t *ev)
+{
+    return e && e->handlers ? run_from(e->handlers, ev) : TERN_PASS;
+}
+
+int hooks_fire_after(hooks_t *h, const char *name, const tern_module_ctx_t *owner, tern_event_t *ev)
+{
+    event_t *e = find_event(h, name, hash_str(name));
+    if (!e)
+        return TERN_PASS;
+    handler_t *start = e->handlers;
+    for (handler_t *hd = e->handlers; hd; hd = hd->next)
+        if (hd->owner == owner) {
+            start = hd->next;
+            break;
+        }
+    return run_from(start, ev);
 }
 
 int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *seps,

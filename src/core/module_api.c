@@ -457,6 +457,23 @@ void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
         s->deliver(s, stanza);
 }
 
+void tern_stream_send(tern_session_t *s, tern_xml_t *el)
+{
+    if (s->write)
+        s->write(s, el);
+    else
+        s->deliver(s, el);
+}
+
+/* The session/out handlers below m's, then the stream. */
+void tern_session_release(tern_module_ctx_t *m, tern_session_t *s, tern_xml_t *stanza)
+{
+    tern_event_t ev = {
+        .stanza = stanza, .to = s->jid, .session = s, .user = s->jid ? s->jid->local : NULL};
+    if (hooks_fire_after(s->host->hooks, "session/out", m, &ev) != TERN_HANDLED)
+        tern_stream_send(s, stanza);
+}
+
 void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m)
 {
     return sessions_slot_get(s, m);

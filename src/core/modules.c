@@ -61,8 +61,13 @@ static const tern_module_t *open_module(const tern_config_t *cfg, const cfg_modu
         return NULL;
     }
     if (desc->abi != TERN_ABI) {
-        set_err(err, cm->file, cm->line, "module '%s' was built for another server version (%s)",
-                cm->name, path);
+        char why[1100];
+        snprintf(why, sizeof(why), "%s has module ABI %d, this server needs %d", path, desc->abi,
+                 TERN_ABI);
+        set_err(err, cm->file, cm->line,
+                "module '%s' was built for another server version (%s): rebuild it against "
+                "this server's headers",
+                cm->name, why);
         dlclose(dl);
         return NULL;
     }

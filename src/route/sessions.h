@@ -32,6 +32,9 @@ struct tern_session {
      * messages): paced against the client's output; NULL = deliver. */
     void (*send)(tern_session_t *s, tern_xml_t *stanza);
     void (*close)(tern_session_t *s, const char *condition);
+    /* Write an element on the client's stream as it is, without the
+     * session/out hooks, bound or not (tern_stream_send); NULL = deliver. */
+    void (*write)(tern_session_t *s, tern_xml_t *el);
     void *conn; /* owner's connection */
     char peer_ip[48];
 };

@@ -9,6 +9,15 @@
  * authentications are answered after a delay and the stream ends after
  * max_auth_failures.  A bound stream becomes a session in the session
  * table; its stanzas are checked, stamped with the full JID and routed.
+ *
+ * Module events fired here, on the stream's host: stream-features/unauth
+ * and /auth; iq-TYPE/unauth/NS:NAME before login; stream/NS:NAME for a
+ * top-level element that is no stanza, after login (before and after
+ * bind: XEP-0198 stream management, XEP-0352 client state); session/in
+ * for every stanza a bound client sends, and session/out for every stanza
+ * about to be written to it (the core's own answers included).  The
+ * stream's tern_session_t is the modules' handle on it from the start;
+ * it gets a JID at bind.
  */
 #include "xmpp/c2s.h"
 
@@ -36,7 +45,8 @@ typedef struct c2s {
     host_t *host;
     c2s_state_t state;
     int tls;
-    char *user; /* prepared localpart once authenticated */
+    char *user;          /* prepared localpart once authenticated */
+    tern_jid_t *account; /* user@host once authenticated */
     sasl_t *sasl;
     int auth_failures;
     int tried_plus;              /* the client tried a -PLUS mechanism on this stream */
@@ -47,7 +57,10 @@ typedef struct c2s {
     int ip_counted;           /* counted in the per-address limit */
     int ip_refused;           /* over it: refused once the stream opens */
     char stream_id[24];
-    tern_session_t session;
+    /* session/in and session/out of the host, looked up once at bind: per
+     * stanza, nobody hooking them costs one test. */
+    hooks_event_t *in_hook, *out_hook;
+    tern_session_t session; /* modules' handle on the stream, bound or not */
 } c2s_t;
 
 static void send_header(conn_t *c)
@@ -89,7 +102,11 @@ static void add_module_features(c2s_t *s, struct evbuffer *out)
     tern_xml_t *features = tern_xml_new("features", NS_STREAM);
     if (!features)
         return;
-    tern_event_t ev = {.stanza = features, .to = s->host->jid};
+    tern_event_t ev = {.stanza = features,
+                       .to = s->host->jid,
+                       .from = s->account,
+                       .origin = &s->session,
+                       .user = s->user};
     hooks_fire(s->host->hooks,
                s->state == C2S_NEW ? "stream-features/unauth" : "stream-features/auth", &ev);
     for (tern_xml_t *f = tern_xml_first_element(features); f; f = tern_xml_next_element(f))
@@ -164,6 +181,7 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
         return;
     }
     s->host = h;
+    s->session.host = h;
     if (!version || strtol(version, NULL, 10) != 1) {
         conn_stream_error(c, "unsupported-version", NULL);
         return;
@@ -266,6 +284,14 @@ static void sasl_result(c2s_t *s, sasl_status_t st, char *out, const char *failu
         sasl_reply(s, "challenge", out ? out : "");
     } else if (st == SASL_SUCCESS) {
         s->user = strdup(sasl_username(s->sasl));
+        char bare[2048];
+        snprintf(bare, sizeof(bare), "%s@%s", s->user ? s->user : "", s->host->name);
+        s->account = s->user ? tern_jid_new(bare, NULL) : NULL;
+        if (!s->account) {
+            conn_stream_error(s->conn, "internal-server-error", NULL);
+            free(out);
+            return;
+        }
         log_info("c2s %s: authenticated %s@%s with %s", s->conn->peer, s->user, s->host->name,
                  sasl_mech_name(s->sasl));
         sasl_free(&s->sasl);
@@ -342,16 +368,54 @@ static void handle_starttls(c2s_t *s)
     conn_starttls(s->conn, ssl);
 }
 
+static c2s_t *stream_of(const tern_session_t *session)
+{
+    return ((conn_t *)session->conn)->data;
+}
+
+/* A stanza is about to be written to the bound client: the host's
+ * session/out handlers see it first (XEP-0198 counts it, XEP-0352 may
+ * hold it back).  1 when one of them took it: it is not written now. */
+static int out_taken(c2s_t *s, tern_xml_t *stanza)
+{
+    if (!hooks_event_hooked(s->out_hook))
+        return 0;
+    if (stanza_kind(stanza) == STANZA_OTHER)
+        return 0; /* a stream-level element a module sent: not a stanza */
+    tern_event_t ev = {
+        .stanza = stanza, .to = s->session.jid, .session = &s->session, .user = s->user};
+    return hooks_event_fire(s->out_hook, &ev) == TERN_HANDLED;
+}
+
 static void deliver(tern_session_t *session, tern_xml_t *stanza)
 {
-    conn_send(session->conn, stanza);
+    if (!out_taken(stream_of(session), stanza))
+        conn_send(session->conn, stanza);
 }
 
 /* Module output: held back while the client's queue is full, so that an
  * archive page larger than the output cap reaches a slow reader. */
 static void send_paced(tern_session_t *session, tern_xml_t *stanza)
 {
-    conn_send_paced(session->conn, stanza);
+    if (!out_taken(stream_of(session), stanza))
+        conn_send_paced(session->conn, stanza);
+}
+
+/* tern_stream_send, and stanzas a module held back and hands on: as they
+ * are, no hooks. */
+static void write_element(tern_session_t *session, tern_xml_t *el)
+{
+    conn_send(session->conn, el);
+}
+
+/* A stanza the core itself answers a bound client with (errors, the
+ * legacy session result) passes session/out like any other. */
+static void send_own(c2s_t *s, tern_xml_t *stanza)
+{
+    if (s->state == C2S_BOUND)
+        deliver(&s->session, stanza);
+    else
+        conn_send(s->conn, stanza);
 }
 
 static void close_session(tern_session_t *session, const char *condition)
@@ -366,11 +430,6 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     tern_xml_t *res = tern_xml_child(bind, "resource", NS_BIND);
     const char *resource = res ? tern_xml_text(res) : NULL;
     const char *error = NULL;
-    s->session.host = s->host;
-    s->session.deliver = deliver;
-    s->session.send = send_paced;
-    s->session.close = close_session;
-    s->session.conn = s->conn;
     if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
                       (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
         /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
@@ -388,6 +447,8 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
         return;
     }
     s->state = C2S_BOUND;
+    s->in_hook = hooks_event(s->host->hooks, "session/in");
+    s->out_hook = hooks_event(s->host->hooks, "session/out");
     if (s->handshake_timer)
         event_del(s->handshake_timer);
     tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
@@ -408,7 +469,7 @@ static void send_empty_result(c2s_t *s, const tern_xml_t *iq)
     tern_xml_t *r = tern_xml_new("iq", TERN_NS_CLIENT);
     tern_xml_set_attr(r, "type", "result");
     tern_xml_set_attr(r, "id", tern_xml_attr(iq, "id"));
-    conn_send(s->conn, r);
+    send_own(s, r);
     tern_xml_unref(r);
 }
 
@@ -421,7 +482,7 @@ static void reply_error(c2s_t *s, const tern_xml_t *st, const char *type, const 
     tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session.jid->full : "");
     if (s->state != C2S_BOUND)
         tern_xml_del_attr(err, "to");
-    conn_send(s->conn, err);
+    send_own(s, err);
     tern_xml_unref(err);
 }
 
@@ -475,13 +536,42 @@ static void charge_stanza(c2s_t *s)
     evtimer_add(s->rate_timer, &w);
 }
 
+/* A top-level element that is no stanza, on a stream that logged in:
+ * "stream/NS:NAME" on the stream's host (XEP-0198 <enable/>, <r/>, <a/>,
+ * <resume/>; XEP-0352 <active/>, <inactive/>).  1 when a module took it. */
+static int stream_element(c2s_t *s, tern_xml_t *el)
+{
+    if (!el->ns || strcmp(el->ns, TERN_NS_CLIENT) == 0 || strcmp(el->ns, NS_STREAM) == 0)
+        return 0;
+    int bound = s->state == C2S_BOUND;
+    tern_event_t ev = {.stanza = el,
+                       .from = bound ? s->session.jid : s->account,
+                       .to = s->host->jid,
+                       .origin = &s->session,
+                       .session = bound ? &s->session : NULL,
+                       .user = s->user};
+    const char *parts[3] = {"stream", el->ns, el->name};
+    return hooks_fire_parts(s->host->hooks, parts, 3, "/:", &ev) == TERN_HANDLED;
+}
+
 static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
 {
     charge_stanza(s);
     stanza_kind_t kind = stanza_kind(st);
     if (kind == STANZA_OTHER) {
-        conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
+        /* RFC 6120 §4.9.3.22 unless a module knows the element. */
+        if (!stream_element(s, st))
+            conn_stream_error(s->conn, "unsupported-stanza-type", NULL);
         return;
+    }
+    if (hooks_event_hooked(s->in_hook)) {
+        tern_event_t ev = {.stanza = st,
+                           .from = s->session.jid,
+                           .origin = &s->session,
+                           .session = &s->session,
+                           .user = s->user};
+        if (hooks_event_fire(s->in_hook, &ev) == TERN_HANDLED)
+            return;
     }
     /* RFC 6120 §8.1.2.1: the server stamps the full JID; a client may only
      * claim its own full or bare JID. */
@@ -544,11 +634,6 @@ static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
         return;
     }
     tern_xml_del_attr(st, "from");
-    s->session.host = s->host;
-    s->session.deliver = deliver;
-    s->session.send = send_paced;
-    s->session.close = close_session;
-    s->session.conn = s->conn;
     tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
     const char *parts[4] = {get ? "iq-get" : "iq-set", "unauth", payload->ns, payload->name};
     if (hooks_fire_parts(s->host->hooks, parts, 4, "//:", &ev) != TERN_HANDLED)
@@ -582,8 +667,9 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         else if (stanza_kind(st) == STANZA_IQ && type && strcmp(type, "set") == 0 &&
                  tern_xml_child(st, "session", NS_SESSION))
             reply_error(s, st, "wait", "not-allowed");
-        else
+        else if (stanza_kind(st) != STANZA_OTHER || !stream_element(s, st))
             conn_stream_error(c, "not-authorized", NULL); /* RFC 6120 §7.1 */
+        /* else a module took it (XEP-0198 <resume/> comes before bind) */
         return;
     }
     handle_bound_stanza(s, st);
@@ -626,6 +712,7 @@ static void on_free(conn_t *c)
         event_free(s->rate_timer);
     if (s->ip_counted)
         limits_ip_release(s->session.peer_ip);
+    tern_jid_free(&s->account);
     free(s->user);
     free(s);
 }
@@ -670,6 +757,11 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         free(s);
         return;
     }
+    s->session.deliver = deliver;
+    s->session.send = send_paced;
+    s->session.write = write_element;
+    s->session.close = close_session;
+    s->session.conn = s->conn;
     /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
     const char *colon = strrchr(peer, ':');
     size_t n = colon ? (size_t)(colon - peer) : strlen(peer);

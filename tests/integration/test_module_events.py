@@ -3,10 +3,13 @@ misspelt event ("mesage/bare", which the core never fires) fails to load,
 so ternd refuses to start, and a reload that adds it is refused, with an
 error naming the module, the host and the event.
 
-Uses tests/modules/mod_badhook.c, a module built only for the tests
-(`make tests/modules/mod_badhook.la`, or `make check`), found in
-TERN_TEST_MODULES (default: tests/modules/.libs beside TERN_MODULES's
-build directory)."""
+A module built for another module ABI is refused the same way
+(tests/modules/mod_oldabi.c).
+
+Uses tests/modules/mod_badhook.c and mod_oldabi.c, modules built only
+for the tests (`make tests/modules/mod_badhook.la`, or `make check`),
+found in TERN_TEST_MODULES (default: tests/modules/.libs beside
+TERN_MODULES's build directory)."""
 import glob
 import os
 import shutil
@@ -22,15 +25,40 @@ ERROR = "module 'badhook' on host %s: unknown event 'mesage/bare'" % DOMAIN
 LOAD_ERROR = "module 'badhook' failed to load on host %s: unknown event 'mesage/bare'" % DOMAIN
 
 
-def module_dir():
-    """A temporary directory with the server's modules and mod_badhook.so."""
-    bad = os.path.join(TERN_TEST_MODULES, "mod_badhook.so")
+def module_dir(test_module="badhook"):
+    """A temporary directory with the server's modules and mod_TEST_MODULE.so."""
+    bad = os.path.join(TERN_TEST_MODULES, "mod_%s.so" % test_module)
     if not os.path.exists(bad):
-        raise AssertionError("%s not built: make tests/modules/mod_badhook.la" % bad)
+        raise AssertionError("%s not built: make tests/modules/mod_%s.la" % (bad, test_module))
     d = tempfile.mkdtemp(prefix="tern-modules-")
     for so in glob.glob(os.path.join(TERN_MODULES, "mod_*.so")) + [bad]:
         os.symlink(so, os.path.join(d, os.path.basename(so)))
     return d
+
+
+class OldAbiTests(unittest.TestCase):
+    """A module built against another server's headers (tests/modules/
+    mod_oldabi.c claims the previous module ABI) is refused by name, with
+    both ABI numbers, and ternd does not start."""
+
+    def test_ternd_refuses_a_module_of_another_abi(self):
+        modules = module_dir("oldabi")
+        server = Server(name="oldabi", config={"module_path": modules,
+                                               "modules": {"oldabi": {}}})
+        try:
+            with self.assertRaises(ServerError):
+                server.start()
+            self.assertNotEqual(server.wait_exit(), 0)
+            server.stop(check=False)
+            server.check_log()
+            log = server.log_text()
+            self.assertIn("module 'oldabi' was built for another server version", log)
+            self.assertIn("mod_oldabi.so has module ABI 2, this server needs 3", log)
+            self.assertIn("rebuild it against this server's headers", log)
+        finally:
+            server.stop(check=False)
+            shutil.rmtree(modules, ignore_errors=True)
+        server.remove()
 
 
 class BadHookStartTests(unittest.TestCase):

@@ -4,8 +4,11 @@
  * Every name a module of modules/ hooks (or the core fires) is valid;
  * typos and names the core never fires are not, so that tern_hook can
  * refuse them when a module loads instead of hooking an event that never
- * comes.
+ * comes.  Also the handles on per-stanza events (session/in, session/out)
+ * and handing an event on below one module's handler.
  */
+#include <string.h>
+
 #include "check.h"
 #include "core/hooks.h"
 
@@ -24,7 +27,11 @@ static const char *const valid[] = {
     /* non-stanza events */
     "message/offline", "session/bound", "session/closed", "session/idle", "user/created",
     "user/deleted", "server/started", "server/stopping", "stream-features/unauth",
-    "stream-features/auth",
+    "stream-features/auth", "session/in", "session/out",
+    /* stream-level elements: XEP-0198, XEP-0352 */
+    "stream/urn:xmpp:sm:3:enable", "stream/urn:xmpp:sm:3:r", "stream/urn:xmpp:sm:3:a",
+    "stream/urn:xmpp:sm:3:resume", "stream/urn:xmpp:csi:0:active", "stream/urn:xmpp:csi:0:inactive",
+    "stream/http://example.org/protocol/x:y",
     /* iq payloads: mod_disco, mod_ping, mod_version, mod_time, mod_uptime */
     "iq-get/host/http://jabber.org/protocol/disco#info:query",
     "iq-get/host/http://jabber.org/protocol/disco#items:query",
@@ -87,7 +94,13 @@ static const char *const invalid[] = {
     /* NS:NAME: both parts, no space, no '/' in NAME */
     "iq-get/host/ping", "iq-get/host/:ping", "iq-get/host/urn:xmpp:ping:", "iq-get/host/a:b/c",
     "iq-get/host/urn:xmpp:ping ping", "iq-get/host/urn:xmpp:ping: ping",
-    "iq-get/host/urn:xmpp:ping:ping\n", "iq-get/host/urn:xmpp\tping:ping", NULL};
+    "iq-get/host/urn:xmpp:ping:ping\n", "iq-get/host/urn:xmpp\tping:ping",
+    /* stream/NS:NAME and session/in|out */
+    "stream", "stream/", "stream/enable", "stream/:enable",
+    "stream/urn:xmpp:sm:3:", "stream/urn:xmpp:sm:3:a/b", "stream/urn:xmpp:sm:3 :r",
+    "streams/urn:xmpp:sm:3:r", "Stream/urn:xmpp:sm:3:r", "pre-stream/urn:xmpp:sm:3:r",
+    "in-stream/urn:xmpp:sm:3:r", "stream-/urn:xmpp:sm:3:r", "session/outgoing", "session/out/full",
+    "session/input", "pre-session/out", "in-session/in", "session/", NULL};
 
 static void test_valid_names(void)
 {
@@ -110,9 +123,116 @@ static void test_invalid_names(void)
     CHECK(!hooks_event_valid(NULL));
 }
 
+/* Handlers that record their order in `trace` and take the event when told. */
+static char trace[16];
+static int take_at;
+static int handler(tern_module_ctx_t *m, tern_event_t *ev, char tag)
+{
+    size_t n = strlen(trace);
+    if (n + 1 < sizeof(trace)) {
+        trace[n] = tag;
+        trace[n + 1] = '\0';
+    }
+    return take_at == tag ? TERN_HANDLED : TERN_PASS;
+}
+static int h_a(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return handler(m, ev, 'a');
+}
+static int h_b(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return handler(m, ev, 'b');
+}
+static int h_c(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    return handler(m, ev, 'c');
+}
+
+static int fire_traced(hooks_event_t *e, int take)
+{
+    trace[0] = '\0';
+    take_at = take;
+    tern_event_t ev = {0};
+    return hooks_event_fire(e, &ev);
+}
+
+static int fire_after_traced(hooks_t *h, const char *name, tern_module_ctx_t *owner)
+{
+    trace[0] = '\0';
+    take_at = 0;
+    tern_event_t ev = {0};
+    return hooks_fire_after(h, name, owner, &ev);
+}
+
+/* A handle taken before anyone hooks the event sees later hooks and
+ * unhooks; with no handler it passes at once. */
+static void test_event_handles(void)
+{
+    /* Owners are only compared: any distinct addresses do. */
+    static char owner_x, owner_y;
+    tern_module_ctx_t *x = (tern_module_ctx_t *)&owner_x, *y = (tern_module_ctx_t *)&owner_y;
+    hooks_t *h = hooks_new();
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(!hooks_event_hooked(NULL));
+    CHECK(hooks_event_fire(NULL, NULL) == TERN_PASS);
+    hooks_event_t *out = hooks_event(h, "session/out");
+    CHECK(out != NULL);
+    CHECK(hooks_event(h, "session/out") == out);
+    CHECK(!hooks_event_hooked(out));
+    CHECK(fire_traced(out, 0) == TERN_PASS && trace[0] == '\0');
+    CHECK(!hooks_has(h, "session/out"));
+
+    CHECK(hooks_add(h, "session/out", h_c, -10, y) == 0);
+    CHECK(hooks_add(h, "session/out", h_a, 10, x) == 0);
+    CHECK(hooks_add(h, "session/out", h_b, 0, y) == 0);
+    CHECK(hooks_event_hooked(out));
+    CHECK(fire_traced(out, 0) == TERN_PASS && strcmp(trace, "abc") == 0);
+    CHECK(fire_traced(out, 'a') == TERN_HANDLED && strcmp(trace, "a") == 0);
+    CHECK(fire_traced(out, 'b') == TERN_HANDLED && strcmp(trace, "ab") == 0);
+
+    /* Handing on below x's handler: b and c; below y's first (b): c. */
+    CHECK(fire_after_traced(h, "session/out", x) == TERN_PASS && strcmp(trace, "bc") == 0);
+    CHECK(fire_after_traced(h, "session/out", y) == TERN_PASS && strcmp(trace, "c") == 0);
+    /* An owner with no handler there: every handler runs. */
+    CHECK(fire_after_traced(h, "session/in", x) == TERN_PASS && trace[0] == '\0');
+    hooks_remove_owner(h, x);
+    CHECK(fire_after_traced(h, "session/out", x) == TERN_PASS && strcmp(trace, "bc") == 0);
+
+    hooks_remove_owner(h, y);
+    CHECK(!hooks_event_hooked(out));
+    CHECK(fire_traced(out, 0) == TERN_PASS && trace[0] == '\0');
+    hooks_free(&h);
+    CHECK(h == NULL);
+}
+
+/* stream/NS:NAME is fired by its pieces like the iq payload events. */
+static void test_stream_event_parts(void)
+{
+    static char owner;
+    tern_module_ctx_t *x = (tern_module_ctx_t *)&owner;
+    hooks_t *h = hooks_new();
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(hooks_add(h, "stream/urn:xmpp:sm:3:enable", h_a, 0, x) == 0);
+    const char *parts[3] = {"stream", "urn:xmpp:sm:3", "enable"};
+    tern_event_t ev = {0};
+    trace[0] = '\0';
+    take_at = 'a';
+    CHECK(hooks_fire_parts(h, parts, 3, "/:", &ev) == TERN_HANDLED && strcmp(trace, "a") == 0);
+    const char *other[3] = {"stream", "urn:xmpp:sm:3", "r"};
+    trace[0] = '\0';
+    CHECK(hooks_fire_parts(h, other, 3, "/:", &ev) == TERN_PASS && trace[0] == '\0');
+    hooks_free(&h);
+}
+
 int main(void)
 {
     test_valid_names();
     test_invalid_names();
+    test_event_handles();
+    test_stream_event_parts();
     return check_summary();
 }
