@@ -184,6 +184,13 @@ static void tr_free(void *ctx)
     free_conn(c);
 }
 
+static void tr_tls_ready(void *ctx)
+{
+    conn_t *c = ctx;
+    if (c->ops->on_secure && !c->closing)
+        c->ops->on_secure(c);
+}
+
 static const transport_ops_t conn_transport_ops = {
     .on_data = tr_data,
     .on_input_begin = tr_input_begin,
@@ -193,26 +200,25 @@ static const transport_ops_t conn_transport_ops = {
     .on_idle = tr_idle,
     .on_quiet = tr_quiet,
     .on_tls_start = tr_tls_start,
+    .on_tls_ready = tr_tls_ready,
     .on_close = tr_close,
     .on_free = tr_free,
 };
 
 /* ---- life cycle ---- */
 
-conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
-                 const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
-                 long long idle_ms)
+/* A conn with its parser, not yet on a transport nor listed.  NULL when
+ * out of memory. */
+static conn_t *conn_alloc(struct event_base *base, const char *peer, const conn_ops_t *ops,
+                          void *data, const xml_stream_limits_t *limits)
 {
     conn_t *c = calloc(1, sizeof(*c));
-    if (c) {
-        c->limits = *limits;
-        c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
-    }
-    if (!c || !c->xs) {
+    if (!c)
+        return NULL;
+    c->limits = *limits;
+    c->xs = xml_stream_new(&xs_callbacks, c, &c->limits);
+    if (!c->xs) {
         free(c);
-        if (ssl)
-            SSL_free(ssl);
-        evutil_closesocket(fd);
         return NULL;
     }
     c->base = base;
@@ -221,21 +227,71 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
     c->stream_ns = TERN_NS_CLIENT;
     c->max_output = limits->max_stanza_bytes * 4 + 1024 * 1024;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    /* The transport's idle timer fires at half the idle timeout: the first
-     * time the stream type pings, the second time the stream ends. */
-    transport_params_t params = {
-        .kind = ops->kind, .peer = peer, .idle_ms = idle_ms / 2, .max_output = c->max_output};
-    c->t = transport_new(base, fd, ssl, &params, &conn_transport_ops, c);
-    if (!c->t) {
-        free_conn(c);
-        return NULL;
-    }
+    return c;
+}
+
+/* The transport's idle timer fires at half the idle timeout: the first
+ * time the stream type pings, the second time the stream ends. */
+static transport_params_t conn_params(const conn_t *c, long long idle_ms)
+{
+    transport_params_t p = {
+        .kind = c->ops->kind, .peer = c->peer, .idle_ms = idle_ms / 2, .max_output = c->max_output};
+    return p;
+}
+
+static void conn_link(conn_t *c)
+{
     c->next = all_conns;
     if (all_conns)
         all_conns->prev = c;
     all_conns = c;
     n_conns++;
+}
+
+conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
+                 const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
+                 long long idle_ms)
+{
+    conn_t *c = conn_alloc(base, peer, ops, data, limits);
+    if (!c) {
+        if (ssl)
+            SSL_free(ssl);
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    transport_params_t params = conn_params(c, idle_ms);
+    c->t = transport_new(base, fd, ssl, &params, &conn_transport_ops, c);
+    if (!c->t) {
+        free_conn(c);
+        return NULL;
+    }
+    conn_link(c);
     return c;
+}
+
+conn_t *conn_connect(struct event_base *base, const struct sockaddr *addr, int addrlen,
+                     const char *peer, const conn_ops_t *ops, void *data, SSL *ssl,
+                     const xml_stream_limits_t *limits, long long idle_ms)
+{
+    conn_t *c = conn_alloc(base, peer, ops, data, limits);
+    if (!c) {
+        if (ssl)
+            SSL_free(ssl);
+        return NULL;
+    }
+    transport_params_t params = conn_params(c, idle_ms);
+    c->t = transport_connect(base, addr, addrlen, ssl, &params, &conn_transport_ops, c);
+    if (!c->t) {
+        free_conn(c);
+        return NULL;
+    }
+    conn_link(c);
+    return c;
+}
+
+tls_verify_t conn_tls_verify(const conn_t *c)
+{
+    return transport_tls_verify(c->t);
 }
 
 void conn_destroy(conn_t *c)

@@ -19,12 +19,14 @@
 #include <openssl/ssl.h>
 #include <tern/xml.h>
 
+#include "tls/tls.h"
 #include "xml/xml_stream.h"
 
 struct event_base;
 struct event;
 struct evbuffer;
 struct transport;
+struct sockaddr;
 typedef struct conn conn_t;
 
 typedef struct conn_ops {
@@ -37,6 +39,10 @@ typedef struct conn_ops {
     void (*on_closing)(conn_t *c);
     void (*send_header)(conn_t *c); /* before a stream error when none was sent */
     void (*on_free)(conn_t *c);
+    /* TLS is up (handshake done); on a connection we opened, conn_tls_verify()
+     * says how the peer's certificate fared.  NULL allowed (c2s and
+     * components need nothing here). */
+    void (*on_secure)(conn_t *c);
 } conn_ops_t;
 
 struct conn {
@@ -62,6 +68,19 @@ struct conn {
 conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
                  const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
                  long long idle_ms);
+/* Open an XMPP stream to `addr` (an address; names are resolved elsewhere),
+ * for streams the server starts itself (server-to-server).  `ssl` (from
+ * tls_client_ssl(), or NULL) = direct TLS.  Output written at once (the
+ * stream header) waits until the connection, and the TLS handshake, are
+ * up.  A failure to connect ends in ops->on_closing() and ops->on_free()
+ * from the loop.  `peer` names the other side in logs.  NULL when no socket
+ * could be made (`ssl` is freed). */
+conn_t *conn_connect(struct event_base *base, const struct sockaddr *addr, int addrlen,
+                     const char *peer, const conn_ops_t *ops, void *data, SSL *ssl,
+                     const xml_stream_limits_t *limits, long long idle_ms);
+/* How the peer's certificate fared, on a connection with client-side TLS
+ * (TLS_VERIFY_PENDING until the handshake ends). */
+tls_verify_t conn_tls_verify(const conn_t *c);
 /* The SSL of the connection once TLS is up (or being negotiated), else NULL. */
 SSL *conn_ssl(const conn_t *c);
 /* Feed bytes of the stream to the parser, as if read from the transport:
@@ -69,8 +88,11 @@ SSL *conn_ssl(const conn_t *c);
  * its own (RFC 7395 WebSocket messages).  0, or -1 once the stream failed
  * or stopped (a stream error was sent, the close tag came, STARTTLS). */
 int conn_feed(conn_t *c, const char *data, size_t len);
-/* Begin TLS after the current input is handled; bytes the client pipelined
- * after <starttls/> are discarded (RFC 6120 §5.4.3.3). */
+/* Begin TLS after the current input is handled and the queued output is
+ * written; bytes the client pipelined after <starttls/> are discarded
+ * (RFC 6120 §5.4.3.3).  `ssl` from tls_server_ssl() answers a client; one
+ * from tls_client_ssl() (after the peer's <proceed/>) makes us the client:
+ * write the new stream header from ops->on_secure(), not before. */
 void conn_starttls(conn_t *c, SSL *ssl);
 /* A new stream document follows (after SASL success). */
 void conn_restart_stream(conn_t *c);

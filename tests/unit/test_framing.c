@@ -12,7 +12,9 @@
 #include "xmpp/conn.h"
 #include "check.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ typedef struct seen {
     int opens, closing, freed;
     char names[512]; /* stanza names, space-separated */
     int restart_on;  /* restart the stream after a <restart/> element */
+    int outgoing;    /* we sent our header first */
 } seen_t;
 
 static void send_header(conn_t *c)
@@ -45,7 +48,8 @@ static void s_open(conn_t *c, const char *name, const char *ns, const char **att
 {
     seen_t *s = c->data;
     s->opens++;
-    send_header(c);
+    if (!s->outgoing)
+        send_header(c);
 }
 
 static void s_stanza(conn_t *c, tern_xml_t *st)
@@ -260,6 +264,69 @@ static void test_feed(void)
     close(peer);
 }
 
+/* conn_connect(): a stream we open (server-to-server); our header waits
+ * for the connection. */
+static void test_connect(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sin);
+    CHECK(bind(l, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    CHECK(listen(l, 4) == 0);
+    CHECK(getsockname(l, (struct sockaddr *)&sin, &len) == 0);
+
+    seen_t s;
+    memset(&s, 0, sizeof(s));
+    s.outgoing = 1;
+    conn_t *c = conn_connect(base, (struct sockaddr *)&sin, sizeof(sin), "127.0.0.1", &ops, &s,
+                             NULL, &limits, 0);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    send_header(c);
+    spin(5);
+    int peer = accept(l, NULL, NULL);
+    CHECK(peer >= 0);
+    evutil_make_socket_nonblocking(peer);
+    char buf[4096];
+    size_t n = 0;
+    for (int i = 0; i < 500 && n < strlen(OUR_HEADER); i++) {
+        spin(1);
+        ssize_t r = read(peer, buf + n, sizeof(buf) - 1 - n);
+        if (r > 0)
+            n += (size_t)r;
+    }
+    buf[n] = '\0';
+    CHECK_STR(buf, OUR_HEADER);
+    const char *in = HEADER "<presence/>";
+    send_all(peer, in, strlen(in));
+    spin(20);
+    CHECK(s.opens == 1);
+    CHECK_STR(s.names, "presence");
+    conn_close(c);
+    int eof;
+    read_reply(peer, buf, sizeof buf, &eof);
+    CHECK(eof);
+    CHECK_STR(buf, "</stream:stream>");
+    spin(5);
+    CHECK(s.closing == 1 && s.freed == 1);
+    close(peer);
+
+    /* Nobody listens: on_closing and on_free, from the loop. */
+    close(l);
+    memset(&s, 0, sizeof(s));
+    s.outgoing = 1;
+    c = conn_connect(base, (struct sockaddr *)&sin, sizeof(sin), "127.0.0.1", &ops, &s, NULL,
+                     &limits, 0);
+    CHECK(c != NULL);
+    CHECK(s.closing == 0);
+    spin(20);
+    CHECK(s.closing == 1 && s.freed == 1 && s.opens == 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as ternd does: a closed peer is an error return */
@@ -269,6 +336,7 @@ int main(void)
     test_restart();
     test_malformed();
     test_feed();
+    test_connect();
     CHECK(conn_count() == 0);
     event_base_free(base);
     return check_summary();
