@@ -18,7 +18,12 @@
  * XMPP stanzas) sits between the two: it takes on_data() from the
  * transport, decodes messages, and hands their payload to the XMPP framing
  * layer's own entry point (conn_feed() in xmpp/conn.h); the XMPP framing
- * never assumes its bytes came straight from a socket.
+ * never assumes its bytes came straight from a socket.  On the way out
+ * such a layer frames each message: the XMPP framing serializes a stanza
+ * into a scratch evbuffer and the layer appends its frame header and then
+ * the scratch buffer with evbuffer_add_buffer() (which moves the chains, no
+ * copy).  A server-to-server stream is the XMPP framing again, on a
+ * transport from transport_connect() with client-side TLS.
  *
  * Calls go one way: the framing calls transport_*(); the transport calls
  * back only through the function pointers of transport_ops_t.  It includes
