@@ -23,10 +23,14 @@
  *  - Resumption uses session tickets only (RFC 5077 / RFC 8446 §4.6.1); the
  *    stateful server-side session cache is off, which keeps memory flat.
  *  - Read and write buffers are kept while a connection is busy and freed
- *    by its owner once it is quiet (SSL_free_buffers, see xmpp/conn.c):
+ *    by its owner once it is quiet (SSL_free_buffers, see net/transport.c):
  *    thousands of idle XMPP sessions hold none, and a busy one does not
  *    allocate two 16 KiB buffers per record as SSL_MODE_RELEASE_BUFFERS
  *    would make it.
+ *  - Client side (outgoing connections): one context per trust store (a CA
+ *    file, or the system's default paths); each SSL sends SNI and checks
+ *    the peer's chain and name (RFC 6125), failing the handshake or only
+ *    reporting the outcome, as the caller asks.
  */
 #include "tls/tls.h"
 
@@ -384,6 +388,147 @@ SSL *tls_server_ssl(tls_server_t *t, const char *alpn)
 const char *tls_sni(SSL *ssl)
 {
     return ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+/* ---- client side ---------------------------------------------------------- */
+
+struct tls_client {
+    SSL_CTX *ctx;
+};
+
+tls_client_t *tls_client_new(const char *ca_file, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    ERR_clear_error();
+    tls_client_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        tls_err(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx) {
+        tls_err(errbuf, errlen, "SSL_CTX_new");
+        goto fail;
+    }
+    if (!SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION)) {
+        tls_err(errbuf, errlen, "cannot require TLS 1.2");
+        goto fail;
+    }
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!SSL_CTX_set_cipher_list(c->ctx, TLS_DEFAULT_CIPHERS)) {
+        tls_err(errbuf, errlen, "invalid TLS 1.2 cipher list");
+        goto fail;
+    }
+    int ok = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(c->ctx);
+    if (ok != 1) {
+        tls_err(errbuf, errlen, "cannot load the trusted CAs from %s",
+                ca_file ? ca_file : "the system's default paths");
+        goto fail;
+    }
+    return c;
+
+fail:
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+    free(c);
+    return NULL;
+}
+
+void tls_client_free(tls_client_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    SSL_CTX_free((*cp)->ctx); /* each SSL keeps its own reference */
+    free(*cp);
+    *cp = NULL;
+}
+
+SSL *tls_client_ssl(tls_client_t *c, const char *host, int require_valid, const char *alpn)
+{
+    if (!c || !host || !*host)
+        return NULL;
+    SSL *ssl = SSL_new(c->ctx);
+    if (!ssl)
+        return NULL;
+    /* RFC 6125 §6.4: the reference identity is the DNS name we asked for;
+     * no partial-label wildcards. */
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(ssl, host) != 1 || SSL_set_tlsext_host_name(ssl, host) != 1)
+        goto fail;
+    if (alpn) {
+        size_t n = strlen(alpn);
+        unsigned char wire[256];
+        if (n == 0 || n > 255)
+            goto fail;
+        wire[0] = (unsigned char)n;
+        memcpy(wire + 1, alpn, n);
+        if (SSL_set_alpn_protos(ssl, wire, (unsigned)n + 1) != 0)
+            goto fail;
+    }
+    /* Without SSL_VERIFY_PEER the chain and name are still checked and the
+     * outcome kept for tls_verify_result(); only the handshake goes on. */
+    SSL_set_verify(ssl, require_valid ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    SSL_set_connect_state(ssl);
+    return ssl;
+
+fail:
+    SSL_free(ssl);
+    return NULL;
+}
+
+tls_verify_t tls_verify_result(const SSL *ssl)
+{
+    if (!ssl)
+        return TLS_VERIFY_PENDING;
+    long r = SSL_get_verify_result(ssl);
+    if (r == X509_V_OK) {
+        if (!SSL_is_init_finished(ssl))
+            return TLS_VERIFY_PENDING;
+        return SSL_get0_peer_certificate(ssl) ? TLS_VERIFY_OK : TLS_VERIFY_NO_CERT;
+    }
+    switch (r) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+        return TLS_VERIFY_WRONG_NAME;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        return TLS_VERIFY_EXPIRED;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return TLS_VERIFY_NOT_YET_VALID;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return TLS_VERIFY_UNTRUSTED;
+    default:
+        return TLS_VERIFY_FAILED;
+    }
+}
+
+const char *tls_verify_str(tls_verify_t v)
+{
+    switch (v) {
+    case TLS_VERIFY_PENDING:
+        return "not checked yet";
+    case TLS_VERIFY_OK:
+        return "ok";
+    case TLS_VERIFY_WRONG_NAME:
+        return "certificate is for another name";
+    case TLS_VERIFY_EXPIRED:
+        return "certificate has expired";
+    case TLS_VERIFY_NOT_YET_VALID:
+        return "certificate is not valid yet";
+    case TLS_VERIFY_UNTRUSTED:
+        return "certificate is not signed by a trusted authority";
+    case TLS_VERIFY_NO_CERT:
+        return "no certificate";
+    default:
+        return "certificate check failed";
+    }
 }
 
 /* ---- channel binding ----------------------------------------------------- */

@@ -56,4 +56,42 @@ size_t tls_cb_server_end_point(SSL *ssl, unsigned char *out, size_t outlen);
  * 0600; on -1, errno or the OpenSSL error queue says why.) */
 int tls_make_self_signed(const char *host, const char *cert_path, const char *key_path, int days);
 
+/* ---- client side (outgoing connections) ---- */
+
+typedef struct tls_client tls_client_t;
+
+/* The outcome of checking a peer's certificate (client side). */
+typedef enum {
+    TLS_VERIFY_PENDING,       /* no handshake finished yet */
+    TLS_VERIFY_OK,            /* chain to a trusted CA, valid now, name matches */
+    TLS_VERIFY_WRONG_NAME,    /* the certificate is not for the host we asked for */
+    TLS_VERIFY_EXPIRED,       /* a certificate of the chain has expired */
+    TLS_VERIFY_NOT_YET_VALID, /* ... or is not valid yet */
+    TLS_VERIFY_UNTRUSTED,     /* no chain to a CA of the trust store (self-signed, unknown CA) */
+    TLS_VERIFY_NO_CERT,       /* the peer sent no certificate */
+    TLS_VERIFY_FAILED,        /* any other reason (revoked, bad signature, bad usage...) */
+} tls_verify_t;
+
+/* A client context trusting the CAs in `ca_file` (PEM), or the system's
+ * default trust store when `ca_file` is NULL.  TLS 1.2 minimum, the same
+ * ciphers as the server side.  NULL on failure, the reason in errbuf. */
+tls_client_t *tls_client_new(const char *ca_file, char *errbuf, size_t errlen);
+/* Drop the context and set *c to NULL; SSLs made from it stay usable. */
+void tls_client_free(tls_client_t **c);
+
+/* A new SSL in connect state for a connection to `host`: SNI names `host`
+ * and the peer's certificate must name it (RFC 6125 via X509_VERIFY_PARAM;
+ * wildcards only as a whole left-most label).  `require_valid` non-zero:
+ * a failed check fails the handshake; zero: the handshake goes on and the
+ * outcome is only reported (tls_verify_result()), for callers that
+ * authenticate the peer another way.  `alpn` (or NULL) is offered.
+ * NULL on failure. */
+SSL *tls_client_ssl(tls_client_t *c, const char *host, int require_valid, const char *alpn);
+
+/* The outcome of the certificate check of a client-side `ssl` whose
+ * handshake finished or failed. */
+tls_verify_t tls_verify_result(const SSL *ssl);
+/* A short English description ("certificate has expired"). */
+const char *tls_verify_str(tls_verify_t v);
+
 #endif

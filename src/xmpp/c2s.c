@@ -86,7 +86,7 @@ static sasl_params_t sasl_params(c2s_t *s)
 {
     sasl_params_t p = {.host = s->host->name,
                        .db = server.db,
-                       .ssl = s->tls ? s->conn->ssl : NULL,
+                       .ssl = s->tls ? conn_ssl(s->conn) : NULL,
                        .allow_plain = server.cfg->allow_plain,
                        /* A client that tried -PLUS here saw the offer: its
                         * later 'y' is no downgrade (RFC 5802 §6). */
@@ -171,8 +171,8 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
         conn_stream_error(c, "invalid-namespace", NULL);
         return;
     }
-    if (!to && c->ssl)
-        to = tls_sni(c->ssl);
+    if (!to && conn_ssl(c))
+        to = tls_sni(conn_ssl(c));
     char *domain = to ? tern_jid_prep_domain(to) : NULL;
     host_t *h = domain ? hosts_find(domain) : NULL;
     free(domain);

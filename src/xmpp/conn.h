@@ -1,15 +1,16 @@
 /*
- * conn.h — one XML stream over TCP or TLS (internal).
+ * conn.h — one XMPP stream over a byte transport (internal).
  *
- * Owns the socket and its events, the TLS layer, the incremental parser,
- * idle timeouts, read rate limits and the output limit for slow readers;
- * flow.c holds senders back for it and paces bulk output.
- * Output is queued and written once per turn of the event loop, straight
- * to the socket; the loop watches for writability only when the socket
- * refuses bytes.
- * Stream types (c2s, component) plug in through conn_ops_t.  A connection
- * is never freed from inside one of its own callbacks: closing marks it and
- * the free happens once the callback returns and output is flushed.
+ * The framing layer: owns the incremental parser, the stream header and
+ * its restarts (STARTTLS, SASL), the close tag and stream errors, and
+ * hands stanzas to the stream type (c2s, component) through conn_ops_t.
+ * The bytes come from a transport_t (net/transport.h: socket, TLS, rate
+ * limit, idle timer, output queue written once per loop turn, slow-reader
+ * limit) through its callbacks; conn calls the transport down, never the
+ * other way.  flow.c holds senders back for it and paces bulk output.
+ * A connection is never freed from inside one of its own callbacks:
+ * closing marks it and the free happens once the callback returns and
+ * output is flushed.
  */
 #ifndef TERN_CONN_H
 #define TERN_CONN_H
@@ -18,11 +19,14 @@
 #include <openssl/ssl.h>
 #include <tern/xml.h>
 
+#include "tls/tls.h"
 #include "xml/xml_stream.h"
 
 struct event_base;
 struct event;
 struct evbuffer;
+struct transport;
+struct sockaddr;
 typedef struct conn conn_t;
 
 typedef struct conn_ops {
@@ -35,29 +39,16 @@ typedef struct conn_ops {
     void (*on_closing)(conn_t *c);
     void (*send_header)(conn_t *c); /* before a stream error when none was sent */
     void (*on_free)(conn_t *c);
+    /* TLS is up (handshake done); on a connection we opened, conn_tls_verify()
+     * says how the peer's certificate fared.  NULL allowed (c2s and
+     * components need nothing here). */
+    void (*on_secure)(conn_t *c);
 } conn_ops_t;
 
 struct conn {
-    struct conn *prev, *next;             /* all connections, for shutdown */
-    struct conn *flush_prev, *flush_next; /* with output to write this turn */
-    int flush_queued;
-    struct conn *warm_prev, *warm_next; /* holding TLS buffers or a parser */
-    int warm;
-    long long active_ms; /* last read or write, for the warm list */
-    evutil_socket_t fd;
-    struct event *read_ev;        /* persistent, with the idle timeout */
-    struct event *write_ev;       /* one-shot, added when the socket is full */
-    struct event *throttle_timer; /* reading resumes when the bucket refills */
-    struct evbuffer *out;         /* plaintext not yet taken by the socket or TLS */
-    SSL *ssl;                     /* once TLS is up (or being negotiated) */
-    int tls_handshaking;
-    int tls_broken;       /* a TLS call failed fatally: no close_notify */
-    int ssl_retry_len;    /* an SSL_write to repeat with the same length */
-    int read_wants_write; /* TLS needs the socket writable to read on */
-    int write_wants_read; /* ... or readable to write on */
-    int reading_off;      /* throttled or closing: the read event is not pending */
-    long long tokens;     /* read rate limit: bytes we may still read now */
-    long long tokens_at;  /* when they were counted, ms */
+    struct conn *prev, *next; /* all connections, for shutdown */
+    struct event_base *base;
+    struct transport *t; /* the bytes: NULL only while conn_new() runs */
     const conn_ops_t *ops;
     void *data;
     xml_stream_t *xs;
@@ -66,11 +57,7 @@ struct conn {
     char peer[64];         /* "1.2.3.4:5678" / "[::1]:5678" */
     int header_sent;
     int closing; /* no more input is processed */
-    int dying;   /* the free is scheduled */
     int idle_strikes;
-    SSL *starttls_ssl; /* TLS to start once the current input is processed */
-    long long idle_ms;
-    struct event *close_timer;
     size_t max_output;      /* bytes queued for a slow reader before we give up */
     struct conn_flow *flow; /* flow control (flow.c); NULL until first needed */
     int never_held;         /* serves many users (a component): not held for one */
@@ -81,8 +68,31 @@ struct conn {
 conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
                  const conn_ops_t *ops, void *data, SSL *ssl, const xml_stream_limits_t *limits,
                  long long idle_ms);
-/* Begin TLS after the current input is handled; bytes the client pipelined
- * after <starttls/> are discarded (RFC 6120 §5.4.3.3). */
+/* Open an XMPP stream to `addr` (an address; names are resolved elsewhere),
+ * for streams the server starts itself (server-to-server).  `ssl` (from
+ * tls_client_ssl(), or NULL) = direct TLS.  Output written at once (the
+ * stream header) waits until the connection, and the TLS handshake, are
+ * up.  A failure to connect ends in ops->on_closing() and ops->on_free()
+ * from the loop.  `peer` names the other side in logs.  NULL when no socket
+ * could be made (`ssl` is freed). */
+conn_t *conn_connect(struct event_base *base, const struct sockaddr *addr, int addrlen,
+                     const char *peer, const conn_ops_t *ops, void *data, SSL *ssl,
+                     const xml_stream_limits_t *limits, long long idle_ms);
+/* How the peer's certificate fared, on a connection with client-side TLS
+ * (TLS_VERIFY_PENDING until the handshake ends). */
+tls_verify_t conn_tls_verify(const conn_t *c);
+/* The SSL of the connection once TLS is up (or being negotiated), else NULL. */
+SSL *conn_ssl(const conn_t *c);
+/* Feed bytes of the stream to the parser, as if read from the transport:
+ * the entry point for a layer that unwraps the XMPP bytes from frames of
+ * its own (RFC 7395 WebSocket messages).  0, or -1 once the stream failed
+ * or stopped (a stream error was sent, the close tag came, STARTTLS). */
+int conn_feed(conn_t *c, const char *data, size_t len);
+/* Begin TLS after the current input is handled and the queued output is
+ * written; bytes the client pipelined after <starttls/> are discarded
+ * (RFC 6120 §5.4.3.3).  `ssl` from tls_server_ssl() answers a client; one
+ * from tls_client_ssl() (after the peer's <proceed/>) makes us the client:
+ * write the new stream header from ops->on_secure(), not before. */
 void conn_starttls(conn_t *c, SSL *ssl);
 /* A new stream document follows (after SASL success). */
 void conn_restart_stream(conn_t *c);

@@ -65,7 +65,7 @@ static size_t low_mark(const conn_t *c)
 static long long clock_ms(const conn_t *c)
 {
     struct timeval tv;
-    event_base_gettimeofday_cached(event_get_base(c->read_ev), &tv);
+    event_base_gettimeofday_cached(c->base, &tv);
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
@@ -101,7 +101,7 @@ static void stall_start(conn_t *c, conn_flow_t *f)
     if (stall_ms <= 0)
         return;
     if (!f->stall_timer)
-        f->stall_timer = evtimer_new(event_get_base(c->read_ev), stall_check, c);
+        f->stall_timer = evtimer_new(c->base, stall_check, c);
     if (!f->stall_timer || evtimer_pending(f->stall_timer, NULL))
         return;
     f->progress_ms = clock_ms(c);
