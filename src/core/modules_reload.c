@@ -211,15 +211,17 @@ static int collect_user(void *ctx, const char *host, const char *user)
 static void retire_host(host_t *h)
 {
     user_list_t users = {0};
-    if (server.db)
+    if (server.db && !h->is_service) /* a service domain has no accounts */
         store_account_foreach(server.db, h->name, collect_user, &users);
     for (size_t i = 0; i < users.n; i++) {
         server_kick_user(h->name, users.v[i], "host-gone");
         free(users.v[i]);
     }
     free(users.v);
+    int was_service = h->is_service;
     hosts_retire(h);
-    log_info("reload: host %s is no longer served", h->name);
+    log_info("reload: %s %s is no longer served", was_service ? "service domain" : "host",
+             h->name);
 }
 
 int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
