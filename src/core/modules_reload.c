@@ -220,8 +220,7 @@ static void retire_host(host_t *h)
     free(users.v);
     int was_service = h->is_service;
     hosts_retire(h);
-    log_info("reload: %s %s is no longer served", was_service ? "service domain" : "host",
-             h->name);
+    log_info("reload: %s %s is no longer served", was_service ? "service domain" : "host", h->name);
 }
 
 int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
