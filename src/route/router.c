@@ -1,6 +1,15 @@
 /*
  * router.c — stanza routing and the default delivery rules.
  *
+ * Every stanza enters with its origin (route/router.h): the from/to rules
+ * of that origin are applied here and nowhere else (router_rule), then the
+ * domain registry (route/domains.h) says who serves the target: a local
+ * host or a service domain (events on it, below), a component (its link),
+ * or nobody here (the remote hook, else remote-server-not-found).
+ * Streams call down into the router; the router calls back up only
+ * through function pointers (session deliver/close, component links, the
+ * remote hook).
+ *
  * pre-KIND/DEST runs first on the sender's host, for every stanza from an
  * account of a local host (sent by its client, or routed by a module on
  * its behalf), whatever the destination: local, component or remote.
@@ -305,8 +314,9 @@ static host_t *served_host(const domain_entry_t *e)
     return e && (e->kind == DOMAIN_HOST || e->kind == DOMAIN_SERVICE) ? e->host : NULL;
 }
 
-/* Whether `jid` ends with "@domain", "/..." after it, or is `domain` itself:
- * the JID's domainpart is `domain`, or a subdomain of it when `sub`. */
+/* Whether a JID's domainpart `jid_domain` is `domain`, or (when `sub`) a
+ * subdomain of it: "irc.bots.example.com" is at "bots.example.com",
+ * "xbots.example.com" is not. */
 static int domain_matches(const char *jid_domain, const char *domain, int sub)
 {
     if (strcmp(jid_domain, domain) == 0)
