@@ -693,11 +693,63 @@ static int load_hosts(builder_t *b, const cfg_node_t *root)
         return -1;
     if (!have || !n->children)
         return fail(b, n, "'hosts' is empty: at least one host is required");
-    cfg->hosts = alloc(b, count_children(n) * sizeof(*cfg->hosts));
+    /* The service domains follow the hosts in the same array. */
+    const cfg_node_t *services = cfg_map_get(root, "services");
+    size_t n_services = services && services->type == CFG_MAP ? count_children(services) : 0;
+    cfg->hosts = alloc(b, (count_children(n) + n_services) * sizeof(*cfg->hosts));
     if (!cfg->hosts)
         return -1;
     for (const cfg_node_t *c = n->children; c; c = c->next) {
         if (load_host(b, c, mods, &cfg->hosts[cfg->n_hosts]) < 0)
+            return -1;
+        cfg->n_hosts++;
+    }
+    return 0;
+}
+
+/* A service domain: its own module list only (no global modules, which
+ * are for hosts and their accounts), no certificate of its own yet. */
+static int load_service(builder_t *b, const cfg_node_t *n, cfg_host_t *h)
+{
+    static const char *const keys[] = {"modules", NULL};
+    char *name = tern_jid_prep_domain(n->key);
+    if (!name)
+        return fail(b, n, "invalid service domain '%s'", n->key);
+    h->name = save(b, name);
+    free(name);
+    if (!h->name)
+        return -1;
+    h->is_service = 1;
+    for (const cfg_host_t *o = b->cfg->hosts; o < h; o++)
+        if (strcmp(o->name, h->name) == 0)
+            return fail(b, n,
+                        o->is_service ? "service '%s' is configured twice"
+                                      : "service '%s' has the same name as a host",
+                        h->name);
+    char what[300];
+    snprintf(what, sizeof(what), "services.%s", n->key);
+    int have = want_map(b, n, what);
+    if (have < 0 || (have && check_keys(b, n, keys, what) < 0))
+        return -1;
+    const cfg_node_t *own = cfg_map_get(n, "modules");
+    h->modules = alloc(b, (count_children(own) + 1) * sizeof(*h->modules));
+    if (!h->modules)
+        return -1;
+    size_t len = strlen(what);
+    snprintf(what + len, sizeof(what) - len, ".modules");
+    return add_modules(b, own, what, h->modules, &h->n_modules);
+}
+
+/* services: DOMAIN: {modules: {...}}, after the hosts in cfg->hosts. */
+static int load_services(builder_t *b, const cfg_node_t *root)
+{
+    tern_config_t *cfg = b->cfg;
+    const cfg_node_t *n = cfg_map_get(root, "services");
+    int have = want_map(b, n, "services");
+    if (have <= 0)
+        return have;
+    for (const cfg_node_t *c = n->children; c; c = c->next) {
+        if (load_service(b, c, &cfg->hosts[cfg->n_hosts]) < 0)
             return -1;
         cfg->n_hosts++;
     }
@@ -724,8 +776,12 @@ static int load_components(builder_t *b, const cfg_node_t *root)
         free(domain);
         if (!comp->domain)
             return -1;
-        if (config_host(cfg, comp->domain))
-            return fail(b, c, "component '%s' has the same name as a host", comp->domain);
+        const cfg_host_t *same = config_host(cfg, comp->domain);
+        if (same)
+            return fail(b, c,
+                        same->is_service ? "component '%s' has the same name as a service"
+                                         : "component '%s' has the same name as a host",
+                        comp->domain);
         for (size_t i = 0; i < cfg->n_components; i++)
             if (strcmp(cfg->components[i].domain, comp->domain) == 0)
                 return fail(b, c, "component '%s' is configured twice", comp->domain);
@@ -750,9 +806,9 @@ static int load_components(builder_t *b, const cfg_node_t *root)
 static int build(builder_t *b)
 {
     static const char *const top[] = {
-        "log_level",    "log_file", "state_dir", "storage",    "module_path",
-        "admin_socket", "admins",   "tls",       "listeners",  "limits",
-        "c2s",          "modules",  "hosts",     "components", NULL,
+        "log_level", "log_file",   "state_dir", "storage", "module_path", "admin_socket",
+        "admins",    "tls",        "listeners", "limits",  "c2s",         "modules",
+        "hosts",     "components", "services",  NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))
@@ -763,7 +819,8 @@ static int build(builder_t *b)
         return -1;
     if (config_dir(b, b->cfg->path) < 0 || load_paths(b, root) < 0 || load_logging(b, root) < 0 ||
         load_admins(b, root) < 0 || load_tls(b, root) < 0 || load_listeners(b, root) < 0 ||
-        load_sections(b, root) < 0 || load_hosts(b, root) < 0 || load_components(b, root) < 0)
+        load_sections(b, root) < 0 || load_hosts(b, root) < 0 || load_services(b, root) < 0 ||
+        load_components(b, root) < 0)
         return -1;
     return 0;
 }

@@ -107,6 +107,7 @@ typedef struct cfg_module {
 
 typedef struct cfg_host {
     const char *name;              /* prepared domain */
+    int is_service;                /* from `services:`: no accounts, no logins */
     const char *certificate, *key; /* NULL = the global ones */
     cfg_module_t *modules;         /* global modules merged with the host's own */
     size_t n_modules;
@@ -139,7 +140,7 @@ typedef struct tern_config {
 
     cfg_listener_t *listeners;
     size_t n_listeners;
-    cfg_host_t *hosts;
+    cfg_host_t *hosts; /* the hosts, then the service domains (is_service) */
     size_t n_hosts;
     cfg_component_t *components;
     size_t n_components;

@@ -190,10 +190,12 @@ static void fill(host_t *h, tern_xml_t *query, int account)
 }
 
 /* The host is an IM server whatever else its modules make it (a user
- * directory...): server/im comes first, then the modules' identities. */
+ * directory...): server/im comes first, then the modules' identities.  A
+ * service domain is only what its modules say it is. */
 void tern_disco_fill(tern_module_ctx_t *m, tern_xml_t *query)
 {
-    add_identity(query, "server", "im", "Tern");
+    if (!m->host->is_service)
+        add_identity(query, "server", "im", "Tern");
     fill(m->host, query, 0);
 }
 

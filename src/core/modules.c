@@ -13,21 +13,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hashmap.h"
 #include "core/log.h"
 #include "core/module_api.h"
+#include "route/domains.h"
 #include "route/sessions.h"
 
-static hashmap_t *hosts_by_name;
 static host_t **host_list; /* served hosts */
 static size_t n_hosts;
 static host_t **retired; /* removed by a reload; streams may still point to them */
 static size_t n_retired;
 unsigned modules_generation;
 
+/* Hosts and services are found through the domain registry. */
 host_t *hosts_find(const char *domain)
 {
-    return hosts_by_name ? hashmap_get(hosts_by_name, domain) : NULL;
+    const domain_entry_t *e = domains_find(domain);
+    return e && (e->kind == DOMAIN_HOST || e->kind == DOMAIN_SERVICE) ? e->host : NULL;
+}
+
+void hosts_set_service(host_t *h, int is_service)
+{
+    h->is_service = is_service ? 1 : 0;
+    if (hosts_find(h->name) == h)
+        domains_set_host(h->name, h, h->is_service);
 }
 
 static void set_err(cfg_error_t *err, const char *file, unsigned line, const char *fmt,
@@ -251,16 +259,17 @@ int host_load_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
 
 int hosts_init(const tern_config_t *cfg, cfg_error_t *err)
 {
-    hosts_by_name = hashmap_new();
     host_list = calloc(cfg->n_hosts ? cfg->n_hosts : 1, sizeof(*host_list));
-    if (!hosts_by_name || !host_list)
+    if (!host_list)
         return -1;
     for (size_t i = 0; i < cfg->n_hosts; i++) {
         host_t *h = host_new(cfg->hosts[i].name);
         if (!h)
             return -1;
+        h->is_service = cfg->hosts[i].is_service;
         host_list[n_hosts++] = h;
-        hashmap_put(hosts_by_name, h->name, h);
+        if (domains_set_host(h->name, h, h->is_service) < 0)
+            return -1;
     }
     for (size_t i = 0; i < n_hosts; i++)
         if (host_load_modules(host_list[i], cfg, &cfg->hosts[i], err) < 0)
@@ -317,7 +326,7 @@ host_t *hosts_add(const char *name)
         }
     if (!h && !(h = host_new(name)))
         return NULL;
-    if (hashmap_put(hosts_by_name, h->name, h) < 0) {
+    if (domains_set_host(h->name, h, h->is_service) < 0) {
         host_free(h);
         return NULL;
     }
@@ -328,7 +337,8 @@ host_t *hosts_add(const char *name)
 /* Take h out of the served hosts (table and list). */
 static void hosts_unlist(host_t *h)
 {
-    hashmap_remove(hosts_by_name, h->name);
+    if (hosts_find(h->name) == h)
+        domains_remove(h->name);
     for (size_t i = 0; i < n_hosts; i++)
         if (host_list[i] == h) {
             memmove(&host_list[i], &host_list[i + 1], (n_hosts - i - 1) * sizeof(*host_list));
@@ -345,7 +355,7 @@ void hosts_retire(host_t *h)
     if (!grown) {
         log_error("out of memory: host %s is kept among the served hosts", h->name);
         host_list[n_hosts++] = h; /* the list had room for it */
-        hashmap_put(hosts_by_name, h->name, h);
+        domains_set_host(h->name, h, h->is_service);
         return;
     }
     retired = grown;
@@ -354,15 +364,17 @@ void hosts_retire(host_t *h)
 
 void hosts_free_all(void)
 {
-    for (size_t i = 0; i < n_hosts; i++)
+    for (size_t i = 0; i < n_hosts; i++) {
+        if (hosts_find(host_list[i]->name) == host_list[i])
+            domains_remove(host_list[i]->name);
         host_free(host_list[i]);
+    }
     for (size_t i = 0; i < n_retired; i++)
         host_free(retired[i]);
     free(host_list);
     free(retired);
     host_list = retired = NULL;
     n_hosts = n_retired = 0;
-    hashmap_free(&hosts_by_name);
 }
 
 void hosts_fire_all(const char *event, tern_event_t *ev)

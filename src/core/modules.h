@@ -2,10 +2,13 @@
  * modules.h — hosts and the modules loaded on them (internal).
  *
  * A host is a domain we serve: its event table, its loaded modules and
- * what they advertise in disco.  The loader dlopen()s mod_NAME.so from the
- * module path, refuses other ABIs, validates options against the module's
- * table, loads dependencies first, and on unload removes every hook,
- * feature, timer and pending iq the module registered.
+ * what they advertise in disco.  A service domain (conference., upload.)
+ * is a host marked is_service: it has modules and events like a host, but
+ * no accounts and no client logins.  Hosts and services are entered in
+ * the domain registry (route/domains.h), which the router reads.  The loader dlopen()s mod_NAME.so
+ * from the module path, refuses other ABIs, validates options against the module's table, loads
+ * dependencies first, and on unload removes every hook, feature, timer and pending iq the module
+ * registered.
  */
 #ifndef TERN_MODULES_H
 #define TERN_MODULES_H
@@ -51,6 +54,7 @@ typedef struct service {
 
 struct host {
     const char *name;
+    int is_service; /* a service domain: no accounts, no client logins */
     tern_jid_t *jid;
     hooks_t *hooks;
     tern_module_ctx_t *modules;
@@ -98,6 +102,8 @@ host_t *hosts_add(const char *name);
  * served hosts; it stays allocated, for the streams that still point to
  * it, until hosts_free_all(). */
 void hosts_retire(host_t *h);
+/* Mark h a service domain or a host, in h and in the domain registry. */
+void hosts_set_service(host_t *h, int is_service);
 /* The served hosts, as an array of *n. */
 host_t *const *hosts_list(size_t *n);
 

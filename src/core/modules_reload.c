@@ -12,6 +12,8 @@
  *   2. add new hosts and load added modules (undone by unloading them);
  *   3. swap changed options and call reconfigure (undone by swapping back);
  *   4. commit: unload removed modules, retire removed hosts.
+ * Service domains (`services:` in the configuration) are hosts marked
+ * is_service, added, changed and removed the same way.
  * It must not touch TLS contexts or listeners (server.c owns those).
  */
 #include "core/modules.h"
@@ -209,15 +211,16 @@ static int collect_user(void *ctx, const char *host, const char *user)
 static void retire_host(host_t *h)
 {
     user_list_t users = {0};
-    if (server.db)
+    if (server.db && !h->is_service) /* a service domain has no accounts */
         store_account_foreach(server.db, h->name, collect_user, &users);
     for (size_t i = 0; i < users.n; i++) {
         server_kick_user(h->name, users.v[i], "host-gone");
         free(users.v[i]);
     }
     free(users.v);
+    int was_service = h->is_service;
     hosts_retire(h);
-    log_info("reload: host %s is no longer served", h->name);
+    log_info("reload: %s %s is no longer served", was_service ? "service domain" : "host", h->name);
 }
 
 int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
@@ -240,6 +243,7 @@ int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
                      cfg->hosts[i].name);
             rc = -1;
         } else {
+            hosts_set_service(h, cfg->hosts[i].is_service);
             added[n_added++] = h;
         }
     }
@@ -277,6 +281,12 @@ int hosts_reload(const tern_config_t *cfg, cfg_error_t *err)
                 log_info("reload: module %s loaded on %s", m->desc->name, hosts[i]->name);
         }
         const cfg_host_t *ch = config_host(cfg, hosts[i]->name);
+        if (ch && ch->is_service != hosts[i]->is_service) {
+            /* Its entry exists: marking it cannot fail. */
+            hosts_set_service(hosts[i], ch->is_service);
+            log_info("reload: %s is now a %s", hosts[i]->name,
+                     ch->is_service ? "service domain" : "host");
+        }
         if (ch)
             unload_matching(hosts[i], not_configured, ch, "no longer configured");
     }

@@ -133,7 +133,7 @@ size_t server_kick_user(const char *host, const char *user, const char *conditio
 int server_delete_user(const char *host, const char *user, const char **error_r)
 {
     host_t *h = hosts_find(host);
-    if (!h) {
+    if (!h || h->is_service) {
         *error_r = "not a host of this server";
         return -1;
     }
@@ -152,5 +152,6 @@ size_t server_session_count(void)
 
 int server_is_host(const char *domain)
 {
-    return hosts_find(domain) != NULL;
+    const host_t *h = hosts_find(domain);
+    return h != NULL && !h->is_service;
 }

@@ -1,6 +1,15 @@
 /*
  * router.c — stanza routing and the default delivery rules.
  *
+ * Every stanza enters with its origin (route/router.h): the from/to rules
+ * of that origin are applied here and nowhere else (router_rule), then the
+ * domain registry (route/domains.h) says who serves the target: a local
+ * host or a service domain (events on it, below), a component (its link),
+ * or nobody here (the remote hook, else remote-server-not-found).
+ * Streams call down into the router; the router calls back up only
+ * through function pointers (session deliver/close, component links, the
+ * remote hook).
+ *
  * pre-KIND/DEST runs first on the sender's host, for every stanza from an
  * account of a local host (sent by its client, or routed by a module on
  * its behalf), whatever the destination: local, component or remote.
@@ -16,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hashmap.h"
 #include "core/log.h"
 #include "core/module_api.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "route/domains.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
@@ -30,13 +39,7 @@ static const char *const kind_names[] = {"", "message", "presence", "iq"};
 static const char *const pre_names[] = {"", "pre-message", "pre-presence", "pre-iq"};
 static const char *const in_names[] = {"", "in-message", "in-presence", "in-iq"};
 
-typedef struct component_link {
-    router_component_fn fn;
-    void *ctx; /* NULL while the component is away */
-} component_link_t;
-
 static router_remote_fn remote_fn;
-static hashmap_t *components;
 
 void router_set_remote(router_remote_fn fn)
 {
@@ -45,54 +48,28 @@ void router_set_remote(router_remote_fn fn)
 
 int router_component_declare(const char *domain)
 {
-    if (!components && !(components = hashmap_new()))
-        return -1;
-    if (hashmap_get(components, domain))
-        return 0;
-    component_link_t *link = calloc(1, sizeof(*link));
-    if (!link || hashmap_put(components, domain, link) < 0) {
-        free(link);
-        return -1;
-    }
-    return 0;
+    return domains_declare_component(domain);
 }
 
 int router_is_component(const char *domain)
 {
-    return components && hashmap_get(components, domain) != NULL;
+    return domains_kind(domain) == DOMAIN_COMPONENT;
 }
 
 /* Attach a live component; -1 if the domain is not declared or already taken. */
 int router_component_attach(const char *domain, router_component_fn fn, void *ctx)
 {
-    component_link_t *link = components ? hashmap_get(components, domain) : NULL;
-    if (!link || link->ctx)
-        return -1;
-    link->fn = fn;
-    link->ctx = ctx;
-    return 0;
+    return domains_attach_component(domain, fn, ctx);
 }
 
 void router_component_detach(const char *domain, void *ctx)
 {
-    component_link_t *link = components ? hashmap_get(components, domain) : NULL;
-    if (link && link->ctx == ctx) {
-        link->fn = NULL;
-        link->ctx = NULL;
-    }
-}
-
-static int free_link(void *ctx, const char *key, void *value)
-{
-    free(value);
-    return 0;
+    domains_detach_component(domain, ctx);
 }
 
 void router_free(void)
 {
-    if (components)
-        hashmap_foreach(components, free_link, NULL);
-    hashmap_free(&components);
+    domains_free();
     remote_fn = NULL;
 }
 
@@ -120,6 +97,8 @@ void router_bounce(const tern_xml_t *stanza, const char *type, const char *condi
 
 static int account_exists(host_t *h, const tern_jid_t *to)
 {
+    if (h->is_service)
+        return 0; /* a service domain has no accounts */
     if (sessions_find_bare(to->bare))
         return 1;
     return server.db && store_account_exists(server.db, h->name, to->local) == 1;
@@ -313,12 +292,12 @@ static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *e
     }
 }
 
-static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to)
+/* A domain we do not serve as a host: a component's, or a remote one. */
+static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to, const domain_entry_t *served)
 {
-    component_link_t *link = components ? hashmap_get(components, to->domain) : NULL;
-    if (link) {
-        if (link->ctx)
-            link->fn(link->ctx, stanza);
+    if (served && served->kind == DOMAIN_COMPONENT) {
+        if (served->ctx)
+            served->fn(served->ctx, stanza);
         else
             router_bounce(stanza, "cancel", "service-unavailable",
                           "the component is not connected");
@@ -329,7 +308,126 @@ static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to)
     router_bounce(stanza, "cancel", "remote-server-not-found", NULL);
 }
 
-void router_route(tern_xml_t *stanza, tern_session_t *origin)
+/* The host or service serving `domain`, or NULL. */
+static host_t *served_host(const domain_entry_t *e)
+{
+    return e && (e->kind == DOMAIN_HOST || e->kind == DOMAIN_SERVICE) ? e->host : NULL;
+}
+
+/* Whether a JID's domainpart `jid_domain` is `domain`, or (when `sub`) a
+ * subdomain of it: "irc.bots.example.com" is at "bots.example.com",
+ * "xbots.example.com" is not. */
+static int domain_matches(const char *jid_domain, const char *domain, int sub)
+{
+    if (strcmp(jid_domain, domain) == 0)
+        return 1;
+    size_t n = strlen(jid_domain), d = strlen(domain);
+    return sub && n > d + 1 && jid_domain[n - d - 1] == '.' &&
+           strcmp(jid_domain + n - d, domain) == 0;
+}
+
+route_rule_t router_rule(route_origin_kind_t kind, const char *self, const char *from,
+                         const char *to, int (*is_ours)(const char *domain))
+{
+    route_rule_t rule = RULE_OK;
+    tern_jid_t *fj = NULL, *tj = NULL;
+    switch (kind) {
+    case ROUTE_CLIENT: {
+        /* RFC 6120 §8.1.2.1: the server stamps the client's full JID; a
+         * client may only claim that, or the bare JID of its account. */
+        if (!from)
+            return RULE_STAMP;
+        if (self && strcmp(from, self) == 0)
+            return RULE_OK;
+        fj = tern_jid_new(from, NULL);
+        const char *slash = self ? strchr(self, '/') : NULL;
+        size_t bare_len = slash ? (size_t)(slash - self) : self ? strlen(self) : 0;
+        if (!fj || !self)
+            rule = RULE_INVALID_FROM;
+        else if (strcmp(fj->full, self) == 0)
+            rule = RULE_STAMP;
+        else if (!fj->resource && strlen(fj->full) == bare_len &&
+                 strncmp(fj->full, self, bare_len) == 0)
+            rule = RULE_STAMP;
+        else
+            rule = RULE_INVALID_FROM;
+        break;
+    }
+    case ROUTE_COMPONENT:
+        /* XEP-0114 §3 and RFC 6120 §4.9.3.9: a component speaks for its
+         * own domain (and JIDs and subdomains at it), addressing someone. */
+        fj = from ? tern_jid_new(from, NULL) : NULL;
+        if (!fj || !self || !domain_matches(fj->domain, self, 1))
+            rule = RULE_INVALID_FROM;
+        else if (!to)
+            rule = RULE_IMPROPER_ADDRESSING;
+        break;
+    case ROUTE_PEER:
+        /* RFC 6120 §4.9.3.7: between servers both addresses are required
+         * and valid; §8.1.2.2 and §4.9.3.9: 'from' is at the domain the
+         * peer authenticated as; §4.9.3.6: 'to' is a domain we serve. */
+        fj = from ? tern_jid_new(from, NULL) : NULL;
+        tj = to ? tern_jid_new(to, NULL) : NULL;
+        if (!fj || !tj)
+            rule = RULE_IMPROPER_ADDRESSING;
+        else if (!self || !domain_matches(fj->domain, self, 0))
+            rule = RULE_INVALID_FROM;
+        else if (!is_ours || !is_ours(tj->domain))
+            rule = RULE_HOST_UNKNOWN;
+        break;
+    case ROUTE_INTERNAL:
+    default:
+        /* Trusted; a 'from' that is not a JID is dropped while routing. */
+        rule = from ? RULE_OK : RULE_DROP;
+        break;
+    }
+    tern_jid_free(&fj);
+    tern_jid_free(&tj);
+    return rule;
+}
+
+const char *router_rule_condition(route_rule_t rule)
+{
+    switch (rule) {
+    case RULE_INVALID_FROM:
+        return "invalid-from";
+    case RULE_IMPROPER_ADDRESSING:
+        return "improper-addressing";
+    case RULE_HOST_UNKNOWN:
+        return "host-unknown";
+    default:
+        return NULL;
+    }
+}
+
+int router_admit(tern_xml_t *stanza, const route_origin_t *origin, const char **condition_r)
+{
+    static const route_origin_t internal = {.kind = ROUTE_INTERNAL};
+    const route_origin_t *o = origin ? origin : &internal;
+    const char *self =
+        o->kind == ROUTE_CLIENT ? (o->session ? o->session->jid->full : NULL) : o->domain;
+    route_rule_t rule = router_rule(o->kind, self, tern_xml_attr(stanza, "from"),
+                                    tern_xml_attr(stanza, "to"), domains_is_ours);
+    if (condition_r)
+        *condition_r = router_rule_condition(rule);
+    if (rule == RULE_STAMP) {
+        tern_xml_set_attr(stanza, "from", self);
+        return 0;
+    }
+    if (rule == RULE_OK)
+        return 0;
+    if (rule == RULE_DROP)
+        log_debug("dropping a stanza without a valid 'from'");
+    else
+        log_info("refused a stanza from %s (%s): %s", self ? self : "the core",
+                 tern_xml_attr(stanza, "from") ? tern_xml_attr(stanza, "from") : "no from",
+                 router_rule_condition(rule));
+    return -1;
+}
+
+/* Route a stanza whose addresses the rules accepted; `origin` is the
+ * client session it came from, or NULL. */
+static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
 {
     stanza_kind_t kind = stanza_kind(stanza);
     if (kind == STANZA_OTHER)
@@ -347,7 +445,8 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
         tern_jid_free(&from);
         return;
     }
-    host_t *h = to ? hosts_find(to->domain) : origin ? origin->host : NULL;
+    const domain_entry_t *served = to ? domains_find(to->domain) : NULL;
+    host_t *h = to ? served_host(served) : origin ? origin->host : NULL;
     if (!to && !h) {
         tern_jid_free(&from);
         return;
@@ -376,8 +475,15 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
 
     /* Outgoing filters run on the sender's host, wherever the stanza goes:
      * for what a client sends, and for what a module routes on behalf of an
-     * account of a local host (ev.origin NULL). */
-    host_t *sender_host = origin ? origin->host : from->local ? hosts_find(from->domain) : NULL;
+     * account of a local host (ev.origin NULL).  Service domains have no
+     * accounts, so none for what their modules send. */
+    host_t *sender_host = NULL;
+    if (origin) {
+        sender_host = origin->host;
+    } else if (from->local) {
+        const domain_entry_t *fe = domains_find(from->domain);
+        sender_host = fe && fe->kind == DOMAIN_HOST ? fe->host : NULL;
+    }
     int handled = 0;
     if (sender_host) {
         const char *parts[2] = {pre_names[kind], dest_names[dest]};
@@ -386,8 +492,24 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
     if (!handled && h)
         dispatch(h, kind, dest, &ev);
     else if (!handled)
-        route_elsewhere(stanza, to);
+        route_elsewhere(stanza, to, served);
     tern_jid_free(&self_bare);
     tern_jid_free(&from);
     tern_jid_free(&to);
+}
+
+int router_route_from(tern_xml_t *stanza, const route_origin_t *origin, const char **condition_r)
+{
+    if (router_admit(stanza, origin, condition_r) < 0)
+        return -1;
+    route_admitted(stanza, origin && origin->kind == ROUTE_CLIENT ? origin->session : NULL);
+    return 0;
+}
+
+void router_route(tern_xml_t *stanza, tern_session_t *session)
+{
+    route_origin_t o = {.kind = session ? ROUTE_CLIENT : ROUTE_INTERNAL, .session = session};
+    const char *condition = NULL;
+    if (router_route_from(stanza, &o, &condition) < 0 && session && condition && session->close)
+        session->close(session, condition);
 }

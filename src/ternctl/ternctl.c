@@ -165,7 +165,8 @@ static tern_jid_t *parse_account_jid(const tern_config_t *cfg, const char *s, ch
         tern_jid_free(&jid);
         return NULL;
     }
-    if (config_host(cfg, jid->domain) == NULL) {
+    const cfg_host_t *ch = config_host(cfg, jid->domain);
+    if (ch == NULL || ch->is_service) { /* a service domain has no accounts */
         snprintf(why, why_size, "unknown host '%s'", jid->domain);
         tern_jid_free(&jid);
         return NULL;
@@ -951,7 +952,8 @@ static int cmd_users(char **args, int n)
             msg("invalid host name '%s'", args[0]);
             goto out;
         }
-        if (config_host(cfg, host) == NULL) {
+        const cfg_host_t *ch = config_host(cfg, host);
+        if (ch == NULL || ch->is_service) {
             msg("unknown host '%s'", host);
             goto out;
         }
@@ -1056,7 +1058,7 @@ static int cmd_invite(char **args, int n)
         goto out;
     }
     const cfg_host_t *ch = host != NULL ? config_host(cfg, host) : NULL;
-    if (ch == NULL) {
+    if (ch == NULL || ch->is_service) {
         msg("unknown host '%s'", host != NULL ? host : args[0]);
         goto out;
     }

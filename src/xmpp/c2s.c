@@ -176,7 +176,8 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
     char *domain = to ? tern_jid_prep_domain(to) : NULL;
     host_t *h = domain ? hosts_find(domain) : NULL;
     free(domain);
-    if (!h || (s->host && s->host != h)) {
+    /* A service domain has no accounts: unknown to clients as a host. */
+    if (!h || h->is_service || (s->host && s->host != h)) {
         conn_stream_error(c, to ? "host-unknown" : "improper-addressing", NULL);
         return;
     }
@@ -573,20 +574,14 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
         if (hooks_event_fire(s->in_hook, &ev) == TERN_HANDLED)
             return;
     }
-    /* RFC 6120 §8.1.2.1: the server stamps the full JID; a client may only
-     * claim its own full or bare JID. */
-    const char *from = tern_xml_attr(st, "from");
-    if (from) {
-        tern_jid_t *j = tern_jid_new(from, NULL);
-        int ok = j && (strcmp(j->full, s->session.jid->full) == 0 ||
-                       strcmp(j->full, s->session.jid->bare) == 0);
-        tern_jid_free(&j);
-        if (!ok) {
-            conn_stream_error(s->conn, "invalid-from", NULL);
-            return;
-        }
+    /* The router's rules for a client: 'from' stamped with the full JID,
+     * a spoofed one ends the stream (RFC 6120 §8.1.2.1, §4.9.3.9). */
+    const route_origin_t origin = {.kind = ROUTE_CLIENT, .session = &s->session};
+    const char *refused = NULL;
+    if (router_admit(st, &origin, &refused) < 0) {
+        conn_stream_error(s->conn, refused ? refused : "invalid-from", NULL);
+        return;
     }
-    tern_xml_set_attr(st, "from", s->session.jid->full);
     const char *type_attr = tern_xml_attr(st, "type");
     if ((type_attr || kind == STANZA_IQ) && !valid_type(kind, type_attr ? type_attr : "")) {
         reply_error(s, st, "modify", "bad-request");

@@ -141,20 +141,12 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         conn_stream_error(c, "unsupported-stanza-type", NULL);
         return;
     }
-    /* The component speaks for its own domain only. */
-    const char *from = tern_xml_attr(st, "from");
-    tern_jid_t *j = from ? tern_jid_new(from, NULL) : NULL;
-    int ok = j && strcmp(j->domain, k->domain) == 0;
-    tern_jid_free(&j);
-    if (!ok) {
-        conn_stream_error(c, "invalid-from", NULL);
-        return;
-    }
-    if (!tern_xml_attr(st, "to")) {
-        conn_stream_error(c, "improper-addressing", NULL);
-        return;
-    }
-    router_route(st, NULL);
+    /* The router's rules for a component: it speaks for its own domain
+     * (and subdomains) and addresses someone, or the stream ends. */
+    const route_origin_t origin = {.kind = ROUTE_COMPONENT, .domain = k->domain};
+    const char *refused = NULL;
+    if (router_route_from(st, &origin, &refused) < 0 && refused)
+        conn_stream_error(c, refused, NULL);
 }
 
 static void on_closing(conn_t *c)

@@ -573,6 +573,36 @@ static void test_full(void)
 }
 
 /* A relative configuration path: its folder is made absolute. */
+/* services: loaded after the hosts, marked, with their own modules only. */
+static void test_services(void)
+{
+    cfg_error_t err;
+    tern_config_t *cfg = load("modules:\n  ping: {}\n"
+                              "hosts:\n  localhost:\n"
+                              "services:\n  Conference.LocalHost:\n    modules:\n"
+                              "      muc: { max_rooms: 5 }\n      disco:\n"
+                              "  upload.localhost:\n",
+                              &err);
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err.text);
+        return;
+    }
+    CHECK(cfg->n_hosts == 3);
+    CHECK_STR(cfg->hosts[0].name, "localhost");
+    CHECK(!cfg->hosts[0].is_service);
+    CHECK(cfg->hosts[0].n_modules == 1);
+    const cfg_host_t *conf = config_host(cfg, "conference.localhost");
+    CHECK(conf == &cfg->hosts[1]);
+    CHECK(conf && conf->is_service);
+    CHECK(conf && conf->n_modules == 2);
+    CHECK(conf && conf->n_modules == 2 && strcmp(conf->modules[0].name, "muc") == 0 &&
+          conf->modules[0].options != NULL && strcmp(conf->modules[1].name, "disco") == 0);
+    const cfg_host_t *up = config_host(cfg, "upload.localhost");
+    CHECK(up && up->is_service && up->n_modules == 0);
+    config_free(&cfg);
+}
+
 static void test_relative_path(void)
 {
     char cwd[PATH_MAX], here[PATH_MAX];
@@ -714,6 +744,24 @@ static void test_errors(void)
     snprintf(text, sizeof(text), "%scomponents:\n  \"a b\": { secret: a }\n", host);
     EXPECT_ERR(text, ":4: invalid component name 'a b'");
 
+    /* Service domains. */
+    snprintf(text, sizeof(text), "%sservices:\n  LocalHost:\n", host);
+    EXPECT_ERR(text, ":4: service 'localhost' has the same name as a host");
+    snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n  MUC.localhost:\n", host);
+    EXPECT_ERR(text, ":5: service 'muc.localhost' is configured twice");
+    snprintf(text, sizeof(text), "%sservices:\n  \"a b\":\n", host);
+    EXPECT_ERR(text, ":4: invalid service domain 'a b'");
+    snprintf(text, sizeof(text), "%sservices: [muc.localhost]\n", host);
+    EXPECT_ERR(text, ":3: 'services' must be a map");
+    snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n    certificate: a.crt\n", host);
+    EXPECT_ERR(text, ":5: unknown key 'certificate' in 'services.muc.localhost' (known: modules)");
+    snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n    modules:\n      muc: 3\n",
+             host);
+    EXPECT_ERR(text, ":6: module 'muc': options must be a map");
+    snprintf(text, sizeof(text),
+             "%sservices:\n  muc.localhost:\ncomponents:\n  muc.localhost: { secret: x }\n", host);
+    EXPECT_ERR(text, ":6: component 'muc.localhost' has the same name as a service");
+
     /* YAML level. */
     EXPECT_ERR("base: &b { x: 1 }\nhosts:\n  localhost:\n", ":1: aliases are not supported");
     EXPECT_ERR("hosts:\n  localhost: *b\n", ":2: aliases are not supported");
@@ -800,6 +848,7 @@ int main(int argc, char **argv)
     test_options();
     test_defaults();
     test_full();
+    test_services();
     test_relative_path();
     test_errors();
     test_sample(argc > 1 ? argv[1] : NULL);

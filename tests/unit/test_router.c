@@ -11,6 +11,7 @@
 #include "core/hooks.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "route/domains.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
@@ -136,6 +137,42 @@ static int remote_take(tern_xml_t *st, const tern_jid_t *to)
     return strcmp(to->domain, "federated.example") == 0 ? 0 : -1;
 }
 
+static int service_calls;
+static int count_service(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    service_calls++;
+    return TERN_HANDLED;
+}
+
+static const char *closed_with;
+static void record_close(tern_session_t *s, const char *cond)
+{
+    closed_with = cond;
+}
+
+/* A chat message from session `s` claiming `from`, routed as the client's. */
+static void send_as(tern_session_t *s, const char *from, const char *to)
+{
+    tern_xml_t *st = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_set_attr(st, "type", "chat");
+    tern_xml_set_attr(st, "from", from);
+    tern_xml_set_attr(st, "to", to);
+    router_route(st, s);
+    tern_xml_unref(st);
+}
+
+/* The same from another origin; router_route_from's result. */
+static int route_as(const route_origin_t *o, const char *from, const char *to, const char **cond)
+{
+    tern_xml_t *st = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_set_attr(st, "type", "chat");
+    tern_xml_set_attr(st, "from", from);
+    tern_xml_set_attr(st, "to", to);
+    int rc = router_route_from(st, o, cond);
+    tern_xml_unref(st);
+    return rc;
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tern-router-XXXXXX";
@@ -156,8 +193,8 @@ int main(void)
     CHECK(store_account_create(server.db, "example.com", "romeo", creds, NULL) == 0);
     CHECK(store_account_create(server.db, "example.com", "nurse", creds, NULL) == 0);
 
-    cfg_host_t host = {.name = "example.com"};
-    tern_config_t cfg = {.hosts = &host, .n_hosts = 1, .module_path = "/nonexistent"};
+    cfg_host_t hosts[2] = {{.name = "example.com"}, {.name = "rooms.example.com", .is_service = 1}};
+    tern_config_t cfg = {.hosts = hosts, .n_hosts = 2, .module_path = "/nonexistent"};
     cfg_error_t err;
     CHECK(sessions_init() == 0);
     CHECK(hosts_init(&cfg, &err) == 0);
@@ -316,6 +353,60 @@ int main(void)
     if (component_got)
         tern_xml_unref(component_got);
     router_component_detach("muc.example.com", &ctx);
+
+    /* A service domain: stanzas to it and to JIDs at it fire events on it,
+     * like on a host; it has no accounts; what its modules send from it
+     * runs no pre- filters (they are for accounts of local hosts). */
+    host_t *rooms = hosts_find("rooms.example.com");
+    CHECK(rooms != NULL && rooms->is_service &&
+          domains_kind("rooms.example.com") == DOMAIN_SERVICE);
+    CHECK(server_is_host("example.com") && !server_is_host("rooms.example.com"));
+    tern_module_ctx_t svc = {.host = rooms};
+    service_calls = 0;
+    CHECK(hooks_add(rooms->hooks, "message/host", count_service, 0, &svc) == 0);
+    CHECK(hooks_add(rooms->hooks, "message/bare", count_service, 0, &svc) == 0);
+    CHECK(hooks_add(rooms->hooks, "pre-message/full", count_service, 0, &svc) == 0);
+    send(romeo, NULL, "message", "groupchat", "rooms.example.com", NULL);
+    send(romeo, NULL, "message", "groupchat", "hall@rooms.example.com", NULL);
+    CHECK(service_calls == 2 && romeo->n == 0);
+    /* No module took it: a JID at a service is no account. */
+    send(romeo, NULL, "iq", "get", "hall@rooms.example.com/nick", "jabber:iq:version");
+    CHECK(romeo->n == 1 && strcmp(error_condition(romeo->got[0]), "service-unavailable") == 0);
+    fake_reset(romeo);
+    send(NULL, "hall@rooms.example.com/nick", "message", "groupchat", "romeo@example.com/orchard",
+         NULL);
+    CHECK(service_calls == 2 && romeo->n == 1);
+    fake_reset(romeo);
+    hooks_remove_owner(rooms->hooks, &svc);
+
+    /* Origins: a client's forged 'from' is refused and closes its session
+     * with invalid-from; a component's or a peer's likewise, with nothing
+     * routed; a peer may not relay through us. */
+    fake_t *nurse = fake_bind("nurse", "desk", 1, 0);
+    nurse->s.close = record_close;
+    closed_with = NULL;
+    send_as(&nurse->s, "romeo@example.com/orchard", "romeo@example.com/orchard");
+    CHECK(closed_with && strcmp(closed_with, "invalid-from") == 0 && romeo->n == 0);
+    send_as(&nurse->s, "nurse@example.com", "romeo@example.com/orchard");
+    CHECK(romeo->n == 1 &&
+          strcmp(tern_xml_attr(romeo->got[0], "from"), "nurse@example.com/desk") == 0);
+    fake_reset(romeo);
+    fake_free(nurse);
+    const char *cond = NULL;
+    route_origin_t comp = {.kind = ROUTE_COMPONENT, .domain = "muc.example.com"};
+    CHECK(route_as(&comp, "juliet@example.com", "romeo@example.com/orchard", &cond) < 0);
+    CHECK(cond && strcmp(cond, "invalid-from") == 0 && romeo->n == 0);
+    CHECK(route_as(&comp, "bot@muc.example.com", "romeo@example.com/orchard", &cond) == 0);
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
+    route_origin_t peer = {.kind = ROUTE_PEER, .domain = "remote.example"};
+    CHECK(route_as(&peer, "a@remote.example", "nobody@third.example", &cond) < 0);
+    CHECK(cond && strcmp(cond, "host-unknown") == 0);
+    CHECK(route_as(&peer, "a@elsewhere.example", "romeo@example.com/orchard", &cond) < 0);
+    CHECK(cond && strcmp(cond, "invalid-from") == 0 && romeo->n == 0);
+    CHECK(route_as(&peer, "a@remote.example/x", "romeo@example.com/orchard", &cond) == 0);
+    CHECK(romeo->n == 1);
+    fake_reset(romeo);
 
     /* A stanza from a component to a local user is delivered. */
     send(NULL, "room@muc.example.com/nick", "message", "groupchat", "romeo@example.com/orchard",
