@@ -185,7 +185,12 @@ die() {
     exit 1
 }
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
-[[ $USERS =~ ^[0-9]+$ ]] && [ "$USERS" -ge 2 ] || die "CG_USERS must be a whole number ≥ 2"
+if ! [[ $USERS =~ ^[0-9]+$ ]] || [ "$USERS" -lt 2 ]; then
+    die "CG_USERS must be a whole number ≥ 2"
+fi
+for n in RATE DURATION LOW_RATE ITERATIONS TRIES; do
+    [[ ${!n} =~ ^[0-9]+$ ]] || die "CG_$n must be a whole number, not '${!n}'"
+done
 
 # ---- Tern and tern-bench, built as compare.sh builds them ---------------------
 mkdir -p "$build"
