@@ -242,7 +242,12 @@ static void reading_on(conn_t *c)
     c->reading_off = 0;
     long long half = c->idle_ms / 2;
     struct timeval tv = {half / 1000, (half % 1000) * 1000};
-    event_add(c->read_ev, c->idle_ms > 0 ? &tv : NULL);
+    /* A common timeout (the connections share a few durations): libevent
+     * re-arms it after every read, and for a common one that is a list
+     * append instead of a heap update. */
+    const struct timeval *common =
+        c->idle_ms > 0 ? event_base_init_common_timeout(event_get_base(c->read_ev), &tv) : NULL;
+    event_add(c->read_ev, c->idle_ms > 0 ? (common ? common : &tv) : NULL);
     /* TLS may hold records it read ahead: the socket will not tell. */
     if (c->ssl && SSL_has_pending(c->ssl))
         event_active(c->read_ev, EV_READ, 0);
