@@ -1,13 +1,18 @@
 /*
  * hooks.c — the event table of one host: name -> sorted handler list.
+ *
+ * Event names are hashed with FNV-1a, not the keyed hash of hashmap.c:
+ * the table holds only names that modules registered, so a name chosen
+ * by a remote party (an iq payload's namespace) can at worst land in the
+ * bucket of a few registered events and cost a few compares; it cannot
+ * grow a chain.  FNV-1a is fed byte by byte, so a name given in parts
+ * hashes as cheaply as a whole one.
  */
 #include "core/hooks.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "core/hashmap.h"
-#include "core/siphash.h"
 
 typedef struct handler {
     struct handler *next;
@@ -29,6 +34,22 @@ struct hooks {
 };
 
 #define BUCKET(hash) ((hash)&255u)
+
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME  1099511628211ULL
+
+/* FNV-1a of the NUL-terminated `s`, continuing from `h`. */
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * FNV_PRIME;
+    return h;
+}
+
+static uint64_t event_hash(const char *name)
+{
+    return fnv_str(FNV_OFFSET, name);
+}
 
 /* Is the `len` bytes at s one of the words of list? */
 static int word_in(const char *s, size_t len, const char *const *list)
@@ -140,7 +161,7 @@ static event_t *find_event(const hooks_t *h, const char *name, uint64_t hash)
  * of memory.  Entries live until hooks_free. */
 static event_t *intern_event(hooks_t *h, const char *name)
 {
-    uint64_t hash = hash_str(name);
+    uint64_t hash = event_hash(name);
     event_t *e = find_event(h, name, hash);
     if (!e) {
         size_t len = strlen(name);
@@ -201,10 +222,9 @@ void hooks_remove_owner(hooks_t *h, tern_module_ctx_t *owner)
 static int name_matches(const char *name, const char *const *parts, int n, const char *seps)
 {
     for (int i = 0; i < n; i++) {
-        size_t len = strlen(parts[i]);
-        if (strncmp(name, parts[i], len) != 0)
-            return 0;
-        name += len;
+        for (const char *p = parts[i]; *p; p++, name++)
+            if (*name != *p)
+                return 0;
         if (i + 1 < n) {
             if (*name != seps[i])
                 return 0;
@@ -255,15 +275,13 @@ int hooks_fire_after(hooks_t *h, const char *name, const tern_module_ctx_t *owne
 int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *seps,
                      tern_event_t *ev)
 {
-    /* The same keyed hash as hash_str() of the joined name, fed in pieces. */
-    siphash_t st;
-    siphash_init(&st, hash_key());
+    /* The hash of the joined name, fed in pieces. */
+    uint64_t hash = FNV_OFFSET;
     for (int i = 0; i < n; i++) {
-        siphash_update(&st, parts[i], strlen(parts[i]));
+        hash = fnv_str(hash, parts[i]);
         if (i + 1 < n)
-            siphash_update(&st, &seps[i], 1);
+            hash = (hash ^ (unsigned char)seps[i]) * FNV_PRIME;
     }
-    uint64_t hash = siphash_final(&st);
     for (event_t *e = h->buckets[BUCKET(hash)]; e; e = e->next)
         if (e->hash == hash && name_matches(e->name, parts, n, seps))
             return run(e, ev);
@@ -272,12 +290,12 @@ int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *se
 
 int hooks_fire(hooks_t *h, const char *name, tern_event_t *ev)
 {
-    event_t *e = find_event(h, name, hash_str(name));
+    event_t *e = find_event(h, name, event_hash(name));
     return e ? run(e, ev) : TERN_PASS;
 }
 
 int hooks_has(hooks_t *h, const char *name)
 {
-    event_t *e = find_event(h, name, hash_str(name));
+    event_t *e = find_event(h, name, event_hash(name));
     return e && e->handlers;
 }

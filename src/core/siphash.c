@@ -13,42 +13,49 @@
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
-/* Little-endian 64-bit load of 8 bytes. */
-static uint64_t load64(const unsigned char *p)
+/* Little-endian 64-bit load of 8 bytes (one load on little-endian hosts). */
+static inline uint64_t load64(const unsigned char *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
+#endif
 }
 
-/* Paper §2, "SipRound". */
-static void sipround(siphash_t *s)
-{
-    s->v0 += s->v1;
-    s->v1 = ROTL(s->v1, 13);
-    s->v1 ^= s->v0;
-    s->v0 = ROTL(s->v0, 32);
-    s->v2 += s->v3;
-    s->v3 = ROTL(s->v3, 16);
-    s->v3 ^= s->v2;
-    s->v0 += s->v3;
-    s->v3 = ROTL(s->v3, 21);
-    s->v3 ^= s->v0;
-    s->v2 += s->v1;
-    s->v1 = ROTL(s->v1, 17);
-    s->v1 ^= s->v2;
-    s->v2 = ROTL(s->v2, 32);
-}
+/* Paper §2, "SipRound", on four local words (kept in registers: the hash
+ * of a short key is a few dozen of these). */
+#define SIPROUND(v0, v1, v2, v3)                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
+    } while (0)
 
 /* Compression of one message word m_i: v3 ^= m; c SipRounds; v0 ^= m. */
-static void compress(siphash_t *s, uint64_t m)
-{
-    s->v3 ^= m;
-    sipround(s);
-    sipround(s);
-    s->v0 ^= m;
-}
+#define COMPRESS(v0, v1, v2, v3, m)                                                                \
+    do {                                                                                           \
+        v3 ^= (m);                                                                                 \
+        SIPROUND(v0, v1, v2, v3);                                                                  \
+        SIPROUND(v0, v1, v2, v3);                                                                  \
+        v0 ^= (m);                                                                                 \
+    } while (0)
 
 void siphash_init(siphash_t *st, const unsigned char key[SIPHASH_KEY_LEN])
 {
@@ -67,31 +74,41 @@ void siphash_init(siphash_t *st, const unsigned char key[SIPHASH_KEY_LEN])
 void siphash_update(siphash_t *st, const void *data, size_t len)
 {
     const unsigned char *p = data;
+    uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3;
     while (len > 0 && (st->len & 7) != 0) {
         st->tail |= (uint64_t)*p++ << (8 * (st->len & 7));
         st->len++;
         len--;
         if ((st->len & 7) == 0) {
-            compress(st, st->tail);
+            COMPRESS(v0, v1, v2, v3, st->tail);
             st->tail = 0;
         }
     }
-    for (; len >= 8; p += 8, len -= 8, st->len += 8)
-        compress(st, load64(p));
+    for (; len >= 8; p += 8, len -= 8, st->len += 8) {
+        uint64_t m = load64(p);
+        COMPRESS(v0, v1, v2, v3, m);
+    }
     for (; len > 0; len--, st->len++)
         st->tail |= (uint64_t)*p++ << (8 * (st->len & 7));
+    st->v0 = v0;
+    st->v1 = v1;
+    st->v2 = v2;
+    st->v3 = v3;
 }
 
 /* The last word holds the remaining bytes and, in its top byte, the
  * length mod 256; then v2 ^= 0xff, d SipRounds, and v0^v1^v2^v3. */
 uint64_t siphash_final(const siphash_t *st)
 {
-    siphash_t s = *st;
-    compress(&s, s.tail | ((uint64_t)(s.len & 0xff) << 56));
-    s.v2 ^= 0xff;
-    for (int i = 0; i < 4; i++)
-        sipround(&s);
-    return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+    uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3;
+    uint64_t m = st->tail | ((uint64_t)(st->len & 0xff) << 56);
+    COMPRESS(v0, v1, v2, v3, m);
+    v2 ^= 0xff;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 uint64_t siphash24(const unsigned char key[SIPHASH_KEY_LEN], const void *data, size_t len)

@@ -245,7 +245,12 @@ static void reading_on(transport_t *t)
     t->reading_off = 0;
     long long ms = t->idle_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_add(t->read_ev, ms > 0 ? &tv : NULL);
+    /* A common timeout (the connections share a few durations): libevent
+     * re-arms it after every read, and for a common one that is a list
+     * append instead of a heap update. */
+    const struct timeval *common =
+        ms > 0 ? event_base_init_common_timeout(event_get_base(t->read_ev), &tv) : NULL;
+    event_add(t->read_ev, ms > 0 ? (common ? common : &tv) : NULL);
     /* TLS may hold records it read ahead: the socket will not tell. */
     if (t->ssl && SSL_has_pending(t->ssl))
         event_active(t->read_ev, EV_READ, 0);

@@ -95,11 +95,12 @@ void router_bounce(const tern_xml_t *stanza, const char *type, const char *condi
     tern_xml_unref(err);
 }
 
-static int account_exists(host_t *h, const tern_jid_t *to)
+/* `u`: the account's sessions, as sessions_find_bare() found them. */
+static int account_exists(host_t *h, const tern_jid_t *to, const user_sessions_t *u)
 {
     if (h->is_service)
         return 0; /* a service domain has no accounts */
-    if (sessions_find_bare(to->bare))
+    if (u)
         return 1;
     return server.db && store_account_exists(server.db, h->name, to->local) == 1;
 }
@@ -112,9 +113,8 @@ static void deliver(tern_session_t *s, tern_xml_t *stanza)
 /* RFC 6121 §8.5.2.1.1: messages of type normal/chat go to the available
  * resources of highest non-negative priority; headline to all non-negative.
  * Returns how many sessions got it. */
-static int deliver_message_to_bare(const tern_jid_t *to, tern_xml_t *stanza, int all)
+static int deliver_message_to_bare(user_sessions_t *u, tern_xml_t *stanza, int all)
 {
-    user_sessions_t *u = sessions_find_bare(to->bare);
     if (!u)
         return 0;
     int best = -1;
@@ -135,9 +135,8 @@ static int deliver_message_to_bare(const tern_jid_t *to, tern_xml_t *stanza, int
     return n;
 }
 
-static void deliver_presence_to_bare(const tern_jid_t *to, tern_xml_t *stanza)
+static void deliver_presence_to_bare(user_sessions_t *u, tern_xml_t *stanza)
 {
-    user_sessions_t *u = sessions_find_bare(to->bare);
     tern_session_t *next;
     for (tern_session_t *s = u ? u->first : NULL; s; s = next) {
         next = s->next_of_user;
@@ -164,7 +163,9 @@ static void default_to_bare(host_t *h, stanza_kind_t kind, tern_event_t *ev)
 {
     tern_xml_t *st = ev->stanza;
     const char *type = stanza_type(st);
-    if (!account_exists(h, ev->to)) {
+    /* One lookup serves the check and the delivery: nothing runs between. */
+    user_sessions_t *u = sessions_find_bare(ev->to->bare);
+    if (!account_exists(h, ev->to, u)) {
         /* RFC 6121 §8.5.1: no such user. */
         if (kind != STANZA_PRESENCE &&
             !(kind == STANZA_IQ && !is_type(type, "get") && !is_type(type, "set")))
@@ -174,20 +175,20 @@ static void default_to_bare(host_t *h, stanza_kind_t kind, tern_event_t *ev)
     switch (kind) {
     case STANZA_MESSAGE:
         if (is_type(type, "normal") || is_type(type, "chat")) {
-            if (deliver_message_to_bare(ev->to, st, 0) > 0)
+            if (deliver_message_to_bare(u, st, 0) > 0)
                 return;
             if (hooks_fire(h->hooks, "message/offline", ev) == TERN_HANDLED)
                 return;
             router_bounce(st, "cancel", "service-unavailable", NULL);
         } else if (is_type(type, "headline")) {
-            deliver_message_to_bare(ev->to, st, 1);
+            deliver_message_to_bare(u, st, 1);
         } else if (is_type(type, "groupchat")) {
             router_bounce(st, "cancel", "service-unavailable", NULL);
         }
         return;
     case STANZA_PRESENCE:
         if (!is_type(type, "probe") && !is_type(type, "error"))
-            deliver_presence_to_bare(ev->to, st);
+            deliver_presence_to_bare(u, st);
         return;
     case STANZA_IQ:
         if (is_type(type, "get") || is_type(type, "set"))
@@ -434,7 +435,11 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
         return;
     const char *from_s = tern_xml_attr(stanza, "from");
     const char *to_s = tern_xml_attr(stanza, "to");
-    tern_jid_t *from = from_s ? tern_jid_new(from_s, NULL) : NULL;
+    /* What a client sends carries its session's full JID as 'from' (c2s
+     * stamps it): that JID is already prepared. */
+    int from_is_origin = origin && origin->jid && from_s && strcmp(from_s, origin->jid->full) == 0;
+    tern_jid_t *from_owned = from_s && !from_is_origin ? tern_jid_new(from_s, NULL) : NULL;
+    const tern_jid_t *from = from_is_origin ? origin->jid : from_owned;
     if (!from) {
         log_debug("dropping a stanza without a valid 'from'");
         return;
@@ -442,13 +447,13 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
     tern_jid_t *to = NULL;
     if (to_s && !(to = tern_jid_new(to_s, NULL))) {
         router_bounce(stanza, "modify", "jid-malformed", NULL);
-        tern_jid_free(&from);
+        tern_jid_free(&from_owned);
         return;
     }
     const domain_entry_t *served = to ? domains_find(to->domain) : NULL;
     host_t *h = to ? served_host(served) : origin ? origin->host : NULL;
     if (!to && !h) {
-        tern_jid_free(&from);
+        tern_jid_free(&from_owned);
         return;
     }
     dest_t dest;
@@ -467,7 +472,7 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
     tern_jid_t *self_bare = to ? NULL : tern_jid_bare(origin->jid);
     tern_event_t ev = {.stanza = stanza, .from = from, .to = to ? to : self_bare, .origin = origin};
     if (!ev.to) {
-        tern_jid_free(&from);
+        tern_jid_free(&from_owned);
         return;
     }
     if (dest == DEST_FULL && h)
@@ -494,7 +499,7 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
     else if (!handled)
         route_elsewhere(stanza, to, served);
     tern_jid_free(&self_bare);
-    tern_jid_free(&from);
+    tern_jid_free(&from_owned);
     tern_jid_free(&to);
 }
 

@@ -31,10 +31,19 @@ static tls_io_t ssl_status(SSL *ssl, int r)
     }
 }
 
+/* SSL_get_error() reads the thread's error queue, so it must be empty
+ * before each call.  Emptying an empty queue costs as much as a small
+ * record's decryption in OpenSSL 3; looking first is cheap. */
+static void clear_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 tls_io_t tls_io_read(SSL *ssl, int fd, char *buf, size_t want, size_t *got)
 {
     if (ssl) {
-        ERR_clear_error();
+        clear_errors();
         errno = 0;
         int r = SSL_read(ssl, buf, (int)want);
         if (r > 0) {
@@ -69,7 +78,7 @@ tls_io_t tls_io_flush(SSL *ssl, int fd, struct evbuffer *out, int *retry_len)
             errno = ENOMEM;
             return TLS_IO_ERROR;
         }
-        ERR_clear_error();
+        clear_errors();
         errno = 0;
         int r = SSL_write(ssl, data, (int)n);
         if (r > 0) {

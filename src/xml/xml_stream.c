@@ -308,28 +308,21 @@ static unsigned count_attrs(const XML_Char **atts)
 }
 
 /* Copy expat's attributes onto `node`, counting them against the size
- * limit when `counted`. */
+ * limit when `counted`.  Names are unique (expat refuses duplicates), so
+ * each is appended without looking for an earlier one. */
 static bool add_attrs(xml_stream_t *s, tern_xml_t *node, const XML_Char **atts, bool counted)
 {
-    unsigned n = 0;
     for (size_t i = 0; atts[i]; i += 2) {
         const char *name = attr_name(s, atts[i]);
         if (!name)
             return false;
-        if (counted && !grow_ok(s, strlen(name) + strlen(atts[i + 1])))
+        size_t name_len = strlen(name), value_len = strlen(atts[i + 1]);
+        if (counted && !grow_ok(s, name_len + value_len))
             return false;
-        tern_xml_set_attr(node, name, atts[i + 1]);
-        n++;
-    }
-    /* tern_xml_set_attr cannot report failure: check the result.
-     * Names are unique (expat refuses duplicates), so nothing was
-     * replaced. */
-    unsigned have = 0;
-    for (const tern_xml_attr_t *a = node->attrs; a; a = a->next)
-        have++;
-    if (have != n) {
-        fail(s, "resource-constraint", "out of memory");
-        return false;
+        if (xml_attr_append(node, name, name_len, atts[i + 1], value_len) < 0) {
+            fail(s, "resource-constraint", "out of memory");
+            return false;
+        }
     }
     return true;
 }

@@ -63,6 +63,13 @@ int xml_stream_parked(const xml_stream_t *s);
 /* Stop parsing; safe from inside a callback.  feed() then returns -1. */
 void xml_stream_stop(xml_stream_t *s);
 
+/* Append attribute `name`="`value`" (lengths without the NUL) to `node`,
+ * which must not have one of that name yet (xml_tree.c; for the parser,
+ * whose input has unique names).  Returns 0, or -1 on allocation failure
+ * with `node` unchanged. */
+int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const char *value,
+                    size_t value_len);
+
 /* Serialization (xml_serialize.c). */
 struct evbuffer;
 /* Append `node` to `out`.  `stream_ns` is the content namespace of the

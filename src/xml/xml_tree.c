@@ -14,6 +14,8 @@
  */
 #include <tern/xml.h>
 
+#include "xml/xml_stream.h"
+
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -277,6 +279,34 @@ static tern_xml_attr_t *attr_append(tern_xml_t *node, const char *name, const ch
         tail = &(*tail)->next;
     *tail = at;
     return at;
+}
+
+/* xml_stream.h: append an attribute that `node` does not have yet, the
+ * lengths of both strings known (the parser: expat refuses duplicate
+ * names).  The attribute and its strings take one piece of the arena. */
+int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const char *value,
+                    size_t value_len)
+{
+    if (name_len > SIZE_MAX / 2 - sizeof(tern_xml_attr_t) || value_len > SIZE_MAX / 2)
+        return -1;
+    tern_xml_attr_t *at =
+        arena_alloc(node->arena, sizeof(*at) + name_len + value_len + 2, alignof(tern_xml_attr_t));
+    if (!at)
+        return -1;
+    char *w = (char *)(at + 1);
+    memcpy(w, name, name_len);
+    w[name_len] = '\0';
+    at->name = w;
+    w += name_len + 1;
+    memcpy(w, value, value_len);
+    w[value_len] = '\0';
+    at->value = w;
+    at->next = NULL;
+    tern_xml_attr_t **tail = &node->attrs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = at;
+    return 0;
 }
 
 /* Replace the value of an attribute of the same name, or append one.

@@ -8,13 +8,21 @@
  * RFC 8265 §4.2), and the single-allocation layout of the result.
  *
  * Pure-ASCII parts take a fast path that never calls libunistring or
- * libidn2.  The PRECIS derived property (RFC 8264 §8) is computed from
+ * libidn2.  tern_jid_new() first tries a faster one still: a string
+ * already in prepared form (lowercase ASCII, the usual case on the wire)
+ * is checked in one pass per part and copied whole; other strings are
+ * looked up in a small cache of prepared results before the full path
+ * (see jid_new_fast() and the cache below; tests/unit/test_jid.c checks
+ * both against the full path).  The PRECIS derived property (RFC 8264 §8) is computed from
  * libunistring's Unicode tables; see precis_property().
  */
 #include <tern/jid.h>
 
+#include "xmpp/jid_prep.h"
+
 #include <arpa/inet.h>
 #include <idn2.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -794,7 +802,7 @@ static prep_t prep_of(const char *s)
 
 /* Split per RFC 7622 §3.1 (resourcepart after the first '/', localpart
  * before the first '@' ahead of it), prepare each part and build. */
-tern_jid_t *tern_jid_new(const char *s, const char **error_r)
+tern_jid_t *jid_new_slow(const char *s, const char **error_r)
 {
     const char *err = NULL;
     tern_jid_t *j = NULL;
@@ -841,6 +849,232 @@ tern_jid_t *tern_jid_new(const char *s, const char **error_r)
     if (error_r) {
         *error_r = err;
     }
+    return j;
+}
+
+/* ---- the canonical fast path and the cache ------------------------- */
+
+/* A localpart that preparation leaves as it is: printable ASCII without
+ * uppercase and without RFC 7622 §3.3.1's exclusions (prep_local()'s
+ * ASCII path with nothing to lowercase). */
+static bool canonical_local(const char *s, size_t n)
+{
+    if (n == 0 || n > PART_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7E || (c >= 'A' && c <= 'Z') || local_forbidden_ascii(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A domainpart that preparation leaves as it is: lowercase LDH labels
+ * (ldh_ok()), no trailing dot, no label starting with the ACE prefix
+ * "xn--" (those take the IDN path).  A dotted IPv4 literal is LDH too;
+ * an IPv6 literal is left to the full path. */
+static bool canonical_domain(const char *s, size_t n)
+{
+    if (n == 0 || n > DNS_NAME_MAX) {
+        return false;
+    }
+    size_t label = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '.') {
+            if (label == 0 || label > DNS_LABEL_MAX || s[i - 1] == '-') {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        char c = s[i];
+        if (label == 0 && c == 'x' && i + 4 <= n && s[i + 1] == 'n' && s[i + 2] == '-' &&
+            s[i + 3] == '-') {
+            return false;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && label > 0))) {
+            return false;
+        }
+        label++;
+    }
+    return true;
+}
+
+/* A resourcepart that preparation leaves as it is: printable ASCII and
+ * space (prep_resource()'s ASCII path). */
+static bool canonical_resource(const char *s, size_t n)
+{
+    if (n == 0 || n > PART_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7E) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* `s` as a JID when it is already in prepared form (every part as above),
+ * which is what clients and servers send nearly always; NULL when it is
+ * not (or out of memory): then the full path decides.  Gives exactly what
+ * jid_new_slow() gives for such a string, without copying byte by byte. */
+tern_jid_t *jid_new_fast(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    size_t head = slash ? (size_t)(slash - s) : strlen(s);
+    const char *at = memchr(s, '@', head);
+    size_t ln = at ? (size_t)(at - s) : 0;
+    const char *dom = at ? at + 1 : s;
+    size_t dn = (size_t)(s + head - dom);
+    size_t rn = slash ? strlen(slash + 1) : 0;
+    if ((at && !canonical_local(s, ln)) || !canonical_domain(dom, dn) ||
+        (slash && !canonical_resource(slash + 1, rn))) {
+        return NULL;
+    }
+    /* The layout of jid_build(). */
+    size_t lsize = at ? ln + 1 : 0;
+    size_t size = sizeof(tern_jid_t) + lsize + head + 1 + (slash ? head + 1 + rn + 1 : 0);
+    tern_jid_t *j = malloc(size);
+    if (j == NULL) {
+        return NULL;
+    }
+    char *w = (char *)(j + 1);
+    j->local = NULL;
+    if (at) {
+        memcpy(w, s, ln);
+        w[ln] = '\0';
+        j->local = w;
+        w += lsize;
+    }
+    memcpy(w, s, head);
+    w[head] = '\0';
+    j->bare = w;
+    j->full = w;
+    j->domain = w + (at ? ln + 1 : 0);
+    j->resource = NULL;
+    w += head + 1;
+    if (slash) {
+        memcpy(w, s, head + 1 + rn + 1);
+        j->full = w;
+        j->resource = w + head + 1;
+    }
+    return j;
+}
+
+/* A copy of `j` (whose strings follow it in one block, the last being
+ * `full`) by one memcpy. */
+static tern_jid_t *jid_clone(const tern_jid_t *j)
+{
+    const char *base = (const char *)j;
+    size_t size = (size_t)(j->full - base) + strlen(j->full) + 1;
+    tern_jid_t *c = malloc(size);
+    if (c == NULL) {
+        return NULL;
+    }
+    memcpy(c, j, size);
+    char *cb = (char *)c;
+    c->local = j->local ? cb + (j->local - base) : NULL;
+    c->domain = cb + (j->domain - base);
+    c->resource = j->resource ? cb + (j->resource - base) : NULL;
+    c->bare = cb + (j->bare - base);
+    c->full = cb + (j->full - base);
+    return c;
+}
+
+/* Prepared results of strings that are not in prepared form (uppercase,
+ * non-ASCII, a trailing dot...), whose preparation through libunistring
+ * and libidn2 costs tens of thousands of instructions: a direct-mapped
+ * cache of the last CACHE_SLOTS such strings of at most CACHE_KEY_MAX
+ * bytes, shared by the threads under a mutex.  A colliding string evicts
+ * the one in its slot, so input chosen to collide only costs the full
+ * path, as without a cache.  Only valid JIDs are kept. */
+#define CACHE_SLOTS   256
+#define CACHE_KEY_MAX 256
+
+typedef struct {
+    char *key;       /* the string as given */
+    tern_jid_t *jid; /* its preparation */
+} cache_slot_t;
+
+static cache_slot_t cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* FNV-1a: the slot of a string (the cache needs no keyed hash, see above). */
+static size_t cache_index(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    return h % CACHE_SLOTS;
+}
+
+void jid_cache_clear(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        free(cache[i].key);
+        free(cache[i].jid);
+        cache[i].key = NULL;
+        cache[i].jid = NULL;
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Parse and prepare: strings already in prepared form directly, others
+ * from the cache or through the full path (whose valid results are then
+ * cached). */
+tern_jid_t *tern_jid_new(const char *s, const char **error_r)
+{
+    if (s == NULL) {
+        return jid_new_slow(s, error_r);
+    }
+    tern_jid_t *j = jid_new_fast(s);
+    if (j != NULL) {
+        if (error_r) {
+            *error_r = NULL;
+        }
+        return j;
+    }
+    size_t n = strlen(s);
+    if (n > CACHE_KEY_MAX) {
+        return jid_new_slow(s, error_r);
+    }
+    size_t slot = cache_index(s, n);
+    pthread_mutex_lock(&cache_lock);
+    if (cache[slot].key != NULL && strcmp(cache[slot].key, s) == 0) {
+        j = jid_clone(cache[slot].jid);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (j != NULL) {
+        if (error_r) {
+            *error_r = NULL;
+        }
+        return j;
+    }
+    j = jid_new_slow(s, error_r);
+    if (j == NULL) {
+        return NULL;
+    }
+    char *key = strdup(s);
+    tern_jid_t *kept = jid_clone(j);
+    if (key == NULL || kept == NULL) {
+        free(key);
+        free(kept);
+        return j;
+    }
+    pthread_mutex_lock(&cache_lock);
+    char *old_key = cache[slot].key;
+    tern_jid_t *old_jid = cache[slot].jid;
+    cache[slot].key = key;
+    cache[slot].jid = kept;
+    pthread_mutex_unlock(&cache_lock);
+    free(old_key);
+    free(old_jid);
     return j;
 }
 

@@ -3,12 +3,14 @@
  * (with verified erratum 4560), PRECIS preparation of each part, the
  * domainpart fast path / IDN path, limits, and the tern_jid_t helpers.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <tern/jid.h>
 
 #include "check.h"
+#include "xmpp/jid_prep.h"
 
 /* Parse `in` and expect the full prepared form `full`. */
 static void valid(const char *in, const char *full)
@@ -484,6 +486,237 @@ static void test_from_parts(void)
     CHECK(tern_jid_from_parts("a", "example.com", "\x01", NULL) == NULL);
 }
 
+/* ---- the fast path and the cache against the full path ------------- */
+
+/* Equal strings, or both NULL. */
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static int same_jid(const tern_jid_t *a, const tern_jid_t *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return same_str(a->local, b->local) && same_str(a->domain, b->domain) &&
+           same_str(a->resource, b->resource) && same_str(a->bare, b->bare) &&
+           same_str(a->full, b->full);
+}
+
+static int fast_taken, paths_compared;
+
+/* jid_new_fast() (when it takes `in`), tern_jid_new() twice (the second
+ * time from the cache when `in` is not in prepared form) and tern_jid_dup()
+ * all give what jid_new_slow() gives, error included. */
+static void compare_paths(const char *in)
+{
+    const char *slow_err = NULL, *err1 = "unset", *err2 = "unset";
+    tern_jid_t *slow = jid_new_slow(in, &slow_err);
+    tern_jid_t *fast = jid_new_fast(in);
+    tern_jid_t *first = tern_jid_new(in, &err1);
+    tern_jid_t *second = tern_jid_new(in, &err2);
+    tern_jid_t *dup = tern_jid_dup(second);
+    int ok = (fast == NULL || same_jid(fast, slow)) && same_jid(first, slow) &&
+             same_jid(second, slow) && same_jid(dup, slow) && same_str(err1, slow_err) &&
+             same_str(err2, slow_err);
+    CHECK(ok);
+    if (!ok) {
+        fprintf(stderr, "  paths differ for \"%s\": full path %s, fast %s, first %s (%s)\n", in,
+                slow ? slow->full : slow_err, fast ? fast->full : "-", first ? first->full : "-",
+                err1 ? err1 : "-");
+    }
+    fast_taken += fast != NULL;
+    paths_compared++;
+    tern_jid_free(&slow);
+    tern_jid_free(&fast);
+    tern_jid_free(&first);
+    tern_jid_free(&second);
+    tern_jid_free(&dup);
+}
+
+/* Deterministic pseudo-random numbers (a 64-bit LCG). */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(rng_state >> 33) % n;
+}
+
+static void test_fast_path(void)
+{
+    static const char *const edge[] = {
+        "juliet@example.com",
+        "juliet@example.com/balcony",
+        "example.com",
+        "example.com/r",
+        "Juliet@example.com",
+        "juliet@Example.com",
+        "juliet@example.com.",
+        "juliet@example.com/",
+        "@example.com",
+        "juliet@",
+        "/r",
+        "",
+        "a@b@c",
+        "a@b/c@d/e",
+        "a@b/ c ",
+        "a@b/\x7f",
+        "a@b/\t",
+        "a\"b@c",
+        "a&b@c",
+        "a'b@c",
+        "a:b@c",
+        "a<b@c",
+        "a>b@c",
+        "a b@c",
+        "a@b c",
+        "a@-b",
+        "a@b-",
+        "a@b-.c",
+        "a@b..c",
+        "a@.b",
+        "a@b_c",
+        "a@xn--bcher-kva.example",
+        "a@XN--bcher-kva.example",
+        "a@xn-b.example",
+        "a@axn--b.example",
+        "a@xn--",
+        "a@x",
+        "a@1.2.3.4",
+        "a@1.2.3.4/r",
+        "a@[::1]",
+        "a@[::1]/r",
+        "a@[1.2.3.4]",
+        "a@256.1.1.1",
+        "a@b\xc3\xa4r.example",
+        "\xc3\xa4@b",
+        "a@b/\xc3\xa4",
+        "\xef\xbc\xa1@b",
+        "a@b/\xe2\x80\x8b",
+        "a@b/\xc2\xa0x",
+        "\xff@b",
+        "a@b/\xff",
+        "a@localhost",
+        "u12@localhost/bench",
+        "-a@b",
+        "a-@b",
+        "~!#$%()*+,-.;=?[\\]^_`{|}@b",
+        "A@B/C",
+        "a@b/C",
+        "a@b/a/b/c",
+    };
+    for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+        compare_paths(edge[i]);
+    }
+    /* Lengths at and around the limits: 1023-byte parts, 63-byte labels,
+     * 253-byte domains. */
+    static const size_t lens[] = {1, 62, 63, 64, 252, 253, 254, 1022, 1023, 1024};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t n = lens[i];
+        char *part = repeat('a', n);
+        char *buf = malloc(2 * n + 64);
+        CHECK(part != NULL && buf != NULL);
+        if (part == NULL || buf == NULL) {
+            free(part);
+            free(buf);
+            return;
+        }
+        snprintf(buf, 2 * n + 64, "%s@example.com", part);
+        compare_paths(buf);
+        snprintf(buf, 2 * n + 64, "a@example.com/%s", part);
+        compare_paths(buf);
+        snprintf(buf, 2 * n + 64, "a@%s", part);
+        compare_paths(buf);
+        snprintf(buf, 2 * n + 64, "a@%s.com", part);
+        compare_paths(buf);
+        /* Labels of 63 joined by dots up to about n bytes. */
+        size_t w = 0;
+        w += (size_t)snprintf(buf + w, 2 * n + 64 - w, "a@");
+        while (w + 64 <= n + 2) {
+            memset(buf + w, 'b', 63);
+            w += 63;
+            buf[w++] = '.';
+        }
+        snprintf(buf + w, 2 * n + 64 - w, "c");
+        compare_paths(buf);
+        free(part);
+        free(buf);
+    }
+    /* Random strings over an alphabet of the characters every rule looks
+     * at, and of short runs that look like real JIDs. */
+    static const char *const pieces[] = {"a",
+                                         "z",
+                                         "0",
+                                         "9",
+                                         "A",
+                                         "Z",
+                                         "x",
+                                         "n",
+                                         "xn--",
+                                         "-",
+                                         ".",
+                                         "@",
+                                         "/",
+                                         " ",
+                                         "\t",
+                                         "\"",
+                                         "&",
+                                         "'",
+                                         ":",
+                                         "<",
+                                         ">",
+                                         "_",
+                                         "~",
+                                         "[",
+                                         "]",
+                                         "::1",
+                                         "1.2.3.4",
+                                         "\x7f",
+                                         "\xc3\xa4",
+                                         "\xc3\x84",
+                                         "\xef\xbc\xa1",
+                                         "\xe2\x80\x8b",
+                                         "\xc2\xa0",
+                                         "\xcc\x88",
+                                         "\xff",
+                                         "juliet",
+                                         "example",
+                                         "com",
+                                         "localhost",
+                                         "bench"};
+    char buf[64];
+    for (int round = 0; round < 20000; round++) {
+        size_t w = 0;
+        unsigned n = 1 + rnd(8);
+        for (unsigned k = 0; k < n; k++) {
+            const char *p = pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))];
+            size_t pl = strlen(p);
+            if (w + pl >= sizeof(buf)) {
+                break;
+            }
+            memcpy(buf + w, p, pl);
+            w += pl;
+        }
+        buf[w] = '\0';
+        compare_paths(buf);
+        /* The same shaped like a JID most of the time. */
+        char jid[3 * sizeof(buf) + 4];
+        snprintf(jid, sizeof(jid), "%s@%s.com/%s", round % 3 ? "u" : buf,
+                 round % 5 ? "example" : buf, round % 2 ? "r" : buf);
+        compare_paths(jid);
+    }
+    /* The cache holds what it was given, whatever else evicted it since. */
+    jid_cache_clear();
+    compare_paths("Juliet@Example.COM/Balcony");
+    compare_paths("Juliet@Example.COM/Balcony");
+    jid_cache_clear();
+    /* The fast path must have been tried on many of them. */
+    CHECK(fast_taken > 1000);
+    CHECK(paths_compared - fast_taken > 1000);
+    printf("fast path: %d of %d inputs\n", fast_taken, paths_compared);
+}
+
 int main(void)
 {
     test_rfc_valid();
@@ -497,5 +730,6 @@ int main(void)
     test_lengths();
     test_helpers();
     test_from_parts();
+    test_fast_path();
     return check_summary();
 }
