@@ -260,7 +260,7 @@ int hooks_event_fire(const hooks_event_t *e, tern_event_t *ev)
 
 int hooks_fire_after(hooks_t *h, const char *name, const tern_module_ctx_t *owner, tern_event_t *ev)
 {
-    event_t *e = find_event(h, name, hash_str(name));
+    event_t *e = find_event(h, name, event_hash(name));
     if (!e)
         return TERN_PASS;
     handler_t *start = e->handlers;
