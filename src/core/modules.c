@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "core/module_api.h"
 #include "route/domains.h"
 #include "route/sessions.h"

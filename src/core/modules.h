@@ -15,8 +15,8 @@
 
 #include <tern/module.h>
 
-#include "core/config.h"
-#include "core/hooks.h"
+#include "config/config.h"
+#include "route/hooks.h"
 
 typedef struct host host_t;
 

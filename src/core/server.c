@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/accounts.h"
-#include "core/hooks.h"
-#include "core/log.h"
+#include "store/accounts.h"
+#include "route/hooks.h"
+#include "util/log.h"
 #include "core/modules.h"
 #include "route/router.h"
 #include "route/sessions.h"

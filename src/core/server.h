@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "core/config.h"
+#include "config/config.h"
 #include "store/store.h"
 #include "tls/tls.h"
 

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "core/module_api.h"
 #include "core/modules.h"
 #include "core/server.h"

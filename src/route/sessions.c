@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hashmap.h"
-#include "core/log.h"
+#include "util/hashmap.h"
+#include "util/log.h"
 #include "core/modules.h"
 
 typedef struct session_slot {

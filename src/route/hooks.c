@@ -1,13 +1,13 @@
 /*
  * hooks.c — the event table of one host: name -> sorted handler list.
  */
-#include "core/hooks.h"
+#include "route/hooks.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hashmap.h"
-#include "core/siphash.h"
+#include "util/hashmap.h"
+#include "util/siphash.h"
 
 typedef struct handler {
     struct handler *next;
