@@ -21,8 +21,6 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 
-server_t server;
-
 /* TLS contexts for every host: its own certificate, else the global one. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
 {

@@ -11,7 +11,7 @@
 
 #include "util/hashmap.h"
 #include "util/log.h"
-#include "core/modules.h"
+#include "route/host.h"
 
 typedef struct session_slot {
     struct session_slot *next;

@@ -28,8 +28,7 @@
 #include <string.h>
 
 #include "util/log.h"
-#include "core/modules.h"
-#include "core/server.h"
+#include "route/host.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"

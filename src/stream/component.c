@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "util/log.h"
-#include "core/server.h"
+#include "route/host.h"
 #include "route/router.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
