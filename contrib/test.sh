@@ -73,6 +73,14 @@ else
     echo "lint cppcheck: FAILED"; head -n 20 "$log/cppcheck.log"; failed=$((failed + 1))
 fi
 
+# Layers import one way (doc/hacking.md): no include in src/ goes upward.
+if /usr/bin/python3 contrib/check-layers.py --self-test >"$log/layers.log" 2>&1 &&
+    /usr/bin/python3 contrib/check-layers.py "$top" >>"$log/layers.log" 2>&1; then
+    echo "lint layers: ok"; passed=$((passed + 1))
+else
+    echo "lint layers: FAILED"; head -n 40 "$log/layers.log"; failed=$((failed + 1))
+fi
+
 # The module option tables in doc/ are generated from the modules' own.
 if /usr/bin/python3 contrib/module-docs.py --check "$build/ternd" "$build/modules/.libs" \
     >"$log/module-docs.log" 2>&1; then

@@ -16,12 +16,12 @@
 #include <string.h>
 #include <tern/jid.h>
 
-#include "core/accounts.h"
+#include "store/accounts.h"
 #include "core/account_jobs.h"
-#include "core/hooks.h"
+#include "route/hooks.h"
 #include "core/modules.h"
 #include "core/server.h"
-#include "core/workers.h"
+#include "util/workers.h"
 #include "route/sessions.h"
 
 typedef enum { JOB_CREATE, JOB_PASSWD } job_kind_t;

@@ -27,7 +27,7 @@
 #include <tern/jid.h>
 #include <tern/module.h>
 #include "core/admin.h"
-#include "core/log.h"
+#include "util/log.h"
 #include "core/server.h"
 #include "xmpp/conn.h"
 

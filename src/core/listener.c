@@ -30,9 +30,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "xmpp/c2s.h"
-#include "xmpp/component.h"
+#include "util/log.h"
+#include "stream/c2s.h"
+#include "stream/component.h"
 
 #define LISTEN_BACKLOG      1024
 #define ACCEPT_RETRY_MS     1000

@@ -5,7 +5,7 @@
 #ifndef TERN_LISTENER_H
 #define TERN_LISTENER_H
 
-#include "core/config.h"
+#include "config/config.h"
 
 struct event_base;
 

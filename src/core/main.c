@@ -16,10 +16,10 @@
 
 #include "core/admin.h"
 #include "core/listener.h"
-#include "core/log.h"
+#include "util/log.h"
 #include "core/modules.h"
 #include "core/server.h"
-#include "core/workers.h"
+#include "util/workers.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "store/store.h"

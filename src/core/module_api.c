@@ -16,10 +16,10 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "core/hashmap.h"
-#include "core/log.h"
+#include "util/hashmap.h"
+#include "util/log.h"
 #include "core/account_jobs.h"
-#include "core/accounts.h"
+#include "store/accounts.h"
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/router.h"

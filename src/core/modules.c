@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "core/module_api.h"
+#include "route/router.h"
 #include "route/domains.h"
 #include "route/sessions.h"
 
@@ -24,13 +25,8 @@ static host_t **retired; /* removed by a reload; streams may still point to them
 static size_t n_retired;
 unsigned modules_generation;
 
-/* Hosts and services are found through the domain registry. */
-host_t *hosts_find(const char *domain)
-{
-    const domain_entry_t *e = domains_find(domain);
-    return e && (e->kind == DOMAIN_HOST || e->kind == DOMAIN_SERVICE) ? e->host : NULL;
-}
-
+/* Hosts and services are found through the domain registry (hosts_find,
+ * route/host.c). */
 void hosts_set_service(host_t *h, int is_service)
 {
     h->is_service = is_service ? 1 : 0;
@@ -259,6 +255,7 @@ int host_load_modules(host_t *h, const tern_config_t *cfg, const cfg_host_t *ch,
 
 int hosts_init(const tern_config_t *cfg, cfg_error_t *err)
 {
+    router_set_iq_reply(module_api_iq_reply); /* answers to tern_send_iq */
     host_list = calloc(cfg->n_hosts ? cfg->n_hosts : 1, sizeof(*host_list));
     if (!host_list)
         return -1;

@@ -15,10 +15,9 @@
 
 #include <tern/module.h>
 
-#include "core/config.h"
-#include "core/hooks.h"
-
-typedef struct host host_t;
+#include "config/config.h"
+#include "route/hooks.h"
+#include "route/host.h"
 
 struct tern_module_ctx {
     struct tern_module_ctx *next;
@@ -36,32 +35,6 @@ struct tern_module_ctx {
     char error[128];     /* why the core refused a call of load() (tern_hook), or "" */
 };
 
-typedef struct disco_item {
-    struct disco_item *next;
-    tern_module_ctx_t *owner;
-    const char *category, *type, *name; /* identity, or NULL */
-    const char *feature;                /* feature var, or NULL */
-    tern_xml_t *form;                   /* XEP-0128 form, or NULL */
-    int account;                        /* advertised by accounts, not the host */
-} disco_item_t;
-
-typedef struct service {
-    struct service *next;
-    tern_module_ctx_t *owner;
-    const char *name;
-    const void *api;
-} service_t;
-
-struct host {
-    const char *name;
-    int is_service; /* a service domain: no accounts, no client logins */
-    tern_jid_t *jid;
-    hooks_t *hooks;
-    tern_module_ctx_t *modules;
-    disco_item_t *disco;
-    service_t *services;
-};
-
 /* Create hosts from the config and load their modules.  0, or -1 with err. */
 int hosts_init(const tern_config_t *cfg, cfg_error_t *err);
 /* Open every configured module and validate its options without loading
@@ -76,7 +49,6 @@ int hosts_check(const tern_config_t *cfg, cfg_error_t *err);
  * options), the running set is as before.  0, or -1 with err. */
 int hosts_reload(const tern_config_t *cfg, cfg_error_t *err);
 void hosts_free_all(void);
-host_t *hosts_find(const char *domain);
 /* Fire a non-stanza event on every host (server/started...). */
 void hosts_fire_all(const char *event, tern_event_t *ev);
 

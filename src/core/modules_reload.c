@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "core/server.h"
 
 static const tern_option_t no_options[] = {{.name = NULL}};

@@ -13,15 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/accounts.h"
-#include "core/hooks.h"
-#include "core/log.h"
+#include "store/accounts.h"
+#include "route/hooks.h"
+#include "util/log.h"
 #include "core/modules.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
-
-server_t server;
 
 /* TLS contexts for every host: its own certificate, else the global one. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)

@@ -1,29 +1,18 @@
 /*
  * server.h — the running server: configuration, hosts, storage, TLS and
  * the event loop, and the operations the admin socket triggers (internal).
+ * The server record itself (server_t) lives in route/host.h, where the
+ * layers below the core can read it.
  */
 #ifndef TERN_SERVER_H
 #define TERN_SERVER_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include "core/config.h"
+#include "config/config.h"
 #include "store/store.h"
 #include "tls/tls.h"
-
-struct event_base;
-
-typedef struct server {
-    struct event_base *base;
-    tern_config_t *cfg;
-    store_db_t *db;
-    tls_server_t *tls;
-    int64_t started_us;
-    int stopping;
-    struct event *stop_event;
-} server_t;
-
-extern server_t server; /* the one server of this process */
+#include "route/host.h"
 
 struct event;
 /* TLS contexts for every host from cfg; NULL and err on failure. */

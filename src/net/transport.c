@@ -19,7 +19,7 @@
  * Freeing them after every record instead costs a busy connection several
  * large allocations per stanza; keeping them costs tens of KiB per idle one.
  *
- * Includes core/log.h for logging, and nothing else above src/tls.
+ * Includes util/log.h for logging, and nothing else above src/tls.
  */
 #include "net/transport.h"
 
@@ -32,7 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "tls/tls_io.h"
 
 #define READ_CHUNK     16384

@@ -27,7 +27,7 @@
  *
  * Calls go one way: the framing calls transport_*(); the transport calls
  * back only through the function pointers of transport_ops_t.  It includes
- * nothing from src/xmpp, src/route or src/core except core/log.h (logging).
+ * nothing from src/xmpp, src/route or src/core except util/log.h (logging).
  *
  * Life cycle: transport_close() writes what is queued, then frees;
  * transport_destroy() drops at once.  Either way ops->on_close() runs once

@@ -10,7 +10,7 @@
 
 #include <stdlib.h>
 
-#include "core/hashmap.h"
+#include "util/hashmap.h"
 
 static hashmap_t *domains;
 

@@ -25,11 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/module_api.h"
-#include "core/modules.h"
-#include "core/server.h"
+#include "util/log.h"
 #include "route/domains.h"
+#include "route/host.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
@@ -44,6 +42,13 @@ static router_remote_fn remote_fn;
 void router_set_remote(router_remote_fn fn)
 {
     remote_fn = fn;
+}
+
+static router_iq_reply_fn iq_reply;
+
+void router_set_iq_reply(router_iq_reply_fn fn)
+{
+    iq_reply = fn;
 }
 
 int router_component_declare(const char *domain)
@@ -253,7 +258,7 @@ static int fire_for_dest(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_
                     return TERN_HANDLED;
             }
         } else if (dest == DEST_HOST && (is_type(type, "result") || is_type(type, "error"))) {
-            if (module_api_iq_reply(h, ev->stanza, ev->from))
+            if (iq_reply && iq_reply(h, ev->stanza, ev->from))
                 return TERN_HANDLED;
         }
     }

@@ -83,6 +83,14 @@ void router_set_remote(router_remote_fn fn);
 /* External components, kept in the domain registry (route/domains.h).  A
  * declared domain bounces service-unavailable while no component is
  * attached. */
+/* Answers to iqs the core or a module sent (tern_send_iq) belong to the
+ * core: before firing iq result/error events on host `h`, the router offers
+ * the iq to this function, which returns 1 when it took it.  The core sets
+ * it at start-up (hosts_init); NULL (unit tests of the router) = never. */
+struct host;
+typedef int (*router_iq_reply_fn)(struct host *h, tern_xml_t *iq, const tern_jid_t *from);
+void router_set_iq_reply(router_iq_reply_fn fn);
+
 typedef void (*router_component_fn)(void *ctx, tern_xml_t *stanza);
 int router_component_declare(const char *domain);
 int router_component_attach(const char *domain, router_component_fn fn, void *ctx);

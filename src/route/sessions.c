@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hashmap.h"
-#include "core/log.h"
-#include "core/modules.h"
+#include "util/hashmap.h"
+#include "util/log.h"
+#include "route/host.h"
 
 typedef struct session_slot {
     struct session_slot *next;

@@ -11,7 +11,7 @@
 
 #include <tern/module.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 struct host;
 typedef struct user_sessions user_sessions_t;
@@ -43,7 +43,7 @@ struct user_sessions {
     char *bare;
     tern_session_t *first;
     size_t count;
-    long long rate_tokens; /* stanza rate limit (xmpp/limits.c), in 1/1000 */
+    long long rate_tokens; /* stanza rate limit (stream/limits.c), in 1/1000 */
     long long rate_at_ms;  /* when they were counted; 0 = not yet */
 };
 

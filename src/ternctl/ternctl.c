@@ -40,8 +40,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <tern/jid.h>
-#include "core/accounts.h"
-#include "core/config.h"
+#include "store/accounts.h"
+#include "config/config.h"
 #include "core/server.h"
 #include "store/store.h"
 #include "tls/tls.h"

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "net/transport.h"
 #include "xmpp/flow.h"
 #include "xmpp/stanza.h"

@@ -24,7 +24,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
-#include "core/log.h"
+#include "util/log.h"
 #include "xmpp/conn.h"
 
 /* Held stanzas per connection before it counts as a slow reader. */

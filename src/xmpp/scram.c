@@ -144,7 +144,7 @@ const char *scram_mech_name(scram_hash_t h, int plus)
 /* base64 (RFC 4648 §4, padded, no line breaks)                         */
 /* ------------------------------------------------------------------ */
 
-/* Both are the public tern_base64_* (src/core/base64.c) in strict mode:
+/* Both are the public tern_base64_* (src/util/base64.c) in strict mode:
  * padded, no white space, canonical trailing bits. */
 char *b64_encode(const unsigned char *in, size_t len)
 {

@@ -16,7 +16,7 @@ cd "$top"
 
 XML="src/xml/xml_tree.c src/xml/xml_stream.c src/xml/xml_serialize.c"
 JID="src/xmpp/jid.c"
-CFG="src/core/cfg_yaml.c src/core/cfg_options.c src/core/cfg_server.c"
+CFG="src/config/cfg_yaml.c src/config/cfg_options.c src/config/cfg_server.c"
 
 build() { # build TARGET SOURCES... -- LIBS...
     t=$1
@@ -32,5 +32,5 @@ build() { # build TARGET SOURCES... -- LIBS...
 build fuzz_xml_stream $XML -- $(pkg-config --libs libevent expat)
 build fuzz_xml_tree $XML -- $(pkg-config --libs libevent expat)
 build fuzz_jid $JID -- $(pkg-config --libs libidn2) -lunistring
-build fuzz_scram src/xmpp/scram.c src/core/base64.c -- $(pkg-config --libs libcrypto) -lunistring
+build fuzz_scram src/xmpp/scram.c src/util/base64.c -- $(pkg-config --libs libcrypto) -lunistring
 build fuzz_config $CFG $JID -- $(pkg-config --libs yaml-0.1 libidn2) -lunistring

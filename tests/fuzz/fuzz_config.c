@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c — libFuzzer target for the configuration parser
- * (src/core/cfg_yaml.c, cfg_options.c, cfg_server.c): the input is a
+ * (src/config/cfg_yaml.c, cfg_options.c, cfg_server.c): the input is a
  * whole tern.yml, loaded from a memory file as ternd --check-config would,
  * and its values go through the option parsers.
  */
@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 static const tern_option_t table[] = {
     {.name = "n", .type = TERN_OPT_INT, .def = "1", .doc = "a number", .min = 0, .max = 9},

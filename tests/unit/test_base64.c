@@ -1,5 +1,5 @@
 /*
- * test_base64.c — unit tests of src/core/base64.c: the RFC 4648 §10 test
+ * test_base64.c — unit tests of src/util/base64.c: the RFC 4648 §10 test
  * vectors both ways, the base64url alphabet and unpadded output, strict
  * rejection of malformed input, and the lenient form avatar and vCard
  * data use (XEP-0084 §4.1, XEP-0153 §4.7).

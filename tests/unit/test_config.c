@@ -1,5 +1,5 @@
 /*
- * test_config.c — unit tests for src/core/cfg_yaml.c, cfg_options.c and
+ * test_config.c — unit tests for src/config/cfg_yaml.c, cfg_options.c and
  * cfg_server.c.
  *
  * Writes YAML texts to a file in a temporary folder and loads them: the
@@ -9,7 +9,7 @@
  * memory.  Finally conf/tern.yml.example must load cleanly; it is found
  * via argv[1], $srcdir, or the current folder (the top of the sources).
  */
-#include "core/config.h"
+#include "config/config.h"
 #include "check.h"
 
 #include <limits.h>

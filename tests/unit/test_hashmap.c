@@ -1,7 +1,7 @@
 /*
- * test_hashmap.c — SipHash-2-4 (src/core/siphash.c) against the reference
+ * test_hashmap.c — SipHash-2-4 (src/util/siphash.c) against the reference
  * vectors published with the SipHash paper, the per-process random key, and
- * the hash tables built on it (src/core/hashmap.c, src/core/hooks.c).
+ * the hash tables built on it (src/util/hashmap.c, src/route/hooks.c).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "core/hashmap.h"
-#include "core/hooks.h"
-#include "core/siphash.h"
+#include "util/hashmap.h"
+#include "route/hooks.h"
+#include "util/siphash.h"
 #include "tern/table.h"
 
 /* The reference implementation's vectors_sip64: SipHash-2-4 with the key

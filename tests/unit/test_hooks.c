@@ -1,5 +1,5 @@
 /*
- * test_hooks.c — event names of src/core/hooks.c.
+ * test_hooks.c — event names of src/route/hooks.c.
  *
  * Every name a module of modules/ hooks (or the core fires) is valid;
  * typos and names the core never fires are not, so that tern_hook can
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "core/hooks.h"
+#include "route/hooks.h"
 
 /* The names hooked in modules/ and fired in src/, namespaces spelt out. */
 static const char *const valid[] = {

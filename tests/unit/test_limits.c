@@ -1,8 +1,8 @@
 /*
- * test_limits.c — src/xmpp/limits.c: connection counts per address and the
+ * test_limits.c — src/stream/limits.c: connection counts per address and the
  * per-account stanza token bucket.
  */
-#include "xmpp/limits.h"
+#include "stream/limits.h"
 
 #include "check.h"
 #include "route/sessions.h"

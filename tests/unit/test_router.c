@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "core/hooks.h"
+#include "route/hooks.h"
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/domains.h"

@@ -1,5 +1,5 @@
 /*
- * test_strlist.c — unit tests of src/core/strlist.c: adding (with and
+ * test_strlist.c — unit tests of src/util/strlist.c: adding (with and
  * without duplicates), lookup, removal, byte-order sorting, clearing.
  */
 #include <stdio.h>

@@ -8,13 +8,13 @@
  * the derived keys are wiped from memory once stored.  Checking that the
  * host is one of ours is the caller's job.  Key derivation is CPU bound:
  * a password check is split (accounts_check_*) so that the daemon runs
- * the derivation on its worker pool (core/workers.c), off the loop.
+ * the derivation on its worker pool (util/workers.c), off the loop.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <tern/jid.h>
-#include "core/accounts.h"
+#include "store/accounts.h"
 
 #define DEFAULT_ITERATIONS 4096
 

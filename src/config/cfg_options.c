@@ -8,7 +8,7 @@
  * the same parser and checks as the administrator's values; a default that
  * does not pass is a bug in the table and is reported as an error too.
  */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <errno.h>

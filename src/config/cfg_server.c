@@ -13,7 +13,7 @@
  * to the folder of the configuration file; log_file, storage.path,
  * module_path and admin_socket are relative to state_dir.
  */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

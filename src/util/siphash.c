@@ -3,7 +3,7 @@
  * (§2: initialization, compression with c = 2 SipRounds per 8-byte word,
  * finalization with d = 4), and the process-wide random key.
  */
-#include "core/siphash.h"
+#include "util/siphash.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
  * Deliberately small: one document, no anchors or aliases, no duplicate
  * keys, map keys are scalars.  Tags are ignored; scalars keep their text.
  */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <stdalign.h>

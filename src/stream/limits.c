@@ -9,11 +9,11 @@
  * a token again, as a sender held by flow control is.
  * Must not: block, or scan sessions.
  */
-#include "xmpp/limits.h"
+#include "stream/limits.h"
 
 #include <stdint.h>
 
-#include "core/hashmap.h"
+#include "util/hashmap.h"
 #include "route/sessions.h"
 
 static hashmap_t *per_ip; /* "192.0.2.1" -> count, as a pointer-sized integer */

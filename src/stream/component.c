@@ -7,7 +7,7 @@
  * (XEP-0199 §4.3, answered by any component: a result or an error) and
  * is closed with connection-timeout if the other half passes in silence.
  */
-#include "xmpp/component.h"
+#include "stream/component.h"
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/server.h"
+#include "util/log.h"
+#include "route/host.h"
 #include "route/router.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"

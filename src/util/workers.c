@@ -10,7 +10,7 @@
  * a job's `done` on a worker thread, never blocks the loop (the pipe is
  * non-blocking; the lock is held only to move list pointers).
  */
-#include "core/workers.h"
+#include "util/workers.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -19,7 +19,7 @@
  * stream's tern_session_t is the modules' handle on it from the start;
  * it gets a JID at bind.
  */
-#include "xmpp/c2s.h"
+#include "stream/c2s.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -27,15 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/modules.h"
-#include "core/server.h"
+#include "util/log.h"
+#include "route/host.h"
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
-#include "xmpp/limits.h"
-#include "xmpp/sasl.h"
+#include "stream/limits.h"
+#include "stream/sasl.h"
 #include "xmpp/stanza.h"
 
 typedef enum { C2S_NEW = 0, C2S_AUTHED, C2S_BOUND } c2s_state_t;

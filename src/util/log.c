@@ -1,7 +1,7 @@
 /*
  * log.c — leveled logging.  A reopen (SIGHUP) follows log rotation.
  */
-#include "core/log.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * for it, so the documented names, types, defaults and ranges are the ones
  * the server enforces.
  */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
  * Keys are copied; values are borrowed pointers the caller owns.  Used
  * for sessions by JID, users, hosts, components and pending iqs, so that
  * routing a stanza never scans every session.  Keys are hashed with
- * SipHash-2-4 under a random per-process key (core/siphash.h): remote
+ * SipHash-2-4 under a random per-process key (util/siphash.h): remote
  * parties choose many keys (JIDs, resources) and must not be able to
  * choose colliding ones.
  */

@@ -1,15 +1,15 @@
 /*
  * sasl.c — SCRAM and PLAIN for client streams, on top of scram.c.
  */
-#include "xmpp/sasl.h"
+#include "stream/sasl.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tern/jid.h>
 
-#include "core/accounts.h"
-#include "core/workers.h"
+#include "store/accounts.h"
+#include "util/workers.h"
 #include "tls/tls.h"
 #include "xmpp/scram.h"
 

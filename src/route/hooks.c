@@ -8,7 +8,7 @@
  * grow a chain.  FNV-1a is fed byte by byte, so a name given in parts
  * hashes as cheaply as a whole one.
  */
-#include "core/hooks.h"
+#include "route/hooks.h"
 
 #include <stdint.h>
 #include <stdlib.h>

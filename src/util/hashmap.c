@@ -2,13 +2,13 @@
  * hashmap.c — chained hash table with string keys, doubling at load 1,
  * and its public face for modules (tern/table.h).
  */
-#include "core/hashmap.h"
+#include "util/hashmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <tern/table.h>
 
-#include "core/siphash.h"
+#include "util/siphash.h"
 
 typedef struct entry {
     struct entry *next;
