@@ -23,6 +23,7 @@
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/router.h"
+#include "route/directory.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
@@ -398,7 +399,8 @@ const tern_jid_t *tern_session_jid(const tern_session_t *s)
 
 tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *full_jid)
 {
-    return sessions_find_full(full_jid);
+    dir_location_t loc;
+    return directory_find_full(full_jid, &loc) == DIR_LOCAL ? loc.session : NULL;
 }
 
 uint64_t tern_session_serial(const tern_session_t *s)
@@ -408,7 +410,7 @@ uint64_t tern_session_serial(const tern_session_t *s)
 
 void tern_session_close(tern_session_t *s, const char *stream_error)
 {
-    s->close(s, stream_error);
+    sessions_close(s, stream_error);
 }
 
 int tern_user_exists(tern_module_ctx_t *m, const char *local)
@@ -451,10 +453,7 @@ const char *tern_session_peer_ip(const tern_session_t *s)
 
 void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
 {
-    if (s->send)
-        s->send(s, stanza);
-    else
-        s->deliver(s, stanza);
+    sessions_send(s, stanza);
 }
 
 void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m)

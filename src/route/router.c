@@ -21,6 +21,7 @@
 #include "core/module_api.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "route/directory.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
@@ -120,14 +121,14 @@ void router_bounce(const tern_xml_t *stanza, const char *type, const char *condi
 
 static int account_exists(host_t *h, const tern_jid_t *to)
 {
-    if (sessions_find_bare(to->bare))
+    if (directory_has_bare(to->bare))
         return 1;
     return server.db && store_account_exists(server.db, h->name, to->local) == 1;
 }
 
 static void deliver(tern_session_t *s, tern_xml_t *stanza)
 {
-    s->deliver(s, stanza);
+    sessions_deliver(s, stanza);
 }
 
 /* RFC 6121 §8.5.2.1.1: messages of type normal/chat go to the available
@@ -224,9 +225,9 @@ static void default_to_full(host_t *h, stanza_kind_t kind, tern_event_t *ev)
 {
     tern_xml_t *st = ev->stanza;
     const char *type = stanza_type(st);
-    tern_session_t *s = sessions_find_full(ev->to->full);
-    if (s) {
-        deliver(s, st);
+    dir_location_t loc;
+    if (directory_find_full(ev->to->full, &loc) == DIR_LOCAL) {
+        deliver(loc.session, st);
         return;
     }
     switch (kind) {

@@ -47,7 +47,7 @@ typedef struct c2s {
     int ip_counted;           /* counted in the per-address limit */
     int ip_refused;           /* over it: refused once the stream opens */
     char stream_id[24];
-    tern_session_t session;
+    tern_session_t *session; /* from accept to free; bound as a client session */
 } c2s_t;
 
 static void send_header(conn_t *c)
@@ -344,19 +344,19 @@ static void handle_starttls(c2s_t *s)
 
 static void deliver(tern_session_t *session, tern_xml_t *stanza)
 {
-    conn_send(session->conn, stanza);
+    conn_send(session->link.conn, stanza);
 }
 
 /* Module output: held back while the client's queue is full, so that an
  * archive page larger than the output cap reaches a slow reader. */
 static void send_paced(tern_session_t *session, tern_xml_t *stanza)
 {
-    conn_send_paced(session->conn, stanza);
+    conn_send_paced(session->link.conn, stanza);
 }
 
 static void close_session(tern_session_t *session, const char *condition)
 {
-    conn_t *c = session->conn;
+    conn_t *c = session->link.conn;
     conn_stream_error(c, condition ? condition : "undefined-condition", NULL);
 }
 
@@ -366,12 +366,8 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     tern_xml_t *res = tern_xml_child(bind, "resource", NS_BIND);
     const char *resource = res ? tern_xml_text(res) : NULL;
     const char *error = NULL;
-    s->session.host = s->host;
-    s->session.deliver = deliver;
-    s->session.send = send_paced;
-    s->session.close = close_session;
-    s->session.conn = s->conn;
-    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
+    s->session->host = s->host;
+    if (sessions_bind(s->session, s->user, resource, server.cfg->resource_conflict,
                       (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
         /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
          * (cancel), §7.7.2.1 bad-request for a bad resource (modify). */
@@ -395,11 +391,11 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     tern_xml_set_attr(r, "id", tern_xml_attr(iq, "id"));
     tern_xml_t *b = tern_xml_add_child(r, "bind", NS_BIND);
     tern_xml_t *j = tern_xml_add_child(b, "jid", NULL);
-    tern_xml_add_text(j, s->session.jid->full, strlen(s->session.jid->full));
+    tern_xml_add_text(j, s->session->jid->full, strlen(s->session->jid->full));
     conn_send(s->conn, r);
     tern_xml_unref(r);
-    log_info("c2s %s: bound %s", s->conn->peer, s->session.jid->full);
-    tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+    log_info("c2s %s: bound %s", s->conn->peer, s->session->jid->full);
+    tern_event_t ev = {.session = s->session, .from = s->session->jid};
     hooks_fire(s->host->hooks, "session/bound", &ev);
 }
 
@@ -418,7 +414,7 @@ static void reply_error(c2s_t *s, const tern_xml_t *st, const char *type, const 
     if (!err)
         return;
     tern_xml_del_attr(err, "from");
-    tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session.jid->full : "");
+    tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session->jid->full : "");
     if (s->state != C2S_BOUND)
         tern_xml_del_attr(err, "to");
     conn_send(s->conn, err);
@@ -466,7 +462,7 @@ static void charge_stanza(c2s_t *s)
     struct timeval tv;
     event_base_gettimeofday_cached(server.base, &tv);
     long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    long long wait = limits_stanza_take(s->session.user, server.cfg->max_stanzas_per_second,
+    long long wait = limits_stanza_take(s->session->user, server.cfg->max_stanzas_per_second,
                                         server.cfg->stanza_burst, now);
     if (wait <= 0 || !s->rate_timer)
         return;
@@ -488,15 +484,15 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
     const char *from = tern_xml_attr(st, "from");
     if (from) {
         tern_jid_t *j = tern_jid_new(from, NULL);
-        int ok = j && (strcmp(j->full, s->session.jid->full) == 0 ||
-                       strcmp(j->full, s->session.jid->bare) == 0);
+        int ok = j && (strcmp(j->full, s->session->jid->full) == 0 ||
+                       strcmp(j->full, s->session->jid->bare) == 0);
         tern_jid_free(&j);
         if (!ok) {
             conn_stream_error(s->conn, "invalid-from", NULL);
             return;
         }
     }
-    tern_xml_set_attr(st, "from", s->session.jid->full);
+    tern_xml_set_attr(st, "from", s->session->jid->full);
     const char *type_attr = tern_xml_attr(st, "type");
     if ((type_attr || kind == STANZA_IQ) && !valid_type(kind, type_attr ? type_attr : "")) {
         reply_error(s, st, "modify", "bad-request");
@@ -522,13 +518,13 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
         }
     } else if (kind == STANZA_PRESENCE && !to) {
         if (!type_attr) {
-            s->session.available = 1;
-            s->session.priority = presence_priority(st);
+            s->session->available = 1;
+            s->session->priority = presence_priority(st);
         } else if (strcmp(type_attr, "unavailable") == 0) {
-            s->session.available = 0;
+            s->session->available = 0;
         }
     }
-    router_route(st, &s->session);
+    router_route(st, s->session);
 }
 
 /* XEP-0077 §3: before logging in, a client may talk to the server about
@@ -544,12 +540,8 @@ static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
         return;
     }
     tern_xml_del_attr(st, "from");
-    s->session.host = s->host;
-    s->session.deliver = deliver;
-    s->session.send = send_paced;
-    s->session.close = close_session;
-    s->session.conn = s->conn;
-    tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
+    s->session->host = s->host;
+    tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = s->session};
     const char *parts[4] = {get ? "iq-get" : "iq-set", "unauth", payload->ns, payload->name};
     if (hooks_fire_parts(s->host->hooks, parts, 4, "//:", &ev) != TERN_HANDLED)
         reply_error(s, st, "cancel", "service-unavailable");
@@ -594,7 +586,7 @@ static void on_idle(conn_t *c)
 {
     c2s_t *s = c->data;
     if (s->state == C2S_BOUND) {
-        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+        tern_event_t ev = {.session = s->session, .from = s->session->jid};
         if (hooks_fire(s->host->hooks, "session/idle", &ev) == TERN_HANDLED)
             return;
     }
@@ -604,19 +596,20 @@ static void on_idle(conn_t *c)
 static void on_closing(conn_t *c)
 {
     c2s_t *s = c->data;
-    if (s->state == C2S_BOUND && s->session.jid) {
-        log_info("c2s %s: session %s closed", c->peer, s->session.jid->full);
-        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+    if (s->state == C2S_BOUND && s->session->jid) {
+        log_info("c2s %s: session %s closed", c->peer, s->session->jid->full);
+        tern_event_t ev = {.session = s->session, .from = s->session->jid};
         hooks_fire(s->host->hooks, "session/closed", &ev);
-        sessions_unbind(&s->session);
+        sessions_unbind(s->session);
     }
 }
 
 static void on_free(conn_t *c)
 {
     c2s_t *s = c->data;
-    sessions_unbind(&s->session);
-    sessions_free_slots(&s->session); /* an unbound stream may hold module data */
+    if (s->ip_counted && s->session)
+        limits_ip_release(s->session->peer_ip);
+    sessions_end(&s->session); /* unbound by now; it may still hold module data */
     sasl_free(&s->sasl);
     if (s->failure_timer)
         event_free(s->failure_timer);
@@ -624,8 +617,6 @@ static void on_free(conn_t *c)
         event_free(s->handshake_timer);
     if (s->rate_timer)
         event_free(s->rate_timer);
-    if (s->ip_counted)
-        limits_ip_release(s->session.peer_ip);
     free(s->user);
     free(s);
 }
@@ -670,6 +661,12 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         free(s);
         return;
     }
+    session_link_t link = {
+        .deliver = deliver, .send = send_paced, .close = close_session, .conn = s->conn};
+    if (!(s->session = sessions_new(NULL, &link, NULL))) {
+        conn_destroy(s->conn); /* frees s through on_free */
+        return;
+    }
     /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
     const char *colon = strrchr(peer, ':');
     size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
@@ -677,9 +674,9 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         peer++;
         n -= 2;
     }
-    snprintf(s->session.peer_ip, sizeof(s->session.peer_ip), "%.*s", (int)n, peer);
+    snprintf(s->session->peer_ip, sizeof(s->session->peer_ip), "%.*s", (int)n, peer);
     long long max_ip = server.cfg->max_connections_per_ip;
-    if (limits_ip_take(s->session.peer_ip, max_ip) == 0)
+    if (limits_ip_take(s->session->peer_ip, max_ip) == 0)
         s->ip_counted = max_ip > 0;
     else
         s->ip_refused = 1;

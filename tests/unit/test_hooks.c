@@ -22,7 +22,8 @@ static const char *const valid[] = {
     "in-message/bare", "in-message/full", "in-presence/bare", "in-presence/full", "in-iq/bare",
     "in-iq/full",
     /* non-stanza events */
-    "message/offline", "session/bound", "session/closed", "session/idle", "user/created",
+    "message/offline", "session/bound", "session/closed", "session/detached", "session/resumed",
+    "session/idle", "user/created",
     "user/deleted", "server/started", "server/stopping", "stream-features/unauth",
     "stream-features/auth",
     /* iq payloads: mod_disco, mod_ping, mod_version, mod_time, mod_uptime */
