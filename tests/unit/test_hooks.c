@@ -23,9 +23,8 @@ static const char *const valid[] = {
     "in-iq/full",
     /* non-stanza events */
     "message/offline", "session/bound", "session/closed", "session/detached", "session/resumed",
-    "session/idle", "user/created",
-    "user/deleted", "server/started", "server/stopping", "stream-features/unauth",
-    "stream-features/auth",
+    "session/idle", "user/created", "user/deleted", "server/started", "server/stopping",
+    "stream-features/unauth", "stream-features/auth",
     /* iq payloads: mod_disco, mod_ping, mod_version, mod_time, mod_uptime */
     "iq-get/host/http://jabber.org/protocol/disco#info:query",
     "iq-get/host/http://jabber.org/protocol/disco#items:query",
