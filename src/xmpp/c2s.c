@@ -639,13 +639,16 @@ static const conn_ops_t c2s_ops = {.kind = "c2s",
 void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
 {
     c2s_t *s = calloc(1, sizeof(*s));
-    if (!s) {
+    session_link_t link = {.deliver = deliver, .send = send_paced, .close = close_session};
+    if (!s || !(s->session = sessions_new(NULL, &link, NULL))) {
+        free(s);
         evutil_closesocket(fd);
         return;
     }
     SSL *ssl = NULL;
     if (direct_tls) {
         if (!server.tls || !(ssl = tls_server_ssl(server.tls, "xmpp-client"))) {
+            sessions_end(&s->session);
             free(s);
             evutil_closesocket(fd);
             return;
@@ -658,15 +661,11 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     s->conn =
         conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {
+        sessions_end(&s->session);
         free(s);
         return;
     }
-    session_link_t link = {
-        .deliver = deliver, .send = send_paced, .close = close_session, .conn = s->conn};
-    if (!(s->session = sessions_new(NULL, &link, NULL))) {
-        conn_destroy(s->conn); /* frees s through on_free */
-        return;
-    }
+    s->session->link.conn = s->conn;
     /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
     const char *colon = strrchr(peer, ':');
     size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
