@@ -30,6 +30,11 @@
  *       Not fired for DEST "self": a client's stanzas to its own account;
  *   message/offline   a message for an account with no available resource;
  *   session/bound  session/closed  session/idle  user/created  user/deleted
+ *   session/detached  the session lost its stream but stays bound, with its
+ *       presence and module data; what is sent to it waits (a bounded
+ *       queue) until a new stream takes it over, or it ends (session/closed);
+ *   session/resumed  a new stream took the detached session over; what
+ *       waited has been sent to it;
  *   server/started  server/stopping
  *   stream-features/unauth  stream-features/auth
  *       ev->stanza is the <stream:features/> being built (before and after

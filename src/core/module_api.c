@@ -23,6 +23,7 @@
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/router.h"
+#include "route/directory.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
 
@@ -400,7 +401,8 @@ const tern_jid_t *tern_session_jid(const tern_session_t *s)
 
 tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *full_jid)
 {
-    return sessions_find_full(full_jid);
+    dir_location_t loc;
+    return directory_find_full(full_jid, &loc) == DIR_LOCAL ? loc.session : NULL;
 }
 
 uint64_t tern_session_serial(const tern_session_t *s)
@@ -410,7 +412,7 @@ uint64_t tern_session_serial(const tern_session_t *s)
 
 void tern_session_close(tern_session_t *s, const char *stream_error)
 {
-    s->close(s, stream_error);
+    sessions_close(s, stream_error);
 }
 
 int tern_user_exists(tern_module_ctx_t *m, const char *local)
@@ -453,18 +455,15 @@ const char *tern_session_peer_ip(const tern_session_t *s)
 
 void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
 {
-    if (s->send)
-        s->send(s, stanza);
-    else
-        s->deliver(s, stanza);
+    sessions_send(s, stanza);
 }
 
 void tern_stream_send(tern_session_t *s, tern_xml_t *el)
 {
-    if (s->write)
-        s->write(s, el);
+    if (s->link.write)
+        s->link.write(s, el);
     else
-        s->deliver(s, el);
+        sessions_deliver(s, el);
 }
 
 /* The session/out handlers below m's, then the stream. */

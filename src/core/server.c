@@ -122,7 +122,7 @@ size_t server_kick_user(const char *host, const char *user, const char *conditio
     tern_session_t *next;
     for (tern_session_t *s = u ? u->first : NULL; s; s = next) {
         next = s->next_of_user;
-        s->close(s, condition);
+        sessions_close(s, condition);
         n++;
     }
     return n;

@@ -78,6 +78,8 @@ int hooks_event_valid(const char *event)
     static const char *const fixed[] = {"message/offline",
                                         "session/bound",
                                         "session/closed",
+                                        "session/detached",
+                                        "session/resumed",
                                         "session/idle",
                                         "user/created",
                                         "user/deleted",

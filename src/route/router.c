@@ -27,6 +27,7 @@
 
 #include "util/log.h"
 #include "route/domains.h"
+#include "route/directory.h"
 #include "route/host.h"
 #include "route/sessions.h"
 #include "xmpp/stanza.h"
@@ -112,7 +113,7 @@ static int account_exists(host_t *h, const tern_jid_t *to, const user_sessions_t
 
 static void deliver(tern_session_t *s, tern_xml_t *stanza)
 {
-    s->deliver(s, stanza);
+    sessions_deliver(s, stanza);
 }
 
 /* RFC 6121 §8.5.2.1.1: messages of type normal/chat go to the available
@@ -209,9 +210,9 @@ static void default_to_full(host_t *h, stanza_kind_t kind, tern_event_t *ev)
 {
     tern_xml_t *st = ev->stanza;
     const char *type = stanza_type(st);
-    tern_session_t *s = sessions_find_full(ev->to->full);
-    if (s) {
-        deliver(s, st);
+    dir_location_t loc;
+    if (directory_find_full(ev->to->full, &loc) == DIR_LOCAL) {
+        deliver(loc.session, st);
         return;
     }
     switch (kind) {
@@ -520,6 +521,6 @@ void router_route(tern_xml_t *stanza, tern_session_t *session)
 {
     route_origin_t o = {.kind = session ? ROUTE_CLIENT : ROUTE_INTERNAL, .session = session};
     const char *condition = NULL;
-    if (router_route_from(stanza, &o, &condition) < 0 && session && condition && session->close)
-        session->close(session, condition);
+    if (router_route_from(stanza, &o, &condition) < 0 && session && condition)
+        sessions_close(session, condition);
 }

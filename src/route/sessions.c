@@ -1,6 +1,11 @@
 /*
- * sessions.c — the tables of bound sessions: full JID -> session and
- * bare JID -> the user's sessions.
+ * sessions.c — session objects, their link to a stream and the queue that
+ * holds their stanzas while they have none, and the tables of bound
+ * sessions: full JID -> session and bare JID -> the user's sessions.
+ *
+ * Must not: know about sockets or streams (only the link's callbacks), or
+ * route stanzas itself: what a detached session cannot take goes to the
+ * host's message/offline event or back to the sender as an error.
  */
 #include "route/sessions.h"
 
@@ -11,7 +16,10 @@
 
 #include "util/hashmap.h"
 #include "util/log.h"
+#include "route/hooks.h"
 #include "route/host.h"
+#include "route/router.h"
+#include "xmpp/stanza.h"
 
 typedef struct session_slot {
     struct session_slot *next;
@@ -20,8 +28,22 @@ typedef struct session_slot {
     void (*free_fn)(void *);
 } session_slot_t;
 
+typedef struct queued {
+    struct queued *next;
+    tern_xml_t *stanza; /* our reference */
+    size_t bytes;
+} queued_t;
+
+struct session_queue {
+    queued_t *head, *tail;
+    size_t count, bytes;
+};
+
 static hashmap_t *by_full;
 static hashmap_t *by_bare;
+static size_t n_detached;
+static size_t queue_max = 256;
+static size_t queue_max_bytes = 256 * 1024;
 
 int sessions_init(void)
 {
@@ -38,8 +60,26 @@ static int free_user(void *ctx, const char *key, void *value)
     return 0;
 }
 
+static void queue_free(session_queue_t **qp);
+static void session_free(tern_session_t *s);
+
+/* At shutdown: detached sessions are the table's to free. */
+static int free_detached(void *ctx, const char *key, void *value)
+{
+    tern_session_t *s = value;
+    if (s->detached) {
+        queue_free(&s->queue);
+        sessions_free_slots(s);
+        session_free(s);
+    }
+    return 0;
+}
+
 void sessions_free_all(void)
 {
+    if (by_full)
+        hashmap_foreach(by_full, free_detached, NULL);
+    n_detached = 0;
     if (by_bare)
         hashmap_foreach(by_bare, free_user, NULL);
     hashmap_free(&by_full);
@@ -88,6 +128,12 @@ int sessions_bind(tern_session_t *s, const char *local, const char *resource, cf
         return -1;
     }
     tern_session_t *old = hashmap_get(by_full, jid->full);
+    if (old && old->detached) {
+        /* Its client is gone: most likely it is this one, back without
+         * resuming.  The old session ends (its queue goes undelivered). */
+        log_info("resource conflict on %s: ending the detached session", jid->full);
+        sessions_end(&old);
+    }
     if (old && policy == CONFLICT_REFUSE) {
         tern_jid_free(&jid);
         *error_r = "conflict";
@@ -106,7 +152,7 @@ int sessions_bind(tern_session_t *s, const char *local, const char *resource, cf
     if (old) {
         /* RFC 6120 §7.7.2.2: the server terminates the older session. */
         log_info("resource conflict on %s: closing the older session", jid->full);
-        old->close(old, "conflict");
+        old->link.close(old, "conflict");
         sessions_unbind(old);
     }
     user_sessions_t *u = hashmap_get(by_bare, jid->bare);
@@ -140,6 +186,8 @@ void sessions_unbind(tern_session_t *s)
 {
     if (!s->jid)
         return;
+    if (s->detached)
+        n_detached--;
     if (hashmap_get(by_full, s->jid->full) == s)
         hashmap_remove(by_full, s->jid->full);
     user_sessions_t *u = s->user;
@@ -159,6 +207,247 @@ void sessions_unbind(tern_session_t *s)
     s->next_of_user = NULL;
     sessions_free_slots(s);
     tern_jid_free(&s->jid);
+}
+
+size_t sessions_count_detached(void)
+{
+    return n_detached;
+}
+
+tern_session_t *sessions_new(struct host *host, const session_link_t *link, const char *peer_ip)
+{
+    tern_session_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->host = host;
+    if (link)
+        s->link = *link;
+    if (peer_ip)
+        snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip);
+    return s;
+}
+
+static void session_free(tern_session_t *s)
+{
+    tern_jid_free(&s->jid);
+    free(s);
+}
+
+static void queue_free(session_queue_t **qp)
+{
+    session_queue_t *q = *qp;
+    if (!q)
+        return;
+    while (q->head) {
+        queued_t *e = q->head;
+        q->head = e->next;
+        tern_xml_unref(e->stanza);
+        free(e);
+    }
+    free(q);
+    *qp = NULL;
+}
+
+/* A stanza the session could not take (see sessions_detach for the rules).
+ * `st` is borrowed. */
+static void undelivered(tern_session_t *s, tern_xml_t *st)
+{
+    stanza_kind_t kind = stanza_kind(st);
+    const char *type = stanza_type(st);
+    if (kind == STANZA_MESSAGE && (strcmp(type, "normal") == 0 || strcmp(type, "chat") == 0)) {
+        const char *from_s = tern_xml_attr(st, "from");
+        const char *to_s = tern_xml_attr(st, "to");
+        tern_jid_t *from = from_s ? tern_jid_new(from_s, NULL) : NULL;
+        tern_jid_t *to = to_s ? tern_jid_new(to_s, NULL) : NULL;
+        int handled = 0;
+        if (from && to && to->local && s->host && strcmp(to->domain, s->host->name) == 0) {
+            tern_event_t ev = {.stanza = st, .from = from, .to = to};
+            handled = hooks_fire(s->host->hooks, "message/offline", &ev) == TERN_HANDLED;
+        }
+        tern_jid_free(&from);
+        tern_jid_free(&to);
+        if (!handled)
+            router_bounce(st, "cancel", "service-unavailable", NULL);
+    } else if ((kind == STANZA_MESSAGE && strcmp(type, "groupchat") == 0) ||
+               (kind == STANZA_IQ && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0))) {
+        router_bounce(st, "cancel", "service-unavailable", NULL);
+    }
+}
+
+/* About the serialized size of `st`: names, attributes and text. */
+static size_t stanza_bytes(const tern_xml_t *st)
+{
+    size_t n = 0;
+    const tern_xml_t *x = st;
+    for (;;) {
+        if (x->name) {
+            n += 2 * strlen(x->name) + 5;
+            for (const tern_xml_attr_t *at = x->attrs; at; at = at->next)
+                n += strlen(at->name) + strlen(at->value) + 4;
+        } else {
+            n += x->text_len;
+        }
+        if (x->name && x->children) {
+            x = x->children;
+            continue;
+        }
+        while (x != st && !x->next)
+            x = x->parent;
+        if (x == st)
+            return n;
+        x = x->next;
+    }
+}
+
+/* Queue `st` (borrowed) on detached `s`, making room by sending the oldest
+ * the undelivered way. */
+static void enqueue(tern_session_t *s, tern_xml_t *st)
+{
+    size_t bytes = stanza_bytes(st);
+    if (!s->jid || bytes > queue_max_bytes) {
+        undelivered(s, st);
+        return;
+    }
+    if (!s->queue && !(s->queue = calloc(1, sizeof(*s->queue)))) {
+        undelivered(s, st);
+        return;
+    }
+    queued_t *e = malloc(sizeof(*e));
+    if (!e) {
+        undelivered(s, st);
+        return;
+    }
+    session_queue_t *q = s->queue;
+    while (q->head && (q->count + 1 > queue_max || q->bytes + bytes > queue_max_bytes)) {
+        queued_t *old = q->head;
+        q->head = old->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->count--;
+        q->bytes -= old->bytes;
+        undelivered(s, old->stanza);
+        tern_xml_unref(old->stanza);
+        free(old);
+    }
+    e->next = NULL;
+    e->stanza = tern_xml_ref(st);
+    e->bytes = bytes;
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    q->count++;
+    q->bytes += bytes;
+}
+
+void sessions_set_queue_limits(size_t max_stanzas, size_t max_bytes)
+{
+    if (max_stanzas)
+        queue_max = max_stanzas;
+    if (max_bytes)
+        queue_max_bytes = max_bytes;
+}
+
+size_t sessions_queued(const tern_session_t *s, size_t *bytes_r)
+{
+    if (bytes_r)
+        *bytes_r = s->queue ? s->queue->bytes : 0;
+    return s->queue ? s->queue->count : 0;
+}
+
+void sessions_deliver(tern_session_t *s, tern_xml_t *stanza)
+{
+    if (s->detached)
+        enqueue(s, stanza);
+    else
+        s->link.deliver(s, stanza);
+}
+
+void sessions_send(tern_session_t *s, tern_xml_t *stanza)
+{
+    if (s->detached)
+        enqueue(s, stanza);
+    else if (s->link.send)
+        s->link.send(s, stanza);
+    else
+        s->link.deliver(s, stanza);
+}
+
+void sessions_close(tern_session_t *s, const char *condition)
+{
+    if (s->detached)
+        sessions_end(&s);
+    else
+        s->link.close(s, condition);
+}
+
+static void fire(tern_session_t *s, const char *event)
+{
+    if (!s->host)
+        return;
+    tern_event_t ev = {.session = s, .from = s->jid};
+    hooks_fire(s->host->hooks, event, &ev);
+}
+
+int sessions_detach(tern_session_t *s)
+{
+    if (!s->jid || s->detached)
+        return -1;
+    s->detached = 1;
+    memset(&s->link, 0, sizeof(s->link));
+    n_detached++;
+    log_info("session %s detached from its stream", s->jid->full);
+    fire(s, "session/detached");
+    return 0;
+}
+
+int sessions_attach(tern_session_t *s, const session_link_t *link)
+{
+    if (!s->detached || !s->jid || !link || !link->deliver || !link->close)
+        return -1;
+    s->detached = 0;
+    s->link = *link;
+    n_detached--;
+    log_info("session %s attached to a new stream", s->jid->full);
+    /* Flushed from a list of our own: if the new stream goes away while
+     * it writes (and the session is detached again), the rest queues. */
+    session_queue_t *q = s->queue;
+    s->queue = NULL;
+    while (q && q->head) {
+        queued_t *e = q->head;
+        q->head = e->next;
+        sessions_send(s, e->stanza);
+        tern_xml_unref(e->stanza);
+        free(e);
+    }
+    free(q);
+    fire(s, "session/resumed");
+    return 0;
+}
+
+void sessions_end(tern_session_t **sp)
+{
+    tern_session_t *s = *sp;
+    if (!s)
+        return;
+    *sp = NULL;
+    if (s->jid) {
+        fire(s, "session/closed");
+        sessions_unbind(s);
+    }
+    session_queue_t *q = s->queue;
+    s->queue = NULL;
+    while (q && q->head) {
+        queued_t *e = q->head;
+        q->head = e->next;
+        undelivered(s, e->stanza);
+        tern_xml_unref(e->stanza);
+        free(e);
+    }
+    free(q);
+    sessions_free_slots(s);
+    session_free(s);
 }
 
 /* Every session, bound or not, that holds module data: a module that goes

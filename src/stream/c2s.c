@@ -59,7 +59,7 @@ typedef struct c2s {
     /* session/in and session/out of the host, looked up once at bind: per
      * stanza, nobody hooking them costs one test. */
     hooks_event_t *in_hook, *out_hook;
-    tern_session_t session; /* modules' handle on the stream, bound or not */
+    tern_session_t *session; /* from accept to free: modules' handle on the stream, bound or not */
 } c2s_t;
 
 static void send_header(conn_t *c)
@@ -104,7 +104,7 @@ static void add_module_features(c2s_t *s, struct evbuffer *out)
     tern_event_t ev = {.stanza = features,
                        .to = s->host->jid,
                        .from = s->account,
-                       .origin = &s->session,
+                       .origin = s->session,
                        .user = s->user};
     hooks_fire(s->host->hooks,
                s->state == C2S_NEW ? "stream-features/unauth" : "stream-features/auth", &ev);
@@ -181,7 +181,7 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
         return;
     }
     s->host = h;
-    s->session.host = h;
+    s->session->host = h;
     if (!version || strtol(version, NULL, 10) != 1) {
         conn_stream_error(c, "unsupported-version", NULL);
         return;
@@ -370,7 +370,7 @@ static void handle_starttls(c2s_t *s)
 
 static c2s_t *stream_of(const tern_session_t *session)
 {
-    return ((conn_t *)session->conn)->data;
+    return ((conn_t *)session->link.conn)->data;
 }
 
 /* A stanza is about to be written to the bound client: the host's
@@ -383,14 +383,14 @@ static int out_taken(c2s_t *s, tern_xml_t *stanza)
     if (stanza_kind(stanza) == STANZA_OTHER)
         return 0; /* a stream-level element a module sent: not a stanza */
     tern_event_t ev = {
-        .stanza = stanza, .to = s->session.jid, .session = &s->session, .user = s->user};
+        .stanza = stanza, .to = s->session->jid, .session = s->session, .user = s->user};
     return hooks_event_fire(s->out_hook, &ev) == TERN_HANDLED;
 }
 
 static void deliver(tern_session_t *session, tern_xml_t *stanza)
 {
     if (!out_taken(stream_of(session), stanza))
-        conn_send(session->conn, stanza);
+        conn_send(session->link.conn, stanza);
 }
 
 /* Module output: held back while the client's queue is full, so that an
@@ -398,14 +398,14 @@ static void deliver(tern_session_t *session, tern_xml_t *stanza)
 static void send_paced(tern_session_t *session, tern_xml_t *stanza)
 {
     if (!out_taken(stream_of(session), stanza))
-        conn_send_paced(session->conn, stanza);
+        conn_send_paced(session->link.conn, stanza);
 }
 
 /* tern_stream_send, and stanzas a module held back and hands on: as they
  * are, no hooks. */
 static void write_element(tern_session_t *session, tern_xml_t *el)
 {
-    conn_send(session->conn, el);
+    conn_send(session->link.conn, el);
 }
 
 /* A stanza the core itself answers a bound client with (errors, the
@@ -413,14 +413,14 @@ static void write_element(tern_session_t *session, tern_xml_t *el)
 static void send_own(c2s_t *s, tern_xml_t *stanza)
 {
     if (s->state == C2S_BOUND)
-        deliver(&s->session, stanza);
+        deliver(s->session, stanza);
     else
         conn_send(s->conn, stanza);
 }
 
 static void close_session(tern_session_t *session, const char *condition)
 {
-    conn_t *c = session->conn;
+    conn_t *c = session->link.conn;
     conn_stream_error(c, condition ? condition : "undefined-condition", NULL);
 }
 
@@ -430,7 +430,7 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     tern_xml_t *res = tern_xml_child(bind, "resource", NS_BIND);
     const char *resource = res ? tern_xml_text(res) : NULL;
     const char *error = NULL;
-    if (sessions_bind(&s->session, s->user, resource, server.cfg->resource_conflict,
+    if (sessions_bind(s->session, s->user, resource, server.cfg->resource_conflict,
                       (size_t)server.cfg->max_sessions_per_user, &error) < 0) {
         /* RFC 6120 §7.6.2.1 resource-constraint (wait), §7.7.2.2 conflict
          * (cancel), §7.7.2.1 bad-request for a bad resource (modify). */
@@ -456,11 +456,11 @@ static void handle_bind(c2s_t *s, tern_xml_t *iq, tern_xml_t *bind)
     tern_xml_set_attr(r, "id", tern_xml_attr(iq, "id"));
     tern_xml_t *b = tern_xml_add_child(r, "bind", NS_BIND);
     tern_xml_t *j = tern_xml_add_child(b, "jid", NULL);
-    tern_xml_add_text(j, s->session.jid->full, strlen(s->session.jid->full));
+    tern_xml_add_text(j, s->session->jid->full, strlen(s->session->jid->full));
     conn_send(s->conn, r);
     tern_xml_unref(r);
-    log_info("c2s %s: bound %s", s->conn->peer, s->session.jid->full);
-    tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+    log_info("c2s %s: bound %s", s->conn->peer, s->session->jid->full);
+    tern_event_t ev = {.session = s->session, .from = s->session->jid};
     hooks_fire(s->host->hooks, "session/bound", &ev);
 }
 
@@ -479,7 +479,7 @@ static void reply_error(c2s_t *s, const tern_xml_t *st, const char *type, const 
     if (!err)
         return;
     tern_xml_del_attr(err, "from");
-    tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session.jid->full : "");
+    tern_xml_set_attr(err, "to", s->state == C2S_BOUND ? s->session->jid->full : "");
     if (s->state != C2S_BOUND)
         tern_xml_del_attr(err, "to");
     send_own(s, err);
@@ -527,7 +527,7 @@ static void charge_stanza(c2s_t *s)
     struct timeval tv;
     event_base_gettimeofday_cached(server.base, &tv);
     long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    long long wait = limits_stanza_take(s->session.user, server.cfg->max_stanzas_per_second,
+    long long wait = limits_stanza_take(s->session->user, server.cfg->max_stanzas_per_second,
                                         server.cfg->stanza_burst, now);
     if (wait <= 0 || !s->rate_timer)
         return;
@@ -545,10 +545,10 @@ static int stream_element(c2s_t *s, tern_xml_t *el)
         return 0;
     int bound = s->state == C2S_BOUND;
     tern_event_t ev = {.stanza = el,
-                       .from = bound ? s->session.jid : s->account,
+                       .from = bound ? s->session->jid : s->account,
                        .to = s->host->jid,
-                       .origin = &s->session,
-                       .session = bound ? &s->session : NULL,
+                       .origin = s->session,
+                       .session = bound ? s->session : NULL,
                        .user = s->user};
     const char *parts[3] = {"stream", el->ns, el->name};
     return hooks_fire_parts(s->host->hooks, parts, 3, "/:", &ev) == TERN_HANDLED;
@@ -566,16 +566,16 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
     }
     if (hooks_event_hooked(s->in_hook)) {
         tern_event_t ev = {.stanza = st,
-                           .from = s->session.jid,
-                           .origin = &s->session,
-                           .session = &s->session,
+                           .from = s->session->jid,
+                           .origin = s->session,
+                           .session = s->session,
                            .user = s->user};
         if (hooks_event_fire(s->in_hook, &ev) == TERN_HANDLED)
             return;
     }
     /* The router's rules for a client: 'from' stamped with the full JID,
      * a spoofed one ends the stream (RFC 6120 §8.1.2.1, §4.9.3.9). */
-    const route_origin_t origin = {.kind = ROUTE_CLIENT, .session = &s->session};
+    const route_origin_t origin = {.kind = ROUTE_CLIENT, .session = s->session};
     const char *refused = NULL;
     if (router_admit(st, &origin, &refused) < 0) {
         conn_stream_error(s->conn, refused ? refused : "invalid-from", NULL);
@@ -606,13 +606,13 @@ static void handle_bound_stanza(c2s_t *s, tern_xml_t *st)
         }
     } else if (kind == STANZA_PRESENCE && !to) {
         if (!type_attr) {
-            s->session.available = 1;
-            s->session.priority = presence_priority(st);
+            s->session->available = 1;
+            s->session->priority = presence_priority(st);
         } else if (strcmp(type_attr, "unavailable") == 0) {
-            s->session.available = 0;
+            s->session->available = 0;
         }
     }
-    router_route(st, &s->session);
+    router_route(st, s->session);
 }
 
 /* XEP-0077 §3: before logging in, a client may talk to the server about
@@ -628,7 +628,7 @@ static void handle_unauth_iq(c2s_t *s, tern_xml_t *st)
         return;
     }
     tern_xml_del_attr(st, "from");
-    tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = &s->session};
+    tern_event_t ev = {.stanza = st, .to = s->host->jid, .origin = s->session};
     const char *parts[4] = {get ? "iq-get" : "iq-set", "unauth", payload->ns, payload->name};
     if (hooks_fire_parts(s->host->hooks, parts, 4, "//:", &ev) != TERN_HANDLED)
         reply_error(s, st, "cancel", "service-unavailable");
@@ -674,7 +674,7 @@ static void on_idle(conn_t *c)
 {
     c2s_t *s = c->data;
     if (s->state == C2S_BOUND) {
-        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+        tern_event_t ev = {.session = s->session, .from = s->session->jid};
         if (hooks_fire(s->host->hooks, "session/idle", &ev) == TERN_HANDLED)
             return;
     }
@@ -684,19 +684,20 @@ static void on_idle(conn_t *c)
 static void on_closing(conn_t *c)
 {
     c2s_t *s = c->data;
-    if (s->state == C2S_BOUND && s->session.jid) {
-        log_info("c2s %s: session %s closed", c->peer, s->session.jid->full);
-        tern_event_t ev = {.session = &s->session, .from = s->session.jid};
+    if (s->state == C2S_BOUND && s->session->jid) {
+        log_info("c2s %s: session %s closed", c->peer, s->session->jid->full);
+        tern_event_t ev = {.session = s->session, .from = s->session->jid};
         hooks_fire(s->host->hooks, "session/closed", &ev);
-        sessions_unbind(&s->session);
+        sessions_unbind(s->session);
     }
 }
 
 static void on_free(conn_t *c)
 {
     c2s_t *s = c->data;
-    sessions_unbind(&s->session);
-    sessions_free_slots(&s->session); /* an unbound stream may hold module data */
+    if (s->ip_counted && s->session)
+        limits_ip_release(s->session->peer_ip);
+    sessions_end(&s->session); /* unbound by now; it may still hold module data */
     sasl_free(&s->sasl);
     if (s->failure_timer)
         event_free(s->failure_timer);
@@ -704,8 +705,6 @@ static void on_free(conn_t *c)
         event_free(s->handshake_timer);
     if (s->rate_timer)
         event_free(s->rate_timer);
-    if (s->ip_counted)
-        limits_ip_release(s->session.peer_ip);
     tern_jid_free(&s->account);
     free(s->user);
     free(s);
@@ -729,13 +728,17 @@ static const conn_ops_t c2s_ops = {.kind = "c2s",
 void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
 {
     c2s_t *s = calloc(1, sizeof(*s));
-    if (!s) {
+    session_link_t link = {
+        .deliver = deliver, .send = send_paced, .write = write_element, .close = close_session};
+    if (!s || !(s->session = sessions_new(NULL, &link, NULL))) {
+        free(s);
         evutil_closesocket(fd);
         return;
     }
     SSL *ssl = NULL;
     if (direct_tls) {
         if (!server.tls || !(ssl = tls_server_ssl(server.tls, "xmpp-client"))) {
+            sessions_end(&s->session);
             free(s);
             evutil_closesocket(fd);
             return;
@@ -748,14 +751,11 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     s->conn =
         conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {
+        sessions_end(&s->session);
         free(s);
         return;
     }
-    s->session.deliver = deliver;
-    s->session.send = send_paced;
-    s->session.write = write_element;
-    s->session.close = close_session;
-    s->session.conn = s->conn;
+    s->session->link.conn = s->conn;
     /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
     const char *colon = strrchr(peer, ':');
     size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
@@ -763,9 +763,9 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         peer++;
         n -= 2;
     }
-    snprintf(s->session.peer_ip, sizeof(s->session.peer_ip), "%.*s", (int)n, peer);
+    snprintf(s->session->peer_ip, sizeof(s->session->peer_ip), "%.*s", (int)n, peer);
     long long max_ip = server.cfg->max_connections_per_ip;
-    if (limits_ip_take(s->session.peer_ip, max_ip) == 0)
+    if (limits_ip_take(s->session->peer_ip, max_ip) == 0)
         s->ip_counted = max_ip > 0;
     else
         s->ip_refused = 1;

@@ -27,7 +27,7 @@ static const char *const valid[] = {
     /* non-stanza events */
     "message/offline", "session/bound", "session/closed", "session/idle", "user/created",
     "user/deleted", "server/started", "server/stopping", "stream-features/unauth",
-    "stream-features/auth", "session/in", "session/out",
+    "stream-features/auth", "session/in", "session/out", "session/detached", "session/resumed",
     /* stream-level elements: XEP-0198, XEP-0352 */
     "stream/urn:xmpp:sm:3:enable", "stream/urn:xmpp:sm:3:r", "stream/urn:xmpp:sm:3:a",
     "stream/urn:xmpp:sm:3:resume", "stream/urn:xmpp:csi:0:active", "stream/urn:xmpp:csi:0:inactive",

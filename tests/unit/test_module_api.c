@@ -25,7 +25,7 @@
 
 #define PEER "juliet@example.com/balcony"
 
-static tern_session_t peer;
+static tern_session_t *peer;
 static size_t delivered;
 static tern_module_ctx_t mod;
 static int answers, timeouts;
@@ -243,11 +243,10 @@ int main(void)
     CHECK(hosts_init(&cfg, &err) == 0);
     mod.host = hosts_find("example.com");
     CHECK(mod.host != NULL);
-    peer.host = mod.host;
-    peer.deliver = peer_deliver;
-    peer.close = peer_close;
+    session_link_t link = {.deliver = peer_deliver, .close = peer_close};
+    peer = sessions_new(mod.host, &link, NULL);
     const char *e = NULL;
-    CHECK(sessions_bind(&peer, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
+    CHECK(sessions_bind(peer, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
 
     if (mod.host) {
         test_iq_answers();
@@ -258,7 +257,7 @@ int main(void)
         module_api_release(&mod);
     }
 
-    sessions_unbind(&peer);
+    sessions_end(&peer);
     hosts_free_all();
     sessions_free_all();
     router_free();

@@ -19,14 +19,14 @@
 #define MAX_GOT 16
 
 typedef struct fake {
-    tern_session_t s;
+    tern_session_t *s;
     tern_xml_t *got[MAX_GOT];
     int n;
 } fake_t;
 
 static void fake_deliver(tern_session_t *s, tern_xml_t *st)
 {
-    fake_t *f = (fake_t *)s;
+    fake_t *f = s->link.conn;
     if (f->n < MAX_GOT)
         f->got[f->n++] = tern_xml_ref(st);
 }
@@ -43,23 +43,28 @@ static void fake_reset(fake_t *f)
     f->n = 0;
 }
 
-static fake_t *fake_bind(const char *user, const char *res, int available, int prio)
+static fake_t *fake_new(host_t *h)
 {
     fake_t *f = calloc(1, sizeof(*f));
-    f->s.host = hosts_find("example.com");
-    f->s.deliver = fake_deliver;
-    f->s.close = fake_close;
+    session_link_t link = {.deliver = fake_deliver, .close = fake_close, .conn = f};
+    f->s = sessions_new(h, &link, NULL);
+    return f;
+}
+
+static fake_t *fake_bind(const char *user, const char *res, int available, int prio)
+{
+    fake_t *f = fake_new(hosts_find("example.com"));
     const char *err = NULL;
-    CHECK(sessions_bind(&f->s, user, res, CONFLICT_KICK_OLD, 0, &err) == 0);
-    f->s.available = available;
-    f->s.priority = prio;
+    CHECK(sessions_bind(f->s, user, res, CONFLICT_KICK_OLD, 0, &err) == 0);
+    f->s->available = available;
+    f->s->priority = prio;
     return f;
 }
 
 static void fake_free(fake_t *f)
 {
     fake_reset(f);
-    sessions_unbind(&f->s);
+    sessions_end(&f->s);
     free(f);
 }
 
@@ -73,10 +78,10 @@ static void send(fake_t *from, const char *from_jid, const char *kind, const cha
     if (to)
         tern_xml_set_attr(st, "to", to);
     tern_xml_set_attr(st, "id", "x1");
-    tern_xml_set_attr(st, "from", from ? from->s.jid->full : from_jid);
+    tern_xml_set_attr(st, "from", from ? from->s->jid->full : from_jid);
     if (payload_ns)
         tern_xml_add_child(st, "query", payload_ns);
-    router_route(st, from ? &from->s : NULL);
+    router_route(st, from ? from->s : NULL);
     tern_xml_unref(st);
 }
 
@@ -211,14 +216,14 @@ int main(void)
     fake_reset(j2);
 
     /* Equal top priorities: all of them. */
-    j1->s.priority = 5;
+    j1->s->priority = 5;
     send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
     CHECK(j1->n == 1 && j2->n == 1);
     fake_reset(j1);
     fake_reset(j2);
 
     /* Headline: every non-negative available resource. */
-    j1->s.priority = -1;
+    j1->s->priority = -1;
     send(romeo, NULL, "message", "headline", "juliet@example.com", NULL);
     CHECK(j1->n == 0 && j2->n == 1);
     fake_reset(j2);
@@ -246,8 +251,8 @@ int main(void)
 
     /* Unavailable and negative-priority sessions get no bare messages:
      * without an offline module the sender learns service-unavailable. */
-    j1->s.available = 0;
-    j2->s.priority = -2;
+    j1->s->available = 0;
+    j2->s->priority = -2;
     send(romeo, NULL, "message", "chat", "juliet@example.com", NULL);
     CHECK(j1->n == 0 && j2->n == 0);
     CHECK(romeo->n == 1 && romeo->n &&
@@ -262,8 +267,8 @@ int main(void)
     /* A user with no session at all (nurse) also goes offline. */
     send(romeo, NULL, "message", "normal", "nurse@example.com", NULL);
     CHECK(offline_calls == 2 && romeo->n == 0);
-    j1->s.available = 1;
-    j2->s.priority = 5;
+    j1->s->available = 1;
+    j2->s->priority = 5;
 
     /* Groupchat to a bare JID: error. */
     send(romeo, NULL, "message", "groupchat", "juliet@example.com", NULL);
@@ -454,30 +459,33 @@ int main(void)
 
     /* Resource conflict, kick-old: the older session is closed. */
     fake_t *j3 = fake_bind("juliet", "balcony", 1, 0);
-    CHECK(j1->s.jid == NULL);
-    CHECK(sessions_find_full("juliet@example.com/balcony") == &j3->s);
+    CHECK(j1->s->jid == NULL);
+    CHECK(sessions_find_full("juliet@example.com/balcony") == j3->s);
     /* Refuse policy keeps the existing one. */
-    fake_t refused = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
+    fake_t *refused = fake_new(h);
     const char *why2 = NULL;
-    CHECK(sessions_bind(&refused.s, "juliet", "balcony", CONFLICT_REFUSE, 0, &why2) < 0);
+    CHECK(sessions_bind(refused->s, "juliet", "balcony", CONFLICT_REFUSE, 0, &why2) < 0);
     CHECK(why2 && strcmp(why2, "conflict") == 0);
     CHECK(sessions_count() == 3);
     /* RFC 6120 §7.6.2.1: juliet has two sessions; with a limit of two a
      * third resource is refused, a kick-old replacement is not. */
-    fake_t third = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
+    fake_t *third = fake_new(h);
     why2 = NULL;
-    CHECK(sessions_bind(&third.s, "juliet", "garden", CONFLICT_KICK_OLD, 2, &why2) < 0);
+    CHECK(sessions_bind(third->s, "juliet", "garden", CONFLICT_KICK_OLD, 2, &why2) < 0);
     CHECK(why2 && strcmp(why2, "resource-constraint") == 0);
-    CHECK(third.s.jid == NULL && sessions_count() == 3);
-    CHECK(sessions_bind(&third.s, "juliet", "garden", CONFLICT_KICK_OLD, 3, &why2) == 0);
+    CHECK(third->s->jid == NULL && sessions_count() == 3);
+    CHECK(sessions_bind(third->s, "juliet", "garden", CONFLICT_KICK_OLD, 3, &why2) == 0);
     CHECK(sessions_count() == 4);
-    sessions_unbind(&third.s);
+    sessions_unbind(third->s);
     CHECK(sessions_count() == 3);
-    fake_t repl = {.s = {.host = h, .deliver = fake_deliver, .close = fake_close}};
-    CHECK(sessions_bind(&repl.s, "juliet", "balcony", CONFLICT_KICK_OLD, 2, &why2) == 0);
-    CHECK(j3->s.jid == NULL && sessions_find_full("juliet@example.com/balcony") == &repl.s);
-    sessions_unbind(&repl.s);
+    fake_t *repl = fake_new(h);
+    CHECK(sessions_bind(repl->s, "juliet", "balcony", CONFLICT_KICK_OLD, 2, &why2) == 0);
+    CHECK(j3->s->jid == NULL && sessions_find_full("juliet@example.com/balcony") == repl->s);
+    sessions_unbind(repl->s);
     CHECK(sessions_count() == 2);
+    fake_free(refused);
+    fake_free(third);
+    fake_free(repl);
 
     fake_free(j3);
     fake_free(j1);
