@@ -388,11 +388,11 @@ int main(void)
      * with invalid-from; a component's or a peer's likewise, with nothing
      * routed; a peer may not relay through us. */
     fake_t *nurse = fake_bind("nurse", "desk", 1, 0);
-    nurse->s.close = record_close;
+    nurse->s->link.close = record_close;
     closed_with = NULL;
-    send_as(&nurse->s, "romeo@example.com/orchard", "romeo@example.com/orchard");
+    send_as(nurse->s, "romeo@example.com/orchard", "romeo@example.com/orchard");
     CHECK(closed_with && strcmp(closed_with, "invalid-from") == 0 && romeo->n == 0);
-    send_as(&nurse->s, "nurse@example.com", "romeo@example.com/orchard");
+    send_as(nurse->s, "nurse@example.com", "romeo@example.com/orchard");
     CHECK(romeo->n == 1 &&
           strcmp(tern_xml_attr(romeo->got[0], "from"), "nurse@example.com/desk") == 0);
     fake_reset(romeo);
