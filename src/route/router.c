@@ -35,6 +35,19 @@ typedef struct component_link {
     void *ctx; /* NULL while the component is away */
 } component_link_t;
 
+/* One routing in progress (routings nest: handlers route too).  `owned`
+ * holds the copies tern_event_edit() made for its event: they are kept
+ * until the routing ends, since code that read an earlier ev->stanza may
+ * still hold pointers into it. */
+typedef struct route_frame {
+    tern_event_t *ev;
+    tern_xml_t **owned;
+    size_t nowned;
+    struct route_frame *up;
+} route_frame_t;
+
+static route_frame_t *frames;
+
 static router_remote_fn remote_fn;
 static hashmap_t *components;
 
@@ -127,7 +140,31 @@ static int account_exists(host_t *h, const tern_jid_t *to)
 
 static void deliver(tern_session_t *s, tern_xml_t *stanza)
 {
+    tern_xml_freeze(stanza); /* an edited copy (tern_event_edit) is done now */
     s->deliver(s, stanza);
+}
+
+tern_xml_t *router_event_edit(tern_event_t *ev)
+{
+    if (!ev || !ev->stanza)
+        return NULL;
+    if (!tern_xml_frozen(ev->stanza))
+        return ev->stanza;
+    route_frame_t *f = frames;
+    while (f && f->ev != ev)
+        f = f->up;
+    if (!f)
+        return NULL;
+    tern_xml_t **owned = realloc(f->owned, (f->nowned + 1) * sizeof(*owned));
+    if (!owned)
+        return NULL;
+    f->owned = owned;
+    tern_xml_t *c = tern_xml_copy(ev->stanza);
+    if (!c)
+        return NULL;
+    f->owned[f->nowned++] = c;
+    ev->stanza = c;
+    return c;
 }
 
 /* RFC 6121 §8.5.2.1.1: messages of type normal/chat go to the available
@@ -315,6 +352,7 @@ static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *e
 
 static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to)
 {
+    tern_xml_freeze(stanza);
     component_link_t *link = components ? hashmap_get(components, to->domain) : NULL;
     if (link) {
         if (link->ctx)
@@ -329,6 +367,11 @@ static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to)
     router_bounce(stanza, "cancel", "remote-server-not-found", NULL);
 }
 
+/* The stanza is frozen once routed (<tern/xml.h>): a client's stanza
+ * after its sender's outgoing filters (pre-KIND/DEST, which may still
+ * adjust it: bare JIDs on subscriptions, avatar hashes), anything a
+ * module routes before it gets here (tern_route).  From then on events
+ * and sessions share it and never change it. */
 void router_route(tern_xml_t *stanza, tern_session_t *origin)
 {
     stanza_kind_t kind = stanza_kind(stanza);
@@ -383,10 +426,17 @@ void router_route(tern_xml_t *stanza, tern_session_t *origin)
         const char *parts[2] = {pre_names[kind], dest_names[dest]};
         handled = hooks_fire_parts(sender_host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
     }
+    tern_xml_freeze(ev.stanza);
+    route_frame_t frame = {.ev = &ev, .up = frames};
+    frames = &frame;
     if (!handled && h)
         dispatch(h, kind, dest, &ev);
     else if (!handled)
-        route_elsewhere(stanza, to);
+        route_elsewhere(ev.stanza, to);
+    frames = frame.up;
+    for (size_t i = 0; i < frame.nowned; i++)
+        tern_xml_unref(frame.owned[i]);
+    free(frame.owned);
     tern_jid_free(&self_bare);
     tern_jid_free(&from);
     tern_jid_free(&to);

@@ -12,13 +12,18 @@
  * must use text_len.  Everything here is iterative, so a deep tree built
  * by a module cannot exhaust the C stack.
  */
+#include "autoconfig.h"
+
 #include <tern/xml.h>
 
 #include <stdalign.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "xml/xml_stream.h"
 
 /* Size of the first chunk (allocated together with the arena header) and
  * the cap on later chunks, which double in size up to it. */
@@ -33,6 +38,10 @@ struct arena_block {
 
 struct tern_xml_arena {
     size_t refs;
+    int frozen;                          /* no more changes: see tern_xml_freeze() */
+    xml_bytes_t *cache[XML_CACHE_SLOTS]; /* serialized root, one per stream namespace */
+    const char *cache_ns[XML_CACHE_SLOTS];
+    xml_bytes_t *rest;         /* fan-out copy: the shared bytes after the root's start tag */
     char *cur, *end;           /* free space of the current chunk */
     struct arena_block *extra; /* chunks malloc'd after the first, to free */
     size_t next_chunk;         /* size of the next ordinary chunk */
@@ -48,6 +57,12 @@ static struct tern_xml_arena *arena_new_sized(size_t first)
     if (!a)
         return NULL;
     a->refs = 1;
+    a->frozen = 0;
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
+        a->cache[i] = NULL;
+        a->cache_ns[i] = NULL;
+    }
+    a->rest = NULL;
     a->cur = (char *)a->first;
     a->end = a->cur + first;
     a->extra = NULL;
@@ -62,6 +77,9 @@ static struct tern_xml_arena *arena_new(void)
 
 static void arena_free(struct tern_xml_arena *a)
 {
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++)
+        xml_bytes_unref(a->cache[i]);
+    xml_bytes_unref(a->rest);
     struct arena_block *b = a->extra;
     while (b) {
         struct arena_block *next = b->next;
@@ -136,6 +154,103 @@ static const char *arena_str(struct tern_xml_arena *a, const char *s, int shared
 static int streq(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* ---- freezing ------------------------------------------------------- */
+
+static void default_report(const char *msg)
+{
+    fprintf(stderr, "tern: %s\n", msg);
+}
+
+static void (*misuse_report)(const char *msg) = default_report;
+
+void xml_set_misuse_report(void (*fn)(const char *msg))
+{
+    misuse_report = fn ? fn : default_report;
+}
+
+/* Calls that change a tree, each reported once. */
+enum {
+    CALL_ADD_CHILD,
+    CALL_ADD_TEXT,
+    CALL_SET_ATTR,
+    CALL_DEL_ATTR,
+    CALL_UNLINK,
+    CALL_COPY_INTO,
+    CALL_COUNT
+};
+static const char *const call_names[CALL_COUNT] = {
+    "tern_xml_add_child", "tern_xml_add_text", "tern_xml_set_attr",
+    "tern_xml_del_attr",  "tern_xml_unlink",   "tern_xml_copy_into",
+};
+
+/* 1 (and the change must be refused) when `node` belongs to a frozen
+ * tree.  The first refusal of each call is reported; builds with
+ * sanitizers stop right there so that tests catch the offender. */
+static int refused(const tern_xml_t *node, int call)
+{
+    if (!node || !node->arena->frozen)
+        return 0;
+    static int reported[CALL_COUNT];
+    if (!reported[call]) {
+        reported[call] = 1;
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "%s on a stanza that was already routed (frozen): refused; change a copy "
+                 "(tern_xml_copy) instead",
+                 call_names[call]);
+        misuse_report(msg);
+    }
+#ifdef TERN_FREEZE_ABORT
+    abort();
+#endif
+    return 1;
+}
+
+void tern_xml_freeze(tern_xml_t *node)
+{
+    if (node)
+        node->arena->frozen = 1;
+}
+
+int tern_xml_frozen(const tern_xml_t *node)
+{
+    return node && node->arena->frozen;
+}
+
+/* Serialization cache of a frozen root, for xml_serialize.c. */
+xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns)
+{
+    const struct tern_xml_arena *a = root->arena;
+    for (size_t i = 0; i < XML_CACHE_SLOTS && a->cache[i]; i++)
+        if (a->cache_ns[i] == stream_ns ||
+            (a->cache_ns[i] && stream_ns && strcmp(a->cache_ns[i], stream_ns) == 0))
+            return a->cache[i];
+    return NULL;
+}
+
+void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b)
+{
+    struct tern_xml_arena *a = root->arena;
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
+        if (!a->cache[i]) {
+            a->cache[i] = xml_bytes_ref(b);
+            a->cache_ns[i] = stream_ns; /* a constant string: see xml_serialize() */
+            return;
+        }
+    }
+}
+
+xml_bytes_t *xml_rest_get(const tern_xml_t *root)
+{
+    return root->arena->rest;
+}
+
+void xml_rest_set(tern_xml_t *root, xml_bytes_t *rest)
+{
+    xml_bytes_unref(root->arena->rest);
+    root->arena->rest = xml_bytes_ref(rest);
 }
 
 /* ---- nodes ---------------------------------------------------------- */
@@ -237,7 +352,7 @@ void tern_xml_unref(tern_xml_t *node)
 
 tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char *ns)
 {
-    if (!parent || !parent->name || !name)
+    if (!parent || !parent->name || !name || refused(parent, CALL_ADD_CHILD))
         return NULL;
     return element_new(parent->arena, parent, name, ns ? ns : parent->ns, 0);
 }
@@ -246,7 +361,7 @@ tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char 
  * tern_xml_text).  On allocation failure the text is dropped. */
 void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len)
 {
-    if (!parent || !parent->name || !text || len == 0)
+    if (!parent || !parent->name || !text || len == 0 || refused(parent, CALL_ADD_TEXT))
         return;
     text_new(parent->arena, parent, text, len);
 }
@@ -284,7 +399,7 @@ static tern_xml_attr_t *attr_append(tern_xml_t *node, const char *name, const ch
  * left unchanged. */
 void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
 {
-    if (!node || !node->name || !name)
+    if (!node || !node->name || !name || refused(node, CALL_SET_ATTR))
         return;
     if (!value) {
         tern_xml_del_attr(node, name);
@@ -302,7 +417,7 @@ void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
 
 void tern_xml_del_attr(tern_xml_t *node, const char *name)
 {
-    if (!node || !name)
+    if (!node || !name || refused(node, CALL_DEL_ATTR))
         return;
     for (tern_xml_attr_t **p = &node->attrs; *p; p = &(*p)->next) {
         if (strcmp((*p)->name, name) == 0) {
@@ -314,7 +429,7 @@ void tern_xml_del_attr(tern_xml_t *node, const char *name)
 
 void tern_xml_unlink(tern_xml_t *child)
 {
-    if (!child || !child->parent)
+    if (!child || !child->parent || refused(child, CALL_UNLINK))
         return;
     tern_xml_t *parent = child->parent, *prev = NULL;
     for (tern_xml_t *c = parent->children; c && c != child; c = c->next)
@@ -396,7 +511,7 @@ static int is_ancestor_or_self(const tern_xml_t *anc, const tern_xml_t *node)
 
 tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src)
 {
-    if (!parent || !parent->name || !src)
+    if (!parent || !parent->name || !src || refused(parent, CALL_COPY_INTO))
         return NULL;
     if (is_ancestor_or_self(src, parent)) {
         /* Copying a tree into itself would walk the nodes it is adding:
