@@ -348,14 +348,15 @@ static int add_bytes(struct evbuffer *out, xml_bytes_t *b)
 }
 
 /* The bytes of a frozen root for `stream_ns`: cached ones, or new ones
- * (the whole tree, or a fan-out copy's start tag + its shared rest).
- * Borrowed reference; NULL on allocation failure. */
+ * (the whole tree, or a fan-out copy's start tag + its shared rest), kept
+ * in the cache while it has a free slot.  New reference; NULL on
+ * allocation failure. */
 static xml_bytes_t *frozen_bytes(tern_xml_t *root, const char *stream_ns)
 {
     xml_bytes_t *b = xml_cache_get(root, stream_ns);
     if (b) {
         stats.reused++;
-        return b;
+        return xml_bytes_ref(b);
     }
     xml_bytes_t *rest = xml_rest_get(root);
     sbuf_t sb;
@@ -373,7 +374,6 @@ static xml_bytes_t *frozen_bytes(tern_xml_t *root, const char *stream_ns)
         if (rest_len)
             memcpy(b->data + sb.len, rest->data, rest_len);
         xml_cache_put(root, stream_ns, b);
-        xml_bytes_unref(b); /* the cache holds it */
     }
     sb_free(&sb);
     return b;
@@ -402,7 +402,9 @@ int xml_serialize(const tern_xml_t *node, const char *stream_ns, struct evbuffer
     if (!node->parent && tern_xml_frozen(node)) {
         /* Only the arena's cache slots change: the tree itself does not. */
         xml_bytes_t *b = frozen_bytes((tern_xml_t *)node, stream_ns);
-        return b ? add_bytes(out, b) : -1;
+        int rc = b ? add_bytes(out, b) : -1;
+        xml_bytes_unref(b);
+        return rc;
     }
     sbuf_t sb;
     sb_init(&sb);

@@ -93,7 +93,8 @@ xml_bytes_t *xml_bytes_ref(xml_bytes_t *b);
 void xml_bytes_unref(xml_bytes_t *b);
 
 /* Slots on the tree's arena (xml_tree.c); `root` must be frozen.
- * xml_cache_put takes its own reference.  `stream_ns` must outlive the
+ * xml_cache_put takes its own reference, or does nothing when every slot
+ * is taken.  `stream_ns` must outlive the
  * tree (the stream namespaces are string constants). */
 xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns);
 void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b);
@@ -115,7 +116,11 @@ typedef struct xml_serialize_stats {
 } xml_serialize_stats_t;
 void xml_serialize_stats(xml_serialize_stats_t *out);
 
-/* Where refused changes to frozen trees are reported (default: stderr). */
+/* Where refused changes to frozen trees are reported (default: stderr;
+ * each call once).  Whether a refusal aborts: by default only in builds
+ * configured with --enable-sanitizers (TERN_FREEZE_ABORT); unit tests of
+ * the refusal itself turn it off. */
 void xml_set_misuse_report(void (*fn)(const char *msg));
+void xml_set_misuse_abort(int on);
 
 #endif

@@ -164,10 +164,20 @@ static void default_report(const char *msg)
 }
 
 static void (*misuse_report)(const char *msg) = default_report;
+#ifdef TERN_FREEZE_ABORT
+static int misuse_abort = 1;
+#else
+static int misuse_abort = 0;
+#endif
 
 void xml_set_misuse_report(void (*fn)(const char *msg))
 {
     misuse_report = fn ? fn : default_report;
+}
+
+void xml_set_misuse_abort(int on)
+{
+    misuse_abort = on;
 }
 
 /* Calls that change a tree, each reported once. */
@@ -188,11 +198,12 @@ static const char *const call_names[CALL_COUNT] = {
 /* 1 (and the change must be refused) when `node` belongs to a frozen
  * tree.  The first refusal of each call is reported; builds with
  * sanitizers stop right there so that tests catch the offender. */
+static int reported[CALL_COUNT];
+
 static int refused(const tern_xml_t *node, int call)
 {
     if (!node || !node->arena->frozen)
         return 0;
-    static int reported[CALL_COUNT];
     if (!reported[call]) {
         reported[call] = 1;
         char msg[160];
@@ -202,9 +213,8 @@ static int refused(const tern_xml_t *node, int call)
                  call_names[call]);
         misuse_report(msg);
     }
-#ifdef TERN_FREEZE_ABORT
-    abort();
-#endif
+    if (misuse_abort)
+        abort();
     return 1;
 }
 
