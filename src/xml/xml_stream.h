@@ -94,8 +94,7 @@ void xml_bytes_unref(xml_bytes_t *b);
 
 /* Slots on the tree's arena (xml_tree.c); `root` must be frozen.
  * xml_cache_put takes its own reference, or does nothing when every slot
- * is taken.  `stream_ns` must outlive the
- * tree (the stream namespaces are string constants). */
+ * is taken. */
 xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns);
 void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b);
 /* A fan-out copy shares `rest`: everything after its root's start tag. */

@@ -234,8 +234,7 @@ xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns)
 {
     const struct tern_xml_arena *a = root->arena;
     for (size_t i = 0; i < XML_CACHE_SLOTS && a->cache[i]; i++)
-        if (a->cache_ns[i] == stream_ns ||
-            (a->cache_ns[i] && stream_ns && strcmp(a->cache_ns[i], stream_ns) == 0))
+        if (streq(a->cache_ns[i], stream_ns))
             return a->cache[i];
     return NULL;
 }
@@ -245,8 +244,11 @@ void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b)
     struct tern_xml_arena *a = root->arena;
     for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
         if (!a->cache[i]) {
+            const char *ns = stream_ns ? arena_strndup(a, stream_ns, strlen(stream_ns)) : NULL;
+            if (stream_ns && !ns)
+                return;
             a->cache[i] = xml_bytes_ref(b);
-            a->cache_ns[i] = stream_ns; /* a constant string: see xml_serialize() */
+            a->cache_ns[i] = ns;
             return;
         }
     }
