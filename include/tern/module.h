@@ -143,9 +143,10 @@ TERN_API void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza);
 TERN_API tern_xml_t *tern_event_edit(tern_event_t *ev);
 /* Route `stanza` to each of the `n` JIDs in `to` (NULL entries skipped),
  * as n calls of tern_route with 'to' set would (filters, events, blocking
- * and delivery rules run per recipient), but the stanza is serialized
- * once: each recipient's copy writes only its start tag and shares the
- * rest.  Any 'to' on `stanza` is ignored; `stanza` is not changed (it is
+ * and delivery rules run per recipient), but the tree is not copied and
+ * is serialized once: each recipient's own root (name, attributes, 'to')
+ * shares the stanza's children and writes only its start tag before the
+ * shared bytes of the rest.  Any 'to' on `stanza` is ignored; `stanza` is not changed (it is
  * frozen if it had a 'from' and no 'to').  For presence broadcasts and
  * anything else that goes to many JIDs with only 'to' differing. */
 TERN_API void tern_route_fanout(tern_module_ctx_t *m, tern_xml_t *stanza, const char *const *to,

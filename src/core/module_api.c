@@ -293,8 +293,9 @@ tern_xml_t *tern_event_edit(tern_event_t *ev)
 }
 
 /* One template serialized once (without 'to'); per recipient a frozen
- * copy with its own 'to' that shares the template's bytes after the start
- * tag, routed like tern_route (filters and events run per recipient). */
+ * view with its own root and 'to' that shares the template's children
+ * and its bytes after the start tag (no tree is copied), routed like
+ * tern_route (filters and events run per recipient). */
 void tern_route_fanout(tern_module_ctx_t *m, tern_xml_t *stanza, const char *const *to, size_t n)
 {
     if (!stanza || n == 0)
@@ -313,13 +314,11 @@ void tern_route_fanout(tern_module_ctx_t *m, tern_xml_t *stanza, const char *con
     for (size_t i = 0; i < n; i++) {
         if (!to[i])
             continue;
-        tern_xml_t *c = tern_xml_copy(tmpl);
+        tern_xml_t *c = xml_fanout_view(tmpl, to[i]);
         if (!c)
             break;
-        tern_xml_set_attr(c, "to", to[i]);
         if (rest)
             xml_rest_set(c, rest);
-        tern_xml_freeze(c);
         router_route(c, NULL);
         tern_xml_unref(c);
     }

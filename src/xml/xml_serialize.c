@@ -289,7 +289,7 @@ static void write_tree(const tern_xml_t *node, const char *stream_ns, sbuf_t *ou
             continue;
         }
         while (n != node && !n->next) {
-            n = n->parent;
+            n = xml_parent_in(n, node);
             put3(out, "</", n->name, ">");
         }
         if (n == node)

@@ -107,6 +107,18 @@ void xml_rest_set(tern_xml_t *root, xml_bytes_t *rest);
  * may share them through xml_rest_set(). */
 xml_bytes_t *xml_serialize_rest(const tern_xml_t *tmpl);
 
+/* A fan-out copy of frozen `tmpl` (a root) for recipient `to`, without
+ * copying the tree: a new frozen root with `tmpl`'s name and attributes
+ * and 'to' (appended, as tern_xml_set_attr would on a copy) whose
+ * children are `tmpl`'s own, shared; it keeps `tmpl` alive.  Reads,
+ * copies and serialization see an ordinary tree, but the shared
+ * children's parent is `tmpl`: walks that climb use xml_parent_in().
+ * NULL on allocation failure or when `tmpl` is not a frozen root. */
+tern_xml_t *xml_fanout_view(const tern_xml_t *tmpl, const char *to);
+/* `n`'s parent in a walk of the tree rooted at `top` (a view's shared
+ * children climb to the view, not to its template). */
+const tern_xml_t *xml_parent_in(const tern_xml_t *n, const tern_xml_t *top);
+
 /* Counters since start, for `ternctl status`. */
 typedef struct xml_serialize_stats {
     unsigned long long full;   /* stanza trees written out in full */

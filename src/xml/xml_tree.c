@@ -41,7 +41,11 @@ struct tern_xml_arena {
     int frozen;                          /* no more changes: see tern_xml_freeze() */
     xml_bytes_t *cache[XML_CACHE_SLOTS]; /* serialized root, one per stream namespace */
     const char *cache_ns[XML_CACHE_SLOTS];
-    xml_bytes_t *rest;         /* fan-out copy: the shared bytes after the root's start tag */
+    xml_bytes_t *rest; /* fan-out copy: the shared bytes after the root's start tag */
+    /* A fan-out view (xml_fanout_view): its root shares the children of
+     * `view_of`, whose arena (`base`) it keeps a reference on. */
+    struct tern_xml_arena *base;
+    const tern_xml_t *view_of;
     char *cur, *end;           /* free space of the current chunk */
     struct arena_block *extra; /* chunks malloc'd after the first, to free */
     size_t next_chunk;         /* size of the next ordinary chunk */
@@ -63,6 +67,8 @@ static struct tern_xml_arena *arena_new_sized(size_t first)
         a->cache_ns[i] = NULL;
     }
     a->rest = NULL;
+    a->base = NULL;
+    a->view_of = NULL;
     a->cur = (char *)a->first;
     a->end = a->cur + first;
     a->extra = NULL;
@@ -80,6 +86,7 @@ static void arena_free(struct tern_xml_arena *a)
     for (size_t i = 0; i < XML_CACHE_SLOTS; i++)
         xml_bytes_unref(a->cache[i]);
     xml_bytes_unref(a->rest);
+    struct tern_xml_arena *base = a->base;
     struct arena_block *b = a->extra;
     while (b) {
         struct arena_block *next = b->next;
@@ -87,6 +94,8 @@ static void arena_free(struct tern_xml_arena *a)
         b = next;
     }
     free(a);
+    if (base && --base->refs == 0)
+        arena_free(base); /* a template has no base: one level only */
 }
 
 /* Malloc a block with `size` usable bytes and put it on the free list. */
@@ -154,6 +163,15 @@ static const char *arena_str(struct tern_xml_arena *a, const char *s, int shared
 static int streq(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The parent of `n` in a walk of the tree rooted at `top`: a fan-out
+ * view's shared children have the template's root as their parent, and
+ * the view's root stands in for it. */
+const tern_xml_t *xml_parent_in(const tern_xml_t *n, const tern_xml_t *top)
+{
+    const tern_xml_t *p = n->parent;
+    return p && p == top->arena->view_of ? top : p;
 }
 
 /* ---- freezing ------------------------------------------------------- */
@@ -498,7 +516,7 @@ static tern_xml_t *clone_tree(struct tern_xml_arena *a, tern_xml_t *parent, cons
             d = clone_node(a, d, s, shared);
         } else {
             while (s != src && !s->next) {
-                s = s->parent;
+                s = xml_parent_in(s, src);
                 d = d->parent;
             }
             if (s == src)
@@ -560,7 +578,7 @@ static size_t copy_size(const tern_xml_t *src)
             continue;
         }
         while (s != src && !s->next)
-            s = s->parent;
+            s = xml_parent_in(s, src);
         if (s == src)
             return n;
         s = s->next;
@@ -579,6 +597,41 @@ tern_xml_t *tern_xml_copy(const tern_xml_t *src)
     if (!r)
         arena_free(a);
     return r;
+}
+
+tern_xml_t *xml_fanout_view(const tern_xml_t *tmpl, const char *to)
+{
+    if (!tmpl || !tmpl->name || tmpl->parent || !tmpl->arena->frozen || tmpl->arena->view_of || !to)
+        return NULL;
+    struct tern_xml_arena *a = arena_new_sized(256);
+    if (!a)
+        return NULL;
+    a->base = tmpl->arena;
+    a->base->refs++;
+    a->view_of = tmpl;
+    tern_xml_t *v = node_alloc(a);
+    if (!v) {
+        arena_free(a);
+        return NULL;
+    }
+    /* The template's strings live as long as its arena, which this one
+     * holds: shared, not copied. */
+    v->name = tmpl->name;
+    v->ns = tmpl->ns;
+    for (const tern_xml_attr_t *at = tmpl->attrs; at; at = at->next) {
+        if (strcmp(at->name, "to") != 0 && !attr_append(v, at->name, at->value, 1)) {
+            arena_free(a);
+            return NULL;
+        }
+    }
+    if (!attr_append(v, "to", to, 0)) {
+        arena_free(a);
+        return NULL;
+    }
+    v->children = tmpl->children;
+    v->last_child = tmpl->last_child;
+    a->frozen = 1;
+    return v;
 }
 
 char *tern_xml_strdup(tern_xml_t *node, const char *s)

@@ -244,14 +244,31 @@ static void test_fanout_rest(void)
         xml_bytes_t *rest = xml_serialize_rest(tmpl);
         CHECK(rest != NULL);
         for (size_t k = 0; k < sizeof(tos) / sizeof(tos[0]); k++) {
-            /* What a fan-out recipient gets... */
-            tern_xml_t *c = tern_xml_copy(tmpl);
-            tern_xml_set_attr(c, "to", tos[k]);
+            /* What a fan-out recipient gets: a view sharing the
+             * template's children, and its bytes... */
+            tern_xml_t *c = xml_fanout_view(tmpl, tos[k]);
+            CHECK(c != NULL && tern_xml_frozen(c));
+            if (!c)
+                continue;
             xml_rest_set(c, rest);
-            tern_xml_freeze(c);
             /* ...against a plain copy with that 'to', written afresh. */
             tern_xml_t *plain = tern_xml_copy(tmpl);
             tern_xml_set_attr(plain, "to", tos[k]);
+            /* The view reads, copies and prints as that plain copy. */
+            char *ps = tern_xml_to_string(plain, NULL), *vs = tern_xml_to_string(c, NULL);
+            CHECK(ps && vs && strcmp(ps, vs) == 0);
+            tern_xml_t *vc = tern_xml_copy(c);
+            char *vcs = vc ? tern_xml_to_string(vc, NULL) : NULL;
+            CHECK(ps && vcs && strcmp(ps, vcs) == 0);
+            tern_xml_t *holder = tern_xml_new("x", "urn:holder");
+            tern_xml_t *inner = tern_xml_copy_into(holder, c);
+            CHECK(inner != NULL && tern_xml_is(inner, tmpl->name, NULL));
+            CHECK_STR(tern_xml_attr(inner, "to"), tos[k]);
+            tern_xml_unref(holder);
+            free(ps);
+            free(vs);
+            free(vcs);
+            tern_xml_unref(vc);
             const char *nss[] = {TERN_NS_CLIENT, "jabber:server", NULL};
             for (size_t j = 0; j < 3; j++) {
                 size_t alen = 0, blen = 0;
@@ -277,9 +294,19 @@ static void test_fanout_rest(void)
          * tag per recipient and stream namespace. */
         CHECK(s1.heads - s0.heads == 3 * sizeof(tos) / sizeof(tos[0]));
         CHECK(s1.full - s0.full == 1 + 3 * sizeof(tos) / sizeof(tos[0]));
+        /* A view keeps its template alive. */
+        tern_xml_t *last = xml_fanout_view(tmpl, "late@example.com");
         xml_bytes_unref(rest);
         tern_xml_unref(tmpl);
+        char *ls = last ? tern_xml_to_string(last, NULL) : NULL;
+        CHECK(ls && strstr(ls, "to='late@example.com'") != NULL);
+        free(ls);
+        tern_xml_unref(last);
     }
+    /* Only a frozen root can be viewed. */
+    tern_xml_t *open_tree = tern_xml_new("presence", TERN_NS_CLIENT);
+    CHECK(xml_fanout_view(open_tree, "a@b") == NULL);
+    tern_xml_unref(open_tree);
 }
 
 int main(void)
