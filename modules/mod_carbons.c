@@ -175,10 +175,13 @@ static int on_inbound(tern_module_ctx_t *m, tern_event_t *ev)
     const char *local = ev->to->local;
     if (local == NULL || strcmp(ev->to->domain, tern_host(m)) != 0)
         return TERN_PASS;
-    tern_xml_t *priv = tern_xml_child(st, "private", NS_CARBONS);
-    if (priv != NULL || hint_no_copy(st) || !eligible(st)) {
+    if (tern_xml_child(st, "private", NS_CARBONS) != NULL || hint_no_copy(st) || !eligible(st)) {
+        /* §9: the recipient does not need <private/>: the stanza is
+         * routed (frozen), so it goes out as an edited copy. */
+        tern_xml_t *w = tern_xml_child(st, "private", NS_CARBONS) ? tern_event_edit(ev) : NULL;
+        tern_xml_t *priv = w != NULL ? tern_xml_child(w, "private", NS_CARBONS) : NULL;
         if (priv != NULL)
-            tern_xml_unlink(priv); /* §9: the recipient does not need it */
+            tern_xml_unlink(priv);
         return TERN_PASS;
     }
     /* Who gets the original: a bound full JID alone, else RFC 6121 §8.5.2. */

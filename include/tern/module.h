@@ -162,8 +162,32 @@ TERN_API long long tern_opt_int(tern_module_ctx_t *m,
 TERN_API const char *tern_opt_str(tern_module_ctx_t *m, const char *name);
 TERN_API const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name);
 
-/* Sending.  The caller keeps its reference: the core takes its own. */
+/* Sending.  The caller keeps its reference: the core takes its own.
+ * Routing freezes the stanza (see <tern/xml.h>): after tern_route,
+ * tern_route_fanout or tern_session_send neither the caller nor any handler
+ * may change it; copy it (tern_xml_copy) to send a changed version.  The
+ * same holds for ev->stanza in every handler: it is already routed.  A
+ * stanza without 'from' is sent from the host. */
 TERN_API void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza);
+/* A handler that must change the stanza of its event (add a <stanza-id/>
+ * before delivery, drop an element the recipient must not see) asks for
+ * it here and changes what it gets, never ev->stanza itself.  Before the
+ * stanza is frozen (a client's stanza in the sender's pre- filters) that
+ * is ev->stanza; after, a copy that replaces ev->stanza for the rest of
+ * the handlers and the delivery (the core owns it; it is frozen when it is
+ * delivered).  Cheap when called again in the same chain.  NULL on
+ * allocation failure or outside routing. */
+TERN_API tern_xml_t *tern_event_edit(tern_event_t *ev);
+/* Route `stanza` to each of the `n` JIDs in `to` (NULL entries skipped),
+ * as n calls of tern_route with 'to' set would (filters, events, blocking
+ * and delivery rules run per recipient), but the tree is not copied and
+ * is serialized once: each recipient's own root (name, attributes, 'to')
+ * shares the stanza's children and writes only its start tag before the
+ * shared bytes of the rest.  Any 'to' on `stanza` is ignored; `stanza` is not changed (it is
+ * frozen if it had a 'from' and no 'to').  For presence broadcasts and
+ * anything else that goes to many JIDs with only 'to' differing. */
+TERN_API void tern_route_fanout(tern_module_ctx_t *m, tern_xml_t *stanza, const char *const *to,
+                                size_t n);
 /* A new <iq type='result'/> answering ev's iq (to/from swapped, same id). */
 TERN_API tern_xml_t *tern_iq_result(const tern_event_t *ev);
 /* Send `result` (from tern_iq_result, filled in) as the answer to ev's iq;

@@ -10,6 +10,21 @@
  * prefix.  The stream content namespaces (jabber:client, jabber:server,
  * jabber:component:accept) are all stored as TERN_NS_CLIENT so that a stanza
  * reads the same whatever stream it came from.
+ *
+ * Ownership rule: a stanza is frozen once routed.  tern_route(),
+ * tern_route_fanout() and tern_session_send() freeze the tree they are
+ * given; a client's stanza is frozen after its sender's outgoing filters
+ * (pre-KIND/DEST events, the last point where the core lets it be
+ * adjusted).  From then on the core and every module hold references but
+ * never change it.  To change a stanza you were handed, copy it
+ * (tern_xml_copy), change the copy and route that; a handler that must
+ * change the stanza of its own event before delivery uses tern_event_edit()
+ * (<tern/module.h>).  On a frozen tree the building calls below
+ * (add_child, add_text, set_attr, del_attr, unlink, copy_into with a frozen
+ * parent) change nothing: the first misuse of each is logged as an error,
+ * and a server built with --enable-sanitizers aborts so that tests catch
+ * it.  A frozen stanza is serialized once: every session it goes to gets
+ * the same bytes.
  */
 #ifndef TERN_XML_H
 #define TERN_XML_H
@@ -43,7 +58,13 @@ TERN_API tern_xml_t *tern_xml_new(const char *name, const char *ns);
 TERN_API tern_xml_t *tern_xml_ref(tern_xml_t *node);
 TERN_API void tern_xml_unref(tern_xml_t *node);
 
-/* Build.  Strings are copied into the arena.  A NULL ns on a child means
+/* Freeze the whole tree that holds `node` (see the ownership rule above).
+ * There is no unfreeze: copy instead. */
+TERN_API void tern_xml_freeze(tern_xml_t *node);
+/* 1 when the tree that holds `node` is frozen. */
+TERN_API int tern_xml_frozen(const tern_xml_t *node);
+
+/* Build (refused on a frozen tree).  Strings are copied into the arena.  A NULL ns on a child means
  * "same namespace as the parent". */
 TERN_API tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char *ns);
 TERN_API void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len);

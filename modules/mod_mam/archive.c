@@ -83,9 +83,11 @@ int mam_new_id(char out[23])
 
 /* XEP-0359 §4 rule 3: remove every <stanza-id/> that claims to be by
  * `owner` (a bare JID); 'by' is compared after preparation so that a
- * differently cased copy is caught too. */
-static void strip_forged_ids(tern_xml_t *stanza, const char *owner)
+ * differently cased copy is caught too.  With `count_only`, nothing is
+ * removed.  Returns how many there are. */
+static int strip_forged_ids(tern_xml_t *stanza, const char *owner, int count_only)
 {
+    int n = 0;
     tern_xml_t *next;
     for (tern_xml_t *c = tern_xml_first_element(stanza); c != NULL; c = next) {
         next = tern_xml_next_element(c);
@@ -93,10 +95,14 @@ static void strip_forged_ids(tern_xml_t *stanza, const char *owner)
             continue;
         const char *by = tern_xml_attr(c, "by");
         tern_jid_t *j = by != NULL ? tern_jid_new(by, NULL) : NULL;
-        if (j == NULL || strcmp(j->full, owner) == 0)
-            tern_xml_unlink(c); /* ours, or without a usable 'by' (rule 5) */
+        if (j == NULL || strcmp(j->full, owner) == 0) {
+            n++; /* ours, or without a usable 'by' (rule 5) */
+            if (!count_only)
+                tern_xml_unlink(c);
+        }
         tern_jid_free(&j);
     }
+    return n;
 }
 
 /* Rule 3 above: whether the message carries content worth keeping. */
@@ -163,7 +169,7 @@ int mam_on_outgoing(tern_module_ctx_t *m, tern_event_t *ev)
     if (st == NULL || ev->origin == NULL || from == NULL || to == NULL || from->local == NULL ||
         strcmp(from->domain, tern_host(m)) != 0)
         return TERN_PASS;
-    strip_forged_ids(ev->stanza, from->bare);
+    strip_forged_ids(ev->stanza, from->bare, 0); /* not frozen yet: see router.c */
     /* To oneself: archived once, by the incoming hook. */
     if (strcmp(from->bare, to->bare) == 0)
         return TERN_PASS;
@@ -186,14 +192,22 @@ int mam_on_incoming(tern_module_ctx_t *m, tern_event_t *ev)
      * (query results, carbon copies): not a message to archive. */
     if (from->resource == NULL && strcmp(from->bare, to->bare) == 0)
         return TERN_PASS;
-    strip_forged_ids(ev->stanza, to->bare);
+    /* The stanza is routed (frozen): changes go to an edited copy that
+     * replaces it for delivery (tern_event_edit). */
+    if (strip_forged_ids(ev->stanza, to->bare, 1) > 0) {
+        tern_xml_t *w = tern_event_edit(ev);
+        if (w == NULL)
+            return TERN_PASS;
+        strip_forged_ids(w, to->bare, 0);
+    }
     if (!archivable(ev->stanza) || tern_user_exists(m, to->local) <= 0 ||
         !mam_prefs_allow(m, to->local, from))
         return TERN_PASS;
     char id[23];
     if (archive(m, st, to->local, from->bare, ev->stanza, id) != 0)
         return TERN_PASS;
-    tern_xml_t *sid = tern_xml_add_child(ev->stanza, "stanza-id", NS_SID);
+    tern_xml_t *w = tern_event_edit(ev);
+    tern_xml_t *sid = w != NULL ? tern_xml_add_child(w, "stanza-id", NS_SID) : NULL;
     if (sid != NULL) {
         tern_xml_set_attr(sid, "by", to->bare);
         tern_xml_set_attr(sid, "id", id);

@@ -322,10 +322,11 @@ static void broadcast_available(rhost_t *h, tern_event_t *ev)
     available_sessions(h, user, NULL, &own);
     if (initial)
         contacts_with(h, user, ROSTER_SUB_TO, &probe);
-    for (size_t i = 0; i < to.n; i++)
-        route_copy(h, copy, full, to.v[i]);
+    /* One serialization for all of them: only 'to' differs.  `copy`
+     * (the session's last presence) is frozen from here on. */
     for (size_t i = 0; i < own.n; i++)
-        route_copy(h, copy, full, own.v[i]);
+        list_add(&to, own.v[i]);
+    tern_route_fanout(h->m, copy, (const char *const *)to.v, to.n);
     if (initial) {
         /* §4.3.1: probe the contacts the user is subscribed to. */
         for (size_t i = 0; i < probe.n; i++)
@@ -358,22 +359,26 @@ static void broadcast_unavailable(rhost_t *h, const char *user, const char *full
     if (p == NULL)
         return;
     tern_xml_del_attr(p, "to");
-    strlist_t to = {0}, own = {0};
+    tern_xml_set_attr(p, "from", full);
+    strlist_t to = {0}, own = {0}, directed = {0};
     if (was_available) {
         contacts_with(h, user, ROSTER_SUB_FROM, &to);
         available_sessions(h, user, s, &own);
     }
-    for (size_t i = 0; i < to.n; i++)
-        route_copy(h, p, full, to.v[i]);
-    for (size_t i = 0; i < own.n; i++)
-        route_copy(h, p, full, own.v[i]);
     for (size_t i = 0; ps != NULL && i < ps->ndirected; i++) {
         tern_jid_t *j = tern_jid_new(ps->directed[i], NULL);
         if (j != NULL && !list_has(&to, j->bare))
-            route_copy(h, p, full, ps->directed[i]);
+            list_add(&directed, ps->directed[i]);
         tern_jid_free(&j);
         free(ps->directed[i]);
     }
+    /* One serialization for all of them: only 'to' differs. */
+    for (size_t i = 0; i < own.n; i++)
+        list_add(&to, own.v[i]);
+    for (size_t i = 0; i < directed.n; i++)
+        list_add(&to, directed.v[i]);
+    tern_route_fanout(h->m, p, (const char *const *)to.v, to.n);
+    list_free(&directed);
     if (ps != NULL) {
         ps->ndirected = 0;
         if (ps->presence != NULL)

@@ -29,6 +29,7 @@
 #include "core/admin.h"
 #include "util/log.h"
 #include "core/server.h"
+#include "xml/xml_stream.h"
 #include "xmpp/conn.h"
 
 #define ADMIN_BACKLOG        16
@@ -182,6 +183,11 @@ static void cmd_status(admin_conn_t *c)
     conn_line(c, "sessions: %zu", server_session_count());
     conn_line(c, "connections: %zu", conn_count());
     conn_line(c, "busy connections: %zu", conn_busy_count());
+    xml_serialize_stats_t xs;
+    xml_serialize_stats(&xs);
+    conn_line(c, "stanzas serialized: %llu", xs.full);
+    conn_line(c, "stanza bytes reused: %llu", xs.reused);
+    conn_line(c, "fan-out start tags: %llu", xs.heads);
     conn_finish(c, NULL);
 }
 

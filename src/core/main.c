@@ -23,6 +23,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "store/store.h"
+#include "xml/xml_stream.h"
 #include "xmpp/conn.h"
 
 static void usage(FILE *f)
@@ -109,6 +110,12 @@ static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A server holds one descriptor per connection: use all the system allows. */
+/* A module or the core changed a stanza that was already routed. */
+static void report_misuse(const char *msg)
+{
+    log_error("%s", msg);
+}
+
 static void raise_file_limit(void)
 {
     struct rlimit rl;
@@ -172,6 +179,7 @@ static int run(const char *path)
                 strerror(errno));
         goto out;
     }
+    xml_set_misuse_report(report_misuse);
     raise_file_limit();
     server.started_us = tern_now_us();
     server.base = event_base_new();

@@ -25,6 +25,7 @@
 #include "route/router.h"
 #include "route/directory.h"
 #include "route/sessions.h"
+#include "xml/xml_stream.h"
 #include "xmpp/stanza.h"
 
 #include <tern/base64.h>
@@ -269,11 +270,63 @@ const char *const *tern_opt_list(tern_module_ctx_t *m, const char *name)
     return v && v->list ? (const char *const *)v->list : empty;
 }
 
+/* A stanza without 'from' comes from the host.  The stanza is frozen by
+ * routing; a frozen one without 'from' is routed as a stamped copy. */
 void tern_route(tern_module_ctx_t *m, tern_xml_t *stanza)
 {
-    if (!tern_xml_attr(stanza, "from"))
-        tern_xml_set_attr(stanza, "from", m->host->name);
-    router_route(stanza, NULL);
+    if (!stanza)
+        return;
+    if (tern_xml_attr(stanza, "from")) {
+        tern_xml_freeze(stanza);
+        router_route(stanza, NULL);
+        return;
+    }
+    tern_xml_t *st = tern_xml_frozen(stanza) ? tern_xml_copy(stanza) : tern_xml_ref(stanza);
+    if (!st)
+        return;
+    tern_xml_set_attr(st, "from", m->host->name);
+    tern_xml_freeze(st);
+    router_route(st, NULL);
+    tern_xml_unref(st);
+}
+
+tern_xml_t *tern_event_edit(tern_event_t *ev)
+{
+    return router_event_edit(ev);
+}
+
+/* One template serialized once (without 'to'); per recipient a frozen
+ * view with its own root and 'to' that shares the template's children
+ * and its bytes after the start tag (no tree is copied), routed like
+ * tern_route (filters and events run per recipient). */
+void tern_route_fanout(tern_module_ctx_t *m, tern_xml_t *stanza, const char *const *to, size_t n)
+{
+    if (!stanza || n == 0)
+        return;
+    int stamp = !tern_xml_attr(stanza, "from") || tern_xml_attr(stanza, "to");
+    tern_xml_t *tmpl = stamp ? tern_xml_copy(stanza) : tern_xml_ref(stanza);
+    if (!tmpl)
+        return;
+    if (stamp) {
+        tern_xml_del_attr(tmpl, "to");
+        if (!tern_xml_attr(tmpl, "from"))
+            tern_xml_set_attr(tmpl, "from", m->host->name);
+    }
+    tern_xml_freeze(tmpl);
+    xml_bytes_t *rest = xml_serialize_rest(tmpl);
+    for (size_t i = 0; i < n; i++) {
+        if (!to[i])
+            continue;
+        tern_xml_t *c = xml_fanout_view(tmpl, to[i]);
+        if (!c)
+            break;
+        if (rest)
+            xml_rest_set(c, rest);
+        router_route(c, NULL);
+        tern_xml_unref(c);
+    }
+    xml_bytes_unref(rest);
+    tern_xml_unref(tmpl);
 }
 
 tern_xml_t *tern_iq_result(const tern_event_t *ev)
@@ -455,6 +508,7 @@ const char *tern_session_peer_ip(const tern_session_t *s)
 
 void tern_session_send(tern_session_t *s, tern_xml_t *stanza)
 {
+    tern_xml_freeze(stanza);
     sessions_send(s, stanza);
 }
 

@@ -38,6 +38,19 @@ static const char *const kind_names[] = {"", "message", "presence", "iq"};
 static const char *const pre_names[] = {"", "pre-message", "pre-presence", "pre-iq"};
 static const char *const in_names[] = {"", "in-message", "in-presence", "in-iq"};
 
+/* One routing in progress (routings nest: handlers route too).  `owned`
+ * holds the copies tern_event_edit() made for its event: they are kept
+ * until the routing ends, since code that read an earlier ev->stanza may
+ * still hold pointers into it. */
+typedef struct route_frame {
+    tern_event_t *ev;
+    tern_xml_t **owned;
+    size_t nowned;
+    struct route_frame *up;
+} route_frame_t;
+
+static route_frame_t *frames;
+
 static router_remote_fn remote_fn;
 
 void router_set_remote(router_remote_fn fn)
@@ -113,7 +126,31 @@ static int account_exists(host_t *h, const tern_jid_t *to, const user_sessions_t
 
 static void deliver(tern_session_t *s, tern_xml_t *stanza)
 {
+    tern_xml_freeze(stanza); /* an edited copy (tern_event_edit) is done now */
     sessions_deliver(s, stanza);
+}
+
+tern_xml_t *router_event_edit(tern_event_t *ev)
+{
+    if (!ev || !ev->stanza)
+        return NULL;
+    if (!tern_xml_frozen(ev->stanza))
+        return ev->stanza;
+    route_frame_t *f = frames;
+    while (f && f->ev != ev)
+        f = f->up;
+    if (!f)
+        return NULL;
+    tern_xml_t **owned = realloc(f->owned, (f->nowned + 1) * sizeof(*owned));
+    if (!owned)
+        return NULL;
+    f->owned = owned;
+    tern_xml_t *c = tern_xml_copy(ev->stanza);
+    if (!c)
+        return NULL;
+    f->owned[f->nowned++] = c;
+    ev->stanza = c;
+    return c;
 }
 
 /* RFC 6121 §8.5.2.1.1: messages of type normal/chat go to the available
@@ -302,6 +339,7 @@ static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *e
 /* A domain we do not serve as a host: a component's, or a remote one. */
 static void route_elsewhere(tern_xml_t *stanza, const tern_jid_t *to, const domain_entry_t *served)
 {
+    tern_xml_freeze(stanza);
     if (served && served->kind == DOMAIN_COMPONENT) {
         if (served->ctx)
             served->fn(served->ctx, stanza);
@@ -433,7 +471,12 @@ int router_admit(tern_xml_t *stanza, const route_origin_t *origin, const char **
 }
 
 /* Route a stanza whose addresses the rules accepted; `origin` is the
- * client session it came from, or NULL. */
+ * client session it came from, or NULL.  The stanza is frozen once routed
+ * (<tern/xml.h>): a client's stanza after its sender's outgoing filters
+ * (pre-KIND/DEST, which may still adjust it: bare JIDs on subscriptions,
+ * avatar hashes), anything a module routes before it gets here
+ * (tern_route).  From then on events and sessions share it and never
+ * change it. */
 static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
 {
     stanza_kind_t kind = stanza_kind(stanza);
@@ -500,10 +543,17 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
         const char *parts[2] = {pre_names[kind], dest_names[dest]};
         handled = hooks_fire_parts(sender_host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
     }
+    tern_xml_freeze(ev.stanza);
+    route_frame_t frame = {.ev = &ev, .up = frames};
+    frames = &frame;
     if (!handled && h)
         dispatch(h, kind, dest, &ev);
     else if (!handled)
-        route_elsewhere(stanza, to, served);
+        route_elsewhere(ev.stanza, to, served);
+    frames = frame.up;
+    for (size_t i = 0; i < frame.nowned; i++)
+        tern_xml_unref(frame.owned[i]);
+    free(frame.owned);
     tern_jid_free(&self_bare);
     tern_jid_free(&from_owned);
     tern_jid_free(&to);

@@ -70,6 +70,13 @@ int router_route_from(tern_xml_t *stanza, const route_origin_t *origin, const ch
  * module (ROUTE_INTERNAL). */
 void router_route(tern_xml_t *stanza, tern_session_t *session);
 
+/* tern_event_edit(): the stanza of `ev`, writable.  Not frozen yet (a
+ * client's stanza in its sender's pre- filters): the stanza itself.
+ * Frozen, during a routing: a copy that replaces ev->stanza for the rest
+ * of this routing (handlers, delivery), owned by the router until the
+ * routing ends.  NULL otherwise or on allocation failure. */
+tern_xml_t *router_event_edit(tern_event_t *ev);
+
 /* Answer `stanza` with an error stanza (RFC 6120 §8.3); nothing for errors. */
 void router_bounce(const tern_xml_t *stanza, const char *type, const char *condition,
                    const char *text);

@@ -8,6 +8,12 @@
  * in effect.  Namespaced attributes ("{ns}local" in the tree) get a
  * generated prefix declared on the same element.
  *
+ * Everything is written into one flat buffer and handed to the output in
+ * one piece.  A frozen root (tern_xml_freeze) keeps those bytes: further
+ * writes of the same stanza, to any number of sessions, add the same
+ * bytes (serialize once, share the bytes).  A fan-out copy
+ * (tern_route_fanout) writes only its start tag and shares the rest.
+ *
  * Characters that XML 1.0 cannot carry at all (C0 controls other than tab,
  * LF and CR; XML 1.0 §2.2) are dropped rather than sent, since a single one
  * would make the peer close the stream as not-well-formed.
@@ -15,27 +21,89 @@
 #include "xml/xml_stream.h"
 
 #include <event2/buffer.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum escape_mode { ESC_TEXT, ESC_ATTR };
 
-static int streq(const char *a, const char *b)
+/* Serialized stanzas below this size are copied into the output buffer;
+ * larger ones are added by reference (see the measurement above
+ * add_bytes()). */
+#define COPY_BELOW 512
+
+static xml_serialize_stats_t stats;
+
+void xml_serialize_stats(xml_serialize_stats_t *out)
 {
-    return strcmp(a ? a : "", b ? b : "") == 0;
+    *out = stats;
 }
 
-static int put(struct evbuffer *out, const char *s)
+/* A growable flat buffer; `failed` once an allocation failed. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+    char inline_buf[512];
+} sbuf_t;
+
+static void sb_init(sbuf_t *b)
 {
-    return evbuffer_add(out, s, strlen(s));
+    b->p = b->inline_buf;
+    b->len = 0;
+    b->cap = sizeof(b->inline_buf);
+    b->failed = 0;
 }
 
-/* `a` then `b` then `c` (each may be ""): cheaper than a format string on
- * the path every routed stanza takes. */
-static int put3(struct evbuffer *out, const char *a, const char *b, const char *c)
+static void sb_free(sbuf_t *b)
 {
-    return put(out, a) < 0 || put(out, b) < 0 || put(out, c) < 0 ? -1 : 0;
+    if (b->p != b->inline_buf)
+        free(b->p);
+}
+
+static int sb_grow(sbuf_t *b, size_t more)
+{
+    if (b->failed)
+        return -1;
+    if (more > SIZE_MAX / 2 - b->len) {
+        b->failed = 1;
+        return -1;
+    }
+    size_t cap = b->cap * 2;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = b->p == b->inline_buf ? malloc(cap) : realloc(b->p, cap);
+    if (!p) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->p == b->inline_buf)
+        memcpy(p, b->inline_buf, b->len);
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void sb_add(sbuf_t *b, const char *s, size_t n)
+{
+    if (n > b->cap - b->len && sb_grow(b, n) < 0)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put(sbuf_t *out, const char *s)
+{
+    sb_add(out, s, strlen(s));
+}
+
+/* `a` then `b` then `c` (each may be ""). */
+static void put3(sbuf_t *out, const char *a, const char *b, const char *c)
+{
+    put(out, a);
+    put(out, b);
+    put(out, c);
 }
 
 /* Replacement for byte `c`: an entity, "" to drop it, or NULL to copy it.
@@ -68,22 +136,20 @@ static const char *escape_of(unsigned char c, enum escape_mode mode)
 
 /* Append `len` bytes of `s`, escaped for `mode`; unchanged runs are
  * copied in one piece. */
-static int escape(const char *s, size_t len, enum escape_mode mode, struct evbuffer *out)
+static void escape(const char *s, size_t len, enum escape_mode mode, sbuf_t *out)
 {
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         const char *rep = escape_of((unsigned char)s[i], mode);
         if (!rep)
             continue;
-        if (i > run && evbuffer_add(out, s + run, i - run) < 0)
-            return -1;
-        if (put(out, rep) < 0)
-            return -1;
+        if (i > run)
+            sb_add(out, s + run, i - run);
+        put(out, rep);
         run = i + 1;
     }
-    if (len > run && evbuffer_add(out, s + run, len - run) < 0)
-        return -1;
-    return 0;
+    if (len > run)
+        sb_add(out, s + run, len - run);
 }
 
 /* Safe for both element content and attribute values: escapes all five
@@ -92,7 +158,12 @@ int xml_escape(const char *s, size_t len, struct evbuffer *out)
 {
     if (!s || !out)
         return -1;
-    return escape(s, len, ESC_ATTR, out);
+    sbuf_t b;
+    sb_init(&b);
+    escape(s, len, ESC_ATTR, &b);
+    int rc = b.failed || evbuffer_add(out, b.p, b.len) < 0 ? -1 : 0;
+    sb_free(&b);
+    return rc;
 }
 
 /* Split an attribute name "{ns}local" into its namespace (`ns`, `ns_len`)
@@ -126,36 +197,37 @@ static unsigned prefix_index(const tern_xml_attr_t *attrs, const char *ns, size_
 /* One attribute, with a prefix declaration before the first attribute of
  * each namespace.  The xml: prefix is predeclared and must not be bound
  * to anything else (Namespaces in XML 1.0 §3). */
-static int write_attr(const tern_xml_attr_t *attrs, unsigned pos, const tern_xml_attr_t *a,
-                      struct evbuffer *out)
+static void write_attr(const tern_xml_attr_t *attrs, unsigned pos, const tern_xml_attr_t *a,
+                       sbuf_t *out)
 {
     const char *ns = NULL;
     size_t ns_len = 0;
     const char *local = split_attr_name(a->name, &ns, &ns_len);
     char prefix[16];
-    int r = 0;
 
     if (!local || ns_len == 0) {
-        r = put3(out, " ", local ? local : a->name, "='");
+        put3(out, " ", local ? local : a->name, "='");
     } else if (ns_len == strlen(TERN_NS_XML) && memcmp(ns, TERN_NS_XML, ns_len) == 0) {
-        r = put3(out, " xml:", local, "='");
+        put3(out, " xml:", local, "='");
     } else {
         unsigned idx = prefix_index(attrs, ns, ns_len);
         snprintf(prefix, sizeof(prefix), "ns%u", idx);
         if (idx == pos) {
-            r = put3(out, " xmlns:", prefix, "='");
-            if (r >= 0 && (escape(ns, ns_len, ESC_ATTR, out) < 0 || put(out, "'") < 0))
-                return -1;
+            put3(out, " xmlns:", prefix, "='");
+            escape(ns, ns_len, ESC_ATTR, out);
+            put(out, "'");
         }
-        if (r >= 0)
-            r = put3(out, " ", prefix, ":") < 0 ? -1 : put3(out, local, "='", "");
+        put3(out, " ", prefix, ":");
+        put3(out, local, "='", "");
     }
-    if (r < 0)
-        return -1;
     const char *v = a->value ? a->value : "";
-    if (escape(v, strlen(v), ESC_ATTR, out) < 0 || put(out, "'") < 0)
-        return -1;
-    return 0;
+    escape(v, strlen(v), ESC_ATTR, out);
+    put(out, "'");
+}
+
+static int streq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
 /* Whether element `n` needs an xmlns attribute.  Below the top it needs
@@ -173,82 +245,195 @@ static int needs_xmlns(const tern_xml_t *n, const tern_xml_t *top, const char *s
 }
 
 /* Start tag of `n`, or the whole element when it has no children. */
-static int write_open(const tern_xml_t *n, const tern_xml_t *top, const char *stream_ns,
-                      struct evbuffer *out)
+static void write_open(const tern_xml_t *n, const tern_xml_t *top, const char *stream_ns,
+                       sbuf_t *out)
 {
-    if (put3(out, "<", n->name, "") < 0)
-        return -1;
+    put(out, "<");
+    put(out, n->name);
     if (needs_xmlns(n, top, stream_ns)) {
         const char *ns = n->ns ? n->ns : "";
-        if (put(out, " xmlns='") < 0 || escape(ns, strlen(ns), ESC_ATTR, out) < 0 ||
-            put(out, "'") < 0)
-            return -1;
+        put(out, " xmlns='");
+        escape(ns, strlen(ns), ESC_ATTR, out);
+        put(out, "'");
     }
     unsigned pos = 0;
     for (const tern_xml_attr_t *a = n->attrs; a; a = a->next, pos++)
-        if (write_attr(n->attrs, pos, a, out) < 0)
-            return -1;
-    return put(out, n->children ? ">" : "/>");
-}
-
-static int write_close(const tern_xml_t *n, struct evbuffer *out)
-{
-    return put3(out, "</", n->name, ">");
+        write_attr(n->attrs, pos, a, out);
+    put(out, n->children ? ">" : "/>");
 }
 
 /* A text node or an element's start tag. */
-static int write_node(const tern_xml_t *n, const tern_xml_t *top, const char *stream_ns,
-                      struct evbuffer *out)
+static void write_node(const tern_xml_t *n, const tern_xml_t *top, const char *stream_ns,
+                       sbuf_t *out)
 {
-    if (!n->name)
-        return n->text ? escape(n->text, n->text_len, ESC_TEXT, out) : 0;
-    return write_open(n, top, stream_ns, out);
+    if (!n->name) {
+        if (n->text)
+            escape(n->text, n->text_len, ESC_TEXT, out);
+        return;
+    }
+    write_open(n, top, stream_ns, out);
 }
 
 /* Iterative pre-order walk: start tags on the way down, end tags on the
- * way up, so that tree depth never becomes C stack depth. */
-int xml_serialize(const tern_xml_t *node, const char *stream_ns, struct evbuffer *out)
+ * way up, so that tree depth never becomes C stack depth.  `head_r`, when
+ * not NULL, gets the length of the top element's start tag. */
+static void write_tree(const tern_xml_t *node, const char *stream_ns, sbuf_t *out, size_t *head_r)
 {
-    if (!node || !out)
-        return -1;
     const tern_xml_t *n = node;
     for (;;) {
-        if (write_node(n, node, stream_ns, out) < 0)
-            return -1;
+        write_node(n, node, stream_ns, out);
+        if (n == node && head_r)
+            *head_r = out->len;
         if (n->name && n->children) {
             n = n->children;
             continue;
         }
         while (n != node && !n->next) {
-            n = n->parent;
-            if (write_close(n, out) < 0)
-                return -1;
+            n = xml_parent_in(n, node);
+            put3(out, "</", n->name, ">");
         }
         if (n == node)
-            return 0;
+            return;
         n = n->next;
     }
 }
 
+/* ---- shared bytes ------------------------------------------------------- */
+
+static xml_bytes_t *bytes_new(size_t len)
+{
+    if (len > SIZE_MAX - sizeof(xml_bytes_t))
+        return NULL;
+    xml_bytes_t *b = malloc(sizeof(*b) + len);
+    if (b) {
+        b->refs = 1;
+        b->len = len;
+    }
+    return b;
+}
+
+xml_bytes_t *xml_bytes_ref(xml_bytes_t *b)
+{
+    if (b)
+        b->refs++;
+    return b;
+}
+
+void xml_bytes_unref(xml_bytes_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void unref_cleanup(const void *data, size_t len, void *arg)
+{
+    xml_bytes_unref(arg);
+}
+
+/* Add shared bytes to an output buffer.  Measured with callgrind
+ * (libevent 2.1, -O2; four stanzas queued, then drained as a socket write
+ * does): evbuffer_add of a copy costs about 190 instructions for a
+ * 200-byte stanza, 450 for 1 000 bytes and 960 for 4 000, while
+ * evbuffer_add_reference costs about 340 whatever the size (a chain and
+ * a cleanup call per stanza).  So small stanzas, most presence and chat,
+ * are copied; larger ones are shared, which also keeps one copy in
+ * memory however many sessions queue them. */
+static int add_bytes(struct evbuffer *out, xml_bytes_t *b)
+{
+    if (b->len < COPY_BELOW)
+        return evbuffer_add(out, b->data, b->len);
+    xml_bytes_ref(b);
+    if (evbuffer_add_reference(out, b->data, b->len, unref_cleanup, b) < 0) {
+        xml_bytes_unref(b);
+        return -1;
+    }
+    return 0;
+}
+
+/* The bytes of a frozen root for `stream_ns`: cached ones, or new ones
+ * (the whole tree, or a fan-out copy's start tag + its shared rest), kept
+ * in the cache while it has a free slot.  New reference; NULL on
+ * allocation failure. */
+static xml_bytes_t *frozen_bytes(tern_xml_t *root, const char *stream_ns)
+{
+    xml_bytes_t *b = xml_cache_get(root, stream_ns);
+    if (b) {
+        stats.reused++;
+        return xml_bytes_ref(b);
+    }
+    xml_bytes_t *rest = xml_rest_get(root);
+    sbuf_t sb;
+    sb_init(&sb);
+    if (rest) {
+        write_open(root, root, stream_ns, &sb);
+        stats.heads++;
+    } else {
+        write_tree(root, stream_ns, &sb, NULL);
+        stats.full++;
+    }
+    size_t rest_len = rest ? rest->len : 0;
+    if (!sb.failed && (b = bytes_new(sb.len + rest_len)) != NULL) {
+        memcpy(b->data, sb.p, sb.len);
+        if (rest_len)
+            memcpy(b->data + sb.len, rest->data, rest_len);
+        xml_cache_put(root, stream_ns, b);
+    }
+    sb_free(&sb);
+    return b;
+}
+
+xml_bytes_t *xml_serialize_rest(const tern_xml_t *tmpl)
+{
+    sbuf_t sb;
+    sb_init(&sb);
+    size_t head = 0;
+    write_tree(tmpl, TERN_NS_CLIENT, &sb, &head);
+    stats.full++;
+    xml_bytes_t *b = NULL;
+    if (!sb.failed && (b = bytes_new(sb.len - head)) != NULL)
+        memcpy(b->data, sb.p + head, sb.len - head);
+    sb_free(&sb);
+    return b;
+}
+
+/* A frozen root goes out as shared bytes; anything else (a tree still
+ * being built, or a part of a tree) is written afresh in one piece. */
+int xml_serialize(const tern_xml_t *node, const char *stream_ns, struct evbuffer *out)
+{
+    if (!node || !out)
+        return -1;
+    if (!node->parent && tern_xml_frozen(node)) {
+        /* Only the arena's cache slots change: the tree itself does not. */
+        xml_bytes_t *b = frozen_bytes((tern_xml_t *)node, stream_ns);
+        int rc = b ? add_bytes(out, b) : -1;
+        xml_bytes_unref(b);
+        return rc;
+    }
+    sbuf_t sb;
+    sb_init(&sb);
+    write_tree(node, stream_ns, &sb, NULL);
+    stats.full++;
+    int rc = sb.failed || evbuffer_add(out, sb.p, sb.len) < 0 ? -1 : 0;
+    sb_free(&sb);
+    return rc;
+}
+
 /* Standalone form: no stream context, so the top element declares its
- * namespace (jabber:client included). */
+ * namespace (jabber:client included).  Always written afresh. */
 char *tern_xml_to_string(const tern_xml_t *node, size_t *len_r)
 {
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf)
+    if (!node)
         return NULL;
+    sbuf_t sb;
+    sb_init(&sb);
+    write_tree(node, NULL, &sb, NULL);
     char *s = NULL;
-    if (xml_serialize(node, NULL, buf) == 0) {
-        size_t len = evbuffer_get_length(buf);
-        s = malloc(len + 1);
-        if (s) {
-            if (len)
-                evbuffer_copyout(buf, s, len);
-            s[len] = '\0';
-            if (len_r)
-                *len_r = len;
-        }
+    if (!sb.failed && (s = malloc(sb.len + 1)) != NULL) {
+        memcpy(s, sb.p, sb.len);
+        s[sb.len] = '\0';
+        if (len_r)
+            *len_r = sb.len;
     }
-    evbuffer_free(buf);
+    sb_free(&sb);
     return s;
 }

@@ -81,4 +81,64 @@ int xml_serialize(const tern_xml_t *node, const char *stream_ns, struct evbuffer
 /* Escape `len` bytes of text for element content or attribute values. */
 int xml_escape(const char *s, size_t len, struct evbuffer *out);
 
+/* ---- serialize once, share the bytes (xml_serialize.c, xml_tree.c) ----
+ *
+ * A frozen root (tern_xml_freeze) keeps its serialized bytes, one copy per
+ * stream content namespace, the first time xml_serialize() writes it; every
+ * later write of that stanza, to any session, adds the same bytes.  The
+ * bytes are immutable and reference counted, so an output buffer may keep
+ * them after the tree is gone. */
+typedef struct xml_bytes {
+    size_t refs;
+    size_t len;
+    char data[];
+} xml_bytes_t;
+
+#define XML_CACHE_SLOTS 3 /* jabber:client, jabber:server, jabber:component:accept */
+
+xml_bytes_t *xml_bytes_ref(xml_bytes_t *b);
+void xml_bytes_unref(xml_bytes_t *b);
+
+/* Slots on the tree's arena (xml_tree.c); `root` must be frozen.
+ * xml_cache_put takes its own reference, or does nothing when every slot
+ * is taken. */
+xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns);
+void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b);
+/* A fan-out copy shares `rest`: everything after its root's start tag. */
+xml_bytes_t *xml_rest_get(const tern_xml_t *root);
+void xml_rest_set(tern_xml_t *root, xml_bytes_t *rest);
+
+/* Fan-out (tern_route_fanout): serialize frozen `tmpl` once and return the
+ * bytes after its root's start tag (new reference; NULL on allocation
+ * failure).  A copy of `tmpl` that differs only in its root's attributes
+ * may share them through xml_rest_set(). */
+xml_bytes_t *xml_serialize_rest(const tern_xml_t *tmpl);
+
+/* A fan-out copy of frozen `tmpl` (a root) for recipient `to`, without
+ * copying the tree: a new frozen root with `tmpl`'s name and attributes
+ * and 'to' (appended, as tern_xml_set_attr would on a copy) whose
+ * children are `tmpl`'s own, shared; it keeps `tmpl` alive.  Reads,
+ * copies and serialization see an ordinary tree, but the shared
+ * children's parent is `tmpl`: walks that climb use xml_parent_in().
+ * NULL on allocation failure or when `tmpl` is not a frozen root. */
+tern_xml_t *xml_fanout_view(const tern_xml_t *tmpl, const char *to);
+/* `n`'s parent in a walk of the tree rooted at `top` (a view's shared
+ * children climb to the view, not to its template). */
+const tern_xml_t *xml_parent_in(const tern_xml_t *n, const tern_xml_t *top);
+
+/* Counters since start, for `ternctl status`. */
+typedef struct xml_serialize_stats {
+    unsigned long long full;   /* stanza trees written out in full */
+    unsigned long long reused; /* writes that reused a frozen stanza's bytes */
+    unsigned long long heads;  /* fan-out copies: only the start tag written */
+} xml_serialize_stats_t;
+void xml_serialize_stats(xml_serialize_stats_t *out);
+
+/* Where refused changes to frozen trees are reported (default: stderr;
+ * each call once).  Whether a refusal aborts: by default only in builds
+ * configured with --enable-sanitizers (TERN_FREEZE_ABORT); unit tests of
+ * the refusal itself turn it off. */
+void xml_set_misuse_report(void (*fn)(const char *msg));
+void xml_set_misuse_abort(int on);
+
 #endif

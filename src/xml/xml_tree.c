@@ -12,15 +12,20 @@
  * must use text_len.  Everything here is iterative, so a deep tree built
  * by a module cannot exhaust the C stack.
  */
+#include "autoconfig.h"
+
 #include <tern/xml.h>
 
 #include "xml/xml_stream.h"
 
 #include <stdalign.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "xml/xml_stream.h"
 
 /* Size of the first chunk (allocated together with the arena header) and
  * the cap on later chunks, which double in size up to it. */
@@ -35,6 +40,14 @@ struct arena_block {
 
 struct tern_xml_arena {
     size_t refs;
+    int frozen;                          /* no more changes: see tern_xml_freeze() */
+    xml_bytes_t *cache[XML_CACHE_SLOTS]; /* serialized root, one per stream namespace */
+    const char *cache_ns[XML_CACHE_SLOTS];
+    xml_bytes_t *rest; /* fan-out copy: the shared bytes after the root's start tag */
+    /* A fan-out view (xml_fanout_view): its root shares the children of
+     * `view_of`, whose arena (`base`) it keeps a reference on. */
+    struct tern_xml_arena *base;
+    const tern_xml_t *view_of;
     char *cur, *end;           /* free space of the current chunk */
     struct arena_block *extra; /* chunks malloc'd after the first, to free */
     size_t next_chunk;         /* size of the next ordinary chunk */
@@ -50,6 +63,14 @@ static struct tern_xml_arena *arena_new_sized(size_t first)
     if (!a)
         return NULL;
     a->refs = 1;
+    a->frozen = 0;
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
+        a->cache[i] = NULL;
+        a->cache_ns[i] = NULL;
+    }
+    a->rest = NULL;
+    a->base = NULL;
+    a->view_of = NULL;
     a->cur = (char *)a->first;
     a->end = a->cur + first;
     a->extra = NULL;
@@ -64,6 +85,10 @@ static struct tern_xml_arena *arena_new(void)
 
 static void arena_free(struct tern_xml_arena *a)
 {
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++)
+        xml_bytes_unref(a->cache[i]);
+    xml_bytes_unref(a->rest);
+    struct tern_xml_arena *base = a->base;
     struct arena_block *b = a->extra;
     while (b) {
         struct arena_block *next = b->next;
@@ -71,6 +96,8 @@ static void arena_free(struct tern_xml_arena *a)
         b = next;
     }
     free(a);
+    if (base && --base->refs == 0)
+        arena_free(base); /* a template has no base: one level only */
 }
 
 /* Malloc a block with `size` usable bytes and put it on the free list. */
@@ -138,6 +165,124 @@ static const char *arena_str(struct tern_xml_arena *a, const char *s, int shared
 static int streq(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The parent of `n` in a walk of the tree rooted at `top`: a fan-out
+ * view's shared children have the template's root as their parent, and
+ * the view's root stands in for it. */
+const tern_xml_t *xml_parent_in(const tern_xml_t *n, const tern_xml_t *top)
+{
+    const tern_xml_t *p = n->parent;
+    return p && p == top->arena->view_of ? top : p;
+}
+
+/* ---- freezing ------------------------------------------------------- */
+
+static void default_report(const char *msg)
+{
+    fprintf(stderr, "tern: %s\n", msg);
+}
+
+static void (*misuse_report)(const char *msg) = default_report;
+#ifdef TERN_FREEZE_ABORT
+static int misuse_abort = 1;
+#else
+static int misuse_abort = 0;
+#endif
+
+void xml_set_misuse_report(void (*fn)(const char *msg))
+{
+    misuse_report = fn ? fn : default_report;
+}
+
+void xml_set_misuse_abort(int on)
+{
+    misuse_abort = on;
+}
+
+/* Calls that change a tree, each reported once. */
+enum {
+    CALL_ADD_CHILD,
+    CALL_ADD_TEXT,
+    CALL_SET_ATTR,
+    CALL_DEL_ATTR,
+    CALL_UNLINK,
+    CALL_COPY_INTO,
+    CALL_COUNT
+};
+static const char *const call_names[CALL_COUNT] = {
+    "tern_xml_add_child", "tern_xml_add_text", "tern_xml_set_attr",
+    "tern_xml_del_attr",  "tern_xml_unlink",   "tern_xml_copy_into",
+};
+
+/* 1 (and the change must be refused) when `node` belongs to a frozen
+ * tree.  The first refusal of each call is reported; builds with
+ * sanitizers stop right there so that tests catch the offender. */
+static int reported[CALL_COUNT];
+
+static int refused(const tern_xml_t *node, int call)
+{
+    if (!node || !node->arena->frozen)
+        return 0;
+    if (!reported[call]) {
+        reported[call] = 1;
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "%s on a stanza that was already routed (frozen): refused; change a copy "
+                 "(tern_xml_copy) instead",
+                 call_names[call]);
+        misuse_report(msg);
+    }
+    if (misuse_abort)
+        abort();
+    return 1;
+}
+
+void tern_xml_freeze(tern_xml_t *node)
+{
+    if (node)
+        node->arena->frozen = 1;
+}
+
+int tern_xml_frozen(const tern_xml_t *node)
+{
+    return node && node->arena->frozen;
+}
+
+/* Serialization cache of a frozen root, for xml_serialize.c. */
+xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns)
+{
+    const struct tern_xml_arena *a = root->arena;
+    for (size_t i = 0; i < XML_CACHE_SLOTS && a->cache[i]; i++)
+        if (streq(a->cache_ns[i], stream_ns))
+            return a->cache[i];
+    return NULL;
+}
+
+void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b)
+{
+    struct tern_xml_arena *a = root->arena;
+    for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
+        if (!a->cache[i]) {
+            const char *ns = stream_ns ? arena_strndup(a, stream_ns, strlen(stream_ns)) : NULL;
+            if (stream_ns && !ns)
+                return;
+            a->cache[i] = xml_bytes_ref(b);
+            a->cache_ns[i] = ns;
+            return;
+        }
+    }
+}
+
+xml_bytes_t *xml_rest_get(const tern_xml_t *root)
+{
+    return root->arena->rest;
+}
+
+void xml_rest_set(tern_xml_t *root, xml_bytes_t *rest)
+{
+    xml_bytes_unref(root->arena->rest);
+    root->arena->rest = xml_bytes_ref(rest);
 }
 
 /* ---- nodes ---------------------------------------------------------- */
@@ -239,7 +384,7 @@ void tern_xml_unref(tern_xml_t *node)
 
 tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char *ns)
 {
-    if (!parent || !parent->name || !name)
+    if (!parent || !parent->name || !name || refused(parent, CALL_ADD_CHILD))
         return NULL;
     return element_new(parent->arena, parent, name, ns ? ns : parent->ns, 0);
 }
@@ -248,7 +393,7 @@ tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char 
  * tern_xml_text).  On allocation failure the text is dropped. */
 void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len)
 {
-    if (!parent || !parent->name || !text || len == 0)
+    if (!parent || !parent->name || !text || len == 0 || refused(parent, CALL_ADD_TEXT))
         return;
     text_new(parent->arena, parent, text, len);
 }
@@ -314,7 +459,7 @@ int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const c
  * left unchanged. */
 void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
 {
-    if (!node || !node->name || !name)
+    if (!node || !node->name || !name || refused(node, CALL_SET_ATTR))
         return;
     if (!value) {
         tern_xml_del_attr(node, name);
@@ -332,7 +477,7 @@ void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
 
 void tern_xml_del_attr(tern_xml_t *node, const char *name)
 {
-    if (!node || !name)
+    if (!node || !name || refused(node, CALL_DEL_ATTR))
         return;
     for (tern_xml_attr_t **p = &node->attrs; *p; p = &(*p)->next) {
         if (strcmp((*p)->name, name) == 0) {
@@ -344,7 +489,7 @@ void tern_xml_del_attr(tern_xml_t *node, const char *name)
 
 void tern_xml_unlink(tern_xml_t *child)
 {
-    if (!child || !child->parent)
+    if (!child || !child->parent || refused(child, CALL_UNLINK))
         return;
     tern_xml_t *parent = child->parent, *prev = NULL;
     for (tern_xml_t *c = parent->children; c && c != child; c = c->next)
@@ -401,7 +546,7 @@ static tern_xml_t *clone_tree(struct tern_xml_arena *a, tern_xml_t *parent, cons
             d = clone_node(a, d, s, shared);
         } else {
             while (s != src && !s->next) {
-                s = s->parent;
+                s = xml_parent_in(s, src);
                 d = d->parent;
             }
             if (s == src)
@@ -426,7 +571,7 @@ static int is_ancestor_or_self(const tern_xml_t *anc, const tern_xml_t *node)
 
 tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src)
 {
-    if (!parent || !parent->name || !src)
+    if (!parent || !parent->name || !src || refused(parent, CALL_COPY_INTO))
         return NULL;
     if (is_ancestor_or_self(src, parent)) {
         /* Copying a tree into itself would walk the nodes it is adding:
@@ -463,7 +608,7 @@ static size_t copy_size(const tern_xml_t *src)
             continue;
         }
         while (s != src && !s->next)
-            s = s->parent;
+            s = xml_parent_in(s, src);
         if (s == src)
             return n;
         s = s->next;
@@ -482,6 +627,41 @@ tern_xml_t *tern_xml_copy(const tern_xml_t *src)
     if (!r)
         arena_free(a);
     return r;
+}
+
+tern_xml_t *xml_fanout_view(const tern_xml_t *tmpl, const char *to)
+{
+    if (!tmpl || !tmpl->name || tmpl->parent || !tmpl->arena->frozen || tmpl->arena->view_of || !to)
+        return NULL;
+    struct tern_xml_arena *a = arena_new_sized(256);
+    if (!a)
+        return NULL;
+    a->base = tmpl->arena;
+    a->base->refs++;
+    a->view_of = tmpl;
+    tern_xml_t *v = node_alloc(a);
+    if (!v) {
+        arena_free(a);
+        return NULL;
+    }
+    /* The template's strings live as long as its arena, which this one
+     * holds: shared, not copied. */
+    v->name = tmpl->name;
+    v->ns = tmpl->ns;
+    for (const tern_xml_attr_t *at = tmpl->attrs; at; at = at->next) {
+        if (strcmp(at->name, "to") != 0 && !attr_append(v, at->name, at->value, 1)) {
+            arena_free(a);
+            return NULL;
+        }
+    }
+    if (!attr_append(v, "to", to, 0)) {
+        arena_free(a);
+        return NULL;
+    }
+    v->children = tmpl->children;
+    v->last_child = tmpl->last_child;
+    a->frozen = 1;
+    return v;
 }
 
 char *tern_xml_strdup(tern_xml_t *node, const char *s)
