@@ -1,0 +1,140 @@
+"""Reads off the event loop: big archive queries (XEP-0313 with XEP-0059
+counts) and a long offline queue (XEP-0160) are read on the server's
+worker threads, so that the other users, chatting meanwhile, are answered
+promptly.  Before, every count read its whole range on the event loop, and
+nobody else was served until it was over.
+
+The archives are written straight into the database while the server is
+stopped (writing them through the server would take minutes)."""
+import os
+import sqlite3
+import threading
+import time
+
+from harness import DOMAIN, NS_CLIENT, ServerTestCase, q
+
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_DELAY = "urn:xmpp:delay"
+
+ARCHIVE = 400000   # items in alice's archive
+OFFLINE = 500      # messages waiting for carol (the default cap)
+QUERIES = 12       # archive queries alice sends at once
+PING_BOUND = 0.25  # seconds a ping round trip may take meanwhile
+
+
+def fill(db_path):
+    """ARCHIVE items for alice (MAM), OFFLINE for carol (offline store)."""
+    db = sqlite3.connect(db_path)
+    try:
+        rid = db.execute("SELECT ifnull(max(rid), 0) FROM archive").fetchone()[0]
+        t0 = int(time.time() * 1e6) - ARCHIVE * 1000
+        rows = []
+        for i in range(ARCHIVE):
+            rid += 1
+            rows.append((rid, rid, DOMAIN, "archive", "alice", "a%d" % i, t0 + i * 1000,
+                         "bob@" + DOMAIN,
+                         ("<message xmlns='jabber:client' from='bob@%s/x' to='alice@%s'"
+                          " type='chat'><body>old %d</body></message>" % (DOMAIN, DOMAIN, i))
+                         .encode()))
+        for i in range(OFFLINE):
+            rid += 1
+            rows.append((rid, rid, DOMAIN, "offline", "carol", "o%d" % i, t0 + i, "bob@" + DOMAIN,
+                         ("<message xmlns='jabber:client' from='bob@%s/x' to='carol@%s'"
+                          " type='chat' id='o%d'><body>waiting %d</body><delay xmlns='%s'"
+                          " from='%s' stamp='2020-01-01T00:00:00Z'/></message>"
+                          % (DOMAIN, DOMAIN, i, i, NS_DELAY, DOMAIN)).encode()))
+        db.executemany("INSERT INTO archive (rid, seq, host, store, user, id, when_us, with_jid,"
+                       " value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.commit()
+    finally:
+        db.close()
+
+
+class AsyncReadTests(ServerTestCase):
+    server_kwargs = dict(
+        users={u: u + "-pw" for u in ("alice", "bob", "carol", "dave")},
+        config={"modules": {"mam": {"max_count": 1000000}, "offline": {"max_messages": 100000},
+                            "roster": {}}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server.stop()
+        fill(os.path.join(cls.server.dir, "tern.db"))
+        cls.server._launch()
+
+    def read_until(self, client, pred, n, timeout, out):
+        """Read elements on `client` until n of them satisfy pred (in a thread)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < n and time.monotonic() < deadline:
+                el = client.read_element(timeout=deadline - time.monotonic())
+                if pred(el):
+                    out.append(el)
+        except Exception as e:  # reported by the test through `out` being short
+            out.append(e)
+
+    def test_pings_stay_prompt_during_big_reads(self):
+        alice = self.raw_login("alice", resource="desk")
+        carol = self.raw_login("carol", resource="phone")
+        bob = self.raw_login("bob", resource="x")
+        dave = self.raw_login("dave", resource="y")
+        dave.send("<presence/>")
+        self.assertEqual(bob.ping(), "result")
+        self.assertEqual(dave.ping(), "result")
+
+        fins, results, offline = [], [], []
+        is_fin = lambda el: el.tag == q(NS_CLIENT, "iq") and el.get("id", "").startswith("mq")
+        is_msg = lambda el: el.tag == q(NS_CLIENT, "message")
+        readers = [
+            threading.Thread(target=self.read_until, args=(alice, is_fin, QUERIES, 120, fins)),
+            threading.Thread(target=self.read_until, args=(carol, is_msg, OFFLINE, 120, offline)),
+        ]
+        # Every query counts the whole archive (RSM <count/>) and the index
+        # of its page; each asks for another page from the middle.
+        alice.send("".join(
+            "<iq type='set' id='mq%d'><query xmlns='%s' queryid='q%d'><set xmlns='%s'>"
+            "<max>20</max><after>a%d</after></set></query></iq>"
+            % (i, NS_MAM, i, NS_RSM, ARCHIVE // 2 + i * 100) for i in range(QUERIES)))
+        carol.send("<presence/>")
+        for t in readers:
+            t.start()
+
+        # Meanwhile bob chats with dave and pings the server.
+        rtts, chats = [], 0
+        start = time.monotonic()
+        while any(t.is_alive() for t in readers) and time.monotonic() - start < 120:
+            bob.send("<message to='dave@%s/y' type='chat'><body>hi %d</body></message>"
+                     % (DOMAIN, chats))
+            chats += 1
+            t0 = time.monotonic()
+            self.assertEqual(bob.ping(timeout=30), "result")
+            rtts.append(time.monotonic() - t0)
+            time.sleep(0.01)
+        busy = time.monotonic() - start
+        for t in readers:
+            t.join(5)
+
+        self.assertEqual(len(fins), QUERIES, "archive answers: %s" % fins[-1:])
+        for fin_iq in fins:
+            self.assertEqual(fin_iq.get("type"), "result")
+            fin = fin_iq.find(q(NS_MAM, "fin"))
+            self.assertEqual(fin.findtext("{%s}set/{%s}count" % (NS_RSM, NS_RSM)), str(ARCHIVE))
+            i = int(fin_iq.get("id")[2:])
+            first = fin.find("{%s}set/{%s}first" % (NS_RSM, NS_RSM))
+            self.assertEqual(first.text, "a%d" % (ARCHIVE // 2 + i * 100 + 1))
+            self.assertEqual(first.get("index"), str(ARCHIVE // 2 + i * 100 + 1))
+        self.assertEqual(len(offline), OFFLINE, "offline messages: %s" % offline[-1:])
+        self.assertEqual([m.findtext(q(NS_CLIENT, "body")) for m in offline[:3]],
+                         ["waiting 0", "waiting 1", "waiting 2"])
+        got = [el for el in dave.nothing_more(within=1.0) if el.tag == q(NS_CLIENT, "message")]
+        self.assertEqual(len(got), chats)
+        self.assertGreater(len(rtts), 0)
+        print("  [%d pings over %.2fs of reads; slowest %s]"
+              % (len(rtts), busy, ", ".join("%.3f" % r for r in sorted(rtts)[-5:])))
+        self.assertLess(max(rtts), PING_BOUND,
+                        "a ping took %.3fs while the server read (%d pings over %.2fs)"
+                        % (max(rtts), len(rtts), busy))
+        for c in (alice, carol, bob, dave):
+            c.close()
