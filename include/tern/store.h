@@ -113,9 +113,11 @@ TERN_API long tern_archive_expire_some(tern_store_t *st, int64_t before_us, long
  *    before the result is delivered, or when the module `m` is unloaded
  *    first, done runs with result == NULL (and s == NULL): nothing is
  *    to be sent, only ctx to be freed.  On unload that happens at once,
- *    while the module's code is still loaded;
+ *    while the module's code is still loaded but after its unload()
+ *    ran: done must not use module data that unload() freed;
  *  - results for one session come back in the order the calls were
  *    made (a roster asked for before the offline messages arrives first);
+ *    what the module sends synchronously meanwhile may overtake them;
  *  - the result (items, strings) is valid only during done: copy what
  *    is kept;
  *  - a read sees every write made before the call (whatever the backend:
