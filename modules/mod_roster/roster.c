@@ -97,15 +97,14 @@ typedef struct get_req {
     tern_xml_t *query;
 } get_req_t;
 
-/* The items were read: fill the result and send it, unless the session
- * went away meanwhile (then it is only freed). */
+/* The items were read: fill the result and send it to the session that
+ * asked, unless it went away meanwhile (then it is only freed). */
 static void on_items(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
                      const tern_map_result_t *res)
 {
     get_req_t *g = ctx;
-    (void)s;
     if (res != NULL && items_foreach_result(res, add_visible, g->query) >= 0) {
-        tern_route(m, g->reply);
+        tern_session_send(s, g->reply); /* paced: a big roster waits for a slow reader */
     } else if (res != NULL) {
         tern_log(m, TERN_LOG_ERROR, "cannot read a roster: %s",
                  res->error != NULL ? res->error : "unreadable item");
@@ -120,7 +119,7 @@ static void on_items(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
             tern_xml_set_attr(err, "to", tern_xml_attr(g->reply, "to"));
             tern_xml_set_attr(err, "from", tern_xml_attr(g->reply, "from"));
             tern_xml_set_attr(e, "type", "wait");
-            tern_route(m, err);
+            tern_session_send(s, err);
         }
         if (err != NULL)
             tern_xml_unref(err);

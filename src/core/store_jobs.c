@@ -17,7 +17,13 @@
  * the session ends first, the slot's free function marks the job gone and
  * its callback gets a NULL result.  On module unload the module's jobs
  * are told at once (module_api_release) and freed when their worker is
- * through.  Must not: run a module's callback on a worker thread, touch
+ * through.
+ *
+ * While a session has a read pending, its connection is not read (as
+ * when the read ran on the loop): its next stanzas wait, so nothing it
+ * asks for later overtakes the answer, and a client that pipelines
+ * queries is held to the pace of their answers instead of piling up jobs
+ * and output.  Must not: run a module's callback on a worker thread, touch
  * the loop's connection from a worker, or call a callback twice.
  */
 #include "core/store_jobs.h"
@@ -33,6 +39,7 @@
 #include "core/workers.h"
 #include "route/sessions.h"
 #include "store/store.h"
+#include "xmpp/conn.h"
 
 typedef enum { OP_ARCHIVE_QUERY, OP_ARCHIVE_DELETE, OP_MAP_EACH } op_t;
 
@@ -304,6 +311,32 @@ static void slot_clear(store_job_t *j)
     j->s = NULL;
 }
 
+/* The slot that says "this session's input is held for its reads". */
+static char hold_key;
+#define HOLD_KEY ((const tern_module_ctx_t *)(const void *)&hold_key)
+
+/* Stop reading the session's connection while it has reads pending. */
+static void hold_input(tern_session_t *s)
+{
+    if (s == NULL || s->conn == NULL || sessions_slot_get(s, HOLD_KEY) != NULL)
+        return;
+    if (sessions_slot_set(s, HOLD_KEY, &hold_key, NULL) == 0)
+        conn_input_hold(s->conn);
+}
+
+/* Read the session again once no read of its but `except` is pending. */
+static void release_input(tern_session_t *s, const store_job_t *except)
+{
+    if (s == NULL || sessions_slot_get(s, HOLD_KEY) == NULL)
+        return;
+    for (const store_job_t *j = jobs; j != NULL; j = j->next)
+        if (j != except && j->s == s && j->op != OP_ARCHIVE_DELETE)
+            return;
+    sessions_slot_set(s, HOLD_KEY, NULL, NULL);
+    if (s->conn != NULL)
+        conn_input_release(s->conn);
+}
+
 static void job_free(store_job_t *j)
 {
     if (j->prev != NULL)
@@ -331,6 +364,7 @@ static void deliver(store_job_t *j)
 {
     tern_session_t *s = j->s;
     int cancelled = j->gone;
+    release_input(s, j); /* before the callback: it may end the session */
     slot_clear(j);
     if (j->m != NULL) {
         tern_module_ctx_t *m = j->m;
@@ -446,6 +480,7 @@ static void job_start(store_job_t *j)
         jobs = j;
     jobs_tail = j;
     if (j->op != OP_ARCHIVE_DELETE) {
+        hold_input(j->s);
         int where = store_read_prepare(server.db);
         if (where < 0) {
             job_fail(j, server.db);
@@ -519,6 +554,7 @@ void store_jobs_release(tern_module_ctx_t *m)
         next = j->next;
         if (j->m != m)
             continue;
+        release_input(j->s, j);
         slot_clear(j);
         j->gone = 1;
         j->m = NULL;
