@@ -138,3 +138,28 @@ class AsyncReadTests(ServerTestCase):
                         % (max(rtts), len(rtts), busy))
         for c in (alice, carol, bob, dave):
             c.close()
+
+    def test_pipelined_queries_are_answered_in_order(self):
+        """A client that sends many roster gets and archive queries at once
+        gets every answer, in order; it is paced, not disconnected as a
+        slow reader (it was, when the answers came back all at once).  A
+        stanza read in the same chunk as a pending query may be answered
+        before it (the ping here), never one read after its answer."""
+        alice = self.raw_login("alice", resource="pipe")
+        n = 150
+        alice.send("".join(
+            "<iq type='get' id='r%d'><query xmlns='jabber:iq:roster'/></iq>"
+            "<iq type='set' id='m%d'><query xmlns='%s'><set xmlns='%s'><max>5</max>"
+            "<after>a%d</after></set></query></iq>" % (i, i, NS_MAM, NS_RSM, i)
+            for i in range(n)) + "<iq type='get' id='last'><ping xmlns='urn:xmpp:ping'/></iq>")
+        expected = [x for i in range(n) for x in ("r%d" % i, "m%d" % i)]
+        ids = []
+        while len(ids) < len(expected) + 1:
+            el = alice.read_element(timeout=60)
+            if el.tag == q(NS_CLIENT, "iq"):
+                self.assertEqual(el.get("type"), "result", el.get("id"))
+                ids.append(el.get("id"))
+        self.assertIn("last", ids)
+        self.assertEqual([i for i in ids if i != "last"], expected)
+        self.assertEqual(alice.ping(), "result")
+        alice.close()
