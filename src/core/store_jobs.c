@@ -484,7 +484,8 @@ static void job_start(store_job_t *j)
         int where = store_read_prepare(server.db);
         if (where < 0) {
             job_fail(j, server.db);
-        } else if (where == 0 && (j->worker = workers_submit(job_work, job_done, j)) != NULL) {
+        } else if (where == 0 &&
+                   (j->worker = workers_submit_short(job_work, job_done, j)) != NULL) {
             return;
         } else {
             run_op(j, server.db, j->st);

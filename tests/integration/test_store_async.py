@@ -10,8 +10,10 @@ import os
 import sqlite3
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 from harness import DOMAIN, NS_CLIENT, ServerTestCase, q
+import test_storage as storage_tests
 
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
@@ -163,3 +165,40 @@ class AsyncReadTests(ServerTestCase):
         self.assertEqual([i for i in ids if i != "last"], expected)
         self.assertEqual(alice.ping(), "result")
         alice.close()
+
+
+class ReadsBesideKeyDerivationTests(ServerTestCase):
+    """Store reads never wait behind key derivation (seconds of PBKDF2 for
+    registrations, on the same worker threads): they have a queue and a
+    thread of their own."""
+    server_kwargs = dict(config={"c2s": {"scram_iterations": 400000},
+                                 "modules": {"roster": {},
+                                             "register": {"allow_registration": True,
+                                                          "throttle_max": 0}}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        storage_tests.add_user_with_iterations(cls.server, "alice", "alice-pw", 4096)
+
+    def test_roster_answered_during_registrations(self):
+        alice = self.raw_login("alice")
+        regs = []
+        for i in range(3):  # more than the worker threads for long jobs
+            c = self.raw(timeout=60)
+            c.open_stream()
+            c.starttls()
+            c.send("<iq type='set' id='reg'>%s</iq>" % (storage_tests.REG % ("new%d" % i, "password-%d" % i)))
+            regs.append(c)
+        time.sleep(0.2)  # the derivations have started
+        worst = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            got = alice.iq("<query xmlns='jabber:iq:roster'/>", timeout=30)
+            worst = max(worst, time.monotonic() - t0)
+            self.assertEqual(got.get("type"), "result", ET.tostring(got))
+        for c in regs:
+            answer = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq"), timeout=120)
+            self.assertEqual(answer.get("type"), "result", ET.tostring(answer))
+        self.assertLess(worst, 0.5, "a roster get took %.0f ms during registrations"
+                        % (worst * 1000))
