@@ -128,13 +128,23 @@ TERN_API long tern_archive_expire_some(tern_store_t *st, int64_t before_us, long
  *    after_id/before_id not in the archive, as for the sync calls) or
  *    "storage error".
  *
+ * While a session has a read pending, the server stops reading its input
+ * (stanzas already read in the same chunk are still handled), so its
+ * next stanzas come after the answer and a client pipelining queries is
+ * paced by their answers.
+ *
  * Why a worker: the SQLite backend runs these reads on the server's
- * worker threads, each with a read-only connection of its own (WAL lets
+ * worker threads (a queue of their own, taken first, and one thread that
+ * never derives keys), each with a read-only connection of its own (WAL lets
  * readers run beside the loop's writer), in one read transaction per
  * call, so a count and a page agree.  An archive page of a few hundred
  * items costs a millisecond or two of SQLite and copying; a count over a
- * big archive, or a whole conversation read to match full JIDs, costs
- * far more: on the loop that was time nobody else was served.  A commit
+ * big archive costs far more: on the loop that was time nobody else was
+ * served.  Measured (ASan build, shared 2-core machine): a 20-item page
+ * or a 50-item roster is answered within a few tenths of a millisecond
+ * of the time it took on the loop (the hand-over to a thread and back),
+ * while twelve queries counting a 400 000-item archive no longer stall
+ * other users (worst ping 2.6 s before, under 0.07 s after).  A commit
  * of the write batch in WAL mode (synchronous=NORMAL) does not sync the
  * disk, so committing it before a read costs microseconds.  Inside an
  * explicit transaction, or with a database in memory, the read runs on
