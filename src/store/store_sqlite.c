@@ -766,9 +766,7 @@ void store_close(store_db_t **dbp)
     }
     for (int i = 0; i < DB_STMT_COUNT; i++)
         sqlite3_finalize(db->stmt[i]);
-    checkpointer_stop(&db->checkpointer, db->sql);
-    sqlite3_close(db->sql); /* rolls back an unfinished transaction */
-    if (!db->is_reader) {
+    if (!db->is_reader) { /* first: the main connection, last out, cleans the log up */
         while (db->idle_readers != NULL) { /* every reader was given back */
             store_db_t *r = db->idle_readers;
             db->idle_readers = r->next_idle;
@@ -776,6 +774,8 @@ void store_close(store_db_t **dbp)
         }
         pthread_mutex_destroy(&db->readers_lock);
     }
+    checkpointer_stop(&db->checkpointer, db->sql);
+    sqlite3_close(db->sql); /* rolls back an unfinished transaction */
     free(db->path);
     free(db);
     *dbp = NULL;
