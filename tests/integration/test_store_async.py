@@ -148,13 +148,17 @@ class AsyncReadTests(ServerTestCase):
         stanza read in the same chunk as a pending query may be answered
         before it (the ping here), never one read after its answer."""
         alice = self.raw_login("alice", resource="pipe")
+        for i in range(100):  # answers of 15 kB: 150 of them are over the output cap
+            alice.iq("<query xmlns='jabber:iq:roster'><item jid='c%d@%s' name='%s'/></query>"
+                     % (i, DOMAIN, "contact %d " % i + "x" * 100), type_="set")
         n = 150
         alice.send("".join(
-            "<iq type='get' id='r%d'><query xmlns='jabber:iq:roster'/></iq>"
+            "<iq type='get' id='r%d'><query xmlns='jabber:iq:roster'/></iq>" % i
+            for i in range(n)) + "".join(
             "<iq type='set' id='m%d'><query xmlns='%s'><set xmlns='%s'><max>5</max>"
-            "<after>a%d</after></set></query></iq>" % (i, i, NS_MAM, NS_RSM, i)
+            "<after>a%d</after></set></query></iq>" % (i, NS_MAM, NS_RSM, i)
             for i in range(n)) + "<iq type='get' id='last'><ping xmlns='urn:xmpp:ping'/></iq>")
-        expected = [x for i in range(n) for x in ("r%d" % i, "m%d" % i)]
+        expected = ["r%d" % i for i in range(n)] + ["m%d" % i for i in range(n)]
         ids = []
         while len(ids) < len(expected) + 1:
             el = alice.read_element(timeout=60)
