@@ -307,14 +307,13 @@ static void on_read(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
     for (int i = 0; d.full != NULL && i < res->rc; i++)
         if (deliver_item(&d, &res->items[i]) != 0)
             break;
-    if (d.n > 0) {
+    if (d.n > 0) { /* the store logs a failure; the ids are copied */
         tern_archive_query_t q = {.ids = (const char *const *)d.ids};
-        long gone = tern_archive_delete(o->store, f->user, &q);
-        if (gone < 0)
+        if (tern_archive_delete_async(m, NULL, o->store, f->user, &q, NULL, NULL) < 0)
             tern_log(m, TERN_LOG_ERROR, "cannot delete %zu delivered offline messages of %s", d.n,
                      f->user);
         else
-            tern_log(m, TERN_LOG_DEBUG, "delivered %ld offline messages to %s", gone, d.full);
+            tern_log(m, TERN_LOG_DEBUG, "delivered %zu offline messages to %s", d.n, d.full);
     }
     for (size_t i = 0; i < d.n; i++)
         free(d.ids[i]);
