@@ -19,7 +19,7 @@ if [ ! -f Makefile ]; then
 fi
 make -j"$(nproc)" >/dev/null
 make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram \
-    tests/unit/test_store tests/unit/test_config tests/unit/test_router tests/unit/test_tls \
+    tests/unit/test_store tests/unit/test_store_async tests/unit/test_config tests/unit/test_router tests/unit/test_tls \
     tests/unit/test_module_api tests/unit/test_hashmap tests/unit/test_limits \
     tests/unit/test_hooks tests/unit/test_base64 tests/unit/test_strlist \
     tests/unit/test_transport tests/unit/test_framing \
@@ -45,7 +45,7 @@ count() { # add the "N passed, N failed" line of a log to the totals
     fi
 }
 
-for t in test_xml test_jid test_scram test_store test_config test_router test_tls test_module_api \
+for t in test_xml test_jid test_scram test_store test_store_async test_config test_router test_tls test_module_api \
     test_hashmap test_limits test_hooks test_base64 test_strlist test_transport test_framing \
     test_router_rules test_domains test_sessions test_fanout; do
     if (cd "$top" && "$build/tests/unit/$t") >"$log/$t.log" 2>&1; then

@@ -29,10 +29,13 @@
  *
  * Delivery (XEP-0160 §2 step 5): the first time a session sends broadcast
  * presence that makes it available with non-negative priority, the stored
- * messages go to that session, oldest first, exactly as they were received
- * plus <delay/>; each is deleted once handed to the session.  A session
- * that goes unavailable or negative gets the same chance again when it
- * comes back.
+ * messages are read off the event loop (tern_archive_query_async) and,
+ * once read, go to that session, oldest first, exactly as they were
+ * received plus <delay/>; each is deleted once handed to the session.  So
+ * they arrive after the presence was handled (broadcast, probes) and after
+ * the answer to anything the session asked for before (a roster).  A
+ * session that goes unavailable or negative, before or after, gets the
+ * same chance again when it comes back.
  *
  * Must not: deliver to a negative-priority session (RFC 6121 §8.5.2.2), or
  * delete a message that was not handed to a still-bound session.
@@ -59,7 +62,8 @@
 typedef struct offline {
     tern_store_t *store;
     long max_messages;
-    unsigned long long ids; /* for generated item ids */
+    unsigned long long ids;    /* for generated item ids */
+    struct inflight *inflight; /* users whose messages are being read */
 } offline_t;
 
 static const tern_option_t options[] = {
@@ -73,8 +77,9 @@ static const tern_option_t options[] = {
     {.name = NULL},
 };
 
-/* The value of a session slot once the session had its messages. */
-static char delivered_mark;
+/* The value of a session slot once the session had its messages, and
+ * while they are being read for it. */
+static char delivered_mark, pending_mark;
 
 /* XEP-0160 §3: only normal (or no type) and chat messages are stored. */
 static int storable_type(const tern_xml_t *st)
@@ -204,6 +209,13 @@ typedef struct delivery {
     size_t n, cap;
 } delivery_t;
 
+/* A read of a user's messages on its way (tern_archive_query_async). */
+typedef struct inflight {
+    struct inflight *next, *prev;
+    char *user;
+    uint64_t serial; /* of the session it is for */
+} inflight_t;
+
 /* Whether the session we deliver to is still bound (a slow reader can be
  * closed by a send; what was sent after that never left). */
 static int still_bound(const delivery_t *d)
@@ -228,12 +240,11 @@ static int remember(delivery_t *d, const char *id)
     return 0;
 }
 
-/* Archive query callback: hand one stored message to the session.  An item
- * that cannot be parsed stays stored (and is logged); delivery stops when
- * the session goes away. */
-static int deliver_item(void *ctx, const tern_archive_item_t *item)
+/* Hand one stored message to the session.  An item that cannot be parsed
+ * stays stored (and is logged).  1 when delivery is to stop (the session
+ * went away), else 0. */
+static int deliver_item(delivery_t *d, const tern_archive_item_t *item)
 {
-    delivery_t *d = ctx;
     tern_xml_t *msg = tern_xml_parse(item->data, item->len);
     if (msg == NULL) {
         tern_log(d->m, TERN_LOG_WARN, "offline message %s for %s cannot be read; kept", item->id,
@@ -251,37 +262,97 @@ static int deliver_item(void *ctx, const tern_archive_item_t *item)
     return 0;
 }
 
-/* XEP-0160 §2 step 5: send the stored messages of the session's user to
- * `s`, oldest first, then delete those that were sent.  The session may be
- * closed by a send (a slow reader): its JID goes then, so the user's name
- * is copied first. */
-static void deliver_all(tern_module_ctx_t *m, offline_t *o, tern_session_t *s)
+static const inflight_t *user_in_flight(const offline_t *o, const char *user)
 {
-    const tern_jid_t *jid = tern_session_jid(s);
-    delivery_t d = {.m = m, .session = s, .full = jid != NULL ? strdup(jid->full) : NULL};
-    char *user = jid != NULL && jid->local != NULL ? strdup(jid->local) : NULL;
-    if (d.full == NULL || user == NULL) {
-        free(d.full);
-        free(user);
+    for (const inflight_t *f = o->inflight; f != NULL; f = f->next)
+        if (strcmp(f->user, user) == 0)
+            return f;
+    return NULL;
+}
+
+static void inflight_free(offline_t *o, inflight_t *f)
+{
+    if (o != NULL) { /* NULL: unloaded, the list went with the module's data */
+        if (f->prev != NULL)
+            f->prev->next = f->next;
+        else
+            o->inflight = f->next;
+        if (f->next != NULL)
+            f->next->prev = f->prev;
+    }
+    free(f->user);
+    free(f);
+}
+
+/* The user's messages were read (tern_archive_query_async): XEP-0160 §2
+ * step 5, send them to `s`, oldest first, then delete those that were
+ * sent.  Nothing is sent when the session closed, or went unavailable or
+ * negative meanwhile (its slot is no longer the pending mark): the
+ * messages stay for the next chance.  The session may be closed by a
+ * send (a slow reader): its JID goes then, so it is copied first. */
+static void on_read(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                    const tern_archive_result_t *res)
+{
+    offline_t *o = tern_get_data(m);
+    inflight_t *f = ctx;
+    const tern_jid_t *jid = s != NULL ? tern_session_jid(s) : NULL;
+    if (o == NULL || res == NULL || jid == NULL || tern_session_get(s, m) != &pending_mark) {
+        inflight_free(o, f);
         return;
     }
-    int rc = tern_archive_query(o->store, user, NULL, deliver_item, &d);
-    if (rc < 0)
-        tern_log(m, TERN_LOG_ERROR, "cannot read the offline messages of %s", user);
-    if (d.n > 0) {
+    tern_session_set(s, m, &delivered_mark, NULL);
+    if (res->rc < 0)
+        tern_log(m, TERN_LOG_ERROR, "cannot read the offline messages of %s", f->user);
+    delivery_t d = {.m = m, .session = s, .full = strdup(jid->full)};
+    for (int i = 0; d.full != NULL && i < res->rc; i++)
+        if (deliver_item(&d, &res->items[i]) != 0)
+            break;
+    if (d.n > 0) { /* the store logs a failure; the ids are copied */
         tern_archive_query_t q = {.ids = (const char *const *)d.ids};
-        long gone = tern_archive_delete(o->store, user, &q);
-        if (gone < 0)
+        if (tern_archive_delete_async(m, NULL, o->store, f->user, &q, NULL, NULL) < 0)
             tern_log(m, TERN_LOG_ERROR, "cannot delete %zu delivered offline messages of %s", d.n,
-                     user);
+                     f->user);
         else
-            tern_log(m, TERN_LOG_DEBUG, "delivered %ld offline messages to %s", gone, d.full);
+            tern_log(m, TERN_LOG_DEBUG, "delivered %zu offline messages to %s", d.n, d.full);
     }
     for (size_t i = 0; i < d.n; i++)
         free(d.ids[i]);
     free(d.ids);
     free(d.full);
-    free(user);
+    inflight_free(o, f);
+}
+
+/* Start reading the stored messages of the session's user off the loop;
+ * on_read delivers them.  One read per user at a time: a second session
+ * that becomes available meanwhile gets nothing (the first takes all, as
+ * when they come one after the other); the same session, back available
+ * before its read came, waits for that read. */
+static void deliver_all(tern_module_ctx_t *m, offline_t *o, tern_session_t *s, const char *user)
+{
+    const inflight_t *busy = user_in_flight(o, user);
+    if (busy != NULL) {
+        int same = busy->serial == tern_session_serial(s);
+        tern_session_set(s, m, same ? &pending_mark : &delivered_mark, NULL);
+        return;
+    }
+    inflight_t *f = calloc(1, sizeof *f);
+    if (f == NULL || (f->user = strdup(user)) == NULL) {
+        free(f);
+        tern_log(m, TERN_LOG_ERROR, "out of memory reading the offline messages of %s", user);
+        return;
+    }
+    f->serial = tern_session_serial(s);
+    tern_session_set(s, m, &pending_mark, NULL);
+    if (tern_archive_query_async(m, s, o->store, user, NULL, NULL, on_read, f) < 0) {
+        tern_session_set(s, m, NULL, NULL);
+        tern_log(m, TERN_LOG_ERROR, "cannot read the offline messages of %s", user);
+        inflight_free(NULL, f);
+        return;
+    }
+    f->next = o->inflight;
+    if (o->inflight != NULL)
+        o->inflight->prev = f;
+    o->inflight = f;
 }
 
 /* "pre-presence/self": a session's broadcast presence (the core has already
@@ -299,10 +370,9 @@ static int on_presence(tern_module_ctx_t *m, tern_event_t *ev)
             tern_session_set(s, m, NULL, NULL); /* RFC 6121 §8.5.2.2: not now; later again */
         return TERN_PASS;
     }
-    if (tern_session_get(s, m) == &delivered_mark)
+    if (tern_session_get(s, m) != NULL) /* delivered, or on its way */
         return TERN_PASS;
-    tern_session_set(s, m, &delivered_mark, NULL);
-    deliver_all(m, o, s);
+    deliver_all(m, o, s, jid->local);
     return TERN_PASS;
 }
 

@@ -511,11 +511,17 @@ static int send_fin(mam_req_t *r, const page_t *pg, long count, long index)
     return 0;
 }
 
-/* Read the page, count, send results and fin.  0, or -1 with an error set
- * (nothing sent then). */
-static int answer(mam_req_t *r)
+static void req_free(mam_req_t *r)
 {
-    /* The page's range: the tighter of the form's and RSM's bounds. */
+    free(r->ids);
+    tern_jid_free(&r->with);
+}
+
+/* The page's range: the tighter of the form's and RSM's bounds, read
+ * newest first when paging backward, one item more than the page (to
+ * know whether it is complete). */
+static tern_archive_query_t page_query(mam_req_t *r)
+{
     tern_archive_query_t q = r->set;
     if (r->after != NULL && (q.after_id == NULL || is_after(r, q.after_id, r->after)))
         q.after_id = r->after;
@@ -523,19 +529,60 @@ static int answer(mam_req_t *r)
         q.before_id = r->before;
     q.reverse = r->backward;
     q.limit = r->with_full ? 0 : (unsigned)r->max + 1;
+    return q;
+}
 
+/* Room for the page's messages and ids.  0, or -1 with an error set. */
+static int page_alloc(mam_req_t *r, page_t *pg)
+{
+    if (r->max <= 0)
+        return 0;
+    pg->msgs = calloc((size_t)r->max, sizeof *pg->msgs);
+    pg->ids = calloc((size_t)r->max, sizeof *pg->ids);
+    if (pg->msgs == NULL || pg->ids == NULL) {
+        page_free(pg);
+        return req_error(r, "wait", "resource-constraint", NULL);
+    }
+    return 0;
+}
+
+/* Send the page's results and the fin (the page read, the result set
+ * counted).  0, or -1 with an error set (nothing sent then).  Frees the
+ * page. */
+static int send_page(mam_req_t *r, page_t *pg, long count, long index)
+{
+    if (count < 0 || index < 0) {
+        page_free(pg);
+        return req_error(r, "wait", "internal-server-error", NULL);
+    }
+    /* Sent oldest first (§4.2), or newest first with <flip-page/>.  The
+     * store gave them newest first when paging backward. */
+    int newest_first = r->flip;
+    for (long i = 0; i < pg->n; i++) {
+        long k = (r->backward != newest_first) ? pg->n - 1 - i : i;
+        char id[32];
+        snprintf(id, sizeof id, "mam%llu", ++r->st->sent);
+        tern_xml_set_attr(pg->msgs[k], "id", id);
+        send_to_querier(r, pg->msgs[k]);
+    }
+    int rc = send_fin(r, pg, count, index);
+    page_free(pg);
+    return rc < 0 ? req_error(r, "wait", "resource-constraint", NULL) : 0;
+}
+
+/* Read the page, count, send results and fin, all on the loop: a 'with'
+ * naming a full JID, whose items are matched on the stanzas (see the top
+ * of the file).  0, or -1 with an error set (nothing sent then). */
+static int answer_here(mam_req_t *r)
+{
+    tern_archive_query_t q = page_query(r);
     page_t pg = {.r = r};
-    if (r->max > 0) {
-        pg.msgs = calloc((size_t)r->max, sizeof *pg.msgs);
-        pg.ids = calloc((size_t)r->max, sizeof *pg.ids);
-        if (pg.msgs == NULL || pg.ids == NULL) {
-            page_free(&pg);
-            return req_error(r, "wait", "resource-constraint", NULL);
-        }
-        if (tern_archive_query(r->st->archive, r->user, &q, page_cb, &pg) < 0 || pg.failed) {
-            page_free(&pg);
-            return req_error(r, "wait", "internal-server-error", NULL);
-        }
+    if (page_alloc(r, &pg) < 0)
+        return -1;
+    if (r->max > 0 &&
+        (tern_archive_query(r->st->archive, r->user, &q, page_cb, &pg) < 0 || pg.failed)) {
+        page_free(&pg);
+        return req_error(r, "wait", "internal-server-error", NULL);
     }
     long count = count_items(r, &r->set), index = 0;
     if (count >= 0 && pg.n > 0) {
@@ -543,32 +590,103 @@ static int answer(mam_req_t *r)
         before_first.before_id = pg.ids[r->backward ? pg.n - 1 : 0];
         index = count_items(r, &before_first);
     }
-    if (count < 0 || index < 0) {
-        page_free(&pg);
+    return send_page(r, &pg, count, index);
+}
+
+/* A query whose page is being read off the loop: the request, and what
+ * it points to kept alive (the stanza its strings are in, the JIDs). */
+typedef struct mam_async {
+    mam_req_t r;
+    tern_event_t ev;
+    tern_jid_t *from, *to;
+} mam_async_t;
+
+static void async_free(mam_async_t *a)
+{
+    req_free(&a->r);
+    tern_xml_unref(a->ev.stanza);
+    tern_jid_free(&a->from);
+    tern_jid_free(&a->to);
+    free(a);
+}
+
+/* The page and counts were read (tern_archive_query_async): send the
+ * results, then the fin.  Nothing when the querying session closed or
+ * the module went away meanwhile. */
+static void on_page(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                    const tern_archive_result_t *res)
+{
+    mam_async_t *a = ctx;
+    mam_req_t *r = &a->r;
+    r->st = tern_get_data(m);
+    if (res == NULL || r->st == NULL) {
+        async_free(a);
+        return;
+    }
+    a->ev.origin = s;
+    page_t pg = {.r = r};
+    if (res->rc < 0) {
+        int unknown = res->error != NULL && strcmp(res->error, "item-not-found") == 0;
+        req_error(r, "cancel", unknown ? "item-not-found" : "internal-server-error", NULL);
+    } else if (page_alloc(r, &pg) == 0) {
+        for (int i = 0; r->max > 0 && i < res->rc; i++)
+            if (page_cb(&pg, &res->items[i]) != 0)
+                break;
+        if (pg.failed) {
+            page_free(&pg);
+            req_error(r, "wait", "internal-server-error", NULL);
+        } else {
+            send_page(r, &pg, res->count, pg.n > 0 ? res->index : 0);
+        }
+    }
+    if (r->err_cond != NULL)
+        tern_reply_error(m, &a->ev, r->err_type, r->err_cond, r->err_text);
+    async_free(a);
+}
+
+/* Hand the page and its counts to the store, off the loop (on_page
+ * answers).  0, or -1 with an error set.  On success *r belongs to the
+ * pending query (the caller must not free it). */
+static int answer_later(mam_req_t *r)
+{
+    tern_archive_query_t q = page_query(r);
+    mam_async_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return req_error(r, "wait", "resource-constraint", NULL);
+    a->ev = *r->ev;
+    a->from = tern_jid_dup(r->ev->from);
+    a->to = tern_jid_dup(r->ev->to);
+    if (a->from == NULL || a->to == NULL) {
+        tern_jid_free(&a->from);
+        tern_jid_free(&a->to);
+        free(a);
+        return req_error(r, "wait", "resource-constraint", NULL);
+    }
+    a->ev.from = a->from;
+    a->ev.to = a->to;
+    a->ev.stanza = tern_xml_ref(r->ev->stanza); /* r's strings point into it */
+    a->r = *r;
+    a->r.ev = &a->ev;
+    a->r.user = a->from->local;
+    /* The index is that of the page's oldest item: the first read going
+     * forward, the max-th (or last) going backward. */
+    tern_archive_count_t count = {.q = &r->set,
+                                  .max = r->st->max_count + 1,
+                                  .index_of = r->backward && r->max > 0 ? (unsigned)r->max - 1 : 0};
+    if (tern_archive_query_async(r->m, r->ev->origin, r->st->archive, r->user, &q, &count, on_page,
+                                 a) < 0) {
+        a->r.ids = NULL; /* still r's */
+        a->r.with = NULL;
+        async_free(a);
         return req_error(r, "wait", "internal-server-error", NULL);
     }
-    /* Sent oldest first (§4.2), or newest first with <flip-page/>.  The
-     * store gave them newest first when paging backward. */
-    int newest_first = r->flip;
-    for (long i = 0; i < pg.n; i++) {
-        long k = (r->backward != newest_first) ? pg.n - 1 - i : i;
-        char id[32];
-        snprintf(id, sizeof id, "mam%llu", ++r->st->sent);
-        tern_xml_set_attr(pg.msgs[k], "id", id);
-        send_to_querier(r, pg.msgs[k]);
-    }
-    int rc = send_fin(r, &pg, count, index);
-    page_free(&pg);
-    return rc < 0 ? req_error(r, "wait", "resource-constraint", NULL) : 0;
+    r->ids = NULL; /* now a's */
+    r->with = NULL;
+    return 0;
 }
 
-static void req_free(mam_req_t *r)
-{
-    free(r->ids);
-    tern_jid_free(&r->with);
-}
-
-/* iq-set/self/urn:xmpp:mam:2:query — XEP-0313 §4. */
+/* iq-set/self/urn:xmpp:mam:2:query — XEP-0313 §4.  The page is read off
+ * the loop (answer_later) unless 'with' names a full JID. */
 int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev)
 {
     mam_state_t *st = tern_get_data(m);
@@ -581,8 +699,12 @@ int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev)
     r.queryid = tern_xml_attr(query, "queryid");
     if (tern_xml_attr(query, "node") != NULL) /* §6.1.3: pubsub archives only */
         req_error(&r, "cancel", "item-not-found", NULL);
-    else if (parse_form(&r, query) == 0 && parse_rsm(&r, query) == 0 && check_ids(&r) == 0)
-        answer(&r);
+    else if (parse_form(&r, query) == 0 && parse_rsm(&r, query) == 0 && check_ids(&r) == 0) {
+        if (r.with_full)
+            answer_here(&r);
+        else
+            answer_later(&r);
+    }
     if (r.err_cond != NULL)
         tern_reply_error(m, ev, r.err_type, r.err_cond, r.err_text);
     req_free(&r);

@@ -83,6 +83,9 @@ int item_del(rhost_t *h, const char *user, const char *contact);
 /* Calls fn for each stored item (hidden ones too) in JID order; fn returns
  * non-zero to stop.  Returns how many items fn saw, or -1. */
 int items_foreach(rhost_t *h, const char *user, int (*fn)(void *ctx, const ritem_t *it), void *ctx);
+/* The same walk over the entries of a tern_map_foreach_async result. */
+int items_foreach_result(const tern_map_result_t *res, int (*fn)(void *ctx, const ritem_t *it),
+                         void *ctx);
 /* Items of the roster the user sees (not hidden), or -1. */
 long items_count_visible(rhost_t *h, const char *user);
 /* Stored requests that are not roster items (hidden), or -1. */

@@ -289,6 +289,24 @@ int items_foreach(rhost_t *h, const char *user, int (*fn)(void *ctx, const ritem
     return w.count;
 }
 
+int items_foreach_result(const tern_map_result_t *res, int (*fn)(void *ctx, const ritem_t *it),
+                         void *ctx)
+{
+    if (res->rc < 0)
+        return -1;
+    for (int i = 0; i < res->rc; i++) {
+        const tern_map_entry_t *e = &res->entries[i];
+        ritem_t *it = item_decode(e->key, e->data, e->len);
+        if (it == NULL)
+            return -1;
+        int stop = fn(ctx, it);
+        item_free(&it);
+        if (stop)
+            break;
+    }
+    return res->rc;
+}
+
 typedef struct counts {
     long visible, hidden;
 } counts_t;

@@ -91,6 +91,43 @@ static int add_visible(void *ctx, const ritem_t *it)
     return 0;
 }
 
+/* A roster get whose items are being read (tern_map_foreach_async). */
+typedef struct get_req {
+    tern_xml_t *reply; /* the iq result, its <query/> to fill */
+    tern_xml_t *query;
+} get_req_t;
+
+/* The items were read: fill the result and send it to the session that
+ * asked, unless it went away meanwhile (then it is only freed). */
+static void on_items(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                     const tern_map_result_t *res)
+{
+    get_req_t *g = ctx;
+    if (res != NULL && items_foreach_result(res, add_visible, g->query) >= 0) {
+        tern_session_send(s, g->reply); /* paced: a big roster waits for a slow reader */
+    } else if (res != NULL) {
+        tern_log(m, TERN_LOG_ERROR, "cannot read a roster: %s",
+                 res->error != NULL ? res->error : "unreadable item");
+        tern_xml_t *err = tern_xml_new("iq", TERN_NS_CLIENT);
+        tern_xml_t *e = err != NULL ? tern_xml_add_child(err, "error", NULL) : NULL;
+        tern_xml_t *cond = e != NULL ? tern_xml_add_child(e, "internal-server-error",
+                                                          "urn:ietf:params:xml:ns:xmpp-stanzas")
+                                     : NULL;
+        if (cond != NULL) { /* RFC 6120 §8.3: same id, addresses of the result */
+            tern_xml_set_attr(err, "type", "error");
+            tern_xml_set_attr(err, "id", tern_xml_attr(g->reply, "id"));
+            tern_xml_set_attr(err, "to", tern_xml_attr(g->reply, "to"));
+            tern_xml_set_attr(err, "from", tern_xml_attr(g->reply, "from"));
+            tern_xml_set_attr(e, "type", "wait");
+            tern_session_send(s, err);
+        }
+        if (err != NULL)
+            tern_xml_unref(err);
+    }
+    tern_xml_unref(g->reply);
+    free(g);
+}
+
 int roster_on_get(tern_module_ctx_t *m, tern_event_t *ev)
 {
     rhost_t *h = tern_get_data(m);
@@ -106,23 +143,32 @@ int roster_on_get(tern_module_ctx_t *m, tern_event_t *ev)
         ps->interested = 1; /* §2.1.6 */
     const char *client_ver = h->versioning ? tern_xml_attr(req, "ver") : NULL;
     char ver[32];
+    /* Read before the items: should a change come between, the client
+     * keeps the newer items under the older version and asks again. */
     roster_version(h, user, ver, sizeof(ver));
     tern_xml_t *reply = tern_iq_result(ev);
     if (reply == NULL)
         return TERN_HANDLED;
     /* §2.6.3: the client has this version: an empty result, pushes follow. */
-    if (client_ver == NULL || strcmp(client_ver, ver) != 0) {
-        tern_xml_t *query = tern_xml_add_child(reply, "query", NS_ROSTER);
-        if (query != NULL && client_ver != NULL)
-            tern_xml_set_attr(query, "ver", ver);
-        if (query == NULL || items_foreach(h, user, add_visible, query) < 0) {
-            tern_xml_unref(reply);
-            tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
-            return TERN_HANDLED;
-        }
+    if (client_ver != NULL && strcmp(client_ver, ver) == 0) {
+        tern_route(m, reply);
+        tern_xml_unref(reply);
+        return TERN_HANDLED;
     }
-    tern_route(m, reply);
+    get_req_t *g = calloc(1, sizeof(*g));
+    tern_xml_t *query = tern_xml_add_child(reply, "query", NS_ROSTER);
+    if (query != NULL && client_ver != NULL)
+        tern_xml_set_attr(query, "ver", ver);
+    if (g != NULL && query != NULL) {
+        g->reply = reply;
+        g->query = query;
+        /* The items off the loop; the answer when they are read. */
+        if (tern_map_foreach_async(m, ev->origin, h->items, user, on_items, g) == 0)
+            return TERN_HANDLED;
+    }
+    free(g);
     tern_xml_unref(reply);
+    tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
     return TERN_HANDLED;
 }
 

@@ -19,6 +19,7 @@
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "core/account_jobs.h"
+#include "core/store_jobs.h"
 #include "store/accounts.h"
 #include "core/modules.h"
 #include "core/server.h"
@@ -687,6 +688,7 @@ void tern_timer_cancel(tern_timer_t **tp)
 void module_api_release(tern_module_ctx_t *m)
 {
     account_jobs_release(m);
+    store_jobs_release(m);
     tern_timer_t *t = timers, *tnext;
     for (; t; t = tnext) {
         tnext = t->next;

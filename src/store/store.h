@@ -86,6 +86,32 @@ int store_batch_end(store_db_t *db);
 /* Commit the open batch, if any.  0, or -1 (its writes are lost). */
 int store_batch_flush(store_db_t *db);
 
+/* Reads off the event loop (the worker side of the tern_*_async calls).
+ * A reader is a read-only connection to the same database, used by one
+ * thread at a time; the db keeps the idle ones for reuse.  WAL lets a
+ * reader run while the loop writes, and a reader sees every transaction
+ * committed before its snapshot begins.
+ *
+ * store_read_prepare, on the loop before a read is handed to a worker:
+ * commits the open batch (so that the reader sees every write made so
+ * far: committing early keeps the "committed before acknowledged" rule).
+ * Returns 0 when a reader will see everything, 1 when the read must run
+ * on the loop's own connection instead (an explicit transaction is open,
+ * or the database is in memory), -1 when the batch cannot be committed. */
+int store_read_prepare(store_db_t *db);
+/* Any thread: an idle reader of db (opening one when none is idle), or
+ * NULL (in-memory database, or the open failed: see the log of the
+ * caller).  Give it back with store_reader_give. */
+store_db_t *store_reader_take(store_db_t *db);
+void store_reader_give(store_db_t *db, store_db_t *reader);
+/* On the reader's thread: the reader's handle for the store `st` (of the
+ * main db), or NULL. */
+tern_store_t *store_reader_handle(store_db_t *reader, const tern_store_t *st);
+/* A read snapshot on a reader: several reads between begin and end see
+ * the same state.  0 or -1. */
+int store_read_begin(store_db_t *reader);
+void store_read_end(store_db_t *reader);
+
 int store_begin(store_db_t *db);
 int store_commit(store_db_t *db);
 int store_rollback(store_db_t *db);

@@ -24,10 +24,14 @@
  *    (when_us, seq) > (?, ?)).  after_id/before_id are resolved to their
  *    (when_us, seq) position; start/end become positions too, so every
  *    archive query is one index range.
- *  - A store_db_t is used by one thread at a time.
+ *  - A store_db_t is used by one thread at a time.  Reads handed to the
+ *    worker pool (the tern_*_async calls) run on readers: store_db_t
+ *    values of their own, each a connection with query_only set, kept
+ *    idle on the main db between reads (see store_read_prepare).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -239,9 +243,14 @@ struct store_db {
     int batch_open;               /* the outermost transaction is the batch's */
     unsigned batch_writes;        /* writes in the open batch */
     sqlite3_stmt *stmt[DB_STMT_COUNT];
-    char err[ERR_LEN];      /* last error, for store_last_error */
-    int64_t busy_since;     /* store_set_busy_timeout: this spell of waiting began */
-    int64_t busy_budget_ms; /* ... and may last this long */
+    char err[ERR_LEN];            /* last error, for store_last_error */
+    int64_t busy_since;           /* store_set_busy_timeout: this spell of waiting began */
+    int64_t busy_budget_ms;       /* ... and may last this long */
+    char *path;                   /* the file (NULL in memory): readers open it too */
+    int is_reader;                /* a reader (store_reader_take), not the main db */
+    store_db_t *next_idle;        /* a reader: in its main db's idle list */
+    pthread_mutex_t readers_lock; /* the main db: guards idle_readers */
+    store_db_t *idle_readers;
 };
 
 /* Pending purges of deleted accounts (store_purge_step). */
@@ -664,10 +673,12 @@ store_db_t *store_open(const char *path, const char **error_r)
         return NULL;
     }
     store_db_t *db = calloc(1, sizeof(*db));
-    if (db == NULL) {
+    if (db == NULL || (!is_memory_path(path) && (db->path = strdup(path)) == NULL)) {
+        free(db);
         *error_r = "out of memory";
         return NULL;
     }
+    pthread_mutex_init(&db->readers_lock, NULL);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &db->sql, flags, NULL) != SQLITE_OK) {
         set_sql_err(db);
@@ -755,10 +766,89 @@ void store_close(store_db_t **dbp)
     }
     for (int i = 0; i < DB_STMT_COUNT; i++)
         sqlite3_finalize(db->stmt[i]);
+    if (!db->is_reader) { /* first: the main connection, last out, cleans the log up */
+        while (db->idle_readers != NULL) { /* every reader was given back */
+            store_db_t *r = db->idle_readers;
+            db->idle_readers = r->next_idle;
+            store_close(&r);
+        }
+        pthread_mutex_destroy(&db->readers_lock);
+    }
     checkpointer_stop(&db->checkpointer, db->sql);
     sqlite3_close(db->sql); /* rolls back an unfinished transaction */
+    free(db->path);
     free(db);
     *dbp = NULL;
+}
+
+/* ---- readers (reads off the loop) ------------------------------------------ */
+
+int store_read_prepare(store_db_t *db)
+{
+    if (db == NULL || db->path == NULL)
+        return 1;
+    if (db->batch_open && db->tx_depth == 1)
+        return store_batch_flush(db) < 0 ? -1 : 0;
+    return db->tx_depth > 0 ? 1 : 0; /* writes a reader cannot see yet */
+}
+
+/* A new reader of `path`: a connection that may only read. */
+static store_db_t *reader_open(const char *path)
+{
+    store_db_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->is_reader = 1;
+    if (sqlite3_open_v2(path, &r->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(r->sql, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(r->sql);
+        free(r);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(r->sql, 1);
+    sqlite3_busy_timeout(r->sql, BUSY_TIMEOUT_MS);
+    return r;
+}
+
+store_db_t *store_reader_take(store_db_t *db)
+{
+    if (db == NULL || db->path == NULL || db->is_reader)
+        return NULL;
+    pthread_mutex_lock(&db->readers_lock);
+    store_db_t *r = db->idle_readers;
+    if (r != NULL)
+        db->idle_readers = r->next_idle;
+    pthread_mutex_unlock(&db->readers_lock);
+    return r != NULL ? r : reader_open(db->path);
+}
+
+void store_reader_give(store_db_t *db, store_db_t *reader)
+{
+    if (db == NULL || reader == NULL)
+        return;
+    pthread_mutex_lock(&db->readers_lock);
+    reader->next_idle = db->idle_readers;
+    db->idle_readers = reader;
+    pthread_mutex_unlock(&db->readers_lock);
+}
+
+tern_store_t *store_reader_handle(store_db_t *reader, const tern_store_t *st)
+{
+    if (reader == NULL || st == NULL)
+        return NULL;
+    return store_get(reader, st->host, st->name, st->kind);
+}
+
+int store_read_begin(store_db_t *reader)
+{
+    return exec_once(reader, "BEGIN");
+}
+
+void store_read_end(store_db_t *reader)
+{
+    if (!sqlite3_get_autocommit(reader->sql))
+        sqlite3_exec(reader->sql, "COMMIT", NULL, NULL, NULL);
 }
 
 int store_schema_version(store_db_t *db)

@@ -6,7 +6,10 @@
  * appends it to that list and, when the list was empty, writes one byte
  * to a pipe; the loop's read event on the pipe takes the whole list and
  * runs each job's `done`.  `cancelled` is written only on the loop and
- * read by a worker only to skip work nobody wants any more.  Never runs
+ * read by a worker only to skip work nobody wants any more.  Short jobs
+ * (store reads, workers_submit_short) have a queue of their own, taken
+ * first by every thread, and one thread that takes only them: seconds of
+ * key derivation on every other thread never keep a read waiting.  Never runs
  * a job's `done` on a worker thread, never blocks the loop (the pipe is
  * non-blocking; the lock is held only to move list pointers).
  */
@@ -39,7 +42,7 @@ static struct {
     int n_threads;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    job_list_t queue, finished;
+    job_list_t queue, shorts, finished;
     int stop;
     int pipe_r, pipe_w;
     struct event *ev;
@@ -66,16 +69,17 @@ static worker_job_t *list_pop(job_list_t *l)
     return j;
 }
 
-static void *worker_main(void *unused)
+/* A thread: short jobs first; `arg` non-NULL: short jobs only. */
+static void *worker_main(void *arg)
 {
-    (void)unused;
+    int shorts_only = arg != NULL;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (!pool.stop && pool.queue.head == NULL)
+        while (!pool.stop && pool.shorts.head == NULL && (shorts_only || pool.queue.head == NULL))
             pthread_cond_wait(&pool.wake, &pool.lock);
         if (pool.stop)
             break;
-        worker_job_t *j = list_pop(&pool.queue);
+        worker_job_t *j = list_pop(pool.shorts.head != NULL ? &pool.shorts : &pool.queue);
         pthread_mutex_unlock(&pool.lock);
         if (!atomic_load(&j->cancelled)) {
             j->work(j->arg);
@@ -140,8 +144,8 @@ int workers_start(struct event_base *base, int threads)
     pthread_cond_init(&pool.wake, NULL);
     pool.stop = 0;
     pool.running = 1;
-    for (int i = 0; i < threads; i++) {
-        if (pthread_create(&pool.threads[i], NULL, worker_main, NULL) != 0)
+    for (int i = 0; i <= threads && i < MAX_THREADS; i++) { /* + one for short jobs */
+        if (pthread_create(&pool.threads[i], NULL, worker_main, i == threads ? &pool : NULL) != 0)
             break;
         pool.n_threads++;
     }
@@ -172,10 +176,13 @@ void workers_stop(void)
         pthread_join(pool.threads[i], NULL);
     pool.n_threads = 0;
     worker_job_t *finished = pool.finished.head, *queued = pool.queue.head;
+    worker_job_t *shorts = pool.shorts.head;
     pool.finished.head = pool.finished.tail = NULL;
     pool.queue.head = pool.queue.tail = NULL;
+    pool.shorts.head = pool.shorts.tail = NULL;
     pool.running = 0; /* a `done` that submits again is refused */
     deliver(finished);
+    deliver(shorts);
     deliver(queued);
     event_free(pool.ev);
     pool.ev = NULL;
@@ -186,7 +193,7 @@ void workers_stop(void)
     pthread_mutex_destroy(&pool.lock);
 }
 
-worker_job_t *workers_submit(worker_fn work, worker_done_fn done, void *arg)
+static worker_job_t *submit(job_list_t *to, worker_fn work, worker_done_fn done, void *arg)
 {
     if (!pool.running || work == NULL || done == NULL)
         return NULL;
@@ -197,10 +204,20 @@ worker_job_t *workers_submit(worker_fn work, worker_done_fn done, void *arg)
     j->done = done;
     j->arg = arg;
     pthread_mutex_lock(&pool.lock);
-    list_push(&pool.queue, j);
-    pthread_cond_signal(&pool.wake);
+    list_push(to, j);
+    pthread_cond_broadcast(&pool.wake); /* the short-jobs thread may not take it */
     pthread_mutex_unlock(&pool.lock);
     return j;
+}
+
+worker_job_t *workers_submit(worker_fn work, worker_done_fn done, void *arg)
+{
+    return submit(&pool.queue, work, done, arg);
+}
+
+worker_job_t *workers_submit_short(worker_fn work, worker_done_fn done, void *arg)
+{
+    return submit(&pool.shorts, work, done, arg);
 }
 
 void workers_cancel(worker_job_t **job)

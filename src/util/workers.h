@@ -26,7 +26,8 @@ typedef enum {
 typedef void (*worker_fn)(void *arg);
 typedef void (*worker_done_fn)(void *arg, worker_end_t how);
 
-/* Start `threads` workers whose results come back on `base`.  0 or -1. */
+/* Start `threads` workers (and one more for short jobs only) whose
+ * results come back on `base`.  0 or -1. */
 int workers_start(struct event_base *base, int threads);
 /* Join the workers (after the job each is running); every job not yet
  * delivered gets its `done` (WORKER_NOT_RUN when it never ran). */
@@ -35,6 +36,9 @@ void workers_stop(void);
  * pool is not running (tools, tests: the caller works inline) or out of
  * memory. */
 worker_job_t *workers_submit(worker_fn work, worker_done_fn done, void *arg);
+/* The same for a job of milliseconds (a store read): it never waits
+ * behind long jobs (see workers.c). */
+worker_job_t *workers_submit_short(worker_fn work, worker_done_fn done, void *arg);
 /* On the loop: the owner no longer wants the result (see above); *job
  * becomes NULL.  Safe with a NULL or already-cleared handle. */
 void workers_cancel(worker_job_t **job);
