@@ -318,10 +318,10 @@ static char hold_key;
 /* Stop reading the session's connection while it has reads pending. */
 static void hold_input(tern_session_t *s)
 {
-    if (s == NULL || s->conn == NULL || sessions_slot_get(s, HOLD_KEY) != NULL)
+    if (s == NULL || s->link.conn == NULL || sessions_slot_get(s, HOLD_KEY) != NULL)
         return;
     if (sessions_slot_set(s, HOLD_KEY, &hold_key, NULL) == 0)
-        conn_input_hold(s->conn);
+        conn_input_hold(s->link.conn);
 }
 
 /* Read the session again once no read of its but `except` is pending. */
@@ -333,8 +333,8 @@ static void release_input(tern_session_t *s, const store_job_t *except)
         if (j != except && j->s == s && j->op != OP_ARCHIVE_DELETE)
             return;
     sessions_slot_set(s, HOLD_KEY, NULL, NULL);
-    if (s->conn != NULL)
-        conn_input_release(s->conn);
+    if (s->link.conn != NULL)
+        conn_input_release(s->link.conn);
 }
 
 static void job_free(store_job_t *j)
