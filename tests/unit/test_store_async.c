@@ -26,7 +26,7 @@
 #include "route/sessions.h"
 #include "store/store.h"
 
-static tern_session_t juliet, romeo;
+static tern_session_t *juliet, *romeo;
 static tern_module_ctx_t mod;
 static tern_store_t *ar, *map;
 
@@ -127,12 +127,12 @@ static void test_query_sees_batch(void)
     seen_t w = {0};
     tern_archive_query_t q = {.after_id = "m1", .limit = 4};
     tern_archive_count_t count = {.q = NULL, .max = 0, .index_of = 0};
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", &q, &count, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", &q, &count, on_archive, &w) == 0);
     CHECK(w.calls == 0); /* never before the call returns */
     pump();
     CHECK(w.calls == 1);
     CHECK(!w.cancelled);
-    CHECK(w.s == &romeo);
+    CHECK(w.s == romeo);
     CHECK(w.rc == 4);
     CHECK_STR(w.first, "m2");
     CHECK_STR(w.last, "m5");
@@ -157,21 +157,21 @@ static void test_errors(void)
 {
     seen_t w = {0};
     tern_archive_query_t q = {.after_id = "nope"};
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", &q, NULL, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", &q, NULL, on_archive, &w) == 0);
     pump();
     CHECK(w.calls == 1 && w.rc == -1);
     CHECK_STR(w.error, "item-not-found");
 
     seen_t k = {0}; /* a map store used as an archive */
-    CHECK(tern_archive_query_async(&mod, &romeo, map, "romeo", NULL, NULL, on_archive, &k) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, map, "romeo", NULL, NULL, on_archive, &k) == 0);
     pump();
     CHECK(k.calls == 1 && k.rc == -1);
     CHECK_STR(k.error, "storage error");
 
     /* Refused at once: done never runs. */
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", NULL, NULL, NULL, NULL) < 0);
-    CHECK(tern_map_foreach_async(NULL, &romeo, map, "romeo", on_map, &k) < 0);
-    CHECK(tern_map_foreach_async(&mod, &romeo, NULL, "romeo", on_map, &k) < 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", NULL, NULL, NULL, NULL) < 0);
+    CHECK(tern_map_foreach_async(NULL, romeo, map, "romeo", on_map, &k) < 0);
+    CHECK(tern_map_foreach_async(&mod, romeo, NULL, "romeo", on_map, &k) < 0);
     pump();
     CHECK(k.calls == 1);
 }
@@ -188,9 +188,9 @@ static void test_map_and_order(void)
     for (int round = 0; round < 50; round++) {
         seen_t a = {0}, b = {0}, c = {0};
         order_counter = 0;
-        CHECK(tern_map_foreach_async(&mod, &romeo, map, "romeo", on_map, &a) == 0);
-        CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", NULL, NULL, on_archive, &b) == 0);
-        CHECK(tern_map_foreach_async(&mod, &romeo, map, "romeo", on_map, &c) == 0);
+        CHECK(tern_map_foreach_async(&mod, romeo, map, "romeo", on_map, &a) == 0);
+        CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", NULL, NULL, on_archive, &b) == 0);
+        CHECK(tern_map_foreach_async(&mod, romeo, map, "romeo", on_map, &c) == 0);
         pump();
         CHECK(a.calls == 1 && b.calls == 1 && c.calls == 1);
         CHECK(a.order == 1 && b.order == 2 && c.order == 3);
@@ -206,20 +206,20 @@ static void test_map_and_order(void)
 static void test_session_close(void)
 {
     seen_t w = {0}, other = {0};
-    CHECK(tern_archive_query_async(&mod, &juliet, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", NULL, NULL, on_archive, &other) == 0);
-    sessions_unbind(&juliet); /* closes before the result is in */
+    CHECK(tern_archive_query_async(&mod, juliet, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", NULL, NULL, on_archive, &other) == 0);
+    sessions_unbind(juliet); /* closes before the result is in */
     pump();
     CHECK(w.calls == 1 && w.cancelled && w.s == NULL);
     CHECK(other.calls == 1 && !other.cancelled && other.rc == 10);
     const char *e = NULL;
-    CHECK(sessions_bind(&juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
+    CHECK(sessions_bind(juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
 }
 
 static void test_unload(void)
 {
     seen_t w = {0}, m2 = {0};
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
     CHECK(tern_map_foreach_async(&mod, NULL, map, "romeo", on_map, &m2) == 0);
     store_jobs_release(&mod);           /* what module_api_release does on unload */
     CHECK(w.calls == 1 && w.cancelled); /* told at once */
@@ -237,7 +237,7 @@ static void test_transaction_and_delete(void)
     CHECK(tern_archive_append(ar, "romeo", "t1", 5000, "", "<y/>", 4) == 0);
     seen_t w = {0};
     tern_archive_query_t q = {.after_id = "m9"};
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", &q, NULL, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", &q, NULL, on_archive, &w) == 0);
     CHECK(w.calls == 0);
     CHECK(store_commit(server.db) == 0);
     pump();
@@ -247,7 +247,7 @@ static void test_transaction_and_delete(void)
     seen_t d = {0};
     const char *ids[] = {"t1", "m0", NULL};
     tern_archive_query_t dq = {.ids = ids};
-    CHECK(tern_archive_delete_async(&mod, &romeo, ar, "romeo", &dq, on_archive, &d) == 0);
+    CHECK(tern_archive_delete_async(&mod, romeo, ar, "romeo", &dq, on_archive, &d) == 0);
     CHECK(d.calls == 0);
     CHECK(tern_archive_count(ar, "romeo", NULL) == 9); /* made at once */
     pump();
@@ -261,7 +261,7 @@ static void test_without_pool(void)
 {
     workers_stop();
     seen_t w = {0};
-    CHECK(tern_archive_query_async(&mod, &romeo, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
+    CHECK(tern_archive_query_async(&mod, romeo, ar, "romeo", NULL, NULL, on_archive, &w) == 0);
     CHECK(w.calls == 0);
     pump();
     CHECK(w.calls == 1 && w.rc == 9);
@@ -287,15 +287,13 @@ int main(void)
     CHECK(hosts_init(&cfg, &err) == 0);
     mod.host = hosts_find("example.com");
     CHECK(mod.host != NULL);
-    tern_session_t *peers[] = {&juliet, &romeo};
-    for (int i = 0; i < 2; i++) {
-        peers[i]->host = mod.host;
-        peers[i]->deliver = peer_deliver;
-        peers[i]->close = peer_close;
-    }
+    session_link_t link = {.deliver = peer_deliver, .close = peer_close};
+    juliet = sessions_new(mod.host, &link, NULL);
+    romeo = sessions_new(mod.host, &link, NULL);
+    CHECK(juliet != NULL && romeo != NULL);
     const char *e = NULL;
-    CHECK(sessions_bind(&juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
-    CHECK(sessions_bind(&romeo, "romeo", "garden", CONFLICT_KICK_OLD, 0, &e) == 0);
+    CHECK(sessions_bind(juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
+    CHECK(sessions_bind(romeo, "romeo", "garden", CONFLICT_KICK_OLD, 0, &e) == 0);
     ar = store_get(server.db, "example.com", "offline", STORE_ARCHIVE);
     map = store_get(server.db, "example.com", "roster", STORE_MAP);
     CHECK(ar != NULL && map != NULL);
@@ -312,8 +310,8 @@ int main(void)
     }
 
     workers_stop();
-    sessions_unbind(&juliet);
-    sessions_unbind(&romeo);
+    sessions_end(&juliet);
+    sessions_end(&romeo);
     hosts_free_all();
     sessions_free_all();
     router_free();
