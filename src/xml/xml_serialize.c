@@ -327,6 +327,8 @@ void xml_bytes_unref(xml_bytes_t *b)
 
 static void unref_cleanup(const void *data, size_t len, void *arg)
 {
+    (void)data;
+    (void)len;
     xml_bytes_unref(arg);
 }
 

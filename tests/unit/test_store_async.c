@@ -291,6 +291,8 @@ int main(void)
     juliet = sessions_new(mod.host, &link, NULL);
     romeo = sessions_new(mod.host, &link, NULL);
     CHECK(juliet != NULL && romeo != NULL);
+    if (!juliet || !romeo)
+        return check_summary();
     const char *e = NULL;
     CHECK(sessions_bind(juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
     CHECK(sessions_bind(romeo, "romeo", "garden", CONFLICT_KICK_OLD, 0, &e) == 0);
