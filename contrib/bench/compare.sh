@@ -292,7 +292,7 @@ cat >"$ej/ejabberdctl.cfg" <<EOF
 ERLANG_NODE=ejabberd@localhost
 ERL_DIST_PORT=$EJ_DIST_PORT
 INET_DIST_INTERFACE=127.0.0.1
-ERL_MAX_PORTS=32000
+ERL_MAX_PORTS=65536
 ERL_PROCESSES=1000000
 ERL_OPTIONS="+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none -env ERL_CRASH_DUMP_BYTES 0"
 EJABBERD_PID_PATH=$ej/ejabberd.pid

@@ -83,8 +83,8 @@ def step_verdict(run):
         return "failed"
     res = run["result"]
     asked = res.get("msg_rate_target") or 0
-    if (res.get("delivered_per_s", 0) < KEPT_UP_SHARE * asked or res.get("lost", 0) > 0
-            or res.get("latency_ms_p99", 0) > KEPT_UP_P99_MS):
+    if ((res.get("delivered_per_s") or 0) < KEPT_UP_SHARE * asked or (res.get("lost") or 0) > 0
+            or (res.get("latency_ms_p99") or 0) > KEPT_UP_P99_MS):
         return "behind"
     return "keeps-up"
 
@@ -174,11 +174,13 @@ def behind_why(res):
     """Why a chat run counts as behind, in a few words."""
     asked = res.get("msg_rate_target") or 0
     why = []
-    if res.get("delivered_per_s", 0) < KEPT_UP_SHARE * asked:
-        why.append("%s/s delivered" % fmt_num(res.get("delivered_per_s"), 0))
-    if res.get("lost", 0) > 0:
+    if (res.get("logins_ok") or 0) == 0:
+        return "no login succeeded"
+    if (res.get("delivered_per_s") or 0) < KEPT_UP_SHARE * asked:
+        why.append("%s/s delivered" % fmt_num(res.get("delivered_per_s") or 0, 0))
+    if (res.get("lost") or 0) > 0:
         why.append("%s lost" % fmt_num(res.get("lost"), 0))
-    if res.get("latency_ms_p99", 0) > KEPT_UP_P99_MS:
+    if (res.get("latency_ms_p99") or 0) > KEPT_UP_P99_MS:
         why.append("p99 %s s" % fmt_num(res["latency_ms_p99"] / 1000.0, 1))
     return ", ".join(why) or "failed"
 
