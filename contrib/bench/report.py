@@ -457,19 +457,26 @@ TUNING = """\
   from Prosody's "advanced GC" documentation: its defaults keep memory
   low at the cost of CPU).  With the default incremental collector
   (pause 105 %, step multiplier 500) a profile of the chat run (perf on
-  the lua5.4 process at 2 000 msgs/s) showed about 40 % of Prosody's CPU
-  in the collector walking its objects; the generational collector halves
-  Prosody's CPU per message (≈ 240 µs to ≈ 115 µs at 2 000 msgs/s in the
-  runs made while tuning) for some more memory.  No `limits` module (no
-  c2s rate limit), logging at warn to a file, a listen backlog of 4096.
-  Left as they are: TLS (LuaSec on OpenSSL, TLS 1.3 like the others) and
+  the lua5.4 process at 2 000 msgs/s) showed about half of Prosody's
+  CPU in the collector walking its objects (its sweep loop alone took
+  28 % of the samples); the generational collector halves Prosody's CPU
+  per message (≈ 245 µs to ≈ 115 µs at 2 000 msgs/s in the runs made
+  while tuning) for some more memory.  What is left is mostly the Lua
+  interpreter running Prosody's code (56 % of the samples), malloc
+  (19 %) and the kernel (13 %); expat and OpenSSL take 5 and 7 %.
+  `opportunistic_writes` (write at once instead of on the next loop
+  turn) saved nothing and left logins hanging after a run, so it is off.
+  No `limits` module (no c2s rate limit), logging at warn to a file, a
+  listen backlog of 4096.  Left as they are: TLS (LuaSec on OpenSSL, TLS 1.3 like the others) and
   the 8 KiB read size (more than a message).
 - **ejabberd:** no c2s traffic shaper (`shaper: none` on the listener, no
   `shaper_rules`), `max_fsm_queue` raised to 100 000 so that a burst does
   not close a session, caches as large as the number of accounts (no
   churn), logging at warning; one Erlang scheduler for its one core
   (`+S 1:1`) without busy-waiting (`+sbwt none`, also for the dirty
-  schedulers), so that its CPU time counts work only.
+  schedulers), so that its CPU time counts work only; up to 65 536
+  Erlang ports (the default of ejabberdctl.cfg, which counts two or
+  three per connection) and a million Erlang processes.
 """
 
 
