@@ -170,6 +170,13 @@ def peak_run(runs, server):
     return peak
 
 
+def fmt_us(v):
+    """A cost in µs: one decimal below 100, none above."""
+    if v is None or not isinstance(v, (int, float)):
+        return fmt_num(v)
+    return fmt_num(v, 0 if abs(v) >= 100 else 1)
+
+
 def behind_why(res):
     """Why a chat run counts as behind, in a few words."""
     asked = res.get("msg_rate_target") or 0
@@ -211,7 +218,7 @@ def headline_table(runs, servers):
                 cells.append("failed")
                 continue
             v = cpu_per_msg(res)
-            text = "%s µs" % fmt_num(v) if v is not None else "–"
+            text = "%s µs" % fmt_us(v) if v is not None else "–"
             if step_verdict(run) != "keeps-up":
                 text += " (behind: %s)" % behind_why(res)
             if tool_bound(run):
@@ -264,7 +271,7 @@ def rates_table(runs, servers):
                 v += ", tool above %d%%" % 90
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 TITLE[s], fmt_num(rate, 0), fmt_num(res.get("delivered_per_s"), 0),
-                fmt_num(res.get("server_cpu_pct"), 0), fmt_num(cpu_per_msg(res)),
+                fmt_num(res.get("server_cpu_pct"), 0), fmt_us(cpu_per_msg(res)),
                 fmt_num(res.get("latency_ms_p50")), fmt_num(res.get("latency_ms_p99")),
                 fmt_num(res.get("tool_cpu_max_pct"), 0), v))
     return "\n".join(lines)
@@ -286,7 +293,7 @@ def steps_table(runs, servers):
                 TITLE[s], fmt_num(res.get("msg_rate_target"), 0),
                 fmt_num(res.get("delivered_per_s"), 0), fmt_num(res.get("latency_ms_p50")),
                 fmt_num(res.get("latency_ms_p99")), fmt_num(res.get("server_cpu_pct"), 0),
-                fmt_num(cpu_per_msg(res)), fmt_num(res.get("tool_cpu_max_pct"), 0), v))
+                fmt_us(cpu_per_msg(res)), fmt_num(res.get("tool_cpu_max_pct"), 0), v))
     return "\n".join(lines)
 
 
