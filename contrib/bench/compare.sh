@@ -146,8 +146,7 @@ done
 [ -z "$CHAT_RATE" ] || [[ $CHAT_RATE =~ ^[0-9]+([.][0-9]+)?$ ]] ||
     die "BENCH_CHAT_RATE must be a number, not '$CHAT_RATE'"
 for r in $CHAT_RATES; do
-    [[ $r =~ ^[0-9]+$ ]] && [ "$r" -gt 0 ] ||
-        die "BENCH_CHAT_RATES must be whole numbers above 0, not '$r'"
+    [[ $r =~ ^[1-9][0-9]*$ ]] || die "BENCH_CHAT_RATES must be whole numbers above 0, not '$r'"
 done
 [ "$USERS" -ge 2 ] || die "BENCH_USERS must be at least 2"
 if [ "$check_only" = 0 ] && wants chat; then
