@@ -15,6 +15,13 @@
 # it, leaving no process behind.  report.py turns the JSON lines into
 # doc/performance.md.
 #
+# The headline is the server's CPU time per delivered message in chat at
+# the same moderate rates for all three (BENCH_CHAT_RATES, one message per
+# write, paced by tern-bench): CPU of the server process and its children
+# in the measured window / messages delivered in it.  A server that cannot
+# keep up with a rate is shown with the rate it reached.  The chat runs
+# start on a freshly started server.
+#
 # Usage: contrib/bench/compare.sh [--check-only] [--quick] [--keep]
 #                                 [--no-install] [--output FILE]
 #   --check-only  set up, provision and check each server, no load
@@ -26,11 +33,14 @@
 #   BENCH_SERVERS ["tern prosody ejabberd"]  BENCH_USERS [15000]
 #   BENCH_SCENARIOS ["connect chat presence"]
 #   BENCH_RATE [300] logins/s  BENCH_HOLD [20] s  BENCH_PROCESSES [1]
-#   BENCH_CHAT_USERS [1000]  BENCH_CHAT_DURATION [20] s
+#   BENCH_CHAT_USERS [1000]
+#   BENCH_CHAT_RATES ["2000 5000 10000"] msgs/s of the fixed-rate chat runs,
+#     BENCH_CHAT_RATE_DURATION [20] s each (the headline: CPU per message)
 #   BENCH_CHAT_START_RATE [2000] msgs/s of the first step of the peak search,
 #     each next step BENCH_CHAT_STEP [1.5] times more, at most
 #     BENCH_CHAT_STEPS [14] steps of BENCH_CHAT_STEP_DURATION [10] s each
-#   BENCH_CHAT_RATE [half of Tern's peak] msgs/s of the compared chat run
+#   BENCH_CHAT_RATE [none] msgs/s of one more chat run of BENCH_CHAT_DURATION
+#     [20] s, e.g. near the peak
 #   BENCH_PRES_USERS [505] more accounts, u(USERS+1)..., for presence only
 #   BENCH_ROSTER [100]  BENCH_PRES_RATE [300] changes/s
 #   BENCH_ROSTER_PRELOAD ["prosody ejabberd"] servers whose presence rosters
@@ -54,6 +64,7 @@ while [ $# -gt 0 ]; do
     --quick)
         : "${BENCH_USERS:=300}" "${BENCH_RATE:=200}" "${BENCH_HOLD:=3}"
         : "${BENCH_CHAT_USERS:=100}" "${BENCH_CHAT_DURATION:=5}"
+        : "${BENCH_CHAT_RATES:=200 500}" "${BENCH_CHAT_RATE_DURATION:=3}"
         : "${BENCH_CHAT_START_RATE:=500}" "${BENCH_CHAT_STEP:=2}" "${BENCH_CHAT_STEPS:=3}"
         : "${BENCH_CHAT_STEP_DURATION:=3}"
         : "${BENCH_PRES_USERS:=66}" "${BENCH_ROSTER:=10}" "${BENCH_PRES_DURATION:=5}"
@@ -92,12 +103,13 @@ HOLD=${BENCH_HOLD:-20}
 PROCESSES=${BENCH_PROCESSES:-1}
 CHAT_USERS=${BENCH_CHAT_USERS:-1000}
 CHAT_DURATION=${BENCH_CHAT_DURATION:-20}
+CHAT_RATES=${BENCH_CHAT_RATES-"2000 5000 10000"}
+CHAT_RATE_DURATION=${BENCH_CHAT_RATE_DURATION:-20}
 CHAT_START_RATE=${BENCH_CHAT_START_RATE:-2000}
 CHAT_STEP=${BENCH_CHAT_STEP:-1.5}
 CHAT_STEPS=${BENCH_CHAT_STEPS:-14}
 CHAT_STEP_DURATION=${BENCH_CHAT_STEP_DURATION:-10}
 CHAT_RATE=${BENCH_CHAT_RATE:-}
-CHAT_RATE_FROM=given
 PRES_USERS=${BENCH_PRES_USERS:-505}
 ROSTER=${BENCH_ROSTER:-100}
 PRES_RATE=${BENCH_PRES_RATE:-300}
@@ -127,12 +139,15 @@ wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 for n in USERS PROCESSES CHAT_USERS CHAT_STEPS PRES_USERS ROSTER ITERATIONS SERVER_CPU TOOL_CPU; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "BENCH_$n must be a whole number, not '${!n}'"
 done
-for n in RATE HOLD CHAT_DURATION CHAT_START_RATE CHAT_STEP CHAT_STEP_DURATION PRES_RATE \
-    PRES_DURATION PRES_SETUP_TIMEOUT; do
+for n in RATE HOLD CHAT_DURATION CHAT_RATE_DURATION CHAT_START_RATE CHAT_STEP \
+    CHAT_STEP_DURATION PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT; do
     [[ ${!n} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_$n must be a number, not '${!n}'"
 done
 [ -z "$CHAT_RATE" ] || [[ $CHAT_RATE =~ ^[0-9]+([.][0-9]+)?$ ]] ||
     die "BENCH_CHAT_RATE must be a number, not '$CHAT_RATE'"
+for r in $CHAT_RATES; do
+    [[ $r =~ ^[1-9][0-9]*$ ]] || die "BENCH_CHAT_RATES must be whole numbers above 0, not '$r'"
+done
 [ "$USERS" -ge 2 ] || die "BENCH_USERS must be at least 2"
 if [ "$check_only" = 0 ] && wants chat; then
     [ "$CHAT_USERS" -le "$USERS" ] || die "BENCH_CHAT_USERS ($CHAT_USERS) exceeds BENCH_USERS ($USERS)"
@@ -276,7 +291,7 @@ cat >"$ej/ejabberdctl.cfg" <<EOF
 ERLANG_NODE=ejabberd@localhost
 ERL_DIST_PORT=$EJ_DIST_PORT
 INET_DIST_INTERFACE=127.0.0.1
-ERL_MAX_PORTS=32000
+ERL_MAX_PORTS=65536
 ERL_PROCESSES=1000000
 ERL_OPTIONS="+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none -env ERL_CRASH_DUMP_BYTES 0"
 EJABBERD_PID_PATH=$ej/ejabberd.pid
@@ -491,7 +506,15 @@ bench() {
 run_scenarios() { # run_scenarios NAME
     local name=$1
     wants connect && run_connect "$name" && wait_idle
-    wants chat && run_chat "$name"
+    if wants chat; then
+        # What the logins left (caches, a heap to collect) must not weigh
+        # on the chat figures: the chat runs get a fresh server.
+        if wants connect; then
+            stop_server || true
+            start_server "$name"
+        fi
+        run_chat "$name"
+    fi
     wants presence && run_presence "$name"
     return 0
 }
@@ -543,26 +566,31 @@ run_chat_peak() {
     done
 }
 
+# The headline: each rate of CHAT_RATES for CHAT_RATE_DURATION, the same
+# for every server.  Each message goes out in a write of its own (every
+# sender sends far less than once per millisecond), and report.py divides
+# the server's CPU time in the window by the messages delivered in it
+# (server_cpu_us_per_msg).  A rate the server cannot keep up with is run
+# all the same: its achieved rate and cost are the figures.
+run_chat_rates() {
+    local name=$1 r
+    for r in $CHAT_RATES; do
+        bench "$name" "chat-at-$r" --scenario chat --users "$CHAT_USERS" --rate "$RATE" \
+            --msg-rate "$r" --duration "$CHAT_RATE_DURATION"
+        say "$name: chat at $r msgs/s: $("$PY" "$here/report.py" step --results "$results" \
+            --server "$name" --label "chat-at-$r")"
+        wait_idle
+    done
+}
+
 run_chat() {
     local name=$1
+    run_chat_rates "$name"
     run_chat_peak "$name"
-    if [ -z "$CHAT_RATE" ]; then
-        local peak
-        peak=$("$PY" "$here/report.py" get --results "$results" --server tern --label chat-peak \
-            --key delivered_per_s || true)
-        if [ -n "$peak" ] && [ "$peak" != None ]; then
-            CHAT_RATE=$("$PY" -c "print(max(1, round($peak / 2)))")
-            # shellcheck disable=SC2034 # read through ${!n}
-            CHAT_RATE_FROM=tern-peak
-            say "chat at half of Tern's peak: $CHAT_RATE msgs/s"
-        fi
-    fi
     if [ -n "$CHAT_RATE" ]; then
         bench "$name" chat --scenario chat --users "$CHAT_USERS" --rate "$RATE" \
             --msg-rate "$CHAT_RATE" --duration "$CHAT_DURATION"
         wait_idle
-    else
-        say "$name: no chat rate (Tern's peak search gave none; set BENCH_CHAT_RATE)"
     fi
 }
 
@@ -615,9 +643,10 @@ fi
 
 # ---- the report ------------------------------------------------------------------------
 {
-    for n in SERVERS SCENARIOS DOMAIN ITERATIONS ACCOUNTS USERS RATE HOLD PROCESSES CHAT_USERS CHAT_DURATION \
-        CHAT_START_RATE CHAT_STEP CHAT_STEPS CHAT_STEP_DURATION CHAT_RATE CHAT_RATE_FROM PRES_USERS ROSTER PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT PRES_FIRST ROSTER_PRELOAD SERVER_CPU TOOL_CPU \
-        SOURCE_IPS; do
+    for n in SERVERS SCENARIOS DOMAIN ITERATIONS ACCOUNTS USERS RATE HOLD PROCESSES CHAT_USERS \
+        CHAT_RATES CHAT_RATE_DURATION CHAT_DURATION CHAT_START_RATE CHAT_STEP CHAT_STEPS \
+        CHAT_STEP_DURATION CHAT_RATE PRES_USERS ROSTER PRES_RATE PRES_DURATION PRES_SETUP_TIMEOUT \
+        PRES_FIRST ROSTER_PRELOAD SERVER_CPU TOOL_CPU SOURCE_IPS; do
         printf '%s=%s\n' "$n" "${!n}"
     done
     for s in "${!PROVISION_S[@]}"; do printf 'PROVISION_S_%s=%s\n' "$s" "${PROVISION_S[$s]}"; done

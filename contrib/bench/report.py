@@ -4,8 +4,10 @@
 Owns the results file of contrib/bench/compare.sh (one JSON object per
 tern-bench run: server, label, exit status, arguments and the tool's own
 JSON line) and the markdown made from it, doc/performance.md: the machine,
-the versions, the parameters, one table of figures per scenario with
-Tern's factor against each peer, and the runs that were discarded because
+the versions, the parameters, the headline (server CPU per delivered chat
+message at the same fixed rates for every server, beside the chat peak),
+one table of figures per scenario with Tern's factor against each peer,
+how each server is configured, and the runs that were discarded because
 the load tool, not the server, was the bottleneck.
 
     report.py add --results F --server S --label L --exit RC --json FILE [--args A]
@@ -81,8 +83,8 @@ def step_verdict(run):
         return "failed"
     res = run["result"]
     asked = res.get("msg_rate_target") or 0
-    if (res.get("delivered_per_s", 0) < KEPT_UP_SHARE * asked or res.get("lost", 0) > 0
-            or res.get("latency_ms_p99", 0) > KEPT_UP_P99_MS):
+    if ((res.get("delivered_per_s") or 0) < KEPT_UP_SHARE * asked or (res.get("lost") or 0) > 0
+            or (res.get("latency_ms_p99") or 0) > KEPT_UP_P99_MS):
         return "behind"
     return "keeps-up"
 
@@ -90,6 +92,34 @@ def step_verdict(run):
 def step_number(label):
     m = re.match(r"chat-step(\d+)$", label or "")
     return int(m.group(1)) if m else None
+
+
+def rate_of(label):
+    """The rate of a fixed-rate chat run (label chat-at-RATE), or None."""
+    m = re.match(r"chat-at-(\d+)$", label or "")
+    return int(m.group(1)) if m else None
+
+
+def chat_rates(runs, server):
+    """A server's fixed-rate chat runs, {rate: its last run}."""
+    found = {}
+    for r in runs:
+        n = rate_of(r.get("label"))
+        if r.get("server") == server and n is not None:
+            found[n] = r
+    return found
+
+
+def cpu_per_msg(res):
+    """Server CPU (µs) per message delivered in the window: the key
+    tern-bench gives, or the same from server_cpu_pct and delivered_per_s
+    (results of an older tern-bench)."""
+    v = res.get("server_cpu_us_per_msg")
+    if v is None:
+        pct, per_s = res.get("server_cpu_pct"), res.get("delivered_per_s")
+        if pct is not None and per_s:
+            v = pct / 100.0 * 1e6 / per_s
+    return v
 
 
 def chat_steps(runs, server):
@@ -140,23 +170,130 @@ def peak_run(runs, server):
     return peak
 
 
+def fmt_us(v):
+    """A cost in µs: one decimal below 100, none above."""
+    if v is None or not isinstance(v, (int, float)):
+        return fmt_num(v)
+    return fmt_num(v, 0 if abs(v) >= 100 else 1)
+
+
+def behind_why(res):
+    """Why a chat run counts as behind, in a few words."""
+    asked = res.get("msg_rate_target") or 0
+    why = []
+    if (res.get("logins_ok") or 0) == 0:
+        return "no login succeeded"
+    if (res.get("delivered_per_s") or 0) < KEPT_UP_SHARE * asked:
+        why.append("%s/s delivered" % fmt_num(res.get("delivered_per_s") or 0, 0))
+    if (res.get("lost") or 0) > 0:
+        why.append("%s lost" % fmt_num(res.get("lost"), 0))
+    if (res.get("latency_ms_p99") or 0) > KEPT_UP_P99_MS:
+        why.append("p99 %s s" % fmt_num(res["latency_ms_p99"] / 1000.0, 1))
+    return ", ".join(why) or "failed"
+
+
+def headline_table(runs, servers):
+    """Server CPU per delivered message at each fixed rate, and the peak.
+
+    A cell is the µs of server CPU per message; where the server fell
+    behind (step_verdict) it says so with the rate it delivered; a run
+    where the load tool was the bottleneck is struck out.  The factor is
+    the peer's cost over Tern's, at the same asked rate."""
+    rates = sorted({n for s in servers for n in chat_rates(runs, s)})
+    peers = [s for s in servers if s != "tern"]
+    head = ["chat, messages/s asked"] + [TITLE[s] for s in servers]
+    if "tern" in servers:
+        head += ["Tern vs %s" % TITLE[p] for p in peers]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for rate in rates:
+        cells, values = [], {}
+        for s in servers:
+            run = chat_rates(runs, s).get(rate)
+            res = (run or {}).get("result")
+            if run is None:
+                cells.append("not run")
+                continue
+            if res is None:
+                cells.append("failed")
+                continue
+            v = cpu_per_msg(res)
+            text = "%s µs" % fmt_us(v) if v is not None else "–"
+            if step_verdict(run) != "keeps-up":
+                text += " (behind: %s)" % behind_why(res)
+            if tool_bound(run):
+                cells.append("~~%s~~ †" % text)
+            else:
+                cells.append(text)
+                values[s] = v
+        row = ["CPU per message at %s/s" % fmt_num(rate, 0)] + cells
+        if "tern" in servers:
+            for p in peers:
+                f = factor(values.get("tern"), values.get(p), "low")
+                row.append("" if f is None else "×%s" % fmt_num(f, 1))
+        lines.append("| " + " | ".join(row) + " |")
+    cells, values, lower = [], {}, {}
+    for s in servers:
+        peak = peak_run(runs, s)
+        res = (peak or {}).get("result")
+        if peak is None:
+            cells.append("not run")
+        elif res is None:
+            cells.append("failed")
+        else:
+            v = res.get("delivered_per_s")
+            lower[s] = res.get("peak_lower_bound") is True
+            cells.append(("≥ " if lower[s] else "") + fmt_num(v, 0))
+            values[s] = v
+    if any(c != "not run" for c in cells):
+        row = ["peak: messages delivered/s"] + cells
+        if "tern" in servers:
+            for p in peers:
+                f = factor(values.get("tern"), values.get(p), "high")
+                row.append("" if f is None or lower.get(p) else
+                           "%s×%s" % ("≥ " if lower.get("tern") else "", fmt_num(f, 1)))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def rates_table(runs, servers):
+    """Every fixed-rate chat run, with its latency and both sides' CPU."""
+    lines = ["| server | asked (msgs/s) | delivered (msgs/s) | server CPU (%) | "
+             "server CPU per message (µs) | p50 (ms) | p99 (ms) | tool CPU (%) | run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for s in servers:
+        found = chat_rates(runs, s)
+        for rate in sorted(found):
+            r = found[rate]
+            res = r.get("result") or {}
+            v = step_verdict(r)
+            if tool_bound(r):
+                v += ", tool above %d%%" % 90
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                TITLE[s], fmt_num(rate, 0), fmt_num(res.get("delivered_per_s"), 0),
+                fmt_num(res.get("server_cpu_pct"), 0), fmt_us(cpu_per_msg(res)),
+                fmt_num(res.get("latency_ms_p50")), fmt_num(res.get("latency_ms_p99")),
+                fmt_num(res.get("tool_cpu_max_pct"), 0), v))
+    return "\n".join(lines)
+
+
 def steps_table(runs, servers):
     """Every step of the peak search: the latency a server gives as the
     load grows."""
     lines = ["| server | asked (msgs/s) | delivered (msgs/s) | p50 (ms) | p99 (ms) | "
-             "server CPU (%) | tool CPU (%) | step |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "server CPU (%) | server CPU per message (µs) | tool CPU (%) | step |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in servers:
         for r in chat_steps(runs, s):
             res = r.get("result") or {}
             v = step_verdict(r)
             if tool_bound(r):
                 v += ", tool above %d%%" % 90
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 TITLE[s], fmt_num(res.get("msg_rate_target"), 0),
                 fmt_num(res.get("delivered_per_s"), 0), fmt_num(res.get("latency_ms_p50")),
                 fmt_num(res.get("latency_ms_p99")), fmt_num(res.get("server_cpu_pct"), 0),
-                fmt_num(res.get("tool_cpu_max_pct"), 0), v))
+                fmt_us(cpu_per_msg(res)), fmt_num(res.get("tool_cpu_max_pct"), 0), v))
     return "\n".join(lines)
 
 
@@ -196,6 +333,7 @@ def cmd_add(a):
         return 0
     keys = ["logins_ok", "logins_failed", "server_rss_per_session_kib", "delivered_per_s",
             "latency_ms_p99", "presence_in_per_s", "setup_s", "server_cpu_pct",
+            "server_cpu_us_per_msg",
             "tool_cpu_max_pct", "rtt_us_p50", "rtt_us_p999", "stalls_per_s"]
     shown = ", ".join("%s=%s" % (k, fmt_num(result[k])) for k in keys if k in result)
     print("  %s %s: exit %d%s; %s" % (a.server, a.label, a.exit,
@@ -302,8 +440,8 @@ SECTIONS = [
      "a lower bound, because the server never fell behind while the tool had room: its "
      "real peak is higher, and a factor computed from it is a lower bound too.  Every "
      "step is in the next table."),
-    ("chat", "Chat at {CHAT_RATE_WHAT}",
-     "The same pairs at {CHAT_RATE} messages/s ({CHAT_RATE_WHAT}) for {CHAT_DURATION} s: "
+    ("chat", "Chat at {CHAT_RATE} messages/s",
+     "The same pairs at {CHAT_RATE} messages/s for {CHAT_DURATION} s (BENCH_CHAT_RATE): "
      "what each server delivers, and how fast."),
     ("presence", "Presence with rosters of {ROSTER}",
      "{PRES_USERS} users of their own (u{PRES_FIRST} on) in circles of {ROSTER1} who all "
@@ -311,6 +449,42 @@ SECTIONS = [
      "go offline or come back online for {PRES_DURATION} s, and every presence stanza the "
      "clients receive is counted.  {ROSTER_HOW}"),
 ]
+
+
+# What was tuned in each peer and why: keep in step with
+# contrib/bench/prosody.cfg.lua.in and ejabberd.yml.in (and compare.sh's
+# ejabberdctl.cfg).
+TUNING = """\
+- **Tern:** as an admin would run it (contrib/bench/tern.yml.in): its
+  defaults, log level warn, no server-initiated pings.
+- **Prosody** (Lua 5.4): the *epoll* network backend (the default since
+  0.12, which Prosody's documentation recommends over *select* for many
+  connections; *event*, on libevent, did no better here), and Lua's
+  **generational garbage collector** (`gc = { mode = "generational" }`,
+  from Prosody's "advanced GC" documentation: its defaults keep memory
+  low at the cost of CPU).  With the default incremental collector
+  (pause 105 %, step multiplier 500) a profile of the chat run (perf on
+  the lua5.4 process at 2 000 msgs/s) showed about half of Prosody's
+  CPU in the collector walking its objects (its sweep loop alone took
+  28 % of the samples); the generational collector halves Prosody's CPU
+  per message (≈ 245 µs to ≈ 115 µs at 2 000 msgs/s in the runs made
+  while tuning) for some more memory.  What is left is mostly the Lua
+  interpreter running Prosody's code (56 % of the samples), malloc
+  (19 %) and the kernel (13 %); expat and OpenSSL take 5 and 7 %.
+  `opportunistic_writes` (write at once instead of on the next loop
+  turn) saved nothing and left logins hanging after a run, so it is off.
+  No `limits` module (no c2s rate limit), logging at warn to a file, a
+  listen backlog of 4096.  Left as they are: TLS (LuaSec on OpenSSL, TLS 1.3 like the others) and
+  the 8 KiB read size (more than a message).
+- **ejabberd:** no c2s traffic shaper (`shaper: none` on the listener, no
+  `shaper_rules`), `max_fsm_queue` raised to 100 000 so that a burst does
+  not close a session, caches as large as the number of accounts (no
+  churn), logging at warning; one Erlang scheduler for its one core
+  (`+S 1:1`) without busy-waiting (`+sbwt none`, also for the dirty
+  schedulers), so that its CPU time counts work only; up to 65 536
+  Erlang ports (the default of ejabberdctl.cfg, which counts two or
+  three per connection) and a million Erlang processes.
+"""
 
 
 def run_for(runs, server, label):
@@ -383,6 +557,11 @@ def table(runs, section, servers):
                     row.append("%s×%s" % ("≥ " if lower.get("tern") else "", fmt_num(f, 2)))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def and_list(items):
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def sh(cmd):
@@ -480,8 +659,6 @@ def cmd_write(a):
                    "tern-bench --setup only checked them" % (" and ".join(pre),
                                                              "its" if len(pre) == 1 else "their"))
     fmt["ROSTER_HOW"] = ("; ".join(how) + ".") if how else ""
-    fmt["CHAT_RATE_WHAT"] = ("half of Tern's peak" if params.get("CHAT_RATE_FROM") == "tern-peak"
-                             else "a given rate")
 
     out = []
     out.append("# Performance: Tern, Prosody and ejabberd\n")
@@ -498,6 +675,28 @@ def cmd_write(a):
     out.append("How these figures compare with the targets, what limits Tern and where its "
                "time goes: [performance-analysis.md](performance-analysis.md) (written by "
                "hand, not by this script).\n")
+
+    if any(rate_of(r.get("label")) is not None for r in runs):
+        out.append("## Headline: server CPU per chat message\n")
+        out.append(
+            "What one message costs each server at the same moderate rates: %s users in "
+            "pairs send %s messages/s in total for %s s each, one message per write (the "
+            "load tool paces the senders every millisecond, round robin), on a freshly "
+            "started server.  A cell is the server's CPU time (user + system, all threads "
+            "and child processes, from /proc) in the measured window divided by the "
+            "messages delivered in it, in µs.  Where a server could not keep up with a "
+            "rate (delivered under 95%% of it, lost messages or a p99 over 1 s) the cell "
+            "says *behind* and why; its cost is then the cost at the rate it did "
+            "deliver.  The factor is the peer's cost over Tern's (above 1: Tern "
+            "needs less CPU).  The peak, from the search further down, is beside them.\n"
+            % (params.get("CHAT_USERS", "?"),
+               and_list([fmt_num(int(x), 0) for x in params.get("CHAT_RATES", "").split()
+                         if x.isdigit()]) or "?",
+               params.get("CHAT_RATE_DURATION", "?")))
+        out.append(headline_table(runs, servers) + "\n")
+        out.append("Each run, with its latency (every latency includes the machine's own "
+                   "floor, under Machine and versions):\n")
+        out.append(rates_table(runs, servers) + "\n")
 
     for section, title, text in SECTIONS:
         labels = {f[0] for f in FIGURES[section]}
@@ -516,7 +715,10 @@ def cmd_write(a):
                        "(*latency floor* under Machine and versions).\n")
             out.append(steps_table(runs, servers) + "\n")
 
-    out.append("## Setup\n")
+    out.append("## How each server is configured\n")
+    out.append(
+        "The same work for each, then each peer set up the way its own documentation "
+        "recommends for performance (the configurations are contrib/bench/*.in).\n")
     out.append(
         "- **Same work for each:** STARTTLS required on one c2s port on 127.0.0.1, one "
         "ECDSA P-256 self-signed certificate, TLS 1.3 negotiated by all three; SCRAM-SHA-1 "
@@ -531,18 +733,19 @@ def cmd_write(a):
         "- **Storage:** SQLite (WAL) for Tern, Prosody's internal file storage, ejabberd's "
         "Mnesia.\n"
         "- **Limits:** open files %s for every process (the hard limit, which cannot be "
-        "raised here); ejabberd's c2s traffic shaper removed (`shaper: none`, no "
-        "`shaper_rules`), stanzas up to 256 KiB everywhere; TCP_NODELAY on both sides "
-        "(Tern and ejabberd set it on accepted sockets, Prosody with "
-        "`network_settings.nagle = false`; tern-bench on its own).\n"
+        "raised here); no rate limit or traffic shaper on any of them; stanzas up to "
+        "256 KiB everywhere; TCP_NODELAY on both sides (Tern and ejabberd set it on "
+        "accepted sockets, Prosody with `network_settings.nagle = false`; tern-bench on "
+        "its own).\n"
         "- **One core each:** the server pinned with taskset to CPU %s, the load tool (%s "
-        "process%s) to CPU %s.  ejabberd runs one Erlang scheduler (`+S 1:1`) without "
-        "busy-waiting (`+sbwt none`), so its CPU time counts work only.\n"
+        "process%s) to CPU %s.\n"
         "- **Figures from the OS:** server RSS and CPU time from /proc/PID of the server "
-        "process; latencies and rates from the load tool's clock.\n"
+        "process (CPU time with its threads and child processes); latencies and rates "
+        "from the load tool's clock.\n"
         % (params.get("ITERATIONS"), machine()[4][1], params.get("SERVER_CPU"),
            params.get("PROCESSES"), "" if params.get("PROCESSES") == "1" else "es",
            params.get("TOOL_CPU")))
+    out.append(TUNING)
 
     out.append("## Accounts\n")
     out.append("Each server had %s accounts (u1 … u%s) made before its run.  Time to create "
