@@ -877,27 +877,13 @@ static bool canonical_local(const char *s, size_t n)
  * an IPv6 literal is left to the full path. */
 static bool canonical_domain(const char *s, size_t n)
 {
-    if (n == 0 || n > DNS_NAME_MAX) {
+    if (!ldh_ok(s, n) || has_ace_label(s, n)) {
         return false;
     }
-    size_t label = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || s[i] == '.') {
-            if (label == 0 || label > DNS_LABEL_MAX || s[i - 1] == '-') {
-                return false;
-            }
-            label = 0;
-            continue;
-        }
-        char c = s[i];
-        if (label == 0 && c == 'x' && i + 4 <= n && s[i + 1] == 'n' && s[i + 2] == '-' &&
-            s[i + 3] == '-') {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z') {
             return false;
         }
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && label > 0))) {
-            return false;
-        }
-        label++;
     }
     return true;
 }
