@@ -49,10 +49,46 @@ static void xs_open(void *ctx, const char *name, const char *ns, const char **at
     c->ops->on_open(c, name, ns, attrs);
 }
 
+typedef struct deferred_stanza {
+    struct deferred_stanza *next;
+    tern_xml_t *stanza;
+} deferred_stanza_t;
+
+/* Keep a stanza parsed while input is held; at most one read's worth
+ * waits, since the transport stops reading when input is held. */
+static void defer_stanza(conn_t *c, tern_xml_t *stanza)
+{
+    deferred_stanza_t *d = malloc(sizeof(*d));
+    if (!d) {
+        conn_stream_error(c, "resource-constraint", NULL);
+        return;
+    }
+    d->next = NULL;
+    d->stanza = tern_xml_ref(stanza);
+    if (c->deferred_tail)
+        c->deferred_tail->next = d;
+    else
+        c->deferred = d;
+    c->deferred_tail = d;
+}
+
+static void free_deferred(conn_t *c)
+{
+    while (c->deferred) {
+        deferred_stanza_t *d = c->deferred;
+        c->deferred = d->next;
+        tern_xml_unref(d->stanza);
+        free(d);
+    }
+    c->deferred_tail = NULL;
+}
+
 static void xs_stanza(void *ctx, tern_xml_t *stanza)
 {
     conn_t *c = ctx;
-    if (!c->closing)
+    if (c->held || c->deferred)
+        defer_stanza(c, stanza); /* in-order processing: after what holds it */
+    else if (!c->closing)
         c->ops->on_stanza(c, stanza);
     tern_xml_unref(stanza);
 }
@@ -61,7 +97,10 @@ static void xs_close(void *ctx)
 {
     conn_t *c = ctx;
     log_debug("%s %s closed its stream", c->ops->kind, c->peer);
-    conn_close(c);
+    if (c->deferred)
+        c->close_deferred = 1; /* after the stanzas that came before it */
+    else
+        conn_close(c);
 }
 
 static void xs_error(void *ctx, const char *condition, const char *text)
@@ -164,6 +203,9 @@ static void tr_close(void *ctx, transport_reason_t reason)
 /* Free c's parts (any may be missing on a failed start) and c. */
 static void free_conn(conn_t *c)
 {
+    free_deferred(c);
+    if (c->drain_event)
+        event_free(c->drain_event);
     flow_free(c);
     xml_stream_free(&c->xs);
     free(c);
@@ -395,14 +437,53 @@ size_t conn_queued(const conn_t *c)
 
 void conn_input_hold(conn_t *c)
 {
+    c->held = 1;
     transport_pause_input(c->t);
+}
+
+/* Hand on the stanzas that waited while input was held, as input of
+ * their own (the input hooks bracket them), until input is held again. */
+static void drain_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    (void)fd;
+    (void)what;
+    tr_input_begin(c);
+    while (c->deferred && !c->held && !c->closing && flow_may_read(c)) {
+        deferred_stanza_t *d = c->deferred;
+        c->deferred = d->next;
+        if (!c->deferred)
+            c->deferred_tail = NULL;
+        c->ops->on_stanza(c, d->stanza);
+        tern_xml_unref(d->stanza);
+        free(d);
+    }
+    tr_input_end(c);
+    if (c->deferred || c->held || c->closing)
+        return; /* the next release drains on */
+    if (c->close_deferred)
+        conn_close(c);
+    else
+        transport_resume_input(c->t);
 }
 
 void conn_input_release(conn_t *c)
 {
     if (c->closing)
         return;
-    transport_resume_input(c->t);
+    c->held = 0;
+    if (!c->deferred) {
+        transport_resume_input(c->t);
+        return;
+    }
+    /* From the loop, not from inside the caller (flow control walking its
+     * lists, a store read's completion). */
+    if (!c->drain_event)
+        c->drain_event = event_new(c->base, -1, 0, drain_deferred, c);
+    if (c->drain_event)
+        event_active(c->drain_event, 0, 0);
+    else
+        conn_stream_error(c, "resource-constraint", NULL);
 }
 
 /* ---- the stream ---- */

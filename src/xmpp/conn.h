@@ -61,6 +61,12 @@ struct conn {
     size_t max_output;      /* bytes queued for a slow reader before we give up */
     struct conn_flow *flow; /* flow control (flow.c); NULL until first needed */
     int never_held;         /* serves many users (a component): not held for one */
+    /* Input held (conn_input_hold): stanzas already parsed from the same
+     * read wait here, in order, until it is released (RFC 6120 §10.1). */
+    int held;
+    struct deferred_stanza *deferred, *deferred_tail;
+    int close_deferred;        /* the peer's </stream:stream> came after them */
+    struct event *drain_event; /* hands the waiting stanzas on from the loop */
 };
 
 /* Wrap an accepted, non-blocking socket (the listener accepts it so).  `ssl` non-NULL = direct TLS
@@ -130,9 +136,12 @@ size_t conn_busy_count(void);
 
 /* For flow.c.  Bytes queued for the socket. */
 size_t conn_queued(const conn_t *c);
-/* Stop reading `c` until conn_input_release(). */
+/* Stop reading `c` until conn_input_release(); stanzas already parsed
+ * from the read in progress (and the peer's close tag) wait, in order. */
 void conn_input_hold(conn_t *c);
-/* Read `c` again unless the rate limit or flow control still holds it. */
+/* Hand on the stanzas that waited (from the loop, not from inside this
+ * call), then read `c` again unless the rate limit or flow control still
+ * holds it. */
 void conn_input_release(conn_t *c);
 /* Serialize `node` into c's queue with no flow check; 0, or -1 when `c`
  * was dropped. */

@@ -35,6 +35,8 @@ typedef struct seen {
     int opens, closing, freed;
     char names[512]; /* stanza names, space-separated */
     int restart_on;  /* restart the stream after a <restart/> element */
+    int hold_on;     /* hold input after a <hold/> element */
+    conn_t *held;    /* the conn it held */
     int outgoing;    /* we sent our header first */
 } seen_t;
 
@@ -59,6 +61,10 @@ static void s_stanza(conn_t *c, tern_xml_t *st)
     snprintf(s->names + n, sizeof(s->names) - n, "%s%s", n ? " " : "", st->name);
     if (s->restart_on && strcmp(st->name, "restart") == 0)
         conn_restart_stream(c);
+    if (s->hold_on && strcmp(st->name, "hold") == 0) {
+        conn_input_hold(c);
+        s->held = c;
+    }
 }
 
 static void s_closing(conn_t *c)
@@ -327,6 +333,58 @@ static void test_connect(void)
     CHECK(s.closing == 1 && s.freed == 1 && s.opens == 0);
 }
 
+/* A stanza that holds input (a pending store read, a rate limit): the
+ * stanzas parsed from the same read, and the close tag, wait until the
+ * hold is released, then come in order (RFC 6120 §10.1). */
+static void test_hold_keeps_order(void)
+{
+    seen_t s;
+    int peer;
+    conn_t *c = open_conn(&s, &peer);
+    s.hold_on = 1;
+    send_all(peer, HEADER, strlen(HEADER));
+    const char in[] = "<presence/><hold/><message/><iq/><hold/><presence/></stream:stream>";
+    send_all(peer, in, strlen(in));
+    spin(20);
+    CHECK_STR(s.names, "presence hold");
+    CHECK(s.closing == 0);
+    conn_input_release(c);
+    CHECK_STR(s.names, "presence hold"); /* not from inside the caller */
+    spin(20);
+    CHECK_STR(s.names, "presence hold message iq hold");
+    CHECK(s.closing == 0);
+    conn_input_release(c);
+    spin(20);
+    CHECK_STR(s.names, "presence hold message iq hold presence");
+    CHECK(s.closing == 1);
+    char buf[4096];
+    int eof;
+    read_reply(peer, buf, sizeof buf, &eof);
+    CHECK(eof);
+    spin(5);
+    CHECK(s.freed == 1);
+    close(peer);
+}
+
+/* Held stanzas of a connection that goes away are freed with it. */
+static void test_hold_then_gone(void)
+{
+    seen_t s;
+    int peer;
+    conn_t *c = open_conn(&s, &peer);
+    s.hold_on = 1;
+    send_all(peer, HEADER, strlen(HEADER));
+    const char in[] = "<hold/><message><body>waiting</body></message><iq/>";
+    send_all(peer, in, strlen(in));
+    spin(20);
+    CHECK_STR(s.names, "hold");
+    conn_destroy(c);
+    spin(5);
+    CHECK_STR(s.names, "hold");
+    CHECK(s.freed == 1);
+    close(peer);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as ternd does: a closed peer is an error return */
@@ -337,6 +395,8 @@ int main(void)
     test_malformed();
     test_feed();
     test_connect();
+    test_hold_keeps_order();
+    test_hold_then_gone();
     CHECK(conn_count() == 0);
     event_base_free(base);
     return check_summary();
