@@ -64,8 +64,7 @@ static void slot_clear(account_job_t *j)
 {
     if (j->s == NULL)
         return;
-    sessions_slot_set(j->s, slot_key(j), j, NULL); /* same data: nothing freed */
-    sessions_slot_set(j->s, slot_key(j), NULL, NULL);
+    sessions_slot_take(j->s, slot_key(j));
     j->s = NULL;
 }
 

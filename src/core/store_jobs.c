@@ -306,8 +306,7 @@ static void slot_clear(store_job_t *j)
 {
     if (j->s == NULL)
         return;
-    sessions_slot_set(j->s, slot_key(j), j, NULL); /* same data: nothing freed */
-    sessions_slot_set(j->s, slot_key(j), NULL, NULL);
+    sessions_slot_take(j->s, slot_key(j));
     j->s = NULL;
 }
 
@@ -332,7 +331,7 @@ static void release_input(tern_session_t *s, const store_job_t *except)
     for (const store_job_t *j = jobs; j != NULL; j = j->next)
         if (j != except && j->s == s && j->op != OP_ARCHIVE_DELETE)
             return;
-    sessions_slot_set(s, HOLD_KEY, NULL, NULL);
+    sessions_slot_take(s, HOLD_KEY);
     if (s->link.conn != NULL)
         conn_input_release(s->link.conn);
 }

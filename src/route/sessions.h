@@ -141,6 +141,9 @@ void sessions_drop_owner(const tern_module_ctx_t *owner);
 void *sessions_slot_get(const tern_session_t *s, const tern_module_ctx_t *owner);
 int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *data,
                       void (*free_fn)(void *));
+/* Take owner's slot off `s` without running its free function; returns
+ * the data it held (NULL when there was none). */
+void *sessions_slot_take(tern_session_t *s, const tern_module_ctx_t *owner);
 
 /* Lookups of the local tables (route/directory.h answers "where" in a way
  * that can later include other nodes). */

@@ -181,6 +181,14 @@ int main(void)
     CHECK(sessions_count() == 2 && sessions_count_detached() == 0);
     s->available = 1;
     s->priority = 3;
+    /* A slot taken back is gone, and its free function does not run. */
+    static char taker;
+    const tern_module_ctx_t *taker_key = (const tern_module_ctx_t *)(const void *)&taker;
+    int frees_before = slot_frees;
+    CHECK(sessions_slot_set(s, taker_key, &taker, slot_free) == 0);
+    CHECK(sessions_slot_take(s, taker_key) == &taker);
+    CHECK(sessions_slot_get(s, taker_key) == NULL && slot_frees == frees_before);
+    CHECK(sessions_slot_take(s, taker_key) == NULL);
     int *data = malloc(sizeof(int));
     CHECK(sessions_slot_set(s, &watcher, data, slot_free) == 0);
     give(s, "message", "chat", "a0", "hi");
