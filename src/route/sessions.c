@@ -507,18 +507,18 @@ int sessions_slot_set(tern_session_t *s, const tern_module_ctx_t *owner, void *d
 
 void *sessions_slot_take(tern_session_t *s, const tern_module_ctx_t *owner)
 {
-    for (session_slot_t **p = &s->slots; *p; p = &(*p)->next) {
-        session_slot_t *sl = *p;
-        if (sl->owner != owner)
-            continue;
-        void *data = sl->data;
-        *p = sl->next;
-        free(sl);
-        if (!s->slots)
-            slotted_remove(s);
-        return data;
-    }
-    return NULL;
+    session_slot_t **p = &s->slots;
+    while (*p && (*p)->owner != owner)
+        p = &(*p)->next;
+    session_slot_t *sl = *p;
+    if (!sl)
+        return NULL;
+    void *data = sl->data;
+    *p = sl->next;
+    free(sl);
+    if (!s->slots)
+        slotted_remove(s);
+    return data;
 }
 
 void sessions_free_slots(tern_session_t *s)
