@@ -23,7 +23,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +54,7 @@ typedef struct c2s {
     struct event *rate_timer; /* reading resumes when the user's bucket refills */
     int ip_counted;           /* counted in the per-address limit */
     int ip_refused;           /* over it: refused once the stream opens */
-    char stream_id[24];
+    char stream_id[STREAM_ID_LEN];
     /* session/in and session/out of the host, looked up once at bind: per
      * stanza, nobody hooking them costs one test. */
     hooks_event_t *in_hook, *out_hook;
@@ -65,10 +64,7 @@ typedef struct c2s {
 static void send_header(conn_t *c)
 {
     c2s_t *s = c->data;
-    unsigned char rnd[9];
-    RAND_bytes(rnd, sizeof(rnd));
-    snprintf(s->stream_id, sizeof(s->stream_id), "%02x%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8]);
+    stream_id_new(s->stream_id);
     char buf[512];
     snprintf(buf, sizeof(buf),
              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "

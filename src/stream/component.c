@@ -12,7 +12,6 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +26,7 @@ typedef struct component {
     conn_t *conn;
     char *domain; /* set once the header named a configured component */
     char *secret;
-    char stream_id[24];
+    char stream_id[STREAM_ID_LEN];
     int attached;
     struct event *handshake_timer; /* until the handshake is accepted */
     unsigned pings;                /* keepalive pings sent, for their ids */
@@ -36,10 +35,7 @@ typedef struct component {
 static void send_header(conn_t *c)
 {
     component_t *k = c->data;
-    unsigned char rnd[9];
-    RAND_bytes(rnd, sizeof(rnd));
-    snprintf(k->stream_id, sizeof(k->stream_id), "%02x%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8]);
+    stream_id_new(k->stream_id);
     char buf[512];
     snprintf(buf, sizeof(buf),
              "<?xml version='1.0'?><stream:stream xmlns='" NS_COMPONENT "' xmlns:stream='" NS_STREAM

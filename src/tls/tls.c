@@ -729,3 +729,25 @@ out:
     EVP_PKEY_free(pkey);
     return rc;
 }
+
+/* Placeholder: the full check (chain, dates, DNS-ID/SRV-ID/XmppAddr) comes
+ * with federation. */
+static int accept_any_cert(int ok, X509_STORE_CTX *ctx)
+{
+    (void)ok;
+    (void)ctx;
+    return 1;
+}
+
+void tls_request_peer_cert(SSL *ssl)
+{
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_cert);
+}
+
+tls_verify_t tls_peer_verify(tls_client_t *trust, SSL *ssl, const char *domain)
+{
+    (void)trust;
+    (void)domain;
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    return cert ? TLS_VERIFY_FAILED : TLS_VERIFY_NO_CERT;
+}

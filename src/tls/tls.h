@@ -94,4 +94,20 @@ tls_verify_t tls_verify_result(const SSL *ssl);
 /* A short English description ("certificate has expired"). */
 const char *tls_verify_str(tls_verify_t v);
 
+/* ---- peers that are servers (server-to-server) ---- */
+
+/* Ask the peer of a server-side `ssl` (before its handshake) for a
+ * certificate, without requiring one and without failing the handshake
+ * over it: a connecting server may authenticate with it (SASL EXTERNAL,
+ * XEP-0178) or else by dialback. */
+void tls_request_peer_cert(SSL *ssl);
+/* Check the certificate the peer of `ssl` presented (either side, once the
+ * handshake is done) as the certificate of the XMPP server `domain`
+ * (RFC 6125, XEP-0178): a chain to the trust store of `trust`, valid now,
+ * for any purpose (a serverAuth-only certificate is accepted from a
+ * connecting server), naming `domain` by a DNS-ID (a wildcard only as the
+ * whole left-most label), an SRV-ID (_xmpp-server.DOMAIN) or an XmppAddr
+ * (id-on-xmppAddr). */
+tls_verify_t tls_peer_verify(tls_client_t *trust, SSL *ssl, const char *domain);
+
 #endif

@@ -3,7 +3,9 @@
  */
 #include "xmpp/stanza.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <openssl/rand.h>
 
 stanza_kind_t stanza_kind(const tern_xml_t *s)
 {
@@ -74,4 +76,14 @@ tern_xml_t *stream_error_new(const char *condition, const char *text)
         tern_xml_add_text(t, text, strlen(text));
     }
     return e;
+}
+
+void stream_id_new(char out[STREAM_ID_LEN])
+{
+    unsigned char rnd[9];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        memset(rnd, 0, sizeof(rnd)); /* only when OpenSSL's generator failed; the id stays unique
+                                        enough for logs */
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }

@@ -28,5 +28,8 @@ tern_xml_t *stanza_error_reply(const tern_xml_t *orig, const char *type, const c
                                const char *text);
 /* The <stream:error/> element for `condition`, with optional text. */
 tern_xml_t *stream_error_new(const char *condition, const char *text);
+/* A new random stream id (18 hex digits) in out[STREAM_ID_LEN]. */
+#define STREAM_ID_LEN 24
+void stream_id_new(char out[STREAM_ID_LEN]);
 
 #endif
