@@ -777,8 +777,13 @@ static int tls_accept_any_cert(int ok, X509_STORE_CTX *ctx)
  * SSL or its contexts, so OpenSSL sends none. */
 void tls_request_peer_cert(SSL *ssl)
 {
-    if (ssl)
-        SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_accept_any_cert);
+    if (!ssl)
+        return;
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_accept_any_cert);
+    /* No resumption (tickets off; the stateful cache is off too): a resumed
+     * session brings back the peer's certificate but not its chain, so
+     * tls_peer_verify() could not find the path to a trusted CA. */
+    SSL_set_options(ssl, SSL_OP_NO_TICKET);
 }
 
 /* ASCII case-insensitive equality of a length-counted name from a

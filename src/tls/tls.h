@@ -119,7 +119,9 @@ const char *tls_verify_str(tls_verify_t v);
  * XEP-0178) or else by dialback.  Works on TLS 1.2 and 1.3; the request
  * names no CA (any certificate will do), and still holds when SNI switches
  * the SSL to another host's context.  The peer's certificate, if any, is
- * then read by tls_peer_verify(); TLS resumption keeps it. */
+ * then read by tls_peer_verify().  Such a connection is never resumed
+ * (a resumed session would lack the peer's chain): every handshake is a
+ * full one. */
 void tls_request_peer_cert(SSL *ssl);
 /* Check the certificate the peer of `ssl` presented (either side, once the
  * handshake is done) as the certificate of the XMPP server `domain`
@@ -134,7 +136,8 @@ void tls_request_peer_cert(SSL *ssl);
  * trust store.  Returns TLS_VERIFY_OK, _NO_CERT (none sent), _UNTRUSTED,
  * _EXPIRED, _NOT_YET_VALID, _WRONG_NAME (checked after chain and dates),
  * _PENDING (handshake not finished) or _FAILED (anything else, also bad
- * arguments). */
+ * arguments).  Do not resume (SSL_set_session) a client-side session you
+ * check this way: a resumed session lacks the peer's chain. */
 tls_verify_t tls_peer_verify(tls_client_t *trust, SSL *ssl, const char *domain);
 
 #endif

@@ -937,7 +937,23 @@ static void test_peer_sni(tls_client_t *trust, tls_server_t *ours)
         CHECK(k.ok);
         CHECK_STR(peer_cn(k.c, cn, sizeof cn), "b.test");
         CHECK(tls_peer_verify(trust, k.s, "peer.test") == TLS_VERIFY_OK);
+        SSL_SESSION *sess = client_session(&k);
         conn_close(&k);
+
+        /* A session offered again is not resumed: a resumed session keeps
+         * the peer's certificate but not its chain, which the check needs. */
+        c = SSL_new(cctx);
+        SSL_set_tlsext_host_name(c, "b.test");
+        if (sess)
+            SSL_set_session(c, sess);
+        s = tls_server_ssl(ours, NULL);
+        tls_request_peer_cert(s);
+        conn_pair(&k, c, s);
+        CHECK(k.ok);
+        CHECK(SSL_session_reused(k.s) == 0);
+        CHECK(tls_peer_verify(trust, k.s, "peer.test") == TLS_VERIFY_OK);
+        conn_close(&k);
+        SSL_SESSION_free(sess);
         SSL_CTX_free(cctx);
     }
     unlink(crt);
