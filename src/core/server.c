@@ -20,6 +20,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 
 /* TLS contexts for every host: its own certificate, else the global one. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
@@ -58,6 +59,11 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
     return 0;
 }
 
+void server_apply_settings(const tern_config_t *cfg)
+{
+    flow_set_stall_ms(cfg->slow_reader_timeout_ms);
+}
+
 int server_reload(cfg_error_t *err)
 {
     tern_config_t *cfg = config_load(server.cfg->path, err);
@@ -82,6 +88,7 @@ int server_reload(cfg_error_t *err)
         log_warn("cannot reopen log file %s", cfg->log_file);
     tls_server_free(&server.tls);
     server.tls = tls;
+    server_apply_settings(cfg);
     for (size_t i = 0; i < cfg->n_components; i++)
         router_component_declare(cfg->components[i].domain);
     config_free(&old);

@@ -359,3 +359,40 @@ class QuotaTests(ServerTestCase):
         self.assertIn(len(bodies), (20, 21))
         self.assertEqual(bodies, ["q%d" % i for i in range(30 - len(bodies), 30)])
         self.assertEqual(bob.ping(), "result")
+
+
+class SlowReaderTimeoutReloadTests(ServerTestCase):
+    """limits.slow_reader_timeout is one setting for the whole server: a
+    reload applies it at once to the connections already open, not only to
+    those accepted after it."""
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob")},
+                         config={"limits": {"slow_reader_timeout": "60s"}})
+
+    def test_reload_applies_the_timeout_to_open_connections(self):
+        bob = SmallWindowClient(self.server.c2s_port)
+        self._clients.append(bob)
+        bob.login("bob", "bob-pw", "asleep")
+        senders = [self.raw_login("alice", "fast%d" % k) for k in range(SENDERS)]
+        conf = dict(self.server.config)
+        conf["limits"] = dict(conf.get("limits", {}), slow_reader_timeout="2s")
+        self.server.write_config(conf)
+        r = self.server.ternctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # No connection is accepted after the reload: bob, who reads
+        # nothing, is dropped after the new 2 s, not the old 60 s.
+        filler = "x" * 60000
+        threads = []
+        for k, c in enumerate(senders):
+            data = b"".join(message("bob@%s/asleep" % DOMAIN, "s%d-%d %s" % (k, i, filler))
+                            for i in range(20))
+            t = threading.Thread(target=c.send, args=(data,), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(3)
+        deadline = time.monotonic() + 15
+        while "reader too slow" not in self.server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertIn("reader too slow", self.server.log_text())
+        for c in senders:
+            self.assertEqual(c.ping(), "result")
