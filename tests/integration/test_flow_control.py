@@ -47,6 +47,13 @@ def message(to, body):
     return ("<message to='%s' type='chat'><body>%s</body></message>" % (to, body)).encode()
 
 
+def wait_for_log(server, text, within):
+    """Wait up to `within` s for `text` to appear in the server's log."""
+    deadline = time.monotonic() + within
+    while text not in server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 NS_RSM = "http://jabber.org/protocol/rsm"
 SENDERS = 5  # each stays within its connection's 1 MiB read burst
 
@@ -134,9 +141,7 @@ class FlowControlTests(ServerTestCase):
     def test_reader_that_never_reads_is_dropped_after_the_timeout(self):
         self.small_window_login("carol", "asleep")
         senders = self.flood("carol@%s/asleep" % DOMAIN, 20, user="dave")
-        deadline = time.monotonic() + 20
-        while "reader too slow" not in self.server.log_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_log(self.server, "reader too slow", 20)
         self.assertIn("reader too slow", self.server.log_text())
         self.assertIn("slow reader timeout", self.server.log_text())
         # The senders are read again and served.
@@ -390,9 +395,7 @@ class SlowReaderTimeoutReloadTests(ServerTestCase):
             threads.append(t)
         for t in threads:
             t.join(3)
-        deadline = time.monotonic() + 15
-        while "reader too slow" not in self.server.log_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_log(self.server, "reader too slow", 15)
         self.assertIn("reader too slow", self.server.log_text())
         for c in senders:
             self.assertEqual(c.ping(), "result")
