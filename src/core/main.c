@@ -180,6 +180,7 @@ static int run(const char *path)
         goto out;
     }
     xml_set_misuse_report(report_misuse);
+    server_apply_settings(server.cfg);
     raise_file_limit();
     server.started_us = tern_now_us();
     server.base = event_base_new();

@@ -20,6 +20,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 
 /* The host a service domain without a certificate of its own borrows one
  * from: the host it is a subdomain of (the longest such name), or NULL. */
@@ -81,6 +82,11 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
     return 0;
 }
 
+void server_apply_settings(const tern_config_t *cfg)
+{
+    flow_set_stall_ms(cfg->slow_reader_timeout_ms);
+}
+
 int server_reload(cfg_error_t *err)
 {
     tern_config_t *cfg = config_load(server.cfg->path, err);
@@ -105,6 +111,7 @@ int server_reload(cfg_error_t *err)
         log_warn("cannot reopen log file %s", cfg->log_file);
     tls_server_free(&server.tls);
     server.tls = tls;
+    server_apply_settings(cfg);
     for (size_t i = 0; i < cfg->n_components; i++)
         router_component_declare(cfg->components[i].domain);
     config_free(&old);
