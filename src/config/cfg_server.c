@@ -885,7 +885,7 @@ static int build(builder_t *b)
     static const char *const top[] = {
         "log_level", "log_file",   "state_dir", "storage", "module_path", "admin_socket",
         "admins",    "tls",        "listeners", "limits",  "c2s",         "modules",
-        "hosts",     "components", "services",  "dns",         NULL,
+        "hosts",     "components", "services",  "dns",     NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))
@@ -896,8 +896,8 @@ static int build(builder_t *b)
         return -1;
     if (config_dir(b, b->cfg->path) < 0 || load_paths(b, root) < 0 || load_logging(b, root) < 0 ||
         load_admins(b, root) < 0 || load_tls(b, root) < 0 || load_listeners(b, root) < 0 ||
-        load_sections(b, root) < 0 || load_dns(b, root) < 0 || load_hosts(b, root) < 0 || load_services(b, root) < 0 ||
-        load_components(b, root) < 0)
+        load_sections(b, root) < 0 || load_dns(b, root) < 0 || load_hosts(b, root) < 0 ||
+        load_services(b, root) < 0 || load_components(b, root) < 0)
         return -1;
     return 0;
 }

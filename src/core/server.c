@@ -72,8 +72,8 @@ static int same_servers(const tern_config_t *a, const tern_config_t *b)
 resolver_t *server_build_resolver(const tern_config_t *cfg, cfg_error_t *err)
 {
     char why[256];
-    resolver_t *r = resolver_new(server.base, cfg->dns_servers, cfg->n_dns_servers, why,
-                                 sizeof(why));
+    resolver_t *r =
+        resolver_new(server.base, cfg->dns_servers, cfg->n_dns_servers, why, sizeof(why));
     if (!r)
         snprintf(err->text, sizeof(err->text), "%s: DNS: %s", cfg->path, why);
     return r;

@@ -882,8 +882,7 @@ static int set_servers(resolver_t *r, const char *const *servers, size_t nserver
         int port = 53;
         struct ares_addr_port_node *n = &nodes[i];
         if (cfg_parse_dns_server(servers[i], ip, sizeof(ip), &port) < 0) {
-            snprintf(err, errlen, "DNS server '%s' must be IP, IP:PORT or [IPv6]:PORT",
-                     servers[i]);
+            snprintf(err, errlen, "DNS server '%s' must be IP, IP:PORT or [IPv6]:PORT", servers[i]);
             free(nodes);
             return -1;
         }
