@@ -955,7 +955,8 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     resolver_t *r = arg;
-    resolver_free(&r);
+    if (!r->queries) /* else woken again when the last one goes */
+        resolver_free(&r);
 }
 
 void resolver_retire(resolver_t **rp, resolver_t *heir)
