@@ -19,6 +19,7 @@
 #include "util/log.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "net/resolver.h"
 #include "util/workers.h"
 #include "route/router.h"
 #include "route/sessions.h"
@@ -192,6 +193,10 @@ static int run(const char *path)
         log_error("%s", err.text);
         goto out;
     }
+    if (!(server.resolver = server_build_resolver(server.cfg, &err))) {
+        log_error("%s", err.text);
+        goto out;
+    }
     if (!(server.db = store_open(server.cfg->storage_path, &why))) {
         log_error("cannot open storage %s: %s", server.cfg->storage_path, why);
         goto out;
@@ -252,6 +257,7 @@ out:
     router_free();
     store_close(&server.db);
     tls_server_free(&server.tls);
+    resolver_free(&server.resolver);
     if (server.base)
         event_base_free(server.base);
     config_free(&server.cfg);
