@@ -83,11 +83,11 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
     return 0;
 }
 
-<<<<<<< HEAD
 void server_apply_settings(const tern_config_t *cfg)
 {
     flow_set_stall_ms(cfg->slow_reader_timeout_ms);
-=======
+}
+
 static int same_servers(const tern_config_t *a, const tern_config_t *b)
 {
     if (a->n_dns_servers != b->n_dns_servers)
@@ -106,7 +106,6 @@ resolver_t *server_build_resolver(const tern_config_t *cfg, cfg_error_t *err)
     if (!r)
         snprintf(err->text, sizeof(err->text), "%s: DNS: %s", cfg->path, why);
     return r;
->>>>>>> wt-r
 }
 
 int server_reload(cfg_error_t *err)
