@@ -96,6 +96,9 @@ void cfg_options_markdown(const tern_option_t *table, FILE *out);
 /* Server configuration (cfg_server.c). */
 typedef enum { LISTEN_C2S = 1, LISTEN_C2S_TLS, LISTEN_COMPONENT } cfg_listen_kind_t;
 
+/* The listener type as written in the configuration ("c2s", ...). */
+const char *cfg_listen_kind_name(cfg_listen_kind_t kind);
+
 typedef struct cfg_listener {
     cfg_listen_kind_t kind;
     const char *address; /* "::" (dual-stack), "0.0.0.0", "127.0.0.1", ... */
