@@ -205,3 +205,71 @@ class ReadsBesideKeyDerivationTests(ServerTestCase):
             self.assertEqual(answer.get("type"), "result", ET.tostring(answer))
         self.assertLess(worst, 0.5, "a roster get took %.0f ms during registrations"
                         % (worst * 1000))
+
+
+class PresenceBroadcastOrderTests(ServerTestCase):
+    """Initial presence reads the roster off the event loop; the broadcast,
+    the probes and the requests waiting for the user go out once it is in,
+    and what the client sent right after its presence (in the same write)
+    is handled after them (RFC 6120 §10.1 in-order processing): contacts
+    see the presence before the message that follows it, and the probe
+    answers reach the client before the answer to its next iq."""
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob", "carol")},
+                         config={"modules": {"roster": {}}})
+
+    def test_broadcast_and_probes_come_before_the_next_stanza(self):
+        alice = self.raw_login("alice", resource="desk", presence=False)
+        bob = self.raw_login("bob", resource="phone", presence=False)
+        carol = self.raw_login("carol", resource="pc", presence=False)
+        # A roster big enough that reading it takes a moment.
+        alice.send("".join(
+            "<iq type='set' id='set%d'><query xmlns='jabber:iq:roster'><item jid='c%d@%s'/>"
+            "</query></iq>" % (i, i, DOMAIN) for i in range(200)))
+        # alice and bob subscribed both ways (pre-approved, then asked).
+        alice.send("<presence type='subscribed' to='bob@%s'/>" % DOMAIN)
+        bob.send("<presence type='subscribed' to='alice@%s'/>" % DOMAIN)
+        self.assertEqual(alice.ping(), "result")
+        self.assertEqual(bob.ping(), "result")
+        alice.send("<presence type='subscribe' to='bob@%s'/>" % DOMAIN)
+        bob.send("<presence type='subscribe' to='alice@%s'/>" % DOMAIN)
+        # carol's request waits for alice (she is not available yet).
+        carol.send("<presence type='subscribe' to='alice@%s'/>" % DOMAIN)
+        for c in (alice, bob, carol):
+            self.assertEqual(c.ping(), "result")
+        bob.send("<presence><status>bob here</status></presence>")
+        self.assertEqual(bob.ping(), "result")
+        alice.nothing_more(within=0.3)
+        bob.nothing_more(within=0.3)
+
+        for round_ in range(3):
+            alice.send("<presence><status>round %d</status></presence>"
+                       "<message to='bob@%s' type='chat' id='m%d'><body>after presence</body>"
+                       "</message><iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>"
+                       % (round_, DOMAIN, round_, round_))
+            seen_bob = []
+            while True:
+                el = bob.read_element(timeout=10)
+                seen_bob.append(el)
+                if el.tag == q(NS_CLIENT, "message"):
+                    break
+            kinds = [(el.tag.split("}")[1], el.get("from"), el.get("type")) for el in seen_bob]
+            self.assertIn(("presence", alice.jid, None), kinds,
+                          "bob got the message before alice's presence: %s" % kinds)
+            self.assertEqual(kinds[-1], ("message", alice.jid, "chat"))
+            seen_alice = []
+            while True:
+                el = alice.read_element(timeout=10)
+                seen_alice.append(el)
+                if el.tag == q(NS_CLIENT, "iq") and el.get("id") == "p%d" % round_:
+                    break
+            kinds = [(el.tag.split("}")[1], el.get("from"), el.get("type")) for el in seen_alice]
+            if round_ == 0:
+                # §4.3: the probe answer (bob's presence) and carol's waiting
+                # request (§3.1.3), both before the ping's answer.
+                self.assertIn(("presence", bob.jid, None), kinds)
+                self.assertIn(("presence", "carol@%s" % DOMAIN, "subscribe"), kinds)
+            # §4.2.2: her own presence comes back to her, before the ping too.
+            self.assertIn(("presence", alice.jid, None), kinds)
+            self.assertEqual((kinds[-1][0], kinds[-1][2]), ("iq", "result"))
+        for c in (alice, bob, carol):
+            c.close()
