@@ -163,8 +163,8 @@ static void reread_done(void *arg, worker_end_t how)
     r->set = old;
     names.version = names.reread_version;
     names.stale = 0;
-    log_debug("accounts: %zu account names read again after a write by another process",
-              hashmap_count(names.set));
+    log_info("accounts: %zu account names read again after a write by another process",
+             hashmap_count(names.set));
     reread_free(r);
 }
 

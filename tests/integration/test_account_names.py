@@ -5,6 +5,8 @@ the account names in memory; ternctl adds accounts by writing to the
 database itself while the server runs, and the server must never answer
 "no such user" for an account added that way (it notices the other
 process's write and looks the name up)."""
+import time
+
 from harness import DOMAIN, NS_CLIENT, ServerTestCase, q, stanza_error
 
 USERS = {"alice": "alice-pw", "gone": "gone-pw"}
@@ -66,3 +68,20 @@ class AccountNamesTests(ServerTestCase):
         err = self.send(alice, "gone", "g2", "and now?")
         self.assertIsNotNone(err, "a deleted account still takes messages")
         self.assertIn("service-unavailable", str(err))
+
+    def test_names_are_read_again_after_another_process_wrote(self):
+        """After ternctl's write the server reads the names again (off the
+        event loop); then unknown names are answered from memory again,
+        and accounts added meanwhile are still known."""
+        alice = self.raw_login("alice", resource="a5")
+        reads = lambda: self.server.log_text().count("account names read again")
+        before = reads()
+        self.server.add_user("reread", "reread-pw")
+        deadline = time.monotonic() + 10
+        while reads() == before:
+            self.assertLess(time.monotonic(), deadline, "the names were never read again")
+            self.assertIsNotNone(self.send(alice, "nobody-%d" % int(time.monotonic() * 10),
+                                           "r%d" % int(time.monotonic() * 10), "poke"))
+            time.sleep(0.3)
+        self.assertIsNone(self.send(alice, "reread", "r-ok", "known"))
+        self.assertIsNotNone(self.send(alice, "still-nobody", "r-no", "unknown"))
