@@ -273,3 +273,75 @@ class PresenceBroadcastOrderTests(ServerTestCase):
             self.assertEqual((kinds[-1][0], kinds[-1][2]), ("iq", "result"))
         for c in (alice, bob, carol):
             c.close()
+
+
+class FullJidQueryTests(ServerTestCase):
+    """An archive query whose 'with' names a full JID (XEP-0313 §4.1.1)
+    matches the stanzas' addresses, so it walks that conversation; the walk
+    is read off the event loop in bounded steps, and its answers (page,
+    <count/>, index of <first/>, complete) are those of a walk on the loop.
+    The archive's first and last items (§5, metadata) are read off the loop
+    too."""
+    N = 1200  # items from bob: even ones from bob/a, odd ones from bob/b
+    server_kwargs = dict(users={"alice": "alice-pw"},
+                         config={"modules": {"mam": {"max_count": 1000000}}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server.stop()
+        db = sqlite3.connect(os.path.join(cls.server.dir, "tern.db"))
+        try:
+            rid = db.execute("SELECT ifnull(max(rid), 0) FROM archive").fetchone()[0]
+            t0 = int(time.time() * 1e6) - cls.N * 1000
+            rows = []
+            for i in range(cls.N):
+                rid += 1
+                rows.append((rid, rid, DOMAIN, "archive", "alice", "f%d" % i, t0 + i * 1000,
+                             "bob@" + DOMAIN,
+                             ("<message xmlns='jabber:client' from='bob@%s/%s' to='alice@%s'"
+                              " type='chat'><body>m%d</body></message>"
+                              % (DOMAIN, "ab"[i % 2], DOMAIN, i)).encode()))
+            db.executemany("INSERT INTO archive (rid, seq, host, store, user, id, when_us,"
+                           " with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.commit()
+        finally:
+            db.close()
+        cls.server._launch()
+
+    def query(self, c, with_, rsm):
+        from test_mam import raw_mam
+        r, _ = raw_mam(c, form={"with": with_}, rsm=rsm, timeout=30)
+        self.assertIsNone(r.error)
+        return r
+
+    def test_pages_counts_and_index_of_a_full_jid(self):
+        alice = self.raw_login("alice", resource="desk")
+        a = "bob@%s/a" % DOMAIN
+        half = self.N // 2
+        r = self.query(alice, a, {"max": 10})
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(0, 20, 2)])
+        self.assertEqual((r.count, r.index, r.complete), (half, 0, "false"))
+        r = self.query(alice, a, {"max": 10, "before": ""})  # the last page
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(self.N - 20, self.N, 2)])
+        self.assertEqual((r.count, r.index, r.complete), (half, half - 10, "false"))  # older ones remain
+        # From the middle, past several steps of the walk.
+        r = self.query(alice, a, {"max": 5, "after": "f801"})
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(802, 812, 2)])
+        self.assertEqual((r.count, r.index, r.first, r.last), (half, 401, "f802", "f810"))
+        r = self.query(alice, a, {"max": 3, "before": "f701"})
+        self.assertEqual(r.bodies, ["m694", "m696", "m698", "m700"][1:])
+        self.assertEqual(r.index, 348)
+        r = self.query(alice, a, {"max": 0})  # the count alone
+        self.assertEqual((r.bodies, r.count), ([], half))
+        r = self.query(alice, "bob@%s/c" % DOMAIN, {"max": 10})
+        self.assertEqual((r.bodies, r.count, r.complete), ([], 0, "true"))
+        # The same session's next stanza comes after the whole answer.
+        self.assertEqual(alice.ping(), "result")
+
+    def test_metadata_first_and_last(self):
+        alice = self.raw_login("alice", resource="meta")
+        answer = alice.iq("<metadata xmlns='%s'/>" % NS_MAM)
+        md = answer.find(q(NS_MAM, "metadata"))
+        self.assertEqual(md.find(q(NS_MAM, "start")).get("id"), "f0")
+        self.assertEqual(md.find(q(NS_MAM, "end")).get("id"), "f%d" % (self.N - 1))
