@@ -8,93 +8,47 @@
  * message after start, then every tenth of the quota, and may pass the
  * quota by that much in between.  Nothing is refused: the message that
  * brings the archive over is archived and delivered as any other.
- * The count and the read of the oldest ids run off the event loop
- * (tern_archive_query_async, with no session); the delete is a write, on
- * the loop in the write batch.
  * Must not: count or scan per message, or touch anybody else's archive.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "mam.h"
 
 #define QUOTA_USERS_CACHED 100000 /* users counted in memory before the counts start over */
 
-/* A trim on its way: the user whose archive is counted, then read. */
-typedef struct trim {
-    char *user;
-} trim_t;
+typedef struct oldest {
+    char id[128];
+} oldest_t;
 
-static void trim_free(trim_t *t)
+static int keep_id(void *ctx, const tern_archive_item_t *it)
 {
-    free(t->user);
-    free(t);
+    oldest_t *o = ctx;
+    snprintf(o->id, sizeof o->id, "%s", it->id);
+    return 0;
 }
 
-/* The oldest `excess` + 1 items were read: everything strictly before the
- * last of them goes (a write: on the loop, in the write batch). */
-static void on_oldest(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
-                      const tern_archive_result_t *res)
-{
-    (void)s;
-    trim_t *t = ctx;
-    mam_state_t *st = tern_get_data(m);
-    if (res != NULL && st != NULL) {
-        long gone = -1;
-        if (res->rc > 0) {
-            tern_archive_query_t del = {.before_id = res->items[res->rc - 1].id};
-            gone = tern_archive_delete(st->archive, t->user, &del);
-        }
-        if (gone < 0)
-            tern_log(m, TERN_LOG_WARN, "could not keep the archive of %s within max_items",
-                     t->user);
-        else
-            tern_log(m, TERN_LOG_DEBUG, "archive of %s over %ld messages: %ld oldest deleted",
-                     t->user, st->max_items, gone);
-    }
-    trim_free(t);
-}
-
-/* The archive was counted: when it holds more than max_items, read the
- * ids up to the first message to keep. */
-static void on_count(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
-                     const tern_archive_result_t *res)
-{
-    (void)s;
-    trim_t *t = ctx;
-    mam_state_t *st = tern_get_data(m);
-    if (res == NULL || st == NULL || (res->rc >= 0 && res->count <= st->max_items)) {
-        trim_free(t);
-        return;
-    }
-    if (res->rc >= 0) {
-        /* The first message to keep: everything strictly before it goes. */
-        tern_archive_query_t q = {.limit = (unsigned)(res->count - st->max_items) + 1};
-        if (tern_archive_query_async(m, NULL, st->archive, t->user, &q, NULL, on_oldest, t) == 0)
-            return;
-    }
-    tern_log(m, TERN_LOG_WARN, "could not keep the archive of %s within max_items", t->user);
-    trim_free(t);
-}
-
-/* Delete the oldest of `user`'s messages beyond max_items, off the loop:
- * the count and the read of the oldest ids go to the store's workers.
- * 0, or -1 when it could not start. */
+/* Delete the oldest of `user`'s messages beyond max_items.  0, or -1. */
 static int trim(tern_module_ctx_t *m, mam_state_t *st, const char *user)
 {
-    trim_t *t = calloc(1, sizeof(*t));
-    if (t == NULL || (t->user = strdup(user)) == NULL) {
-        free(t);
+    long count = tern_archive_count(st->archive, user, NULL);
+    if (count < 0)
         return -1;
-    }
-    tern_archive_query_t one = {.limit = 1};
-    tern_archive_count_t all = {.q = NULL, .max = 0, .index_of = 0};
-    if (tern_archive_query_async(m, NULL, st->archive, user, &one, &all, on_count, t) < 0) {
-        trim_free(t);
+    if (count <= st->max_items)
+        return 0;
+    long excess = count - st->max_items;
+    /* The first message to keep: everything strictly before it goes. */
+    tern_archive_query_t q = {.limit = (unsigned)excess + 1};
+    oldest_t o = {{0}};
+    if (tern_archive_query(st->archive, user, &q, keep_id, &o) < 0 || o.id[0] == '\0')
         return -1;
-    }
+    tern_archive_query_t del = {.before_id = o.id};
+    long gone = tern_archive_delete(st->archive, user, &del);
+    if (gone < 0)
+        return -1;
+    tern_log(m, TERN_LOG_DEBUG, "archive of %s over %ld messages: %ld oldest deleted", user,
+             st->max_items, gone);
     return 0;
 }
 
