@@ -19,7 +19,12 @@
  * after max_count items: XEP-0059 lets bigger ones be left out).  The one
  * exception is a 'with' naming a full JID: the store indexes the other
  * party's bare JID, so those items are read and matched on the stanza's
- * address (§4.1.1), which costs a walk of that one conversation.
+ * address (§4.1.1), which costs a walk of that one conversation: it is
+ * read off the event loop in steps of WALK_STEP items, and stops when the
+ * page is full and the count past max_count.  Every read of the archive
+ * (pages, counts, that walk, the metadata's first and last items) goes
+ * through tern_archive_query_async; only the checks that the ids a client
+ * names exist (one index lookup each) are made on the loop.
  *
  * Terms: the "result set" is what the form selects; a "page" is the part of
  * it RSM asks for.  <count/> and the index of <first/> are about the result
@@ -358,30 +363,6 @@ static int peer_matches(const mam_req_t *r, const tern_archive_item_t *it)
     return match;
 }
 
-typedef struct counter {
-    mam_req_t *r;
-    long n;
-} counter_t;
-
-static int count_cb(void *ctx, const tern_archive_item_t *it)
-{
-    counter_t *c = ctx;
-    c->n += peer_matches(c->r, it);
-    return c->n > c->r->st->max_count;
-}
-
-/* Number of items matching `q`, counted no further than max_count + 1
- * (a count reads every item it counts; see count_unknown), or -1. */
-static long count_items(mam_req_t *r, const tern_archive_query_t *q)
-{
-    if (!r->with_full)
-        return tern_archive_count_max(r->st->archive, r->user, q, r->st->max_count + 1);
-    counter_t c = {.r = r};
-    tern_archive_query_t all = *q;
-    all.limit = 0;
-    return tern_archive_query(r->st->archive, r->user, &all, count_cb, &c) < 0 ? -1 : c.n;
-}
-
 /* XEP-0059 §2.2: <count/> and the 'index' of <first/> "MAY be omitted
  * ... only if it would be ... exceptionally resource intensive to
  * calculate reasonably accurate values".  Past the max_count option they
@@ -455,6 +436,9 @@ static void page_free(page_t *pg)
     }
     free(pg->msgs);
     free(pg->ids);
+    pg->msgs = NULL;
+    pg->ids = NULL;
+    pg->n = 0;
 }
 
 /* Send to the querying session directly (results are for it alone), or
@@ -570,44 +554,72 @@ static int send_page(mam_req_t *r, page_t *pg, long count, long index)
     return rc < 0 ? req_error(r, "wait", "resource-constraint", NULL) : 0;
 }
 
-/* Read the page, count, send results and fin, all on the loop: a 'with'
- * naming a full JID, whose items are matched on the stanzas (see the top
- * of the file).  0, or -1 with an error set (nothing sent then). */
-static int answer_here(mam_req_t *r)
-{
-    tern_archive_query_t q = page_query(r);
-    page_t pg = {.r = r};
-    if (page_alloc(r, &pg) < 0)
-        return -1;
-    if (r->max > 0 &&
-        (tern_archive_query(r->st->archive, r->user, &q, page_cb, &pg) < 0 || pg.failed)) {
-        page_free(&pg);
-        return req_error(r, "wait", "internal-server-error", NULL);
-    }
-    long count = count_items(r, &r->set), index = 0;
-    if (count >= 0 && pg.n > 0) {
-        tern_archive_query_t before_first = r->set;
-        before_first.before_id = pg.ids[r->backward ? pg.n - 1 : 0];
-        index = count_items(r, &before_first);
-    }
-    return send_page(r, &pg, count, index);
-}
-
 /* A query whose page is being read off the loop: the request, and what
- * it points to kept alive (the stanza its strings are in, the JIDs). */
+ * it points to kept alive (the stanza its strings are in, the JIDs).  A
+ * 'with' naming a full JID is read in steps (see walk_step). */
 typedef struct mam_async {
     mam_req_t r;
     tern_event_t ev;
     tern_jid_t *from, *to;
+    /* the walk of a 'with' naming a full JID */
+    int counting;           /* 0: reading the page, 1: counting the result set */
+    tern_archive_query_t q; /* this step's range */
+    page_t pg;
+    long count, index;
+    int index_found;
 } mam_async_t;
 
 static void async_free(mam_async_t *a)
 {
+    page_free(&a->pg);
     req_free(&a->r);
     tern_xml_unref(a->ev.stanza);
     tern_jid_free(&a->from);
     tern_jid_free(&a->to);
     free(a);
+}
+
+/* A copy of the request `r` that outlives the handler: the event, its
+ * JIDs and its stanza (r's strings point into it) kept.  NULL when out of
+ * memory.  r->ids and r->with are not taken: the caller hands them over
+ * (async_take) once the read is on its way. */
+static mam_async_t *async_new(mam_req_t *r)
+{
+    mam_async_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->ev = *r->ev;
+    a->from = tern_jid_dup(r->ev->from);
+    a->to = tern_jid_dup(r->ev->to);
+    if (a->from == NULL || a->to == NULL) {
+        tern_jid_free(&a->from);
+        tern_jid_free(&a->to);
+        free(a);
+        return NULL;
+    }
+    a->ev.from = a->from;
+    a->ev.to = a->to;
+    a->ev.stanza = tern_xml_ref(r->ev->stanza);
+    a->r = *r;
+    a->r.ev = &a->ev;
+    a->r.user = a->from->local;
+    a->pg.r = &a->r;
+    return a;
+}
+
+/* The read is on its way: r's allocations are a's now. */
+static void async_take(mam_req_t *r)
+{
+    r->ids = NULL;
+    r->with = NULL;
+}
+
+/* Free a that never got its read going (r keeps its allocations). */
+static void async_drop(mam_async_t *a)
+{
+    a->r.ids = NULL;
+    a->r.with = NULL;
+    async_free(a);
 }
 
 /* The page and counts were read (tern_archive_query_async): send the
@@ -650,24 +662,9 @@ static void on_page(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
 static int answer_later(mam_req_t *r)
 {
     tern_archive_query_t q = page_query(r);
-    mam_async_t *a = calloc(1, sizeof *a);
+    mam_async_t *a = async_new(r);
     if (a == NULL)
         return req_error(r, "wait", "resource-constraint", NULL);
-    a->ev = *r->ev;
-    a->from = tern_jid_dup(r->ev->from);
-    a->to = tern_jid_dup(r->ev->to);
-    if (a->from == NULL || a->to == NULL) {
-        tern_jid_free(&a->from);
-        tern_jid_free(&a->to);
-        free(a);
-        return req_error(r, "wait", "resource-constraint", NULL);
-    }
-    a->ev.from = a->from;
-    a->ev.to = a->to;
-    a->ev.stanza = tern_xml_ref(r->ev->stanza); /* r's strings point into it */
-    a->r = *r;
-    a->r.ev = &a->ev;
-    a->r.user = a->from->local;
     /* The index is that of the page's oldest item: the first read going
      * forward, the max-th (or last) going backward. */
     tern_archive_count_t count = {.q = &r->set,
@@ -675,18 +672,135 @@ static int answer_later(mam_req_t *r)
                                   .index_of = r->backward && r->max > 0 ? (unsigned)r->max - 1 : 0};
     if (tern_archive_query_async(r->m, r->ev->origin, r->st->archive, r->user, &q, &count, on_page,
                                  a) < 0) {
-        a->r.ids = NULL; /* still r's */
-        a->r.with = NULL;
-        async_free(a);
+        async_drop(a);
         return req_error(r, "wait", "internal-server-error", NULL);
     }
-    r->ids = NULL; /* now a's */
-    r->with = NULL;
+    async_take(r);
+    return 0;
+}
+
+/* ---- a 'with' naming a full JID: a walk in steps, off the loop ------- */
+
+/* Items read per step: the store indexes the bare JID only, so the items
+ * of that conversation are read and matched on their addresses (§4.1.1);
+ * a step is a bounded read, and the walk stops as soon as the page is
+ * full and the result set counted to max_count + 1, as a walk on the
+ * loop did. */
+#define WALK_STEP 256
+
+static void on_walk(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                    const tern_archive_result_t *res);
+
+/* Ask for the walk's next step (a->q).  0, or -1 with an error set. */
+static int walk_step(mam_async_t *a)
+{
+    mam_req_t *r = &a->r;
+    a->q.limit = WALK_STEP;
+    if (tern_archive_query_async(r->m, r->ev->origin, r->st->archive, r->user, &a->q, NULL, on_walk,
+                                 a) < 0)
+        return req_error(r, "wait", "internal-server-error", NULL);
+    return 0;
+}
+
+/* The page is read: count the result set, from its oldest item on. */
+static int walk_count(mam_async_t *a)
+{
+    a->counting = 1;
+    a->q = a->r.set;
+    a->q.reverse = 0;
+    return walk_step(a);
+}
+
+/* One step of the walk is in: match its items, then read on, count, or
+ * answer.  Nothing when the querying session closed or the module went
+ * away meanwhile. */
+static void on_walk(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                    const tern_archive_result_t *res)
+{
+    mam_async_t *a = ctx;
+    mam_req_t *r = &a->r;
+    r->st = tern_get_data(m);
+    if (res == NULL || r->st == NULL) {
+        async_free(a);
+        return;
+    }
+    a->ev.origin = s;
+    int stop = 0; /* the page is full, or the count past max_count */
+    if (res->rc < 0) {
+        int unknown = res->error != NULL && strcmp(res->error, "item-not-found") == 0;
+        req_error(r, "cancel", unknown ? "item-not-found" : "internal-server-error", NULL);
+    } else if (!a->counting) {
+        for (int i = 0; i < res->rc && !stop; i++)
+            stop = page_cb(&a->pg, &res->items[i]) != 0;
+        if (a->pg.failed)
+            req_error(r, "wait", "internal-server-error", NULL);
+    } else {
+        const char *first = a->pg.n > 0 ? a->pg.ids[r->backward ? a->pg.n - 1 : 0] : NULL;
+        for (int i = 0; i < res->rc && !stop; i++) {
+            if (first != NULL && !a->index_found && strcmp(res->items[i].id, first) == 0) {
+                a->index = a->count; /* the matches before the page's oldest item */
+                a->index_found = 1;
+            }
+            a->count += peer_matches(r, &res->items[i]);
+            stop = a->count > r->st->max_count;
+        }
+    }
+    int more = !stop && res->rc == WALK_STEP; /* the range may hold more items */
+    if (r->err_cond == NULL) {
+        if (more) { /* read on after (or, backward, before) the step's last item */
+            const char *last = res->items[res->rc - 1].id;
+            if (a->q.reverse)
+                a->q.before_id = last;
+            else
+                a->q.after_id = last;
+            if (walk_step(a) == 0)
+                return;
+        } else if (!a->counting) {
+            if (walk_count(a) == 0)
+                return;
+        } else {
+            /* Stopped past max_count before the page's item: unknown too. */
+            long index = a->index_found ? a->index : a->count;
+            page_t pg = a->pg;
+            memset(&a->pg, 0, sizeof a->pg);
+            send_page(r, &pg, a->count, pg.n > 0 ? index : 0);
+        }
+    }
+    if (r->err_cond != NULL)
+        tern_reply_error(m, &a->ev, r->err_type, r->err_cond, r->err_text);
+    async_free(a);
+}
+
+/* Start the walk of a 'with' naming a full JID: the page first (items
+ * matched until it is full), then the count.  0, or -1 with an error set;
+ * on success *r belongs to the walk. */
+static int answer_walk(mam_req_t *r)
+{
+    mam_async_t *a = async_new(r);
+    if (a == NULL)
+        return req_error(r, "wait", "resource-constraint", NULL);
+    int rc;
+    if (page_alloc(&a->r, &a->pg) < 0) {
+        rc = req_error(r, "wait", "resource-constraint", NULL);
+    } else if (r->max > 0) {
+        a->q = page_query(r);
+        rc = walk_step(a);
+    } else {
+        rc = walk_count(a); /* no page: only the count */
+    }
+    if (rc < 0) {
+        if (a->r.err_cond != NULL && r->err_cond == NULL)
+            req_error(r, a->r.err_type, a->r.err_cond, a->r.err_text);
+        async_drop(a);
+        return -1;
+    }
+    async_take(r);
     return 0;
 }
 
 /* iq-set/self/urn:xmpp:mam:2:query — XEP-0313 §4.  The page is read off
- * the loop (answer_later) unless 'with' names a full JID. */
+ * the loop: in one read (answer_later), or in steps when 'with' names a
+ * full JID (answer_walk). */
 int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev)
 {
     mam_state_t *st = tern_get_data(m);
@@ -701,7 +815,7 @@ int mam_on_query(tern_module_ctx_t *m, tern_event_t *ev)
         req_error(&r, "cancel", "item-not-found", NULL);
     else if (parse_form(&r, query) == 0 && parse_rsm(&r, query) == 0 && check_ids(&r) == 0) {
         if (r.with_full)
-            answer_here(&r);
+            answer_walk(&r);
         else
             answer_later(&r);
     }
@@ -755,46 +869,45 @@ int mam_on_form(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
-typedef struct edge {
-    char id[128];
-    int64_t when_us;
-    int found;
-} edge_t;
+/* A metadata request whose first and last items are being read (two
+ * tern_archive_query_async calls, answered in call order: the last
+ * item's answer sends the reply). */
+typedef struct meta_req {
+    mam_async_t *a; /* the request kept alive */
+    int pending;    /* reads not back yet */
+    int failed;
+    struct {
+        char id[128];
+        int64_t when_us;
+        int found;
+    } edges[2];
+} meta_req_t;
 
-static int edge_cb(void *ctx, const tern_archive_item_t *it)
+static void meta_free(meta_req_t *mr)
 {
-    edge_t *e = ctx;
-    snprintf(e->id, sizeof e->id, "%s", it->id);
-    e->when_us = it->when_us;
-    e->found = 1;
-    return 1;
+    async_free(mr->a);
+    free(mr);
 }
 
-/* iq-get/self/urn:xmpp:mam:2:metadata — §5: the first and last item; an
- * empty <metadata/> for an empty archive. */
-int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev)
+/* §5: <metadata/> with <start/> and <end/> (an empty one for an empty
+ * archive), or an error. */
+static void meta_answer(tern_module_ctx_t *m, meta_req_t *mr)
 {
-    mam_state_t *st = tern_get_data(m);
-    if (st == NULL || ev->from == NULL || ev->from->local == NULL)
-        return TERN_PASS;
-    edge_t edges[2] = {{.found = 0}, {.found = 0}};
-    for (int i = 0; i < 2; i++) {
-        tern_archive_query_t q = {.limit = 1, .reverse = i};
-        if (tern_archive_query(st->archive, ev->from->local, &q, edge_cb, &edges[i]) < 0) {
-            tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
-            return TERN_HANDLED;
-        }
+    tern_event_t *ev = &mr->a->ev;
+    if (mr->failed) {
+        tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
+        return;
     }
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *md = reply != NULL ? tern_xml_add_child(reply, "metadata", NS_MAM) : NULL;
     int ok = md != NULL;
-    for (int i = 0; ok && i < 2 && edges[i].found; i++) {
+    for (int i = 0; ok && i < 2 && mr->edges[i].found; i++) {
         char stamp[32];
         tern_xml_t *e = tern_xml_add_child(md, i == 0 ? "start" : "end", NULL);
         ok = e != NULL;
         if (ok) {
-            mam_format_time(edges[i].when_us, stamp);
-            tern_xml_set_attr(e, "id", edges[i].id);
+            mam_format_time(mr->edges[i].when_us, stamp);
+            tern_xml_set_attr(e, "id", mr->edges[i].id);
             tern_xml_set_attr(e, "timestamp", stamp);
         }
     }
@@ -804,6 +917,62 @@ int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev)
         tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
     if (reply != NULL)
         tern_xml_unref(reply);
+}
+
+/* One edge was read; the second one answers.  Nothing is sent when the
+ * session closed or the module went away meanwhile. */
+static void on_edge(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                    const tern_archive_result_t *res)
+{
+    meta_req_t *mr = ctx;
+    int i = 2 - mr->pending; /* 0: the first item, 1: the last */
+    mr->pending--;
+    if (res == NULL || tern_get_data(m) == NULL) {
+        mr->failed = -1; /* gone: nothing to send */
+    } else if (res->rc < 0) {
+        if (mr->failed == 0)
+            mr->failed = 1;
+    } else if (res->rc > 0) {
+        snprintf(mr->edges[i].id, sizeof mr->edges[i].id, "%s", res->items[0].id);
+        mr->edges[i].when_us = res->items[0].when_us;
+        mr->edges[i].found = 1;
+    }
+    if (mr->pending > 0)
+        return;
+    mr->a->ev.origin = s;
+    if (mr->failed >= 0)
+        meta_answer(m, mr);
+    meta_free(mr);
+}
+
+/* iq-get/self/urn:xmpp:mam:2:metadata — §5: the first and last item; an
+ * empty <metadata/> for an empty archive.  Both are read off the loop. */
+int mam_on_metadata(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    mam_state_t *st = tern_get_data(m);
+    if (st == NULL || ev->from == NULL || ev->from->local == NULL)
+        return TERN_PASS;
+    mam_req_t r = {.m = m, .st = st, .ev = ev, .user = ev->from->local};
+    meta_req_t *mr = calloc(1, sizeof *mr);
+    if (mr == NULL || (mr->a = async_new(&r)) == NULL) {
+        free(mr);
+        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
+        return TERN_HANDLED;
+    }
+    for (int i = 0; i < 2; i++) {
+        tern_archive_query_t q = {.limit = 1, .reverse = i};
+        if (tern_archive_query_async(m, ev->origin, st->archive, mr->a->r.user, &q, NULL, on_edge,
+                                     mr) < 0) {
+            if (i == 0) { /* nothing on its way */
+                meta_free(mr);
+                tern_reply_error(m, ev, "wait", "internal-server-error", NULL);
+                return TERN_HANDLED;
+            }
+            mr->failed = 1; /* the first read answers, with the error */
+            break;
+        }
+        mr->pending++;
+    }
     return TERN_HANDLED;
 }
 

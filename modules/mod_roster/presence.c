@@ -19,7 +19,11 @@
  * sessions directly, except requests re-delivered at login) so that
  * filters see it: "pre-presence" on the user's host, "in-presence" on the
  * recipient's.  Rosters are read into lists before anything is routed:
- * routing runs handlers that use the store.
+ * routing runs handlers that use the store.  The roster read of a
+ * broadcast of available presence, which every login makes, is off the
+ * event loop (tern_map_foreach_async): the broadcast, the probes and the
+ * re-delivered requests go out when it is in, before anything else the
+ * session sent after its presence is handled.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,84 +272,140 @@ static void deliver_to_available(rhost_t *h, const char *user, const tern_xml_t 
 
 /* ---- broadcast presence (§4.2, §4.4, §4.5) ---------------------------------- */
 
-typedef struct pending {
-    strlist_t jids;
-    strlist_t status;
-} pending_t;
+/* What a broadcast of available presence needs from the roster, read in
+ * one walk: the contacts subscribed to the user (they get the presence),
+ * those the user is subscribed to (probed at initial presence) and the
+ * requests still pending in (re-delivered at initial presence). */
+typedef struct bcast_lists {
+    strlist_t from, to;
+    strlist_t pend_jids, pend_status;
+} bcast_lists_t;
 
-static int collect_pending(void *ctx, const ritem_t *it)
+static int collect_bcast(void *ctx, const ritem_t *it)
 {
-    pending_t *p = ctx;
+    bcast_lists_t *l = ctx;
+    if (!it->hidden && (it->sub & ROSTER_SUB_FROM))
+        list_add(&l->from, it->jid);
+    if (!it->hidden && (it->sub & ROSTER_SUB_TO))
+        list_add(&l->to, it->jid);
     if (it->in) {
-        list_add(&p->jids, it->jid);
-        list_add(&p->status, it->status != NULL ? it->status : "");
+        list_add(&l->pend_jids, it->jid);
+        list_add(&l->pend_status, it->status != NULL ? it->status : "");
     }
     return 0;
 }
 
+static void bcast_lists_free(bcast_lists_t *l)
+{
+    list_free(&l->from);
+    list_free(&l->to);
+    list_free(&l->pend_jids);
+    list_free(&l->pend_status);
+}
+
 /* §3.1.3: requests that arrived while the user was away (or were not
  * answered yet) go to a resource when it becomes available. */
-static void redeliver_requests(rhost_t *h, const char *user, const char *bare, tern_session_t *s)
+static void redeliver_requests(const bcast_lists_t *l, const char *bare, tern_session_t *s)
 {
-    pending_t p = {{0}, {0}};
-    items_foreach(h, user, collect_pending, &p);
-    for (size_t i = 0; i < p.jids.n && i < p.status.n; i++) {
-        tern_xml_t *req = presence_new(p.jids.v[i], bare, "subscribe", p.status.v[i]);
+    for (size_t i = 0; i < l->pend_jids.n && i < l->pend_status.n; i++) {
+        tern_xml_t *req = presence_new(l->pend_jids.v[i], bare, "subscribe", l->pend_status.v[i]);
         if (req != NULL) {
             tern_session_send(s, req);
             tern_xml_unref(req);
         }
     }
-    list_free(&p.jids);
-    list_free(&p.status);
 }
 
-static void broadcast_available(rhost_t *h, tern_event_t *ev)
+/* §4.2.2, §4.4.2: `copy` (the client's presence, from its full JID, no
+ * 'to'; taken over) becomes the session's last presence and goes to the
+ * contacts of `l` and the user's available resources; at initial presence
+ * the contacts the user is subscribed to are probed (§4.3.1), the other
+ * resources' presence comes to this one and pending requests are
+ * re-delivered (§3.1.3). */
+static void broadcast_now(rhost_t *h, tern_session_t *s, psess_t *ps, tern_xml_t *copy,
+                          bcast_lists_t *l)
 {
-    const char *user = ev->from->local, *full = ev->from->full, *bare = ev->from->bare;
-    psess_t *ps = psess_get(h, ev->origin, 1);
-    tern_xml_t *copy = ps != NULL ? tern_xml_copy(ev->stanza) : NULL;
-    if (copy == NULL)
-        return;
+    const tern_jid_t *jid = tern_session_jid(s);
+    const char *user = jid->local, *full = jid->full, *bare = jid->bare;
     int initial = ps->presence == NULL;
-    tern_xml_set_attr(copy, "from", full);
-    tern_xml_del_attr(copy, "to");
     if (ps->presence != NULL)
         tern_xml_unref(ps->presence);
     ps->presence = copy;
     free(ps->unavail_status);
     ps->unavail_status = NULL;
 
-    strlist_t to = {0}, own = {0}, probe = {0};
-    contacts_with(h, user, ROSTER_SUB_FROM, &to);
+    strlist_t own = {0};
     /* §4.2.2, §4.4.2: the user's available resources, this one included. */
     available_sessions(h, user, NULL, &own);
-    if (initial)
-        contacts_with(h, user, ROSTER_SUB_TO, &probe);
     /* One serialization for all of them: only 'to' differs.  `copy`
      * (the session's last presence) is frozen from here on. */
     for (size_t i = 0; i < own.n; i++)
-        list_add(&to, own.v[i]);
-    tern_route_fanout(h->m, copy, (const char *const *)to.v, to.n);
-    if (initial) {
-        /* §4.3.1: probe the contacts the user is subscribed to. */
-        for (size_t i = 0; i < probe.n; i++)
-            presence_send_type(h, bare, probe.v[i], "probe", NULL);
-        /* §4.2.2: the presence of the user's other available resources. */
-        strlist_t others = {0};
-        available_sessions(h, user, ev->origin, &others);
-        for (size_t i = 0; i < others.n; i++) {
-            tern_session_t *s = tern_session_find(h->m, others.v[i]);
-            psess_t *other = s != NULL ? psess_get(h, s, 0) : NULL;
-            if (other != NULL && other->presence != NULL)
-                route_copy(h, other->presence, others.v[i], full);
-        }
-        list_free(&others);
-        redeliver_requests(h, user, bare, ev->origin);
-    }
-    list_free(&to);
+        list_add(&l->from, own.v[i]);
     list_free(&own);
-    list_free(&probe);
+    tern_route_fanout(h->m, copy, (const char *const *)l->from.v, l->from.n);
+    if (!initial)
+        return;
+    /* §4.3.1: probe the contacts the user is subscribed to. */
+    for (size_t i = 0; i < l->to.n; i++)
+        presence_send_type(h, bare, l->to.v[i], "probe", NULL);
+    /* §4.2.2: the presence of the user's other available resources. */
+    strlist_t others = {0};
+    available_sessions(h, user, s, &others);
+    for (size_t i = 0; i < others.n; i++) {
+        tern_session_t *o = tern_session_find(h->m, others.v[i]);
+        psess_t *other = o != NULL ? psess_get(h, o, 0) : NULL;
+        if (other != NULL && other->presence != NULL)
+            route_copy(h, other->presence, others.v[i], full);
+    }
+    list_free(&others);
+    redeliver_requests(l, bare, s);
+}
+
+/* The roster was read (tern_map_foreach_async): broadcast `copy` now,
+ * unless the session closed or the module went away meanwhile (the
+ * contacts never saw this presence: nothing is owed to them). */
+static void on_bcast_items(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
+                           const tern_map_result_t *res)
+{
+    tern_xml_t *copy = ctx;
+    rhost_t *h = tern_get_data(m);
+    psess_t *ps = h != NULL && s != NULL && res != NULL ? psess_get(h, s, 1) : NULL;
+    const tern_jid_t *jid = s != NULL ? tern_session_jid(s) : NULL;
+    if (ps == NULL || jid == NULL || jid->local == NULL) {
+        tern_xml_unref(copy);
+        return;
+    }
+    bcast_lists_t l;
+    memset(&l, 0, sizeof(l));
+    if (items_foreach_result(res, collect_bcast, &l) < 0)
+        tern_log(m, TERN_LOG_ERROR, "cannot read the roster of %s: %s", jid->bare,
+                 res->error != NULL ? res->error : "unreadable item");
+    broadcast_now(h, s, ps, copy, &l);
+    bcast_lists_free(&l);
+}
+
+/* The client's available presence: the roster is read off the loop and
+ * the broadcast made when it is in (on_bcast_items).  Meanwhile the
+ * session's input waits (core/store_jobs.c), so what the client sent
+ * after its presence (a message, a probe answer it expects) is handled
+ * after the broadcast, as when the roster was read here. */
+static void broadcast_available(rhost_t *h, tern_event_t *ev)
+{
+    tern_session_t *s = ev->origin;
+    psess_t *ps = psess_get(h, s, 1);
+    tern_xml_t *copy = ps != NULL ? tern_xml_copy(ev->stanza) : NULL;
+    if (copy == NULL)
+        return;
+    tern_xml_set_attr(copy, "from", ev->from->full);
+    tern_xml_del_attr(copy, "to");
+    if (tern_map_foreach_async(h->m, s, h->items, ev->from->local, on_bcast_items, copy) == 0)
+        return;
+    /* Out of memory for the job: read here rather than say nothing. */
+    bcast_lists_t l;
+    memset(&l, 0, sizeof(l));
+    items_foreach(h, ev->from->local, collect_bcast, &l);
+    broadcast_now(h, s, ps, copy, &l);
+    bcast_lists_free(&l);
 }
 
 /* §4.5.2 (and §4.6.3 for directed presence): unavailable from `full` to

@@ -24,6 +24,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "store/store.h"
+#include "store/account_names.h"
 #include "xml/xml_stream.h"
 #include "xmpp/conn.h"
 
@@ -204,6 +205,7 @@ static int run(const char *path)
     if (store_checkpoint_in_background(server.db) < 0)
         log_warn("storage: checkpoints run on the event loop");
     store_set_busy_timeout(server.db, LOOP_BUSY_TIMEOUT_MS);
+    account_names_load(server.db); /* account checks from memory (logs when it cannot) */
     store_defer_purges(server.db);
     purge_timer = event_new(server.base, -1, EV_PERSIST, on_purge_timer, NULL);
     if (purge_timer) {
@@ -255,6 +257,7 @@ out:
     sessions_free_all();
     workers_stop();
     router_free();
+    account_names_free();
     store_close(&server.db);
     tls_server_free(&server.tls);
     resolver_free(&server.resolver);

@@ -21,6 +21,7 @@
 #include "core/account_jobs.h"
 #include "core/store_jobs.h"
 #include "store/accounts.h"
+#include "store/account_names.h"
 #include "core/modules.h"
 #include "core/server.h"
 #include "route/router.h"
@@ -471,7 +472,7 @@ void tern_session_close(tern_session_t *s, const char *stream_error)
 
 int tern_user_exists(tern_module_ctx_t *m, const char *local)
 {
-    return server.db && store_account_exists(server.db, m->host->name, local) == 1;
+    return server.db && account_names_exists(server.db, m->host->name, local) == 1;
 }
 
 tern_store_t *tern_store(tern_module_ctx_t *m, const char *name, tern_store_kind_t kind)

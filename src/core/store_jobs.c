@@ -39,7 +39,6 @@
 #include "util/workers.h"
 #include "route/sessions.h"
 #include "store/store.h"
-#include "xmpp/conn.h"
 
 typedef enum { OP_ARCHIVE_QUERY, OP_ARCHIVE_DELETE, OP_MAP_EACH } op_t;
 
@@ -314,13 +313,14 @@ static void slot_clear(store_job_t *j)
 static char hold_key;
 #define HOLD_KEY ((const tern_module_ctx_t *)(const void *)&hold_key)
 
-/* Stop reading the session's connection while it has reads pending. */
+/* Stop handling the session's input while it has reads pending: through
+ * its link (route/sessions.h), whatever the transport. */
 static void hold_input(tern_session_t *s)
 {
-    if (s == NULL || s->link.conn == NULL || sessions_slot_get(s, HOLD_KEY) != NULL)
+    if (s == NULL || sessions_slot_get(s, HOLD_KEY) != NULL)
         return;
-    if (sessions_slot_set(s, HOLD_KEY, &hold_key, NULL) == 0)
-        conn_input_hold(s->link.conn);
+    if (sessions_slot_set(s, HOLD_KEY, &hold_key, NULL) == 0 && !sessions_hold_input(s))
+        sessions_slot_take(s, HOLD_KEY); /* detached, or a link that cannot hold */
 }
 
 /* Read the session again once no read of its but `except` is pending. */
@@ -332,8 +332,7 @@ static void release_input(tern_session_t *s, const store_job_t *except)
         if (j != except && j->s == s && j->op != OP_ARCHIVE_DELETE)
             return;
     sessions_slot_take(s, HOLD_KEY);
-    if (s->link.conn != NULL)
-        conn_input_release(s->link.conn);
+    sessions_release_input(s);
 }
 
 static void job_free(store_job_t *j)

@@ -30,6 +30,7 @@
 #include "route/directory.h"
 #include "route/host.h"
 #include "route/sessions.h"
+#include "store/account_names.h"
 #include "xmpp/stanza.h"
 
 typedef enum { DEST_HOST = 0, DEST_BARE, DEST_FULL, DEST_SELF } dest_t;
@@ -121,7 +122,8 @@ static int account_exists(host_t *h, const tern_jid_t *to, const user_sessions_t
         return 0; /* a service domain has no accounts */
     if (u)
         return 1;
-    return server.db && store_account_exists(server.db, h->name, to->local) == 1;
+    /* From memory (store/account_names.h), never a stale "no". */
+    return server.db && account_names_exists(server.db, h->name, to->local) == 1;
 }
 
 static void deliver(tern_session_t *s, tern_xml_t *stanza)

@@ -382,6 +382,20 @@ void sessions_close(tern_session_t *s, const char *condition)
         s->link.close(s, condition);
 }
 
+int sessions_hold_input(tern_session_t *s)
+{
+    if (s == NULL || s->detached || s->link.hold == NULL || s->link.release == NULL)
+        return 0;
+    s->link.hold(s);
+    return 1;
+}
+
+void sessions_release_input(tern_session_t *s)
+{
+    if (s != NULL && !s->detached && s->link.release != NULL)
+        s->link.release(s);
+}
+
 static void fire(tern_session_t *s, const char *event)
 {
     if (!s->host)

@@ -31,7 +31,11 @@ typedef struct session_queue session_queue_t;
 
 /* What a stream gives its session.  deliver and close are required; send
  * (module output, paced against the client's output; NULL = deliver) is
- * optional; conn is the stream's own object, for its callbacks. */
+ * optional; conn is the stream's own object, for its callbacks.  hold and
+ * release (optional, both or neither) stop and resume the handling of the
+ * client's input: after hold, no further stanza of the session is handled
+ * (those already read included) until release; a transport that cannot
+ * hold leaves them NULL (see sessions_hold_input). */
 typedef struct session_link {
     void (*deliver)(tern_session_t *s, tern_xml_t *stanza);
     void (*send)(tern_session_t *s, tern_xml_t *stanza);
@@ -39,6 +43,8 @@ typedef struct session_link {
     /* Write an element on the client's stream as it is, without the
      * session/out hooks, bound or not (tern_stream_send); NULL = deliver. */
     void (*write)(tern_session_t *s, tern_xml_t *el);
+    void (*hold)(tern_session_t *s);
+    void (*release)(tern_session_t *s);
     void *conn;
 } session_link_t;
 
@@ -133,6 +139,15 @@ size_t sessions_queued(const tern_session_t *s, size_t *bytes_r);
 void sessions_deliver(tern_session_t *s, tern_xml_t *stanza);
 void sessions_send(tern_session_t *s, tern_xml_t *stanza);
 void sessions_close(tern_session_t *s, const char *condition);
+
+/* Stop handling the client's input until sessions_release_input (a read
+ * the session waits for, in core/store_jobs.c): through the link's hold.
+ * Holds are not counted: one release ends them.  A detached session has
+ * no input to hold; a link without hold is not held (its stanzas may then
+ * overtake a pending answer).  1 when the input is now held, else 0. */
+int sessions_hold_input(tern_session_t *s);
+/* Resume what sessions_hold_input stopped; nothing when not attached. */
+void sessions_release_input(tern_session_t *s);
 
 /* Free every module slot of s (when the session ends). */
 void sessions_free_slots(tern_session_t *s);

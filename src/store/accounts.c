@@ -9,12 +9,15 @@
  * host is one of ours is the caller's job.  Key derivation is CPU bound:
  * a password check is split (accounts_check_*) so that the daemon runs
  * the derivation on its worker pool (util/workers.c), off the loop.
+ * Every account made or deleted here is told to account_names.c, which
+ * answers the daemon's account checks from memory.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <tern/jid.h>
 #include "store/accounts.h"
+#include "store/account_names.h"
 
 #define DEFAULT_ITERATIONS 4096
 
@@ -54,13 +57,14 @@ static int create_local(store_db_t *db, const char *host, const char *local,
         *error_r = exists ? "account exists" : "storage error";
         return -1;
     }
+    account_names_added(db, host, local); /* the daemon's set of names */
     return 0;
 }
 
 /* 0 when local@host exists, else -1 with *error_r. */
 static int must_exist(store_db_t *db, const char *host, const char *local, const char **error_r)
 {
-    int exists = store_account_exists(db, host, local);
+    int exists = account_names_exists(db, host, local);
     if (exists <= 0) {
         *error_r = exists < 0 ? "storage error" : "no such account";
         return -1;
@@ -123,6 +127,8 @@ static int account_change(store_db_t *db, const char *host, const char *user, ac
             if (store_account_delete(db, host, local) < 0) {
                 *error_r = "storage error";
                 ret = -1;
+            } else {
+                account_names_removed(db, host, local);
             }
             break;
         }

@@ -29,6 +29,10 @@ tern_store_t *store_get(store_db_t *db, const char *host, const char *name, stor
 
 /* Accounts.  `user` is a prepared localpart. */
 int store_account_exists(store_db_t *db, const char *host, const char *user); /* 1/0/-1 */
+/* A number that changes whenever another connection (another process:
+ * ternctl) commits to the database, and only then: SQLite's data_version
+ * of db's own connection.  Cheap (no table is read).  >= 0, or -1. */
+long long store_data_version(store_db_t *db);
 /* Create with credentials for every hash; -1 if it exists (*exists_r = 1) or on error. */
 int store_account_create(store_db_t *db, const char *host, const char *user,
                          const scram_cred_t creds[SCRAM_HASH_COUNT], int *exists_r);

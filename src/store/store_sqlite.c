@@ -928,6 +928,16 @@ int store_account_exists(store_db_t *db, const char *host, const char *user)
     return ret;
 }
 
+long long store_data_version(store_db_t *db)
+{
+    sqlite3_stmt *s = NULL;
+    if (db == NULL || sqlite3_prepare_v2(db->sql, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    long long v = sqlite3_step(s) == SQLITE_ROW ? (long long)sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
 /* Store (insert or replace) the credentials of every hash; inside a
  * transaction of the caller.  creds[i] must be for hash i. */
 static int write_creds(store_db_t *db, const char *host, const char *user,

@@ -414,6 +414,18 @@ static void send_own(c2s_t *s, tern_xml_t *stanza)
         conn_send(s->conn, stanza);
 }
 
+/* The session waits for a read (core/store_jobs.c): its stream is not
+ * read, and what was already parsed waits, until released. */
+static void hold_session_input(tern_session_t *session)
+{
+    conn_input_hold(session->link.conn);
+}
+
+static void release_session_input(tern_session_t *session)
+{
+    conn_input_release(session->link.conn);
+}
+
 static void close_session(tern_session_t *session, const char *condition)
 {
     conn_t *c = session->link.conn;
@@ -724,8 +736,12 @@ static const conn_ops_t c2s_ops = {.kind = "c2s",
 void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
 {
     c2s_t *s = calloc(1, sizeof(*s));
-    session_link_t link = {
-        .deliver = deliver, .send = send_paced, .write = write_element, .close = close_session};
+    session_link_t link = {.deliver = deliver,
+                           .send = send_paced,
+                           .write = write_element,
+                           .close = close_session,
+                           .hold = hold_session_input,
+                           .release = release_session_input};
     if (!s || !(s->session = sessions_new(NULL, &link, NULL))) {
         free(s);
         evutil_closesocket(fd);

@@ -205,3 +205,143 @@ class ReadsBesideKeyDerivationTests(ServerTestCase):
             self.assertEqual(answer.get("type"), "result", ET.tostring(answer))
         self.assertLess(worst, 0.5, "a roster get took %.0f ms during registrations"
                         % (worst * 1000))
+
+
+class PresenceBroadcastOrderTests(ServerTestCase):
+    """Initial presence reads the roster off the event loop; the broadcast,
+    the probes and the requests waiting for the user go out once it is in,
+    and what the client sent right after its presence (in the same write)
+    is handled after them (RFC 6120 §10.1 in-order processing): contacts
+    see the presence before the message that follows it, and the probe
+    answers reach the client before the answer to its next iq."""
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob", "carol")},
+                         config={"modules": {"roster": {}}})
+
+    def test_broadcast_and_probes_come_before_the_next_stanza(self):
+        alice = self.raw_login("alice", resource="desk", presence=False)
+        bob = self.raw_login("bob", resource="phone", presence=False)
+        carol = self.raw_login("carol", resource="pc", presence=False)
+        # A roster big enough that reading it takes a moment.
+        alice.send("".join(
+            "<iq type='set' id='set%d'><query xmlns='jabber:iq:roster'><item jid='c%d@%s'/>"
+            "</query></iq>" % (i, i, DOMAIN) for i in range(200)))
+        # alice and bob subscribed both ways (pre-approved, then asked).
+        alice.send("<presence type='subscribed' to='bob@%s'/>" % DOMAIN)
+        bob.send("<presence type='subscribed' to='alice@%s'/>" % DOMAIN)
+        self.assertEqual(alice.ping(), "result")
+        self.assertEqual(bob.ping(), "result")
+        alice.send("<presence type='subscribe' to='bob@%s'/>" % DOMAIN)
+        bob.send("<presence type='subscribe' to='alice@%s'/>" % DOMAIN)
+        # carol's request waits for alice (she is not available yet).
+        carol.send("<presence type='subscribe' to='alice@%s'/>" % DOMAIN)
+        for c in (alice, bob, carol):
+            self.assertEqual(c.ping(), "result")
+        bob.send("<presence><status>bob here</status></presence>")
+        self.assertEqual(bob.ping(), "result")
+        alice.nothing_more(within=0.3)
+        bob.nothing_more(within=0.3)
+
+        for round_ in range(3):
+            alice.send("<presence><status>round %d</status></presence>"
+                       "<message to='bob@%s' type='chat' id='m%d'><body>after presence</body>"
+                       "</message><iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>"
+                       % (round_, DOMAIN, round_, round_))
+            seen_bob = []
+            while True:
+                el = bob.read_element(timeout=10)
+                seen_bob.append(el)
+                if el.tag == q(NS_CLIENT, "message"):
+                    break
+            kinds = [(el.tag.split("}")[1], el.get("from"), el.get("type")) for el in seen_bob]
+            self.assertIn(("presence", alice.jid, None), kinds,
+                          "bob got the message before alice's presence: %s" % kinds)
+            self.assertEqual(kinds[-1], ("message", alice.jid, "chat"))
+            seen_alice = []
+            while True:
+                el = alice.read_element(timeout=10)
+                seen_alice.append(el)
+                if el.tag == q(NS_CLIENT, "iq") and el.get("id") == "p%d" % round_:
+                    break
+            kinds = [(el.tag.split("}")[1], el.get("from"), el.get("type")) for el in seen_alice]
+            if round_ == 0:
+                # §4.3: the probe answer (bob's presence) and carol's waiting
+                # request (§3.1.3), both before the ping's answer.
+                self.assertIn(("presence", bob.jid, None), kinds)
+                self.assertIn(("presence", "carol@%s" % DOMAIN, "subscribe"), kinds)
+            # §4.2.2: her own presence comes back to her, before the ping too.
+            self.assertIn(("presence", alice.jid, None), kinds)
+            self.assertEqual((kinds[-1][0], kinds[-1][2]), ("iq", "result"))
+        for c in (alice, bob, carol):
+            c.close()
+
+
+class FullJidQueryTests(ServerTestCase):
+    """An archive query whose 'with' names a full JID (XEP-0313 §4.1.1)
+    matches the stanzas' addresses, so it walks that conversation; the walk
+    is read off the event loop in bounded steps, and its answers (page,
+    <count/>, index of <first/>, complete) are those of a walk on the loop.
+    The archive's first and last items (§5, metadata) are read off the loop
+    too."""
+    N = 1200  # items from bob: even ones from bob/a, odd ones from bob/b
+    server_kwargs = dict(users={"alice": "alice-pw"},
+                         config={"modules": {"mam": {"max_count": 1000000}}})
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server.stop()
+        db = sqlite3.connect(os.path.join(cls.server.dir, "tern.db"))
+        try:
+            rid = db.execute("SELECT ifnull(max(rid), 0) FROM archive").fetchone()[0]
+            t0 = int(time.time() * 1e6) - cls.N * 1000
+            rows = []
+            for i in range(cls.N):
+                rid += 1
+                rows.append((rid, rid, DOMAIN, "archive", "alice", "f%d" % i, t0 + i * 1000,
+                             "bob@" + DOMAIN,
+                             ("<message xmlns='jabber:client' from='bob@%s/%s' to='alice@%s'"
+                              " type='chat'><body>m%d</body></message>"
+                              % (DOMAIN, "ab"[i % 2], DOMAIN, i)).encode()))
+            db.executemany("INSERT INTO archive (rid, seq, host, store, user, id, when_us,"
+                           " with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.commit()
+        finally:
+            db.close()
+        cls.server._launch()
+
+    def query(self, c, with_, rsm):
+        from test_mam import raw_mam
+        r, _ = raw_mam(c, form={"with": with_}, rsm=rsm, timeout=30)
+        self.assertIsNone(r.error)
+        return r
+
+    def test_pages_counts_and_index_of_a_full_jid(self):
+        alice = self.raw_login("alice", resource="desk")
+        a = "bob@%s/a" % DOMAIN
+        half = self.N // 2
+        r = self.query(alice, a, {"max": 10})
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(0, 20, 2)])
+        self.assertEqual((r.count, r.index, r.complete), (half, 0, "false"))
+        r = self.query(alice, a, {"max": 10, "before": ""})  # the last page
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(self.N - 20, self.N, 2)])
+        self.assertEqual((r.count, r.index, r.complete), (half, half - 10, "false"))  # older ones remain
+        # From the middle, past several steps of the walk.
+        r = self.query(alice, a, {"max": 5, "after": "f801"})
+        self.assertEqual(r.bodies, ["m%d" % i for i in range(802, 812, 2)])
+        self.assertEqual((r.count, r.index, r.first, r.last), (half, 401, "f802", "f810"))
+        r = self.query(alice, a, {"max": 3, "before": "f701"})
+        self.assertEqual(r.bodies, ["m694", "m696", "m698", "m700"][1:])
+        self.assertEqual(r.index, 348)
+        r = self.query(alice, a, {"max": 0})  # the count alone
+        self.assertEqual((r.bodies, r.count), ([], half))
+        r = self.query(alice, "bob@%s/c" % DOMAIN, {"max": 10})
+        self.assertEqual((r.bodies, r.count, r.complete), ([], 0, "true"))
+        # The same session's next stanza comes after the whole answer.
+        self.assertEqual(alice.ping(), "result")
+
+    def test_metadata_first_and_last(self):
+        alice = self.raw_login("alice", resource="meta")
+        answer = alice.iq("<metadata xmlns='%s'/>" % NS_MAM)
+        md = answer.find(q(NS_MAM, "metadata"))
+        self.assertEqual(md.find(q(NS_MAM, "start")).get("id"), "f0")
+        self.assertEqual(md.find(q(NS_MAM, "end")).get("id"), "f%d" % (self.N - 1))

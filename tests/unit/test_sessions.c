@@ -43,6 +43,21 @@ static void rec_close(tern_session_t *s, const char *cond)
     sessions_unbind(s);
 }
 
+/* Input holds through the link (sessions_hold_input). */
+static int holds, releases;
+
+static void rec_hold(tern_session_t *s)
+{
+    (void)s;
+    holds++;
+}
+
+static void rec_release(tern_session_t *s)
+{
+    (void)s;
+    releases++;
+}
+
 static void rec_reset(link_rec_t *r)
 {
     for (int i = 0; i < r->n; i++)
@@ -194,11 +209,25 @@ int main(void)
     give(s, "message", "chat", "a0", "hi");
     CHECK(first.n == 1 && sessions_queued(s, NULL) == 0);
     rec_reset(&first);
+    /* A link that cannot hold input: not held.  One that can: through it. */
+    CHECK(sessions_hold_input(s) == 0 && holds == 0);
+    sessions_release_input(s);
+    CHECK(releases == 0);
+    s->link.hold = rec_hold;
+    s->link.release = rec_release;
+    CHECK(sessions_hold_input(s) == 1 && holds == 1);
+    sessions_release_input(s);
+    CHECK(releases == 1);
+    s->link.hold = NULL;
+    s->link.release = NULL;
 
     /* Detach: still bound, found, available; slots kept; event fired. */
     CHECK(sessions_detach(s) == 0);
     CHECK(n_detached_ev == 1 && last_ev_session == s);
     CHECK(sessions_detach(s) < 0);
+    CHECK(sessions_hold_input(s) == 0 && holds == 1); /* detached: no input to hold */
+    sessions_release_input(s);
+    CHECK(releases == 1);
     CHECK(sessions_count() == 2 && sessions_count_detached() == 1);
     CHECK(sessions_find_full("juliet@example.com/balcony") == s);
     CHECK(sessions_find_bare("juliet@example.com") != NULL);
