@@ -856,10 +856,11 @@ static int load_hosts(builder_t *b, const cfg_node_t *root)
 }
 
 /* A service domain: its own module list only (no global modules, which
- * are for hosts and their accounts), no certificate of its own yet. */
+ * are for hosts and their accounts) and optionally its own certificate
+ * (NULL: the core falls back to its host's). */
 static int load_service(builder_t *b, const cfg_node_t *n, cfg_host_t *h)
 {
-    static const char *const keys[] = {"modules", NULL};
+    static const char *const keys[] = {"certificate", "key", "modules", NULL};
     char *name = tern_jid_prep_domain(n->key);
     if (!name)
         return fail(b, n, "invalid service domain '%s'", n->key);
@@ -878,6 +879,8 @@ static int load_service(builder_t *b, const cfg_node_t *n, cfg_host_t *h)
     snprintf(what, sizeof(what), "services.%s", n->key);
     int have = want_map(b, n, what);
     if (have < 0 || (have && check_keys(b, n, keys, what) < 0))
+        return -1;
+    if (load_cert_pair(b, n, what, &h->certificate, &h->key) < 0)
         return -1;
     const cfg_node_t *own = cfg_map_get(n, "modules");
     h->modules = alloc(b, (count_children(own) + 1) * sizeof(*h->modules));

@@ -21,7 +21,27 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 
-/* TLS contexts for every host: its own certificate, else the global one. */
+/* The host a service domain without a certificate of its own borrows one
+ * from: the host it is a subdomain of (the longest such name), or NULL. */
+static const cfg_host_t *parent_host(const tern_config_t *cfg, const cfg_host_t *svc)
+{
+    const cfg_host_t *best = NULL;
+    size_t len = strlen(svc->name);
+    for (size_t i = 0; i < cfg->n_hosts; i++) {
+        const cfg_host_t *h = &cfg->hosts[i];
+        size_t hl = strlen(h->name);
+        if (h->is_service || hl + 1 >= len || svc->name[len - hl - 1] != '.' ||
+            strcmp(svc->name + len - hl, h->name) != 0)
+            continue;
+        if (!best || hl > strlen(best->name))
+            best = h;
+    }
+    return best;
+}
+
+/* TLS contexts for every host and service domain: its own certificate,
+ * else (a service domain) the certificate of the host it is under, else
+ * the global one. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
 {
     tls_cert_spec_t *specs = calloc(cfg->n_hosts + 1, sizeof(*specs));
@@ -30,8 +50,11 @@ tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_hosts; i++) {
         const cfg_host_t *h = &cfg->hosts[i];
-        const char *cert = h->certificate ? h->certificate : cfg->certificate;
-        const char *key = h->key ? h->key : cfg->key;
+        const cfg_host_t *from = h;
+        if (h->is_service && !h->certificate && (from = parent_host(cfg, h)) == NULL)
+            from = h;
+        const char *cert = from->certificate ? from->certificate : cfg->certificate;
+        const char *key = from->key ? from->key : cfg->key;
         if (cert && key)
             specs[n++] = (tls_cert_spec_t){.host = h->name, .certificate = cert, .key = key};
     }

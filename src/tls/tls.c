@@ -31,6 +31,11 @@
  *    file, or the system's default paths); each SSL sends SNI and checks
  *    the peer's chain and name (RFC 6125), failing the handshake or only
  *    reporting the outcome, as the caller asks.
+ *  - Peers that are servers (XEP-0178): the server side may ask for a
+ *    certificate without requiring one (naming no CA); either side checks
+ *    the peer's certificate after the handshake against a client context's
+ *    trust store, for any purpose, with the XMPP name rules (DNS-ID, SRV-ID,
+ *    XmppAddr; CN only without subjectAltName).
  */
 #include "tls/tls.h"
 
@@ -172,7 +177,9 @@ static void tls_err(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* Servername callback, installed on the default context: switch the SSL to
  * the context whose host equals the SNI name (ASCII case-insensitive, as DNS
- * names are).  Unknown names and absent SNI keep the default certificate;
+ * names are), else to the first whose certificate covers the name (a
+ * DNS-ID or wildcard, X509_check_host).  Other names and absent SNI keep
+ * the default certificate;
  * returning OK either way keeps the name so tls_sni() can report it.  The
  * host table is the one of the set the SSL was made from (its ex_data,
  * which holds a reference), never a set a reload may have freed since. */
@@ -184,14 +191,20 @@ static int tls_sni_cb(SSL *ssl, int *alert, void *arg)
 
     if (!name || !t)
         return SSL_TLSEXT_ERR_OK;
-    for (size_t i = 0; i < t->n; i++) { /* first matching spec wins */
-        if (strcasecmp(t->hosts[i].host, name) != 0)
-            continue;
-        if (i > 0 && SSL_set_SSL_CTX(ssl, t->hosts[i].ctx) == NULL) {
-            *alert = SSL_AD_INTERNAL_ERROR;
-            return SSL_TLSEXT_ERR_ALERT_FATAL;
-        }
-        break;
+    size_t i;
+    for (i = 0; i < t->n; i++) /* first matching spec wins */
+        if (strcasecmp(t->hosts[i].host, name) == 0)
+            break;
+    /* No spec for the name (a component's domain, say): the first
+     * certificate that covers it, by a DNS-ID or a wildcard. */
+    for (size_t j = 0; i == t->n && j < t->n; j++) {
+        X509 *x = SSL_CTX_get0_certificate(t->hosts[j].ctx);
+        if (x && X509_check_host(x, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
+            i = j;
+    }
+    if (i > 0 && i < t->n && SSL_set_SSL_CTX(ssl, t->hosts[i].ctx) == NULL) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
     return SSL_TLSEXT_ERR_OK;
 }
@@ -421,8 +434,13 @@ tls_client_t *tls_client_new(const char *ca_file, char *errbuf, size_t errlen)
         tls_err(errbuf, errlen, "invalid TLS 1.2 cipher list");
         goto fail;
     }
-    int ok = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(c->ctx);
+    /* A folder is read the OpenSSL way: files named by subject hash
+     * (`openssl rehash` / c_rehash), looked up when a chain needs them. */
+    struct stat st;
+    int is_dir = ca_file && stat(ca_file, &st) == 0 && S_ISDIR(st.st_mode);
+    int ok = !ca_file ? SSL_CTX_set_default_verify_paths(c->ctx)
+             : is_dir ? SSL_CTX_load_verify_locations(c->ctx, NULL, ca_file)
+                      : SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL);
     if (ok != 1) {
         tls_err(errbuf, errlen, "cannot load the trusted CAs from %s",
                 ca_file ? ca_file : "the system's default paths");
@@ -479,17 +497,12 @@ fail:
     return NULL;
 }
 
-tls_verify_t tls_verify_result(const SSL *ssl)
+/* Our reading of an X509_V_ERR_* code (X509_V_OK reads as OK). */
+static tls_verify_t tls_map_x509_error(long r)
 {
-    if (!ssl)
-        return TLS_VERIFY_PENDING;
-    long r = SSL_get_verify_result(ssl);
-    if (r == X509_V_OK) {
-        if (!SSL_is_init_finished(ssl))
-            return TLS_VERIFY_PENDING;
-        return SSL_get0_peer_certificate(ssl) ? TLS_VERIFY_OK : TLS_VERIFY_NO_CERT;
-    }
     switch (r) {
+    case X509_V_OK:
+        return TLS_VERIFY_OK;
     case X509_V_ERR_HOSTNAME_MISMATCH:
         return TLS_VERIFY_WRONG_NAME;
     case X509_V_ERR_CERT_HAS_EXPIRED:
@@ -507,6 +520,19 @@ tls_verify_t tls_verify_result(const SSL *ssl)
     default:
         return TLS_VERIFY_FAILED;
     }
+}
+
+tls_verify_t tls_verify_result(const SSL *ssl)
+{
+    if (!ssl)
+        return TLS_VERIFY_PENDING;
+    long r = SSL_get_verify_result(ssl);
+    if (r == X509_V_OK) {
+        if (!SSL_is_init_finished(ssl))
+            return TLS_VERIFY_PENDING;
+        return SSL_get0_peer_certificate(ssl) ? TLS_VERIFY_OK : TLS_VERIFY_NO_CERT;
+    }
+    return tls_map_x509_error(r);
 }
 
 const char *tls_verify_str(tls_verify_t v)
@@ -730,24 +756,190 @@ out:
     return rc;
 }
 
-/* Placeholder: the full check (chain, dates, DNS-ID/SRV-ID/XmppAddr) comes
- * with federation. */
-static int accept_any_cert(int ok, X509_STORE_CTX *ctx)
+/* ---- peers that are servers (RFC 6125 §6, XEP-0178) ---------------------- */
+
+/* Handshake-time verify callback of a server-side SSL that asked for a
+ * certificate: accept whatever the peer sends (or nothing); the verdict is
+ * tls_peer_verify()'s, once the stream knows which domain the peer claims. */
+static int tls_accept_any_cert(int ok, X509_STORE_CTX *ctx)
 {
     (void)ok;
     (void)ctx;
     return 1;
 }
 
+/* The CertificateRequest names no CA (TLS 1.2: an empty
+ * certificate_authorities list, which RFC 5246 §7.4.4 reads as "any";
+ * TLS 1.3: no certificate_authorities extension, RFC 8446 §4.2.4): the
+ * trust store is usually the system's, whose ~140 names would add several
+ * kilobytes to every handshake, and a server has one certificate per
+ * domain to send whatever we list.  Nothing here sets a CA list on the
+ * SSL or its contexts, so OpenSSL sends none. */
 void tls_request_peer_cert(SSL *ssl)
 {
-    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_cert);
+    if (!ssl)
+        return;
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_accept_any_cert);
+    /* No resumption (tickets off; the stateful cache is off too): a resumed
+     * session brings back the peer's certificate but not its chain, so
+     * tls_peer_verify() could not find the path to a trusted CA. */
+    SSL_set_options(ssl, SSL_OP_NO_TICKET);
 }
 
+/* ASCII case-insensitive equality of a length-counted name from a
+ * certificate with the NUL-terminated `ref`; names with an embedded NUL
+ * never match. */
+static int tls_name_eq(const unsigned char *p, size_t len, const char *ref)
+{
+    if (memchr(p, '\0', len) || strlen(ref) != len)
+        return 0;
+    return strncasecmp((const char *)p, ref, len) == 0;
+}
+
+/* RFC 6125 §6.4.1-§6.4.3: does the presented DNS name `p` (from a dNSName
+ * or a CN) name `domain`?  ASCII case-insensitive; IDNs are compared as
+ * the A-labels they are written in.  A wildcard is accepted only as the
+ * whole left-most label ("*.example.com"), followed by at least two
+ * labels, and matches exactly one non-empty label. */
+static int tls_dns_match(const unsigned char *p, size_t len, const char *domain)
+{
+    if (len > 0 && p[len - 1] == '.') /* absolute form */
+        len--;
+    if (len >= 2 && p[0] == '*' && p[1] == '.') {
+        const unsigned char *rest = p + 2;
+        size_t rlen = len - 2;
+        if (rlen == 0 || !memchr(rest, '.', rlen) || memchr(rest, '*', rlen))
+            return 0;
+        const char *dot = strchr(domain, '.');
+        if (!dot || dot == domain) /* one label, and not an empty one */
+            return 0;
+        return tls_name_eq(rest, rlen, dot + 1);
+    }
+    if (memchr(p, '*', len))
+        return 0; /* partial-label wildcards are not accepted */
+    return tls_name_eq(p, len, domain);
+}
+
+/* SRV-ID (RFC 4985, RFC 6125 §6.5.1; XEP-0178 §4): "_xmpp-server.DOMAIN". */
+static int tls_srv_match(const ASN1_STRING *v, const char *domain)
+{
+    static const char service[] = "_xmpp-server.";
+    const unsigned char *p = ASN1_STRING_get0_data(v);
+    size_t len = (size_t)ASN1_STRING_length(v);
+
+    if (len <= sizeof service - 1 || strncasecmp((const char *)p, service, sizeof service - 1) != 0)
+        return 0;
+    return tls_name_eq(p + sizeof service - 1, len - (sizeof service - 1), domain);
+}
+
+/* Whether the leaf certificate `x` names the XMPP server `domain`: a DNS-ID,
+ * an SRV-ID or an XmppAddr (RFC 6120 §13.7.1.4, XEP-0178 §4) in its
+ * subjectAltName; a CN only when it has no subjectAltName at all (RFC 6125
+ * §6.4.4).  The XmppAddr is compared byte for byte but for ASCII case: this
+ * layer does no stringprep, and a server's domain is normally ASCII. */
+static int tls_cert_names(X509 *x, const char *domain)
+{
+    int crit = 0;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+
+    if (gens) {
+        int found = 0;
+        for (int i = 0; i < sk_GENERAL_NAME_num(gens) && !found; i++) {
+            const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+            if (g->type == GEN_DNS) {
+                const ASN1_IA5STRING *s = g->d.dNSName;
+                found =
+                    tls_dns_match(ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s), domain);
+            } else if (g->type == GEN_OTHERNAME) {
+                int nid = OBJ_obj2nid(g->d.otherName->type_id);
+                const ASN1_TYPE *v = g->d.otherName->value;
+                if (nid == NID_SRVName && v && v->type == V_ASN1_IA5STRING)
+                    found = tls_srv_match(v->value.ia5string, domain);
+                else if (nid == NID_XmppAddr && v && v->type == V_ASN1_UTF8STRING)
+                    found = tls_name_eq(ASN1_STRING_get0_data(v->value.utf8string),
+                                        (size_t)ASN1_STRING_length(v->value.utf8string), domain);
+            }
+        }
+        GENERAL_NAMES_free(gens);
+        return found;
+    }
+    if (crit != -1)
+        return 0; /* a subjectAltName is there but unreadable (or repeated) */
+
+    const X509_NAME *subj = X509_get_subject_name(x);
+    for (int i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0;) {
+        const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+        unsigned char *utf8 = NULL;
+        int len = ASN1_STRING_to_UTF8(&utf8, cn);
+        int ok = len > 0 && tls_dns_match(utf8, (size_t)len, domain);
+        OPENSSL_free(utf8);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+/* Chain (against the trust store of `trust`, for any purpose), dates, then
+ * name.  On the server side OpenSSL's peer chain leaves out the leaf; on
+ * the client side it starts with it: either way it is only the untrusted
+ * pool X509_verify_cert() builds the path from. */
 tls_verify_t tls_peer_verify(tls_client_t *trust, SSL *ssl, const char *domain)
 {
-    (void)trust;
-    (void)domain;
-    X509 *cert = SSL_get0_peer_certificate(ssl);
-    return cert ? TLS_VERIFY_FAILED : TLS_VERIFY_NO_CERT;
+    if (!trust || !ssl || !domain || !*domain)
+        return TLS_VERIFY_FAILED;
+    if (!SSL_is_init_finished(ssl))
+        return TLS_VERIFY_PENDING;
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (!leaf)
+        return TLS_VERIFY_NO_CERT;
+
+    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+    tls_verify_t v = TLS_VERIFY_FAILED;
+    if (!vctx ||
+        !X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(trust->ctx), leaf,
+                             SSL_get_peer_cert_chain(ssl)) ||
+        !X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_ANY))
+        goto out;
+    if (X509_verify_cert(vctx) != 1) {
+        v = tls_map_x509_error(X509_STORE_CTX_get_error(vctx));
+        if (v == TLS_VERIFY_OK) /* failed without saying why */
+            v = TLS_VERIFY_FAILED;
+        goto out;
+    }
+    v = tls_cert_names(leaf, domain) ? TLS_VERIFY_OK : TLS_VERIFY_WRONG_NAME;
+
+out:
+    X509_STORE_CTX_free(vctx);
+    ERR_clear_error();
+    return v;
+}
+
+/* Verify callback of a client SSL to an XMPP server: where OpenSSL's DNS-ID
+ * check (SSL_set1_host) finds no match, an SRV-ID or XmppAddr for the same
+ * domain will do; the error is cleared so tls_verify_result() reports the
+ * rest of the check (dates, chain) as usual. */
+static int tls_server_name_cb(int ok, X509_STORE_CTX *ctx)
+{
+    if (ok || X509_STORE_CTX_get_error(ctx) != X509_V_ERR_HOSTNAME_MISMATCH)
+        return ok;
+    const char *host = X509_VERIFY_PARAM_get0_host(X509_STORE_CTX_get0_param(ctx), 0);
+    X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
+    if (!host || !leaf || !tls_cert_names(leaf, host))
+        return 0;
+    X509_STORE_CTX_set_error(ctx, X509_V_OK);
+    return 1;
+}
+
+SSL *tls_client_ssl_for_server(tls_client_t *c, const char *domain, int require_valid,
+                               const char *alpn)
+{
+    SSL *ssl = tls_client_ssl(c, domain, require_valid, alpn);
+    if (!ssl)
+        return NULL;
+    /* RFC 6125 §6.4.4: no CN when the certificate has any subjectAltName;
+     * the callback reads the CN of a certificate with none. */
+    SSL_set_hostflags(ssl,
+                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    SSL_set_verify(ssl, require_valid ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, tls_server_name_cb);
+    return ssl;
 }

@@ -26,7 +26,10 @@ typedef struct tls_cert_spec {
  * errbuf) on failure, e.g. unreadable file or key/cert mismatch.
  * (There is no error_r parameter: the message, naming the file and
  * OpenSSL's reason, is written to errbuf when errbuf is non-NULL.)
- * Host names match SNI case-insensitively; the first spec for a name wins. */
+ * Host names match SNI case-insensitively; the first spec for a name wins.
+ * A name no spec has gets the first certificate that covers it by a DNS-ID
+ * or a wildcard (e.g. a component's domain under "*.example.org"), else
+ * the default. */
 tls_server_t *tls_server_new(const tls_cert_spec_t *specs, size_t n, const char *ciphers,
                              const char *ciphersuites, char *errbuf, size_t errlen);
 /* Drop the caller's reference and set *t to NULL.  The contexts are freed
@@ -60,7 +63,8 @@ int tls_make_self_signed(const char *host, const char *cert_path, const char *ke
 
 typedef struct tls_client tls_client_t;
 
-/* The outcome of checking a peer's certificate (client side). */
+/* The outcome of checking a peer's certificate (client side, or either
+ * side with tls_peer_verify()). */
 typedef enum {
     TLS_VERIFY_PENDING,       /* no handshake finished yet */
     TLS_VERIFY_OK,            /* chain to a trusted CA, valid now, name matches */
@@ -72,7 +76,8 @@ typedef enum {
     TLS_VERIFY_FAILED,        /* any other reason (revoked, bad signature, bad usage...) */
 } tls_verify_t;
 
-/* A client context trusting the CAs in `ca_file` (PEM), or the system's
+/* A client context trusting the CAs in `ca_file` (PEM; or a folder of
+ * hashed CA files as `openssl rehash` makes them), or the system's
  * default trust store when `ca_file` is NULL.  TLS 1.2 minimum, the same
  * ciphers as the server side.  NULL on failure, the reason in errbuf. */
 tls_client_t *tls_client_new(const char *ca_file, char *errbuf, size_t errlen);
@@ -85,8 +90,20 @@ void tls_client_free(tls_client_t **c);
  * a failed check fails the handshake; zero: the handshake goes on and the
  * outcome is only reported (tls_verify_result()), for callers that
  * authenticate the peer another way.  `alpn` (or NULL) is offered.
- * NULL on failure. */
+ * NULL on failure.  For a connection to an XMPP server use
+ * tls_client_ssl_for_server(), which also accepts an SRV-ID or XmppAddr. */
 SSL *tls_client_ssl(tls_client_t *c, const char *host, int require_valid, const char *alpn);
+/* tls_client_ssl() for a connection to the XMPP server `domain`
+ * (server-to-server): the certificate may name it by a DNS-ID, an SRV-ID
+ * (_xmpp-server.DOMAIN) or an XmppAddr, and by its CN only when it has no
+ * subjectAltName (RFC 6125 §6, XEP-0178 §4), the same name rules as
+ * tls_peer_verify(); chain and dates as tls_client_ssl() checks them
+ * (purpose serverAuth).  tls_verify_result() reports the outcome.
+ * Either this, or tls_client_ssl(..., require_valid = 0) followed by
+ * tls_peer_verify() once the handshake is done, gives the same verdict
+ * on the name. */
+SSL *tls_client_ssl_for_server(tls_client_t *c, const char *domain, int require_valid,
+                               const char *alpn);
 
 /* The outcome of the certificate check of a client-side `ssl` whose
  * handshake finished or failed. */
@@ -99,15 +116,28 @@ const char *tls_verify_str(tls_verify_t v);
 /* Ask the peer of a server-side `ssl` (before its handshake) for a
  * certificate, without requiring one and without failing the handshake
  * over it: a connecting server may authenticate with it (SASL EXTERNAL,
- * XEP-0178) or else by dialback. */
+ * XEP-0178) or else by dialback.  Works on TLS 1.2 and 1.3; the request
+ * names no CA (any certificate will do), and still holds when SNI switches
+ * the SSL to another host's context.  The peer's certificate, if any, is
+ * then read by tls_peer_verify().  Such a connection is never resumed
+ * (a resumed session would lack the peer's chain): every handshake is a
+ * full one. */
 void tls_request_peer_cert(SSL *ssl);
 /* Check the certificate the peer of `ssl` presented (either side, once the
  * handshake is done) as the certificate of the XMPP server `domain`
  * (RFC 6125, XEP-0178): a chain to the trust store of `trust`, valid now,
  * for any purpose (a serverAuth-only certificate is accepted from a
  * connecting server), naming `domain` by a DNS-ID (a wildcard only as the
- * whole left-most label), an SRV-ID (_xmpp-server.DOMAIN) or an XmppAddr
- * (id-on-xmppAddr). */
+ * whole left-most label, for exactly one label), an SRV-ID
+ * (_xmpp-server.DOMAIN) or an XmppAddr (id-on-xmppAddr) equal to `domain`,
+ * or by its CN only when the certificate has no subjectAltName at all.
+ * Names are compared ASCII case-insensitively, IDNs as the A-labels given
+ * (callers pass the domain in A-labels).  `trust` is only read for its
+ * trust store.  Returns TLS_VERIFY_OK, _NO_CERT (none sent), _UNTRUSTED,
+ * _EXPIRED, _NOT_YET_VALID, _WRONG_NAME (checked after chain and dates),
+ * _PENDING (handshake not finished) or _FAILED (anything else, also bad
+ * arguments).  Do not resume (SSL_set_session) a client-side session you
+ * check this way: a resumed session lacks the peer's chain. */
 tls_verify_t tls_peer_verify(tls_client_t *trust, SSL *ssl, const char *domain);
 
 #endif

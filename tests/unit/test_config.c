@@ -627,14 +627,15 @@ static void test_services(void)
                               "hosts:\n  localhost:\n"
                               "services:\n  Conference.LocalHost:\n    modules:\n"
                               "      muc: { max_rooms: 5 }\n      disco:\n"
-                              "  upload.localhost:\n",
+                              "  upload.localhost:\n"
+                              "  files.localhost: { certificate: f.crt, key: /k/f.key }\n",
                               &err);
     CHECK(cfg != NULL);
     if (!cfg) {
         fprintf(stderr, "%s\n", err.text);
         return;
     }
-    CHECK(cfg->n_hosts == 3);
+    CHECK(cfg->n_hosts == 4);
     CHECK_STR(cfg->hosts[0].name, "localhost");
     CHECK(!cfg->hosts[0].is_service);
     CHECK(cfg->hosts[0].n_modules == 1);
@@ -646,6 +647,14 @@ static void test_services(void)
           conf->modules[0].options != NULL && strcmp(conf->modules[1].name, "disco") == 0);
     const cfg_host_t *up = config_host(cfg, "upload.localhost");
     CHECK(up && up->is_service && up->n_modules == 0);
+    CHECK(conf && !conf->certificate && !conf->key); /* the host's, chosen by the core */
+    const cfg_host_t *files = config_host(cfg, "files.localhost");
+    CHECK(files && files->is_service && files->certificate && files->key);
+    if (files && files->certificate && files->key) {
+        const char *slash = strrchr(files->certificate, '/');
+        CHECK(files->certificate[0] == '/' && slash && strcmp(slash, "/f.crt") == 0);
+        CHECK_STR(files->key, "/k/f.key");
+    }
     config_free(&cfg);
 }
 
@@ -807,8 +816,11 @@ static void test_errors(void)
     EXPECT_ERR(text, ":4: invalid service domain 'a b'");
     snprintf(text, sizeof(text), "%sservices: [muc.localhost]\n", host);
     EXPECT_ERR(text, ":3: 'services' must be a map");
+    snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n    cert: a.crt\n", host);
+    EXPECT_ERR(text, ":5: unknown key 'cert' in 'services.muc.localhost' (known: certificate, "
+                     "key, modules)");
     snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n    certificate: a.crt\n", host);
-    EXPECT_ERR(text, ":5: unknown key 'certificate' in 'services.muc.localhost' (known: modules)");
+    EXPECT_ERR(text, ":4: 'services.muc.localhost' needs both certificate and key");
     snprintf(text, sizeof(text), "%sservices:\n  muc.localhost:\n    modules:\n      muc: 3\n",
              host);
     EXPECT_ERR(text, ":6: module 'muc': options must be a map");

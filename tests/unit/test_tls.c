@@ -7,6 +7,9 @@
  * threads or sockets).  Covers SNI selection, protocol floor, ALPN
  * (RFC 7301 §3.2 / XEP-0368), channel binding (RFC 9266, RFC 5929 §4.1),
  * ticket resumption, configuration errors and the certificate generator.
+ * A small PKI made here (root, intermediate, leaves) tests the checks of a
+ * peer server's certificate (RFC 6125 §6, XEP-0178) from both sides, on
+ * TLS 1.2 and 1.3, and SNI picking a certificate that covers the name.
  */
 #include "tls/tls.h"
 #include "check.h"
@@ -596,6 +599,428 @@ static void test_errors(void)
     CHECK(tls_sni(NULL) == NULL);
 }
 
+/* ---- peer certificates (RFC 6125 §6, XEP-0178) ---------------------------- */
+
+/* A test PKI: a root CA (trusted), an intermediate CA it signs, and leaf
+ * certificates the intermediate signs, each written with the intermediate
+ * after it (a "full chain") so the peer's chain is really used. */
+static EVP_PKEY *root_key, *int_key;
+static X509 *root_crt, *int_crt;
+static char ca_crt[128], ca_dir[128], int_pem[128];
+
+/* One leaf certificate to make: CN (NULL = none), subjectAltName in
+ * openssl.cnf syntax (NULL = no extension), extendedKeyUsage (NULL =
+ * none), validity in days from now, self-signed instead of CA-issued. */
+typedef struct leafopt {
+    const char *cn, *san, *eku;
+    long from_days, to_days;
+    int self_signed;
+} leafopt_t;
+
+static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX v3;
+
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+    int ok = ext && X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* A certificate for `key`, issued by `issuer` with `issuer_key` (itself
+ * when issuer is NULL). */
+static X509 *make_cert(EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const char *cn, int ca,
+                       const leafopt_t *o)
+{
+    static long serial = 1;
+    X509 *x = X509_new();
+    int ok = x != NULL;
+
+    ok = ok && X509_set_version(x, X509_VERSION_3) &&
+         ASN1_INTEGER_set(X509_get_serialNumber(x), serial++) &&
+         X509_time_adj_ex(X509_getm_notBefore(x), o ? (int)o->from_days : -1, 0, NULL) &&
+         X509_time_adj_ex(X509_getm_notAfter(x), o ? (int)o->to_days : 30, 0, NULL) &&
+         X509_set_pubkey(x, key);
+    if (ok && cn)
+        ok = X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                        (const unsigned char *)cn, -1, -1, 0);
+    if (ok && !cn) /* keep the subject unique without a CN */
+        ok = X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_ASC,
+                                        (const unsigned char *)"Tern tests", -1, -1, 0);
+    ok = ok && X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+    if (ok && ca)
+        ok = add_ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:TRUE") &&
+             add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign");
+    if (ok && !ca)
+        ok = add_ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:FALSE") &&
+             add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,digitalSignature");
+    if (ok && o && o->san)
+        ok = add_ext(x, issuer ? issuer : x, NID_subject_alt_name, o->san);
+    if (ok && o && o->eku)
+        ok = add_ext(x, issuer ? issuer : x, NID_ext_key_usage, o->eku);
+    ok = ok && add_ext(x, x, NID_subject_key_identifier, "hash") &&
+         X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
+    if (!ok) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static int write_pem(const char *path, X509 *a, X509 *b, EVP_PKEY *key)
+{
+    FILE *f = fopen(path, "w");
+    int ok = f && (!a || PEM_write_X509(f, a)) && (!b || PEM_write_X509(f, b)) &&
+             (!key || PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL));
+
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok;
+}
+
+/* The root and intermediate CAs; ca.crt holds the root, ca.d/ the root
+ * under its subject hash (what `openssl rehash` makes). */
+static int make_pki(void)
+{
+    char link[200];
+
+    root_key = EVP_EC_gen("P-256");
+    int_key = EVP_EC_gen("P-256");
+    if (!root_key || !int_key)
+        return 0;
+    root_crt = make_cert(root_key, NULL, NULL, "Tern Test Root", 1, NULL);
+    int_crt = make_cert(int_key, root_crt, root_key, "Tern Test Intermediate", 1, NULL);
+    if (!root_crt || !int_crt)
+        return 0;
+    snprintf(ca_crt, sizeof ca_crt, "%s/ca.crt", dir);
+    snprintf(int_pem, sizeof int_pem, "%s/int.crt", dir);
+    snprintf(ca_dir, sizeof ca_dir, "%s/ca.d", dir);
+    snprintf(link, sizeof link, "%s/%08lx.0", ca_dir, X509_subject_name_hash(root_crt));
+    return write_pem(ca_crt, root_crt, NULL, NULL) && write_pem(int_pem, int_crt, NULL, NULL) &&
+           mkdir(ca_dir, 0700) == 0 && write_pem(link, root_crt, NULL, NULL);
+}
+
+/* Leaf certificate (followed by the intermediate unless self-signed) in
+ * `crt`, its key in `key`. */
+static int make_leaf(const leafopt_t *o, const char *crt, const char *key)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = k ? make_cert(k, o->self_signed ? NULL : int_crt, o->self_signed ? NULL : int_key,
+                            o->cn, 0, o)
+                : NULL;
+    int ok = x && write_pem(crt, x, o->self_signed ? NULL : int_crt, NULL) &&
+             write_pem(key, NULL, NULL, k);
+
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+/* Connect client `c` and server `s` over a BIO pair and run the handshake. */
+static void conn_pair(conn_t *k, SSL *c, SSL *s)
+{
+    BIO *cb = NULL, *sb = NULL;
+
+    memset(k, 0, sizeof *k);
+    ERR_clear_error();
+    k->c = c;
+    k->s = s;
+    if (!c || !s || !BIO_new_bio_pair(&cb, 0, &sb, 0))
+        return;
+    SSL_set_bio(c, cb, cb);
+    SSL_set_bio(s, sb, sb);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    k->ok = pump(k);
+    ERR_clear_error();
+}
+
+typedef struct peer_case {
+    const char *what;
+    leafopt_t leaf;
+    const char *domain;
+    tls_verify_t want;        /* tls_peer_verify(), either side */
+    tls_verify_t want_client; /* tls_client_ssl_for_server(); PENDING = same as want */
+} peer_case_t;
+
+#define DAYS_OK -1, 30
+static const peer_case_t peer_cases[] = {
+    {"DNS-ID", {NULL, "DNS:peer.test", NULL, DAYS_OK, 0}, "peer.test", TLS_VERIFY_OK, 0},
+    {"DNS-ID, other case",
+     {NULL, "DNS:Peer.TEST", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_OK,
+     0},
+    {"wildcard", {NULL, "DNS:*.peer.test", NULL, DAYS_OK, 0}, "chat.peer.test", TLS_VERIFY_OK, 0},
+    {"wildcard, two labels deep",
+     {NULL, "DNS:*.peer.test", NULL, DAYS_OK, 0},
+     "a.chat.peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"wildcard, not the parent",
+     {NULL, "DNS:*.peer.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"partial-label wildcard",
+     {NULL, "DNS:ch*.peer.test", NULL, DAYS_OK, 0},
+     "chat.peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"SRV-ID",
+     {NULL, "otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.peer.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_OK,
+     0},
+    {"SRV-ID of the client service",
+     {NULL, "otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-client.peer.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"XmppAddr",
+     {NULL, "otherName:1.3.6.1.5.5.7.8.5;UTF8:peer.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_OK,
+     0},
+    {"XmppAddr of a user",
+     {NULL, "otherName:1.3.6.1.5.5.7.8.5;UTF8:admin@peer.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"CN only", {"peer.test", NULL, NULL, DAYS_OK, 0}, "peer.test", TLS_VERIFY_OK, 0},
+    {"CN ignored beside a SAN",
+     {"peer.test", "DNS:other.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"CN ignored beside an SRV-ID",
+     {"peer.test", "otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.other.test", NULL, DAYS_OK,
+      0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"wrong name",
+     {"other.test", "DNS:other.test", NULL, DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_WRONG_NAME,
+     0},
+    {"expired", {NULL, "DNS:peer.test", NULL, -30, -1, 0}, "peer.test", TLS_VERIFY_EXPIRED, 0},
+    {"not yet valid",
+     {NULL, "DNS:peer.test", NULL, 1, 30, 0},
+     "peer.test",
+     TLS_VERIFY_NOT_YET_VALID,
+     0},
+    {"self-signed",
+     {NULL, "DNS:peer.test", NULL, DAYS_OK, 1},
+     "peer.test",
+     TLS_VERIFY_UNTRUSTED,
+     0},
+    {"serverAuth only",
+     {NULL, "DNS:peer.test", "serverAuth", DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_OK,
+     0},
+    {"clientAuth only",
+     {NULL, "DNS:peer.test", "clientAuth", DAYS_OK, 0},
+     "peer.test",
+     TLS_VERIFY_OK,
+     TLS_VERIFY_FAILED /* a TLS server needs serverAuth */},
+};
+
+/* One case, both sides, at protocol `version`. */
+static void test_peer_case(tls_client_t *trust, tls_server_t *ours, const peer_case_t *pc,
+                           int version)
+{
+    char crt[160], key[160], err[512];
+    conn_t k;
+    int before = check_failed;
+
+    snprintf(crt, sizeof crt, "%s/peer.crt", dir);
+    snprintf(key, sizeof key, "%s/peer.key", dir);
+    CHECK(make_leaf(&pc->leaf, crt, key));
+
+    /* We are the server; the peer connects with its certificate. */
+    SSL_CTX *cctx = client_ctx(version, version);
+    CHECK(cctx && SSL_CTX_use_certificate_chain_file(cctx, crt) == 1 &&
+          SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM) == 1);
+    SSL *s = tls_server_ssl(ours, NULL);
+    tls_request_peer_cert(s);
+    conn_pair(&k, SSL_new(cctx), s);
+    CHECK(k.ok);
+    CHECK(SSL_version(k.s) == version);
+    CHECK(tls_peer_verify(trust, k.s, pc->domain) == pc->want);
+    conn_close(&k);
+    SSL_CTX_free(cctx);
+
+    /* We are the client; the peer serves the certificate for the domain. */
+    const tls_cert_spec_t spec[] = {{pc->domain, crt, key}};
+    tls_server_t *theirs = tls_server_new(spec, 1, NULL, NULL, err, sizeof err);
+    CHECK(theirs != NULL);
+    if (theirs) {
+        tls_verify_t wc = pc->want_client ? pc->want_client : pc->want;
+        SSL *c = tls_client_ssl(trust, pc->domain, 0, NULL);
+        SSL_set_max_proto_version(c, version);
+        conn_pair(&k, c, tls_server_ssl(theirs, NULL));
+        CHECK(k.ok);
+        CHECK(tls_peer_verify(trust, k.c, pc->domain) == pc->want);
+        conn_close(&k);
+
+        c = tls_client_ssl_for_server(trust, pc->domain, 0, NULL);
+        SSL_set_max_proto_version(c, version);
+        conn_pair(&k, c, tls_server_ssl(theirs, NULL));
+        CHECK(k.ok);
+        CHECK(tls_verify_result(k.c) == wc);
+        conn_close(&k);
+
+        /* require_valid: the handshake succeeds exactly when the check does. */
+        c = tls_client_ssl_for_server(trust, pc->domain, 1, NULL);
+        SSL_set_max_proto_version(c, version);
+        conn_pair(&k, c, tls_server_ssl(theirs, NULL));
+        CHECK(k.ok == (wc == TLS_VERIFY_OK));
+        conn_close(&k);
+        tls_server_free(&theirs);
+    }
+    if (check_failed != before)
+        fprintf(stderr, "  in case \"%s\", TLS %s\n", pc->what,
+                version == TLS1_3_VERSION ? "1.3" : "1.2");
+    unlink(crt);
+    unlink(key);
+}
+
+/* The server side asks for a certificate without requiring one or naming
+ * CAs, whichever host's context SNI picks. */
+static void test_peer_no_cert(tls_client_t *trust, tls_server_t *ours, int version)
+{
+    SSL_CTX *cctx = client_ctx(version, version);
+    conn_t k;
+
+    SSL *s = tls_server_ssl(ours, NULL);
+    CHECK(tls_peer_verify(trust, s, "peer.test") == TLS_VERIFY_PENDING); /* no handshake yet */
+    tls_request_peer_cert(s);
+    SSL *c = SSL_new(cctx);
+    SSL_set_tlsext_host_name(c, "b.test");
+    conn_pair(&k, c, s);
+    CHECK(k.ok);
+    CHECK(SSL_version(k.s) == version);
+    CHECK(tls_peer_verify(trust, k.s, "peer.test") == TLS_VERIFY_NO_CERT);
+    const STACK_OF(X509_NAME) *cas = SSL_get0_peer_CA_list(k.c);
+    CHECK(cas == NULL || sk_X509_NAME_num(cas) == 0);
+    CHECK(tls_peer_verify(NULL, k.s, "peer.test") == TLS_VERIFY_FAILED);
+    CHECK(tls_peer_verify(trust, k.s, "") == TLS_VERIFY_FAILED);
+    conn_close(&k);
+    SSL_CTX_free(cctx);
+}
+
+/* After an SNI switch to another host's context the request still holds:
+ * the peer's certificate reaches tls_peer_verify(). */
+static void test_peer_sni(tls_client_t *trust, tls_server_t *ours)
+{
+    static const leafopt_t o = {NULL, "DNS:peer.test", NULL, DAYS_OK, 0};
+    char crt[160], key[160];
+
+    snprintf(crt, sizeof crt, "%s/peer.crt", dir);
+    snprintf(key, sizeof key, "%s/peer.key", dir);
+    CHECK(make_leaf(&o, crt, key));
+    for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+        SSL_CTX *cctx = client_ctx(v, v);
+        conn_t k;
+        char cn[64];
+        CHECK(cctx && SSL_CTX_use_certificate_chain_file(cctx, crt) == 1 &&
+              SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM) == 1);
+        SSL *c = SSL_new(cctx);
+        SSL_set_tlsext_host_name(c, "b.test");
+        SSL *s = tls_server_ssl(ours, NULL);
+        tls_request_peer_cert(s);
+        conn_pair(&k, c, s);
+        CHECK(k.ok);
+        CHECK_STR(peer_cn(k.c, cn, sizeof cn), "b.test");
+        CHECK(tls_peer_verify(trust, k.s, "peer.test") == TLS_VERIFY_OK);
+        SSL_SESSION *sess = client_session(&k);
+        conn_close(&k);
+
+        /* A session offered again is not resumed: a resumed session keeps
+         * the peer's certificate but not its chain, which the check needs. */
+        c = SSL_new(cctx);
+        SSL_set_tlsext_host_name(c, "b.test");
+        if (sess)
+            SSL_set_session(c, sess);
+        s = tls_server_ssl(ours, NULL);
+        tls_request_peer_cert(s);
+        conn_pair(&k, c, s);
+        CHECK(k.ok);
+        CHECK(SSL_session_reused(k.s) == 0);
+        CHECK(tls_peer_verify(trust, k.s, "peer.test") == TLS_VERIFY_OK);
+        conn_close(&k);
+        SSL_SESSION_free(sess);
+        SSL_CTX_free(cctx);
+    }
+    unlink(crt);
+    unlink(key);
+}
+
+static void test_peer(void)
+{
+    char err[512] = "";
+    const tls_cert_spec_t specs[] = {{"a.test", a_crt, a_key}, {"b.test", b_crt, b_key}};
+
+    CHECK(make_pki());
+    tls_client_t *trust = tls_client_new(ca_crt, err, sizeof err);
+    tls_server_t *ours = tls_server_new(specs, 2, NULL, NULL, err, sizeof err);
+    CHECK(trust != NULL && ours != NULL);
+    if (trust && ours) {
+        for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+            for (size_t i = 0; i < sizeof peer_cases / sizeof peer_cases[0]; i++)
+                test_peer_case(trust, ours, &peer_cases[i], v);
+            test_peer_no_cert(trust, ours, v);
+        }
+        test_peer_sni(trust, ours);
+    }
+    tls_client_free(&trust);
+
+    /* A folder of hashed CA files is a trust store too. */
+    trust = tls_client_new(ca_dir, err, sizeof err);
+    CHECK(trust != NULL);
+    if (trust && ours) {
+        test_peer_case(trust, ours, &peer_cases[0], TLS1_3_VERSION);
+        test_peer_case(trust, ours, &peer_cases[16], TLS1_3_VERSION); /* self-signed */
+    }
+    tls_client_free(&trust);
+    tls_server_free(&ours);
+}
+
+/* A name no spec has gets the first certificate covering it (a service or
+ * component domain under the host's wildcard), else the default. */
+static void test_sni_covering(void)
+{
+    static const leafopt_t wild = {"svc.test", "DNS:svc.test,DNS:*.svc.test", NULL, DAYS_OK, 0};
+    char crt[160], key[160], err[512], cn[64];
+    SSL_CTX *cctx = client_ctx(0, 0);
+    conn_t k;
+
+    snprintf(crt, sizeof crt, "%s/wild.crt", dir);
+    snprintf(key, sizeof key, "%s/wild.key", dir);
+    CHECK(make_leaf(&wild, crt, key));
+    const tls_cert_spec_t specs[] = {{"a.test", a_crt, a_key}, {"svc.test", crt, key}};
+    tls_server_t *t = tls_server_new(specs, 2, NULL, NULL, err, sizeof err);
+    CHECK(t != NULL);
+    if (t) {
+        conn_open(&k, t, cctx, "conference.svc.test", NULL, 0, NULL, NULL);
+        CHECK(k.ok);
+        CHECK_STR(peer_cn(k.c, cn, sizeof cn), "svc.test");
+        conn_close(&k);
+        conn_open(&k, t, cctx, "a.b.svc.test", NULL, 0, NULL, NULL); /* not covered */
+        CHECK(k.ok);
+        CHECK_STR(peer_cn(k.c, cn, sizeof cn), "a.test");
+        conn_close(&k);
+        tls_server_free(&t);
+    }
+    SSL_CTX_free(cctx);
+    unlink(crt);
+    unlink(key);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/tern-tls-XXXXXX");
@@ -624,10 +1049,24 @@ int main(void)
     test_end_point_sha384();
     test_custom_ciphers();
     test_errors();
+    test_peer();
+    test_sni_covering();
 
     const char *files[] = {a_crt, a_key, b_crt, b_key, l_crt, l_key};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(files[i]);
+    char link[200];
+    if (root_crt) {
+        snprintf(link, sizeof link, "%s/%08lx.0", ca_dir, X509_subject_name_hash(root_crt));
+        unlink(link);
+    }
+    rmdir(ca_dir);
+    unlink(ca_crt);
+    unlink(int_pem);
+    X509_free(root_crt);
+    X509_free(int_crt);
+    EVP_PKEY_free(root_key);
+    EVP_PKEY_free(int_key);
     rmdir(dir);
     return check_summary();
 }
