@@ -357,10 +357,25 @@ static void format_addr(const resolver_addr_t *a, char *buf, size_t len)
     }
 }
 
-/* Our certificate for `local`, presented for SASL EXTERNAL (XEP-0178). */
+/* Our certificate for `local`, presented for SASL EXTERNAL (XEP-0178):
+ * the domain's own, else (a service domain) that of the host it is under,
+ * else the global one, as the server side picks them. */
 static void use_our_certificate(SSL *ssl, const char *local)
 {
     const cfg_host_t *h = config_host(server.cfg, local);
+    if (h && h->is_service && !h->certificate) {
+        const cfg_host_t *best = NULL;
+        size_t len = strlen(local);
+        for (size_t i = 0; i < server.cfg->n_hosts; i++) {
+            const cfg_host_t *p = &server.cfg->hosts[i];
+            size_t pl = strlen(p->name);
+            if (!p->is_service && pl + 1 < len && local[len - pl - 1] == '.' &&
+                strcmp(local + len - pl, p->name) == 0 && (!best || pl > strlen(best->name)))
+                best = p;
+        }
+        if (best)
+            h = best;
+    }
     const char *cert = h && h->certificate ? h->certificate : server.cfg->certificate;
     const char *key = h && h->key ? h->key : server.cfg->key;
     if (!cert || !key)
@@ -372,7 +387,7 @@ static void use_our_certificate(SSL *ssl, const char *local)
 
 static SSL *client_ssl(link_t *l, const char *alpn)
 {
-    SSL *ssl = tls_client_ssl(s2s.trust, l->remote, 0, alpn);
+    SSL *ssl = tls_client_ssl_for_server(s2s.trust, l->remote, 0, alpn);
     if (ssl)
         use_our_certificate(ssl, l->local);
     return ssl;
