@@ -208,8 +208,8 @@ static void link_up(link_t *l, const char *method)
         evtimer_del(l->connect_timer);
     forget_targets(l);
     SSL *ssl = conn_ssl(o->conn);
-    log_info("s2s-out %s: %s -> %s authenticated with %s (%s, certificate %s)", o->conn->peer,
-             l->local, l->remote, method, ssl ? SSL_get_version(ssl) : "no TLS",
+    log_info("s2s-out %s: %s -> %s authenticated with %s (%s, certificate check: %s)",
+             o->conn->peer, l->local, l->remote, method, ssl ? SSL_get_version(ssl) : "no TLS",
              s2s_verify_words(o->verify));
     while (l->q) {
         queued_t *q = l->q;

@@ -16,6 +16,8 @@ certificates from a private test CA (pki.py), slixmpp clients as users.
   relayed), a dialback key that does not verify (db:result invalid, no
   stanza accepted).
 """
+import hashlib
+import hmac
 import os
 import shutil
 import signal
@@ -64,11 +66,11 @@ class FedServer(Server):
     address (the port the DNS names), a certificate `leaf`, trusting the
     test CA for peers."""
 
-    def __init__(self, domain, leaf, s2s=None, users=None):
+    def __init__(self, domain, leaf, s2s=None, users=None, extra=None):
         self.domain = domain
         self.leaf = leaf
         self.s2s_extra = s2s or {}
-        super().__init__(users=users, name=domain)
+        super().__init__(users=users, name=domain, config=extra)
 
     def build_config(self):
         conf = super().build_config()
@@ -112,11 +114,12 @@ class FedCase(unittest.TestCase):
     b_cert = staticmethod(leaf)
     a_s2s = {}
     b_s2s = {}
+    a_extra = None
 
     @classmethod
     def setUpClass(cls):
         cls.a = FedServer("a.test", cls.a_cert("a.test"), cls.a_s2s,
-                          users={"alice": "alice-pw"}).start()
+                          users={"alice": "alice-pw"}, extra=cls.a_extra).start()
         cls.b = FedServer("b.test", cls.b_cert("b.test"), cls.b_s2s,
                           users={"bob": "bob-pw"}).start()
         cls.alice = SlixClient(cls.a, "alice", resource="r").connect()
@@ -302,8 +305,54 @@ class RawPeer(RawClient):
         return self.open(to, frm)
 
 
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185 §3."""
+    key = hashlib.sha256(secret.encode()).hexdigest().encode()
+    data = ("%s %s %s" % (receiving, originating, stream_id)).encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+B_SECRET = "the dialback secret of b.test"
+
+
 class AttackTests(FedCase):
-    """A peer that breaks the rules is refused."""
+    """A peer that breaks the rules is refused; one that keeps them may
+    authenticate several domain pairs on one stream."""
+    b_s2s = {"dialback_secret": B_SECRET}
+    a_extra = {"services": {"conference.a.test": {"modules": {"disco": {}}}}}
+
+    def test_piggybacked_pairs(self):
+        # A raw peer that knows b.test's secret speaks for b.test: dialback
+        # for (b.test, a.test) and then (b.test, conference.a.test) on the
+        # same stream, each checked with b.test itself.
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.secure("a.test", "b.test")
+            sid = peer.header["id"]
+            for to in ("a.test", "conference.a.test"):
+                peer.send("<db:result from='b.test' to='%s'>%s</db:result>" %
+                          (to, dialback_key(B_SECRET, to, "b.test", sid)))
+                el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result") and
+                                   e.get("to") == "b.test" and e.get("from") == to)
+                self.assertEqual(el.get("type"), "valid")
+            # A stanza to the service domain is taken; its answer goes to
+            # bob through a.test's own stream to b.test.
+            mark = self.bob.mark()
+            peer.send("<iq type='get' id='pig1' from='bob@b.test/r' to='conference.a.test'>"
+                      "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+            got = self.bob.wait_stanza(lambda s: s.name == "iq" and s["id"] == "pig1",
+                                       since=mark)
+            self.assertEqual(got["type"], "result")
+            self.assertEqual(str(got["from"]), "conference.a.test")
+            # A pair with a domain that is not ours: item-not-found.
+            peer.send("<db:result from='b.test' to='c.test'>%s</db:result>" %
+                      dialback_key(B_SECRET, "c.test", "b.test", sid))
+            el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result") and
+                               e.get("from") == "c.test")
+            self.assertEqual(el.get("type"), "error")
+            self.assertIsNotNone(el.find(".//" + q(NS_STANZAS, "item-not-found")))
+        finally:
+            peer.close()
 
     def test_invalid_from(self):
         peer = RawPeer(self.a, leaf("b.test"))
