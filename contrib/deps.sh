@@ -3,10 +3,12 @@
 # testing) Tern needs and the machine lacks.  Debian 12; run as root.
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libevent-dev libexpat1-dev
-libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev"
+libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev libc-ares-dev"
+# dnsmasq serves the DNS records of the resolver tests (tests/unit/test_resolver.c,
+# tests/integration/dns.py).
 # clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz/).
 TEST="python3 python3-slixmpp profanity poezio go-sendxmpp tmux openssl sqlite3 procps cppcheck
-clang-format clang libclang-rt-14-dev"
+clang-format clang libclang-rt-14-dev dnsmasq"
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
 missing=""

@@ -71,13 +71,7 @@ static int set_carbons(tern_module_ctx_t *m, tern_event_t *ev, int on)
     }
     tern_session_set(ev->origin, m, on ? &enabled_mark : NULL, NULL);
     tern_xml_t *reply = tern_iq_result(ev);
-    if (reply == NULL) {
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-        return TERN_HANDLED;
-    }
-    tern_route(m, reply);
-    tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply, reply != NULL);
 }
 
 static int on_enable(tern_module_ctx_t *m, tern_event_t *ev)

@@ -77,19 +77,6 @@ static const tern_option_t options[] = {
     {.name = NULL},
 };
 
-/* Route `reply` when it was built completely (`ok`), else answer
- * resource-constraint; drop our reference either way.  RFC 6120 §8.3.3.18 */
-static int finish(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *reply, int ok)
-{
-    if (reply != NULL && ok)
-        tern_route(m, reply);
-    else
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
-}
-
 /* Whether the request's <query xmlns=ns/> names a node. */
 static int has_node(const tern_event_t *ev, const char *ns)
 {
@@ -121,7 +108,7 @@ static int on_host_info(tern_module_ctx_t *m, tern_event_t *ev)
     tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_INFO) : NULL;
     if (query != NULL)
         tern_disco_fill(m, query);
-    return finish(m, ev, reply, query != NULL);
+    return tern_iq_answer(m, ev, reply, query != NULL);
 }
 
 /* XEP-0030 §4.1: the configured items; an empty query when there are none. */
@@ -139,7 +126,7 @@ static int on_host_items(tern_module_ctx_t *m, tern_event_t *ev)
             tern_xml_set_attr(item, "jid", items->jid[i]->full);
         ok = item != NULL;
     }
-    return finish(m, ev, reply, ok);
+    return tern_iq_answer(m, ev, reply, ok);
 }
 
 /* XEP-0030 §3.1: the server answers for a bare JID; the primary identity of
@@ -157,7 +144,7 @@ static int on_bare_info(tern_module_ctx_t *m, tern_event_t *ev)
     tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_INFO) : NULL;
     if (query != NULL)
         tern_disco_fill_account(m, query);
-    return finish(m, ev, reply, query != NULL);
+    return tern_iq_answer(m, ev, reply, query != NULL);
 }
 
 /* XEP-0030 §4.1: an account's items (its resources) are not public, so the
@@ -172,7 +159,7 @@ static int on_bare_items(tern_module_ctx_t *m, tern_event_t *ev)
         return no_such_node(m, ev);
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_ITEMS) : NULL;
-    return finish(m, ev, reply, query != NULL);
+    return tern_iq_answer(m, ev, reply, query != NULL);
 }
 
 static void free_items(disco_items_t *items)

@@ -361,17 +361,6 @@ static int allowed(tern_module_ctx_t *m, const tern_event_t *ev)
     return 0;
 }
 
-static int send_reply(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *reply, int ok)
-{
-    if (reply != NULL && ok)
-        tern_route(m, reply);
-    else /* RFC 6120 §8.3.3.18 */
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
-}
-
 /* <field var=... type=... label=...>, with one <value/> when `value`. */
 static tern_xml_t *add_field(tern_xml_t *parent, const char *var, const char *type,
                              const char *label, const char *value)
@@ -413,7 +402,7 @@ static int on_get(tern_module_ctx_t *m, tern_event_t *ev)
     for (int i = 0; ok && i < F_COUNT; i++)
         ok = add_field(x, fields[i].var, "text-single", fields[i].label, NULL) != NULL;
     ok = ok && add_field(x, "jid", "text-single", "User name or address", NULL) != NULL;
-    return send_reply(m, ev, reply, ok);
+    return tern_iq_answer(m, ev, reply, ok);
 }
 
 /* Field index of form variable `var`, F_COUNT for "jid", -1 when unknown. */
@@ -497,7 +486,7 @@ static void search_finish(tern_module_ctx_t *m, search_run_t *r)
         if (r->error && !r->failed) {
             tern_reply_error(m, &ev, "wait", "internal-server-error", NULL);
         } else {
-            send_reply(m, &ev, r->reply, !r->failed);
+            tern_iq_answer(m, &ev, r->reply, !r->failed);
             r->reply = NULL; /* send_reply dropped it */
         }
     }

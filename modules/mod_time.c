@@ -52,14 +52,9 @@ static int on_time(tern_module_ctx_t *m, tern_event_t *ev)
     }
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *time = reply != NULL ? tern_xml_add_child(reply, "time", NS_TIME) : NULL;
-    if (time != NULL && add_text_child(time, "tzo", tzo) == 0 &&
-        add_text_child(time, "utc", utc) == 0)
-        tern_route(m, reply);
-    else /* RFC 6120 §8.3.3.18 */
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply,
+                          time != NULL && add_text_child(time, "tzo", tzo) == 0 &&
+                              add_text_child(time, "utc", utc) == 0);
 }
 
 static int load(tern_module_ctx_t *m)

@@ -29,15 +29,9 @@ static int on_last(tern_module_ctx_t *m, tern_event_t *ev)
 
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *query = reply != NULL ? tern_xml_add_child(reply, "query", NS_LAST) : NULL;
-    if (query != NULL) {
+    if (query != NULL)
         tern_xml_set_attr(query, "seconds", seconds);
-        tern_route(m, reply);
-    } else { /* RFC 6120 §8.3.3.18 */
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    }
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply, query != NULL);
 }
 
 static int load(tern_module_ctx_t *m)

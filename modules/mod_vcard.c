@@ -211,13 +211,7 @@ static int reply_vcard(tern_module_ctx_t *m, const tern_event_t *ev, const tern_
     if (reply != NULL)
         el = vcard != NULL ? tern_xml_copy_into(reply, vcard)
                            : tern_xml_add_child(reply, "vCard", VCARD_NS);
-    if (el != NULL)
-        tern_route(m, reply);
-    else /* RFC 6120 §8.3.3.18 */
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply, el != NULL);
 }
 
 /* XEP-0054 §3.1, §3.3: `user`'s vCard, empty when there is none. */

@@ -44,13 +44,7 @@ static int on_version(tern_module_ctx_t *m, tern_event_t *ev)
         snprintf(os, sizeof os, "%s %s", u.sysname, u.release);
         ok = add_text_child(query, "os", os) == 0;
     }
-    if (ok)
-        tern_route(m, reply);
-    else /* RFC 6120 §8.3.3.18 */
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply, ok);
 }
 
 static int load(tern_module_ctx_t *m)

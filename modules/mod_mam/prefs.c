@@ -202,15 +202,10 @@ static int reply_prefs(tern_module_ctx_t *m, tern_event_t *ev, const char *text,
     mam_policy_t def = st->default_policy;
     if (l.always != NULL && l.never != NULL)
         prefs_walk(text, len, &def, list_jid, &l);
-    if (l.always != NULL && l.never != NULL && !l.failed) {
+    int ok = l.always != NULL && l.never != NULL && !l.failed;
+    if (ok)
         tern_xml_set_attr(prefs, "default", policy_names[def]);
-        tern_route(m, reply);
-    } else {
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    }
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
+    return tern_iq_answer(m, ev, reply, ok);
 }
 
 /* iq-get/self/urn:xmpp:mam:2:prefs — XEP-0441 §2.1. */

@@ -56,23 +56,10 @@ static int reply_error(tern_module_ctx_t *m, const tern_event_t *ev, const char 
     return TERN_HANDLED;
 }
 
-/* Route `reply` when it was built completely (`ok`), else answer
- * resource-constraint (RFC 6120 §8.3.3.18); drop our reference either way. */
-static int finish(tern_module_ctx_t *m, const tern_event_t *ev, tern_xml_t *reply, int ok)
-{
-    if (reply != NULL && ok)
-        tern_route(m, reply);
-    else
-        tern_reply_error(m, ev, "wait", "resource-constraint", NULL);
-    if (reply != NULL)
-        tern_xml_unref(reply);
-    return TERN_HANDLED;
-}
-
 static int empty_result(tern_module_ctx_t *m, const tern_event_t *ev)
 {
     tern_xml_t *reply = tern_iq_result(ev);
-    return finish(m, ev, reply, reply != NULL);
+    return tern_iq_answer(m, ev, reply, reply != NULL);
 }
 
 /* The denial of pep_access() as XEP-0060 §6.5.9.3/§6.5.9.5 says. */
@@ -301,7 +288,7 @@ static int do_publish(tern_module_ctx_t *m, pep_state_t *st, tern_event_t *ev, t
         tern_xml_set_attr(pub, "node", node);
         tern_xml_set_attr(it, "id", id);
     }
-    return finish(m, ev, reply, it != NULL);
+    return tern_iq_answer(m, ev, reply, it != NULL);
 }
 
 static int truthy(const char *v)
@@ -444,7 +431,7 @@ static int do_items(tern_module_ctx_t *m, pep_state_t *st, tern_event_t *ev, ter
         }
     }
     pep_node_free(&n);
-    return finish(m, ev, reply, items != NULL);
+    return tern_iq_answer(m, ev, reply, items != NULL);
 }
 
 typedef struct aff_ctx {
@@ -499,7 +486,7 @@ int pep_on_pubsub_get(tern_module_ctx_t *m, tern_event_t *ev)
                            .list = list};
             pep_node_foreach(st, ev->to->local, list_affiliation, &c);
         }
-        return finish(m, ev, reply, list != NULL);
+        return tern_iq_answer(m, ev, reply, list != NULL);
     }
     return reply_error(m, ev, "cancel", "feature-not-implemented", "unsupported",
                        strcmp(op->name, "default") == 0 ? "retrieve-default" : op->name);
@@ -543,7 +530,7 @@ static int owner_configure(tern_module_ctx_t *m, pep_state_t *st, tern_event_t *
             pep_config_form(cf, n->name, &n->cfg);
         }
         pep_node_free(&n);
-        return finish(m, ev, reply, cf != NULL);
+        return tern_iq_answer(m, ev, reply, cf != NULL);
     }
     const char *err = NULL;
     const tern_xml_t *form = options_form(op, NS_NODE_CONFIG, &err);
@@ -589,7 +576,7 @@ static int owner_affiliations(tern_module_ctx_t *m, pep_state_t *st, tern_event_
             }
         }
         pep_node_free(&n);
-        return finish(m, ev, reply, own != NULL);
+        return tern_iq_answer(m, ev, reply, own != NULL);
     }
     /* §8.9.2: check every entry first, then apply them all. */
     for (tern_xml_t *a = tern_xml_first_element(op); a != NULL; a = tern_xml_next_element(a)) {
@@ -641,7 +628,7 @@ int pep_on_owner(tern_module_ctx_t *m, tern_event_t *ev)
         tern_xml_t *d = ps != NULL ? tern_xml_add_child(ps, "default", NULL) : NULL;
         if (d != NULL)
             pep_config_form(d, NULL, &cfg);
-        return finish(m, ev, reply, d != NULL);
+        return tern_iq_answer(m, ev, reply, d != NULL);
     }
     if ((strcmp(op->name, "delete") == 0 || strcmp(op->name, "purge") == 0) && set) {
         int handled;
@@ -712,7 +699,7 @@ int pep_on_disco_info(tern_module_ctx_t *m, tern_event_t *ev)
         }
     }
     pep_node_free(&n);
-    return finish(m, ev, reply, x != NULL);
+    return tern_iq_answer(m, ev, reply, x != NULL);
 }
 
 typedef struct items_ctx {
@@ -747,11 +734,11 @@ int pep_on_disco_items(tern_module_ctx_t *m, tern_event_t *ev)
     tern_xml_t *reply = tern_iq_result(ev);
     tern_xml_t *q = reply != NULL ? tern_xml_add_child(reply, "query", NS_DISCO_ITEMS) : NULL;
     if (q == NULL)
-        return finish(m, ev, reply, 0);
+        return tern_iq_answer(m, ev, reply, 0);
     items_ctx_t c = {.st = st, .ev = ev, .query = q};
     if (node == NULL) { /* XEP-0060 §5.2, XEP-0163 §9.2 */
         pep_node_foreach(st, ev->to->local, list_node, &c);
-        return finish(m, ev, reply, 1);
+        return tern_iq_answer(m, ev, reply, 1);
     }
     pep_node_t *n = NULL; /* §5.5: the items of a node, by id */
     int rc = pep_node_load(st, ev->to->local, node, &n);
@@ -773,5 +760,5 @@ int pep_on_disco_items(tern_module_ctx_t *m, tern_event_t *ev)
         }
     }
     pep_node_free(&n);
-    return finish(m, ev, reply, 1);
+    return tern_iq_answer(m, ev, reply, 1);
 }

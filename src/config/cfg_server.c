@@ -523,6 +523,15 @@ static const tern_option_t s2s_options[] = {
     {.name = NULL},
 };
 
+static const tern_option_t dns_options[] = {
+    {.name = "servers",
+     .type = TERN_OPT_LIST,
+     .def = "[]",
+     .doc = "DNS servers to ask (\"IP\", \"IP:PORT\" or \"[IPv6]:PORT\"); empty = those of "
+            "/etc/resolv.conf"},
+    {.name = NULL},
+};
+
 static long long num(const cfg_values_t *v, const char *name)
 {
     return cfg_values_get(v, name)->num;
@@ -632,6 +641,34 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     return load_s2s(b, root);
 }
 
+/* dns: servers, each checked; kept in the configuration's memory. */
+static int load_dns(builder_t *b, const cfg_node_t *root)
+{
+    tern_config_t *cfg = b->cfg;
+    const cfg_node_t *dns = cfg_map_get(root, "dns");
+    cfg_values_t v;
+    if (cfg_section_build(dns_options, dns, "dns", &v, b->err) < 0)
+        return -1;
+    const cfg_value_t *servers = cfg_values_get(&v, "servers");
+    const cfg_node_t *node = cfg_map_get(dns, "servers");
+    const cfg_node_t *item = node && node->type == CFG_SEQ ? node->children : node;
+    cfg->n_dns_servers = servers->list_len;
+    cfg->dns_servers = alloc(b, (servers->list_len + 1) * sizeof(*cfg->dns_servers));
+    int rc = cfg->dns_servers ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < servers->list_len; i++, item = item ? item->next : NULL) {
+        char ip[64];
+        int port;
+        if (cfg_parse_dns_server(servers->list[i], ip, sizeof(ip), &port) < 0)
+            rc = fail(b, item ? item : node,
+                      "section 'dns': server '%s' must be an IP address, IP:PORT or [IPv6]:PORT",
+                      servers->list[i]);
+        else if (!(cfg->dns_servers[i] = save(b, servers->list[i])))
+            rc = -1;
+    }
+    cfg_values_clear(&v);
+    return rc;
+}
+
 /* ---- listeners --------------------------------------------------------- */
 
 typedef struct addr_key {
@@ -663,6 +700,46 @@ static int parse_port(const char *s)
         v = v * 10 + (*s - '0');
     }
     return v >= 1 && v <= 65535 ? (int)v : -1;
+}
+
+int cfg_parse_dns_server(const char *s, char *ip, size_t iplen, int *port)
+{
+    char buf[64];
+    const char *p = NULL;
+    size_t len = strlen(s);
+    addr_key_t k;
+    *port = 53;
+    if (len >= sizeof(buf) || len == 0)
+        return -1;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            return -1;
+        len = (size_t)(close - s - 1);
+        memcpy(buf, s + 1, len);
+        buf[len] = '\0';
+        if (inet_pton(AF_INET6, buf, k.bytes) != 1)
+            return -1;
+        p = close[1] ? close + 2 : NULL;
+    } else {
+        memcpy(buf, s, len + 1);
+        const char *colon = strchr(buf, ':');
+        if (colon && !strchr(colon + 1, ':')) {
+            /* IPv4:PORT */
+            p = s + (colon - buf) + 1;
+            buf[colon - buf] = '\0';
+            if (inet_pton(AF_INET, buf, k.bytes) != 1)
+                return -1;
+        } else if (parse_addr(buf, &k) < 0) {
+            return -1;
+        }
+    }
+    if (p && (*port = parse_port(p)) < 0)
+        return -1;
+    if (strlen(buf) >= iplen)
+        return -1;
+    snprintf(ip, iplen, "%s", buf);
+    return 0;
 }
 
 /* One listener from map `n` into *l (its binary address into *k). */
@@ -959,7 +1036,7 @@ static int build(builder_t *b)
     static const char *const top[] = {
         "log_level", "log_file",   "state_dir", "storage", "module_path", "admin_socket",
         "admins",    "tls",        "listeners", "limits",  "c2s",         "modules",
-        "hosts",     "components", "services",  "s2s",     NULL,
+        "hosts",     "components", "services",  "dns",     "s2s",         NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))
@@ -970,8 +1047,8 @@ static int build(builder_t *b)
         return -1;
     if (config_dir(b, b->cfg->path) < 0 || load_paths(b, root) < 0 || load_logging(b, root) < 0 ||
         load_admins(b, root) < 0 || load_tls(b, root) < 0 || load_listeners(b, root) < 0 ||
-        load_sections(b, root) < 0 || load_hosts(b, root) < 0 || load_services(b, root) < 0 ||
-        load_components(b, root) < 0)
+        load_sections(b, root) < 0 || load_dns(b, root) < 0 || load_hosts(b, root) < 0 ||
+        load_services(b, root) < 0 || load_components(b, root) < 0)
         return -1;
     return 0;
 }

@@ -83,6 +83,10 @@ const cfg_value_t *cfg_values_get(const cfg_values_t *v, const char *name);
 int cfg_parse_bool(const char *s, int *out);
 int cfg_parse_duration_ms(const char *s, long long *out);
 int cfg_parse_size(const char *s, long long *out);
+/* A DNS server as `dns.servers` lists it: "IP", "IP:PORT" or
+ * "[IPv6]:PORT" (a bare IPv6 address too).  The address into ip (text),
+ * the port (53 when none) into *port.  0, or -1 when invalid. */
+int cfg_parse_dns_server(const char *s, char *ip, size_t iplen, int *port);
 /* `v` of type `t` as an administrator would write it ("90s" -> "90s",
  * 3600000 ms -> "1h", 1048576 bytes -> "1M"). */
 void cfg_format_value(tern_opt_type_t t, long long v, char *buf, size_t len);
@@ -150,6 +154,10 @@ typedef struct tern_config {
     size_t n_hosts;
     cfg_component_t *components;
     size_t n_components;
+
+    /* dns */
+    const char **dns_servers; /* NULL-terminated; none = /etc/resolv.conf */
+    size_t n_dns_servers;
 
     /* limits */
     long long max_stanza_size;        /* bytes, default 256 KiB */

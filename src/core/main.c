@@ -19,6 +19,7 @@
 #include "util/log.h"
 #include "core/modules.h"
 #include "core/server.h"
+#include "net/resolver.h"
 #include "util/workers.h"
 #include "route/router.h"
 #include "route/sessions.h"
@@ -181,6 +182,7 @@ static int run(const char *path)
         goto out;
     }
     xml_set_misuse_report(report_misuse);
+    server_apply_settings(server.cfg);
     raise_file_limit();
     server.started_us = tern_now_us();
     server.base = event_base_new();
@@ -189,6 +191,10 @@ static int run(const char *path)
     if (workers_start(server.base, WORKER_THREADS) < 0)
         log_warn("no worker threads: key derivation runs on the event loop");
     if (!(server.tls = server_build_tls(server.cfg, &err))) {
+        log_error("%s", err.text);
+        goto out;
+    }
+    if (!(server.resolver = server_build_resolver(server.cfg, &err))) {
         log_error("%s", err.text);
         goto out;
     }
@@ -258,6 +264,7 @@ out:
     router_free();
     store_close(&server.db);
     tls_server_free(&server.tls);
+    resolver_free(&server.resolver);
     if (server.base)
         event_base_free(server.base);
     config_free(&server.cfg);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/resolver.h"
 #include "store/accounts.h"
 #include "route/hooks.h"
 #include "util/log.h"
@@ -20,6 +21,7 @@
 #include "route/router.h"
 #include "route/sessions.h"
 #include "xmpp/conn.h"
+#include "xmpp/flow.h"
 
 /* The host a service domain without a certificate of its own borrows one
  * from: the host it is a subdomain of (the longest such name), or NULL. */
@@ -81,6 +83,31 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
     return 0;
 }
 
+void server_apply_settings(const tern_config_t *cfg)
+{
+    flow_set_stall_ms(cfg->slow_reader_timeout_ms);
+}
+
+static int same_servers(const tern_config_t *a, const tern_config_t *b)
+{
+    if (a->n_dns_servers != b->n_dns_servers)
+        return 0;
+    for (size_t i = 0; i < a->n_dns_servers; i++)
+        if (strcmp(a->dns_servers[i], b->dns_servers[i]) != 0)
+            return 0;
+    return 1;
+}
+
+resolver_t *server_build_resolver(const tern_config_t *cfg, cfg_error_t *err)
+{
+    char why[256];
+    resolver_t *r =
+        resolver_new(server.base, cfg->dns_servers, cfg->n_dns_servers, why, sizeof(why));
+    if (!r)
+        snprintf(err->text, sizeof(err->text), "%s: DNS: %s", cfg->path, why);
+    return r;
+}
+
 int server_reload(cfg_error_t *err)
 {
     tern_config_t *cfg = config_load(server.cfg->path, err);
@@ -91,6 +118,14 @@ int server_reload(cfg_error_t *err)
         config_free(&cfg);
         return -1;
     }
+    /* A new resolver only for new DNS servers: the old one keeps its
+     * cache, or finishes its pending queries once replaced. */
+    resolver_t *resolver = NULL;
+    if (!same_servers(cfg, server.cfg) && !(resolver = server_build_resolver(cfg, err))) {
+        config_free(&cfg);
+        tls_server_free(&tls);
+        return -1;
+    }
     /* Modules read the new configuration (server.cfg) while they load or
      * reconfigure; on failure hosts_reload has put everything back. */
     tern_config_t *old = server.cfg;
@@ -99,12 +134,19 @@ int server_reload(cfg_error_t *err)
         server.cfg = old;
         config_free(&cfg);
         tls_server_free(&tls);
+        resolver_free(&resolver);
         return -1;
+    }
+    if (resolver) {
+        resolver_retire(&server.resolver, resolver);
+        server.resolver = resolver;
+        log_info("DNS servers changed");
     }
     if (log_open(cfg->log_level, cfg->log_file) < 0)
         log_warn("cannot reopen log file %s", cfg->log_file);
     tls_server_free(&server.tls);
     server.tls = tls;
+    server_apply_settings(cfg);
     for (size_t i = 0; i < cfg->n_components; i++)
         router_component_declare(cfg->components[i].domain);
     config_free(&old);

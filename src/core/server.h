@@ -20,6 +20,16 @@ tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err);
 /* Everything --check-config checks beyond config_load(): every module opens
  * and accepts its options, and the TLS certificates load.  0 / -1 with err. */
 int server_check_config(const tern_config_t *cfg, cfg_error_t *err);
+/* Apply the settings of cfg that hold for the whole process rather than
+ * for one host or one connection (limits.slow_reader_timeout): once at
+ * start-up and again on every reload, for the connections already open
+ * too. */
+void server_apply_settings(const tern_config_t *cfg);
+struct resolver;
+/* A resolver (net/resolver.h) on server.base asking cfg's dns.servers;
+ * NULL and err on failure.  Reloads replace server.resolver only when the
+ * servers changed. */
+struct resolver *server_build_resolver(const tern_config_t *cfg, cfg_error_t *err);
 /* Reload config and certificates; the old ones stay on any error.  0 / -1 with err. */
 int server_reload(cfg_error_t *err);
 /* Close all streams cleanly and leave the loop. */

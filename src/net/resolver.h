@@ -37,15 +37,24 @@ typedef struct resolver_addr {
 
 /* A resolver asking `servers` ("IP", "IP:PORT" or "[IPv6]:PORT"), or the
  * servers of /etc/resolv.conf when nservers is 0.  NULL on failure, the
- * reason in err. */
+ * reason in err.  Each question is tried twice (1.5 s, then 3 s): a
+ * server that does not answer gives an error within about 5 s per
+ * server.  The cache keeps up to 4096 answers for their TTL (negative
+ * ones for at most 60 s). */
 resolver_t *resolver_new(struct event_base *base, const char *const *servers, size_t nservers,
                          char *err, size_t errlen);
 /* Cancel every pending query (their callbacks do not run) and free; sets
  * *r to NULL. */
 void resolver_free(resolver_t **r);
 
+/* Replace a resolver (new servers) without failing its pending queries:
+ * they still get their answers, then it frees itself.  Freeing `heir`
+ * first frees it too (their callbacks do not run).  Sets *r to NULL. */
+void resolver_retire(resolver_t **r, resolver_t *heir);
+
 /* `error` is NULL on success, else a short sentence for logs and bounce
- * texts ("no such domain", "DNS timed out").  The arrays are borrowed for
+ * texts ("no such domain", "no address for HOST", "the DNS server did not
+ * answer", "the domain says it offers no such service").  The arrays are borrowed for
  * the call. */
 typedef void (*resolver_targets_cb)(void *arg, const resolver_target_t *targets, size_t n,
                                     const char *error);
@@ -68,7 +77,18 @@ resolver_query_t *resolver_targets(resolver_t *r, const char *domain, const char
 resolver_query_t *resolver_addrs(resolver_t *r, const char *host, unsigned short port,
                                  resolver_addrs_cb cb, void *arg);
 
-/* Forget a pending query: its callback will not run. */
+/* Forget a pending query: its callback will not run.  Safe from any
+ * callback, on any pending query (from its own callback: no effect). */
 void resolver_cancel(resolver_query_t *q);
+
+/* Counters, for tests and the admin. */
+typedef struct resolver_stats {
+    unsigned long queries;    /* resolver_targets and resolver_addrs calls */
+    unsigned long lookups;    /* DNS questions sent (each query asks two at most) */
+    unsigned long cache_hits; /* questions answered from the cache */
+    size_t cache_entries;     /* answers cached now (expired ones included) */
+} resolver_stats_t;
+
+void resolver_stats(const resolver_t *r, resolver_stats_t *out);
 
 #endif

@@ -22,6 +22,7 @@
 
 struct event_base;
 struct event;
+struct resolver;
 
 /* The running server: set up by the core (core/main.c, core/server.c),
  * read by everyone above util. */
@@ -30,6 +31,7 @@ typedef struct server {
     tern_config_t *cfg;
     store_db_t *db;
     tls_server_t *tls;
+    struct resolver *resolver; /* DNS (net/resolver.h), from the config's dns.servers */
     int64_t started_us;
     int stopping;
     struct event *stop_event;

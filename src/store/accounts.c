@@ -79,8 +79,21 @@ static int set_creds_local(store_db_t *db, const char *host, const char *local,
     return 0;
 }
 
-int accounts_add(store_db_t *db, const char *host, const char *user, const char *password,
-                 unsigned iterations, const char **error_r)
+/* What account_change does to local@host. */
+typedef enum {
+    ACCOUNT_CREATE, /* a new account; refused when it exists */
+    ACCOUNT_PASSWD, /* new credentials for an existing account */
+    ACCOUNT_DELETE, /* remove an existing account */
+} account_change_t;
+
+/* The one body of the account functions: prepare `user`, check that the
+ * account exists (change and delete), derive credentials from `password`
+ * unless `creds` are given (create and change), then store.  The derived
+ * keys are wiped before returning.  0, or -1 with *error_r (error_r may
+ * be NULL). */
+static int account_change(store_db_t *db, const char *host, const char *user, account_change_t what,
+                          const char *password, unsigned iterations, const scram_cred_t *creds,
+                          const char **error_r)
 {
     const char *dummy;
     if (error_r == NULL)
@@ -88,88 +101,65 @@ int accounts_add(store_db_t *db, const char *host, const char *user, const char 
     char *local = prep_user(user, error_r);
     if (local == NULL)
         return -1;
-    scram_cred_t creds[SCRAM_HASH_COUNT];
-    int ret = -1;
-    if (accounts_derive(password, iterations, creds) < 0) {
-        *error_r = "invalid password";
-    } else {
-        ret = create_local(db, host, local, creds, error_r);
-        OPENSSL_cleanse(creds, sizeof(creds));
+    scram_cred_t derived[SCRAM_HASH_COUNT];
+    int ret = what == ACCOUNT_CREATE ? 0 : must_exist(db, host, local, error_r);
+    if (ret == 0 && what != ACCOUNT_DELETE && creds == NULL) {
+        if (accounts_derive(password, iterations, derived) < 0) {
+            *error_r = "invalid password";
+            ret = -1;
+        } else {
+            creds = derived;
+        }
     }
+    if (ret == 0) {
+        switch (what) {
+        case ACCOUNT_CREATE:
+            ret = create_local(db, host, local, creds, error_r);
+            break;
+        case ACCOUNT_PASSWD:
+            ret = set_creds_local(db, host, local, creds, error_r);
+            break;
+        case ACCOUNT_DELETE:
+            if (store_account_delete(db, host, local) < 0) {
+                *error_r = "storage error";
+                ret = -1;
+            }
+            break;
+        }
+    }
+    if (creds == derived)
+        OPENSSL_cleanse(derived, sizeof(derived));
     free(local);
     return ret;
+}
+
+int accounts_add(store_db_t *db, const char *host, const char *user, const char *password,
+                 unsigned iterations, const char **error_r)
+{
+    return account_change(db, host, user, ACCOUNT_CREATE, password, iterations, NULL, error_r);
 }
 
 int accounts_add_derived(store_db_t *db, const char *host, const char *user,
                          const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
 {
-    const char *dummy;
-    if (error_r == NULL)
-        error_r = &dummy;
-    char *local = prep_user(user, error_r);
-    if (local == NULL)
-        return -1;
-    int ret = create_local(db, host, local, creds, error_r);
-    free(local);
-    return ret;
+    return account_change(db, host, user, ACCOUNT_CREATE, NULL, 0, creds, error_r);
 }
 
 int accounts_passwd_derived(store_db_t *db, const char *host, const char *user,
                             const scram_cred_t creds[SCRAM_HASH_COUNT], const char **error_r)
 {
-    const char *dummy;
-    if (error_r == NULL)
-        error_r = &dummy;
-    char *local = prep_user(user, error_r);
-    if (local == NULL)
-        return -1;
-    int ret = must_exist(db, host, local, error_r) < 0
-                  ? -1
-                  : set_creds_local(db, host, local, creds, error_r);
-    free(local);
-    return ret;
+    return account_change(db, host, user, ACCOUNT_PASSWD, NULL, 0, creds, error_r);
 }
 
 int accounts_passwd(store_db_t *db, const char *host, const char *user, const char *password,
                     unsigned iterations, const char **error_r)
 {
-    const char *dummy;
-    if (error_r == NULL)
-        error_r = &dummy;
-    char *local = prep_user(user, error_r);
-    if (local == NULL)
-        return -1;
-    scram_cred_t creds[SCRAM_HASH_COUNT];
-    int ret = must_exist(db, host, local, error_r);
-    if (ret == 0) {
-        if (accounts_derive(password, iterations, creds) < 0) {
-            *error_r = "invalid password";
-            ret = -1;
-        } else {
-            ret = set_creds_local(db, host, local, creds, error_r);
-            OPENSSL_cleanse(creds, sizeof(creds));
-        }
-    }
-    free(local);
-    return ret;
+    return account_change(db, host, user, ACCOUNT_PASSWD, password, iterations, NULL, error_r);
 }
 
 int accounts_delete(store_db_t *db, const char *host, const char *user, const char **error_r)
 {
-    const char *dummy;
-    if (error_r == NULL)
-        error_r = &dummy;
-    char *local = prep_user(user, error_r);
-    if (local == NULL)
-        return -1;
-
-    int ret = must_exist(db, host, local, error_r);
-    if (ret == 0 && store_account_delete(db, host, local) < 0) {
-        *error_r = "storage error";
-        ret = -1;
-    }
-    free(local);
-    return ret;
+    return account_change(db, host, user, ACCOUNT_DELETE, NULL, 0, NULL, error_r);
 }
 
 struct accounts_check {

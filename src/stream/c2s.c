@@ -743,7 +743,6 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
-    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     s->conn =
         conn_new(server.base, fd, peer, &c2s_ops, s, ssl, &limits, server.cfg->c2s_idle_timeout_ms);
     if (!s->conn) {

@@ -19,7 +19,6 @@
 #include "route/host.h"
 #include "route/router.h"
 #include "xmpp/conn.h"
-#include "xmpp/flow.h"
 #include "xmpp/stanza.h"
 
 typedef struct component {
@@ -215,7 +214,6 @@ void component_accept(evutil_socket_t fd, const char *peer)
     }
     xml_stream_limits_t limits = {
         .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
-    flow_set_stall_ms(server.cfg->slow_reader_timeout_ms);
     k->conn = conn_new(server.base, fd, peer, &component_ops, k, NULL, &limits,
                        server.cfg->component_idle_timeout_ms);
     if (!k->conn) {

@@ -1,8 +1,9 @@
 /*
  * s2s.c — federation's shared parts: the trust store for peers'
- * certificates, the dialback secret, the resolver, the policy lists, and
+ * certificates, the dialback secret, the policy lists, and
  * start-up and shutdown.  The streams themselves are in s2s_in.c and
- * s2s_out.c.  Must not: block (DNS goes through net/resolver.h).
+ * s2s_out.c.  Must not: block (DNS goes through server.resolver,
+ * net/resolver.h).
  */
 #include "stream/s2s_int.h"
 
@@ -90,11 +91,6 @@ int s2s_start(char *err, size_t errlen)
     s2s.trust = tls_client_new(cfg->s2s.ca_file, err, errlen);
     if (!s2s.trust)
         return -1;
-    s2s.resolver = resolver_new(server.base, NULL, 0, err, errlen);
-    if (!s2s.resolver) {
-        tls_client_free(&s2s.trust);
-        return -1;
-    }
     s2s.started = 1;
     if (cfg->s2s.enabled)
         router_set_remote(s2s_out_route);
@@ -108,7 +104,6 @@ void s2s_stop(void)
     router_set_remote(NULL);
     s2s_out_stop();
     s2s_in_stop();
-    resolver_free(&s2s.resolver);
     tls_client_free(&s2s.trust);
     OPENSSL_cleanse(s2s.secret, sizeof(s2s.secret));
     s2s.started = 0;

@@ -17,10 +17,9 @@
 #define NS_DIALBACK_FEAT "urn:xmpp:features:dialback"
 
 typedef struct s2s_shared {
-    tls_client_t *trust;  /* checks peers' certificates */
-    resolver_t *resolver; /* owned here until the core keeps one */
-    char secret[65];      /* dialback secret (configured, or random per start) */
-    long long n_conns;    /* open s2s streams, both directions */
+    tls_client_t *trust; /* checks peers' certificates */
+    char secret[65];     /* dialback secret (configured, or random per start) */
+    long long n_conns;   /* open s2s streams, both directions */
     int started;
 } s2s_shared_t;
 

@@ -318,7 +318,7 @@ static void try_target(link_t *l)
         return;
     }
     const resolver_target_t *t = &l->targets[l->ti];
-    l->query = resolver_addrs(s2s.resolver, t->host, t->port, on_addrs, l);
+    l->query = resolver_addrs(server.resolver, t->host, t->port, on_addrs, l);
     if (!l->query)
         link_fail(l, "remote-server-not-found", "out of memory");
 }
@@ -458,7 +458,7 @@ static void link_connect(link_t *l)
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (l->connect_timer)
         evtimer_add(l->connect_timer, &tv);
-    l->query = resolver_targets(s2s.resolver, l->remote, "xmpp-server", 5269, on_targets, l);
+    l->query = resolver_targets(server.resolver, l->remote, "xmpp-server", 5269, on_targets, l);
     if (!l->query)
         link_fail(l, "remote-server-not-found", "out of memory");
 }

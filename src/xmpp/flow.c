@@ -85,6 +85,8 @@ static void stall_check(evutil_socket_t fd, short what, void *arg)
 {
     conn_t *c = arg;
     conn_flow_t *f = c->flow;
+    if (stall_ms <= 0)
+        return; /* a reload turned the timeout off */
     long long idle = clock_ms(c) - f->progress_ms;
     if (idle >= stall_ms || idle < 0) {
         conn_slow_reader(c, "no output taken for the slow reader timeout");

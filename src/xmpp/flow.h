@@ -45,7 +45,10 @@ void flow_free(conn_t *c);
 
 /* How long a recipient may leave its queue over the soft mark without the
  * socket taking a byte before it is closed as a slow reader; 0 = never.
- * One value for all connections (limits.slow_reader_timeout). */
+ * One value for the whole process (limits.slow_reader_timeout), set by the
+ * core at start-up and on reload; it holds at once for every open
+ * connection (a stall already being timed is checked against the new
+ * value when its timer fires). */
 void flow_set_stall_ms(long long ms);
 
 #endif

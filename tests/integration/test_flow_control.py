@@ -47,6 +47,13 @@ def message(to, body):
     return ("<message to='%s' type='chat'><body>%s</body></message>" % (to, body)).encode()
 
 
+def wait_for_log(server, text, within):
+    """Wait up to `within` s for `text` to appear in the server's log."""
+    deadline = time.monotonic() + within
+    while text not in server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 NS_RSM = "http://jabber.org/protocol/rsm"
 SENDERS = 5  # each stays within its connection's 1 MiB read burst
 
@@ -134,9 +141,7 @@ class FlowControlTests(ServerTestCase):
     def test_reader_that_never_reads_is_dropped_after_the_timeout(self):
         self.small_window_login("carol", "asleep")
         senders = self.flood("carol@%s/asleep" % DOMAIN, 20, user="dave")
-        deadline = time.monotonic() + 20
-        while "reader too slow" not in self.server.log_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_log(self.server, "reader too slow", 20)
         self.assertIn("reader too slow", self.server.log_text())
         self.assertIn("slow reader timeout", self.server.log_text())
         # The senders are read again and served.
@@ -359,3 +364,38 @@ class QuotaTests(ServerTestCase):
         self.assertIn(len(bodies), (20, 21))
         self.assertEqual(bodies, ["q%d" % i for i in range(30 - len(bodies), 30)])
         self.assertEqual(bob.ping(), "result")
+
+
+class SlowReaderTimeoutReloadTests(ServerTestCase):
+    """limits.slow_reader_timeout is one setting for the whole server: a
+    reload applies it at once to the connections already open, not only to
+    those accepted after it."""
+    server_kwargs = dict(users={u: u + "-pw" for u in ("alice", "bob")},
+                         config={"limits": {"slow_reader_timeout": "60s"}})
+
+    def test_reload_applies_the_timeout_to_open_connections(self):
+        bob = SmallWindowClient(self.server.c2s_port)
+        self._clients.append(bob)
+        bob.login("bob", "bob-pw", "asleep")
+        senders = [self.raw_login("alice", "fast%d" % k) for k in range(SENDERS)]
+        conf = dict(self.server.config)
+        conf["limits"] = dict(conf.get("limits", {}), slow_reader_timeout="2s")
+        self.server.write_config(conf)
+        r = self.server.ternctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # No connection is accepted after the reload: bob, who reads
+        # nothing, is dropped after the new 2 s, not the old 60 s.
+        filler = "x" * 60000
+        threads = []
+        for k, c in enumerate(senders):
+            data = b"".join(message("bob@%s/asleep" % DOMAIN, "s%d-%d %s" % (k, i, filler))
+                            for i in range(20))
+            t = threading.Thread(target=c.send, args=(data,), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(3)
+        wait_for_log(self.server, "reader too slow", 15)
+        self.assertIn("reader too slow", self.server.log_text())
+        for c in senders:
+            self.assertEqual(c.ping(), "result")

@@ -14,17 +14,16 @@ poezio refuses to run as root: as root, the tmux server and poezio run as
 the unprivileged user "nobody", in a private HOME.
 """
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 import uuid
 
 from harness import DOMAIN, ServerTestCase
+from tmux import TmuxApp
 
 PANE_TIMEOUT = 20.0
 
@@ -41,22 +40,13 @@ def spki_fingerprint(cert_path):
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-class Poezio:
+class Poezio(TmuxApp):
     """poezio in a detached tmux session with a private HOME."""
 
     def __init__(self, test, server, user, password):
-        self.test = test
-        self.home = tempfile.mkdtemp(prefix="poezio-home-")
-        self.session = "tern-poezio-%s" % uuid.uuid4().hex[:8]
+        super().__init__(test, "poezio", timeout=PANE_TIMEOUT, as_nobody=True)
         self.debug = os.path.join(self.home, "debug.log")
         self.stderr = os.path.join(self.home, "stderr.log")
-        self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
-                        # tmux runs the pane through $SHELL, or else the login shell,
-                        # which for "nobody" is nologin.
-                        SHELL="/bin/sh",
-                        XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
-                        XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
-                        XDG_CACHE_HOME=os.path.join(self.home, ".cache"))
         cert = os.path.join(self.home, "server.crt")
         shutil.copy(server.cert_path, cert)
         confdir = os.path.join(self.home, ".config", "poezio")
@@ -66,26 +56,10 @@ class Poezio:
                     "custom_port = %d\nca_cert_path = %s\ncertificate = %s\n" %
                     (user, DOMAIN, password, server.c2s_port, cert,
                      spki_fingerprint(server.cert_path)))
-        self.as_user = []
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            for root, dirs, files in os.walk(self.home):
-                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
-                    os.chown(name, nobody.pw_uid, nobody.pw_gid)
-            self.as_user = ["setpriv", "--reuid=%d" % nobody.pw_uid,
-                            "--regid=%d" % nobody.pw_gid, "--clear-groups"]
-
-    def tmux(self, *args, check=True):
-        # A private tmux server (-L) per instance, owned by the user poezio runs as.
-        # The working directory is the private HOME: the caller's may not be
-        # reachable by the user poezio runs as.
-        return subprocess.run(self.as_user + ["tmux", "-L", self.session] + list(args),
-                              env=self.env, cwd=self.home, capture_output=True, text=True,
-                              timeout=10, check=check)
+        self.give_home_to_user()
 
     def start(self):
-        self.tmux("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
-                  "exec poezio -d %s 2>%s" % (self.debug, self.stderr))
+        self.new_session("exec poezio -d %s 2>%s" % (self.debug, self.stderr))
         # The pane's process leads its own process group, poezio included.
         shown = self.tmux("display-message", "-p", "-t", self.session, "#{pane_pid}",
                           check=False)
@@ -104,28 +78,16 @@ class Poezio:
         except OSError as e:
             return "(%s)" % e
 
-    def screen(self):
-        return self.tmux("capture-pane", "-t", self.session, "-p", "-S", "-200").stdout
-
     def command(self, text):
         """Type a /command: '/' opens the command line, then the rest and Enter."""
-        self.tmux("send-keys", "-t", self.session, "-l", "/")
+        self.send_keys("/")
         time.sleep(0.3)
-        self.tmux("send-keys", "-t", self.session, "-l", text)
+        self.send_keys(text)
         time.sleep(0.2)
-        self.tmux("send-keys", "-t", self.session, "Enter")
+        self.enter()
 
-    def wait_screen(self, pattern, timeout=PANE_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen()
-            m = re.search(pattern, text)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                self.test.fail("poezio never showed %r; screen:\n%s\ndebug log tail:\n%s" %
-                               (pattern, text, self.debug_tail()))
-            time.sleep(0.2)
+    def diagnostics(self):
+        return "debug log tail:\n" + self.debug_tail()
 
     def debug_tail(self, n=30):
         try:
@@ -141,18 +103,15 @@ class Poezio:
         whose terminal is gone spins on it."""
         if getattr(self, "pane_pid", None):
             self.command("quit")
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if self.tmux("has-session", "-t", self.session, check=False).returncode != 0:
-                    break
-                time.sleep(0.1)
-        self.tmux("kill-server", check=False)
+            self.wait_gone()
+        self.stop()
+
+    def kill_leftovers(self):
         if getattr(self, "pane_pid", None):
             try:
                 os.killpg(self.pane_pid, signal.SIGKILL)
             except OSError:
                 pass  # already gone
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 @unittest.skipUnless(shutil.which("poezio") and shutil.which("tmux"),

@@ -11,8 +11,6 @@ and the carbon copies (XEP-0280) of what the user's other client sends.
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 import unittest
 import uuid
@@ -20,60 +18,33 @@ import uuid
 from harness import DOMAIN, T_SHORT, ServerTestCase
 from test_carbons import body_of, carbon, set_carbons
 from test_roster import RClient, RosterCase
+from tmux import TmuxApp
 
 PANE_TIMEOUT = 15.0
 
 
-class Profanity:
+class Profanity(TmuxApp):
     """profanity in a detached tmux session with a private HOME."""
 
     def __init__(self, test):
-        self.test = test
-        self.home = tempfile.mkdtemp(prefix="profanity-home-")
-        self.session = "tern-prof-%s" % uuid.uuid4().hex[:8]
-        self.env = dict(os.environ, HOME=self.home, TERM="xterm-256color", TMUX_TMPDIR=self.home,
-                        # tmux runs the pane through $SHELL, or else the login shell,
-                        # which for "nobody" is nologin.
-                        SHELL="/bin/sh",
-                        XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
-                        XDG_DATA_HOME=os.path.join(self.home, ".local", "share"))
+        super().__init__(test, "profanity", timeout=PANE_TIMEOUT)
         self.log = os.path.join(self.home, ".local", "share", "profanity", "logs",
                                 "profanity.log")
-
-    def tmux(self, *args, check=True):
-        # A private tmux server (-L) per instance: nothing shared with other tmux users.
-        return subprocess.run(["tmux", "-L", self.session] + list(args), env=self.env,
-                              capture_output=True, text=True, timeout=10, check=check)
 
     def start(self):
         inner = " ".join("%s=%s" % (k, self.env[k]) for k in
                          ("HOME", "TERM", "XDG_CONFIG_HOME", "XDG_DATA_HOME"))
-        self.tmux("new-session", "-d", "-s", self.session, "-x", "200", "-y", "50",
-                  "env %s profanity -l DEBUG" % inner)
+        self.new_session("env %s profanity -l DEBUG" % inner)
         self.wait_screen(r"Type '/help'|Profanity\. Type /help")
         return self
 
-    def screen(self, history=True):
-        """The pane's text; with history, the 200 lines above it too."""
-        extra = ["-S", "-200"] if history else []
-        return self.tmux("capture-pane", "-t", self.session, "-p", *extra).stdout
-
     def type(self, text):
         """Type `text` literally and press Enter."""
-        self.tmux("send-keys", "-t", self.session, "-l", text)
-        self.tmux("send-keys", "-t", self.session, "Enter")
+        self.send_keys(text)
+        self.enter()
 
-    def wait_screen(self, pattern, timeout=PANE_TIMEOUT, history=True):
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen(history)
-            m = re.search(pattern, text)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                self.test.fail("profanity never showed %r; screen:\n%s\nlog tail:\n%s" %
-                               (pattern, text, self.log_tail()))
-            time.sleep(0.2)
+    def diagnostics(self):
+        return "log tail:\n" + self.log_tail()
 
     def wait_log(self, pattern, timeout=PANE_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -112,15 +83,10 @@ class Profanity:
         return self.wait_screen(pattern).group(1)
 
     def quit(self):
-        self.tmux("send-keys", "-t", self.session, "-l", "/quit", check=False)
-        self.tmux("send-keys", "-t", self.session, "Enter", check=False)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if self.tmux("has-session", "-t", self.session, check=False).returncode != 0:
-                break
-            time.sleep(0.1)
-        self.tmux("kill-server", check=False)
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.send_keys("/quit", check=False)
+        self.enter(check=False)
+        self.wait_gone()
+        self.stop()
 
 
 class ProfanityTests(ServerTestCase):

@@ -435,6 +435,7 @@ static void test_defaults(void)
     CHECK(cfg->hosts[0].n_modules == 0);
     CHECK(cfg->hosts[0].certificate == NULL && cfg->hosts[0].key == NULL);
     CHECK(cfg->n_components == 0);
+    CHECK(cfg->n_dns_servers == 0 && cfg->dns_servers && cfg->dns_servers[0] == NULL);
     CHECK(config_host(cfg, "localhost") == &cfg->hosts[0]);
     CHECK(config_host(cfg, "LocalHost") == &cfg->hosts[0]);
     CHECK(config_host(cfg, "example.org") == NULL);
@@ -619,6 +620,47 @@ static void test_full(void)
 }
 
 /* A relative configuration path: its folder is made absolute. */
+/* dns.servers: kept as written, each one parsed. */
+static void test_dns(void)
+{
+    cfg_error_t err;
+    tern_config_t *cfg = load("hosts:\n  localhost:\n"
+                              "dns:\n  servers:\n    - 192.0.2.53\n    - 127.0.0.1:5353\n"
+                              "    - \"[2001:db8::53]:53\"\n    - \"::1\"\n",
+                              &err);
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err.text);
+        return;
+    }
+    CHECK(cfg->n_dns_servers == 4);
+    CHECK_STR(cfg->dns_servers[0], "192.0.2.53");
+    CHECK_STR(cfg->dns_servers[1], "127.0.0.1:5353");
+    CHECK_STR(cfg->dns_servers[2], "[2001:db8::53]:53");
+    CHECK_STR(cfg->dns_servers[3], "::1");
+    CHECK(cfg->dns_servers[4] == NULL);
+    config_free(&cfg);
+
+    char ip[64];
+    int port = 0;
+    CHECK(cfg_parse_dns_server("192.0.2.1", ip, sizeof(ip), &port) == 0 && port == 53);
+    CHECK_STR(ip, "192.0.2.1");
+    CHECK(cfg_parse_dns_server("127.0.0.1:5300", ip, sizeof(ip), &port) == 0 && port == 5300);
+    CHECK_STR(ip, "127.0.0.1");
+    CHECK(cfg_parse_dns_server("[::1]:5301", ip, sizeof(ip), &port) == 0 && port == 5301);
+    CHECK_STR(ip, "::1");
+    CHECK(cfg_parse_dns_server("[::1]", ip, sizeof(ip), &port) == 0 && port == 53);
+    CHECK(cfg_parse_dns_server("2001:db8::1", ip, sizeof(ip), &port) == 0 && port == 53);
+    CHECK_STR(ip, "2001:db8::1");
+    CHECK(cfg_parse_dns_server("", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("localhost", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("127.0.0.1:", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("127.0.0.1:0", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("[127.0.0.1]:53", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("[::1]x", ip, sizeof(ip), &port) < 0);
+    CHECK(cfg_parse_dns_server("::1:53:", ip, sizeof(ip), &port) < 0);
+}
+
 /* services: loaded after the hosts, marked, with their own modules only. */
 static void test_services(void)
 {
@@ -769,6 +811,19 @@ static void test_errors(void)
     EXPECT_ERR("c2s:\n  resource_conflict: kick_new\n",
                ":2: section 'c2s': option 'resource_conflict' must be kick_old or refuse");
 
+    /* DNS servers. */
+    EXPECT_ERR("dns:\n  servers:\n    - 127.0.0.1\n    - dns.example.org\n",
+               ":4: section 'dns': server 'dns.example.org' must be an IP address, IP:PORT or "
+               "[IPv6]:PORT");
+    EXPECT_ERR("dns:\n  servers: 127.0.0.1:99999\n",
+               ":2: section 'dns': server '127.0.0.1:99999' must be an IP address, IP:PORT or "
+               "[IPv6]:PORT");
+    EXPECT_ERR("dns:\n  servers: [\"[::1\"]\n",
+               ":2: section 'dns': server '[::1' must be an IP address, IP:PORT or [IPv6]:PORT");
+    EXPECT_ERR("dns:\n  resolvers: [127.0.0.1]\n",
+               ":2: section 'dns': unknown option 'resolvers' (known: servers)");
+    EXPECT_ERR("dns: 127.0.0.1\n", ":1: section 'dns': options must be a map");
+
     /* Modules and hosts. */
     EXPECT_ERR("modules:\n  ../evil: {}\n",
                ":2: invalid module name '../evil' (lowercase letters, digits and _ only)");
@@ -916,6 +971,7 @@ int main(int argc, char **argv)
     test_full();
     test_s2s();
     test_services();
+    test_dns();
     test_relative_path();
     test_errors();
     test_sample(argc > 1 ? argv[1] : NULL);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "core/module_api.h"
 #include "core/modules.h"
 #include "core/server.h"
@@ -35,12 +36,6 @@ static void peer_deliver(tern_session_t *s, tern_xml_t *st)
     (void)s;
     (void)st;
     delivered++;
-}
-
-static void peer_close(tern_session_t *s, const char *cond)
-{
-    (void)cond;
-    sessions_unbind(s);
 }
 
 static void on_reply(tern_module_ctx_t *m, tern_xml_t *reply, void *arg)
@@ -226,27 +221,11 @@ static void test_linear(const char *what, double (*run)(size_t))
 
 int main(void)
 {
-    char dir[] = "/tmp/tern-modapi-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    const char *why = NULL;
-    server.db = store_open(path, &why);
-    CHECK(server.db != NULL);
-    server.base = event_base_new();
-    CHECK(server.base != NULL);
-
-    cfg_host_t host = {.name = "example.com"};
-    tern_config_t cfg = {.hosts = &host, .n_hosts = 1, .module_path = "/nonexistent"};
-    cfg_error_t err;
-    CHECK(sessions_init() == 0);
-    CHECK(hosts_init(&cfg, &err) == 0);
-    mod.host = hosts_find("example.com");
+    static fixture_t fx;
+    mod.host = fixture_start(&fx, peer_deliver);
     CHECK(mod.host != NULL);
-    session_link_t link = {.deliver = peer_deliver, .close = peer_close};
-    peer = sessions_new(mod.host, &link, NULL);
-    const char *e = NULL;
-    CHECK(sessions_bind(peer, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
+    peer = fixture_session(&fx, "juliet", "balcony");
+    CHECK(peer != NULL);
 
     if (mod.host) {
         test_iq_answers();
@@ -257,19 +236,6 @@ int main(void)
         module_api_release(&mod);
     }
 
-    sessions_end(&peer);
-    hosts_free_all();
-    sessions_free_all();
-    router_free();
-    event_base_free(server.base);
-    server.base = NULL;
-    store_close(&server.db);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[300];
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    fixture_stop(&fx);
     return check_summary();
 }

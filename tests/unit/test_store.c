@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include "store/accounts.h"
 #include "store/store.h"
 
 #include "check.h"
@@ -196,6 +197,53 @@ static void test_accounts(store_db_t *db)
     l.stop_after = 2;
     CHECK(store_account_foreach(db, NULL, collect_account, &l) == 0);
     CHECK(l.calls == 2);
+}
+
+/* The account functions of src/store/accounts.c: the username is
+ * prepared, and each refusal says why. */
+static void test_accounts_api(store_db_t *db)
+{
+    const char *err = NULL;
+    CHECK(accounts_add(db, HOST, "Dave", "secret", 4096, &err) == 0);
+    CHECK(store_account_exists(db, HOST, "dave") == 1);
+    CHECK(accounts_add(db, HOST, "dave", "other", 4096, &err) == -1);
+    CHECK_STR(err, "account exists");
+    CHECK(accounts_add(db, HOST, "bad user", "secret", 4096, &err) == -1);
+    CHECK_STR(err, "invalid username");
+    CHECK(accounts_add(db, HOST, NULL, "secret", 4096, &err) == -1);
+    CHECK_STR(err, "invalid username");
+    CHECK(accounts_add(db, HOST, "erin", "", 4096, &err) == -1);
+    CHECK_STR(err, "invalid password");
+    CHECK(store_account_exists(db, HOST, "erin") == 0);
+    CHECK(accounts_add(db, HOST, "erin", "", 4096, NULL) == -1);
+    CHECK(accounts_check_password(db, HOST, "dave", "secret") == 1);
+
+    CHECK(accounts_passwd(db, HOST, "DAVE", "new", 4096, &err) == 0);
+    CHECK(accounts_check_password(db, HOST, "dave", "new") == 1);
+    CHECK(accounts_check_password(db, HOST, "dave", "secret") == 0);
+    CHECK(accounts_passwd(db, HOST, "nobody", "new", 4096, &err) == -1);
+    CHECK_STR(err, "no such account");
+    CHECK(accounts_passwd(db, HOST, "dave", "", 4096, &err) == -1);
+    CHECK_STR(err, "invalid password");
+
+    scram_cred_t creds[SCRAM_HASH_COUNT];
+    CHECK(accounts_derive("third", 4096, creds) == 0);
+    CHECK(accounts_passwd_derived(db, HOST, "dave", creds, &err) == 0);
+    CHECK(accounts_check_password(db, HOST, "dave", "third") == 1);
+    CHECK(accounts_passwd_derived(db, HOST, "nobody", creds, &err) == -1);
+    CHECK_STR(err, "no such account");
+    CHECK(accounts_add_derived(db, HOST, "Frank", creds, &err) == 0);
+    CHECK(accounts_check_password(db, HOST, "frank", "third") == 1);
+    CHECK(accounts_add_derived(db, HOST, "frank", creds, &err) == -1);
+    CHECK_STR(err, "account exists");
+
+    CHECK(accounts_delete(db, HOST, "Frank", &err) == 0);
+    CHECK(store_account_exists(db, HOST, "frank") == 0);
+    CHECK(accounts_delete(db, HOST, "frank", &err) == -1);
+    CHECK_STR(err, "no such account");
+    CHECK(accounts_delete(db, HOST, "bad user", &err) == -1);
+    CHECK_STR(err, "invalid username");
+    CHECK(accounts_delete(db, HOST, "dave", NULL) == 0);
 }
 
 /* Account deletion removes the user's rows everywhere on that host only. */
@@ -945,6 +993,7 @@ int main(void)
     if (db != NULL) {
         test_open(db);
         test_accounts(db);
+        test_accounts_api(db);
         test_account_delete(db);
         test_deferred_purge(db);
         test_kv(db);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "core/module_api.h"
 #include "core/modules.h"
 #include "core/server.h"
@@ -29,18 +30,6 @@
 static tern_session_t *juliet, *romeo;
 static tern_module_ctx_t mod;
 static tern_store_t *ar, *map;
-
-static void peer_deliver(tern_session_t *s, tern_xml_t *st)
-{
-    (void)s;
-    (void)st;
-}
-
-static void peer_close(tern_session_t *s, const char *cond)
-{
-    (void)cond;
-    sessions_unbind(s);
-}
 
 /* What one callback saw. */
 typedef struct seen {
@@ -269,33 +258,15 @@ static void test_without_pool(void)
 
 int main(void)
 {
-    char dir[] = "/tmp/tern-storeasync-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char path[256];
-    snprintf(path, sizeof(path), "%s/t.db", dir);
-    const char *why = NULL;
-    server.db = store_open(path, &why);
-    CHECK(server.db != NULL);
-    server.base = event_base_new();
-    CHECK(server.base != NULL);
-    CHECK(workers_start(server.base, 2) == 0);
-
-    cfg_host_t host = {.name = "example.com"};
-    tern_config_t cfg = {.hosts = &host, .n_hosts = 1, .module_path = "/nonexistent"};
-    cfg_error_t err;
-    CHECK(sessions_init() == 0);
-    CHECK(hosts_init(&cfg, &err) == 0);
-    mod.host = hosts_find("example.com");
+    static fixture_t fx;
+    mod.host = fixture_start(&fx, NULL);
     CHECK(mod.host != NULL);
-    session_link_t link = {.deliver = peer_deliver, .close = peer_close};
-    juliet = sessions_new(mod.host, &link, NULL);
-    romeo = sessions_new(mod.host, &link, NULL);
+    CHECK(workers_start(server.base, 2) == 0);
+    juliet = fixture_session(&fx, "juliet", "balcony");
+    romeo = fixture_session(&fx, "romeo", "garden");
     CHECK(juliet != NULL && romeo != NULL);
     if (!juliet || !romeo)
         return check_summary();
-    const char *e = NULL;
-    CHECK(sessions_bind(juliet, "juliet", "balcony", CONFLICT_KICK_OLD, 0, &e) == 0);
-    CHECK(sessions_bind(romeo, "romeo", "garden", CONFLICT_KICK_OLD, 0, &e) == 0);
     ar = store_get(server.db, "example.com", "offline", STORE_ARCHIVE);
     map = store_get(server.db, "example.com", "roster", STORE_MAP);
     CHECK(ar != NULL && map != NULL);
@@ -312,20 +283,6 @@ int main(void)
     }
 
     workers_stop();
-    sessions_end(&juliet);
-    sessions_end(&romeo);
-    hosts_free_all();
-    sessions_free_all();
-    router_free();
-    event_base_free(server.base);
-    server.base = NULL;
-    store_close(&server.db);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[300];
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    fixture_stop(&fx);
     return check_summary();
 }
