@@ -268,6 +268,22 @@ class FaultTests(FedCase):
             self.b.signal(signal.SIGCONT)
 
 
+class IdleTests(FedCase):
+    """A server connection without traffic for s2s.idle_timeout is closed;
+    the next stanza opens a new one."""
+    a_s2s = {"idle_timeout": "2s"}
+
+    def test_idle_closed(self):
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "before idling")
+        self.assertIn("b.test", self.a.s2s_list())
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and any(
+                l.startswith("out") for l in self.a.s2s_list().splitlines()):
+            time.sleep(0.2)
+        self.assertFalse([l for l in self.a.s2s_list().splitlines() if l.startswith("out")])
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "after idling")
+
+
 class RawPeer(RawClient):
     """A server peer spoken by hand: TLS with a client certificate."""
 
