@@ -92,8 +92,7 @@ int s2s_start(char *err, size_t errlen)
     if (!s2s.trust)
         return -1;
     s2s.started = 1;
-    if (cfg->s2s.enabled)
-        router_set_remote(s2s_out_route);
+    router_set_remote(s2s_out_route); /* it reads s2s.enabled at each stanza */
     return 0;
 }
 

@@ -228,9 +228,9 @@ static void handle_sasl(s2s_in_t *s, tern_xml_t *el)
         sasl_failure(s, "invalid-authzid");
         return;
     }
-    if (!s2s_allowed(identity)) {
-        log_info("s2s-in %s: %s may not federate with us (s2s.allow/deny)", s->conn->peer,
-                 identity);
+    if (!s2s_allowed(identity) || domains_is_ours(identity)) {
+        log_info("s2s-in %s: %s may not federate with us (%s)", s->conn->peer, identity,
+                 domains_is_ours(identity) ? "it is one of our own domains" : "s2s.allow/deny");
         sasl_failure(s, "not-authorized");
         free(authzid);
         return;
@@ -310,8 +310,9 @@ static void handle_db_result(s2s_in_t *s, tern_xml_t *el)
         db_answer(s, "result", recv, orig, NULL, "error", "item-not-found");
         goto out;
     }
-    if (!s2s_allowed(orig)) {
-        log_info("s2s-in %s: %s may not federate with us (s2s.allow/deny)", s->conn->peer, orig);
+    if (!s2s_allowed(orig) || domains_is_ours(orig)) {
+        log_info("s2s-in %s: %s may not federate with us (%s)", s->conn->peer, orig,
+                 domains_is_ours(orig) ? "it is one of our own domains" : "s2s.allow/deny");
         db_answer(s, "result", recv, orig, NULL, "error", "forbidden");
         goto out;
     }

@@ -786,6 +786,8 @@ static size_t stanza_bytes(const tern_xml_t *st)
 
 int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
 {
+    if (!server.cfg->s2s.enabled)
+        return -1; /* bounced remote-server-not-found */
     const char *from = tern_xml_attr(stanza, "from");
     tern_jid_t *fj = from ? tern_jid_new(from, NULL) : NULL;
     if (!fj || !domains_is_ours(fj->domain)) {

@@ -231,6 +231,22 @@ class RefusedTests(FedCase):
         self.assertIn("dialback_only", self.a.log_text())
 
 
+class PolicyTests(FedCase):
+    """s2s.deny on a.test, s2s.enabled off on b.test: stanzas bounce at
+    once and no connection is made."""
+    a_s2s = {"deny": ["b.test"]}
+    b_s2s = {"enabled": False}
+
+    def test_denied_and_disabled(self):
+        cond, text = self.bounce_of(self.alice, "bob@b.test", "denied")
+        self.assertEqual(cond, "remote-server-not-found")
+        self.assertIn("federate", text)
+        cond, _ = self.bounce_of(self.bob, "alice@a.test", "disabled")
+        self.assertEqual(cond, "remote-server-not-found")
+        self.assertNotIn("out", self.a.s2s_list())
+        self.assertNotIn("out", self.b.s2s_list())
+
+
 class FaultTests(FedCase):
     """The peer stops, freezes and comes back."""
 
