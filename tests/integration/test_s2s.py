@@ -441,5 +441,27 @@ class AttackTests(FedCase):
             peer.close()
 
 
+class FloodTests(FedCase):
+    """A peer's stanzas count against the same rate as an account's: over
+    it the stream is read more slowly, nothing is lost."""
+    a_extra = {"limits": {"max_stanzas_per_second": 10, "stanza_burst": 5}}
+
+    def test_flood_slowed(self):
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.external("a.test", "b.test")
+            mark = self.alice.mark()
+            t0 = time.monotonic()
+            peer.send("".join("<message from='bob@b.test/r' to='alice@a.test/r'>"
+                              "<body>flood %d</body></message>" % i for i in range(25)))
+            self.alice.wait_message("flood 24", since=mark, timeout=15)
+            took = time.monotonic() - t0
+            got = [m["body"] for m in self.alice.received_since(mark, kinds=("message",))]
+            self.assertEqual(got, ["flood %d" % i for i in range(25)])
+            self.assertGreater(took, 1.5)  # 20 over the burst at 10 a second
+        finally:
+            peer.close()
+
+
 if __name__ == "__main__":
     unittest.main()
