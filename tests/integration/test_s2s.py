@@ -430,6 +430,23 @@ class AttackTests(FedCase):
         finally:
             peer.close()
 
+    def test_wrong_name_certificate(self):
+        # A trusted certificate, but for c.test: neither EXTERNAL nor
+        # dialback authenticates b.test with it.
+        peer = RawPeer(self.a, leaf("c.test"))
+        try:
+            f = peer.secure("a.test", "b.test")
+            self.assertIn("EXTERNAL", [m.text for m in f.iter(q(NS_SASL, "mechanism"))])
+            peer.send("<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % NS_SASL)
+            el = peer.expect(q(NS_SASL, "failure"))
+            self.assertIsNotNone(el.find(q(NS_SASL, "not-authorized")))
+            peer.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ("ab" * 32))
+            el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result"))
+            self.assertEqual(el.get("type"), "error")
+            self.assertIsNotNone(el.find(".//" + q(NS_STANZAS, "not-authorized")))
+        finally:
+            peer.close()
+
     def test_stanza_before_authentication(self):
         peer = RawPeer(self.a, leaf("b.test"))
         try:
