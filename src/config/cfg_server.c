@@ -1101,3 +1101,16 @@ const cfg_host_t *config_host(const tern_config_t *cfg, const char *domain)
     free(prepared);
     return h;
 }
+
+const char *cfg_listen_kind_name(cfg_listen_kind_t kind)
+{
+    switch (kind) {
+    case LISTEN_C2S:
+        return "c2s";
+    case LISTEN_C2S_TLS:
+        return "c2s_tls";
+    case LISTEN_COMPONENT:
+        return "component";
+    }
+    return "?";
+}

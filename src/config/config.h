@@ -102,6 +102,9 @@ typedef enum {
     LISTEN_S2S_TLS, /* servers, direct TLS with ALPN xmpp-server (XEP-0368; 5270) */
 } cfg_listen_kind_t;
 
+/* The listener type as written in the configuration ("c2s", ...). */
+const char *cfg_listen_kind_name(cfg_listen_kind_t kind);
+
 typedef struct cfg_listener {
     cfg_listen_kind_t kind;
     const char *address; /* "::" (dual-stack), "0.0.0.0", "127.0.0.1", ... */

@@ -44,6 +44,16 @@ static const cfg_host_t *parent_host(const tern_config_t *cfg, const cfg_host_t 
 /* TLS contexts for every host and service domain: its own certificate,
  * else (a service domain) the certificate of the host it is under, else
  * the global one. */
+void server_cert_paths(const tern_config_t *cfg, const cfg_host_t *h, const char **cert,
+                       const char **key)
+{
+    const cfg_host_t *from = h;
+    if (h->is_service && !h->certificate && (from = parent_host(cfg, h)) == NULL)
+        from = h;
+    *cert = from->certificate ? from->certificate : cfg->certificate;
+    *key = from->key ? from->key : cfg->key;
+}
+
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
 {
     tls_cert_spec_t *specs = calloc(cfg->n_hosts + 1, sizeof(*specs));
@@ -52,11 +62,8 @@ tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err)
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_hosts; i++) {
         const cfg_host_t *h = &cfg->hosts[i];
-        const cfg_host_t *from = h;
-        if (h->is_service && !h->certificate && (from = parent_host(cfg, h)) == NULL)
-            from = h;
-        const char *cert = from->certificate ? from->certificate : cfg->certificate;
-        const char *key = from->key ? from->key : cfg->key;
+        const char *cert, *key;
+        server_cert_paths(cfg, h, &cert, &key);
         if (cert && key)
             specs[n++] = (tls_cert_spec_t){.host = h->name, .certificate = cert, .key = key};
     }

@@ -17,6 +17,10 @@
 struct event;
 /* TLS contexts for every host from cfg; NULL and err on failure. */
 tls_server_t *server_build_tls(const tern_config_t *cfg, cfg_error_t *err);
+/* The certificate and key files host `h` presents: its own, else (a
+ * service domain) its parent host's, else the global ones; NULL when none. */
+void server_cert_paths(const tern_config_t *cfg, const cfg_host_t *h, const char **cert,
+                       const char **key);
 /* Everything --check-config checks beyond config_load(): every module opens
  * and accepts its options, and the TLS certificates load.  0 / -1 with err. */
 int server_check_config(const tern_config_t *cfg, cfg_error_t *err);

@@ -631,6 +631,7 @@ static void deliver_targets(resolver_query_t *q)
         snprintf(t[i].host, sizeof(t[i].host), "%s", ord[i].rr->target);
         t[i].port = ord[i].rr->port;
         t[i].direct_tls = ord[i].direct_tls;
+        t[i].from_srv = 1;
     }
     if (n) {
         q->tcb(q->arg, t, n, NULL);

@@ -27,6 +27,7 @@ typedef struct resolver_target {
     char host[256]; /* a host name (no trailing dot) or an IP literal */
     unsigned short port;
     int direct_tls; /* from _xmpps-*: TLS from the first byte (XEP-0368) */
+    int from_srv;   /* from an SRV record; 0 for the domain itself (no records) */
 } resolver_target_t;
 
 /* One address of a host, with the port asked for set in it. */

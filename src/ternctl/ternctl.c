@@ -44,6 +44,7 @@
 #include "config/config.h"
 #include "core/server.h"
 #include "store/store.h"
+#include "ternctl/check.h"
 #include "tls/tls.h"
 
 #ifndef PACKAGE_VERSION
@@ -122,6 +123,11 @@ static void usage(FILE *f)
             "\n"
             "Other:\n"
             "  check-config            load and check the configuration\n"
+            "  check [HOST]            check what clients and other servers need to\n"
+            "                          reach each host: DNS records (SRV for clients\n"
+            "                          and servers, addresses), that they point at\n"
+            "                          this server's listeners, and the certificate\n"
+            "                          (names, chain, expiry); exit 1 on a problem\n"
             "  cert HOST CERTFILE KEYFILE [DAYS]\n"
             "                          write a self-signed certificate (default %d days)\n"
             "  help, --help            this text\n"
@@ -1149,6 +1155,16 @@ static int cmd_check_config(char **args, int n)
     return EXIT_OK;
 }
 
+static int cmd_check(char **args, int n)
+{
+    tern_config_t *cfg = load_config();
+    if (cfg == NULL)
+        return EXIT_FAIL;
+    int problems = ternctl_check(cfg, n > 0 ? args[0] : NULL);
+    config_free(&cfg);
+    return problems == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 /* Wait until nothing answers on the admin socket any more.  1 when gone. */
 static int wait_gone(const char *path, int ms)
 {
@@ -1297,6 +1313,7 @@ static const command_t commands[] = {
     {.name = "users", .min_args = 0, .max_args = 1, .run = cmd_users},
     {.name = "invite", .min_args = 1, .max_args = 1, .takes_invite = 1, .run = cmd_invite},
     {.name = "check-config", .min_args = 0, .max_args = 0, .run = cmd_check_config},
+    {.name = "check", .min_args = 0, .max_args = 1, .run = cmd_check},
     {.name = "status", .min_args = 0, .max_args = 0, .run = cmd_status},
     {.name = "reload", .min_args = 0, .max_args = 0, .run = cmd_reload},
     {.name = "stop", .min_args = 0, .max_args = 0, .run = cmd_stop},
