@@ -1111,6 +1111,10 @@ const char *cfg_listen_kind_name(cfg_listen_kind_t kind)
         return "c2s_tls";
     case LISTEN_COMPONENT:
         return "component";
+    case LISTEN_S2S:
+        return "s2s";
+    case LISTEN_S2S_TLS:
+        return "s2s_tls";
     }
     return "?";
 }

@@ -60,19 +60,7 @@ static unsigned long failures;    /* failed accept() calls meanwhile */
 
 static const char *kind_name(cfg_listen_kind_t k)
 {
-    switch (k) {
-    case LISTEN_C2S:
-        return "c2s";
-    case LISTEN_C2S_TLS:
-        return "c2s_tls";
-    case LISTEN_S2S:
-        return "s2s";
-    case LISTEN_S2S_TLS:
-        return "s2s_tls";
-    case LISTEN_COMPONENT:
-        break;
-    }
-    return "component";
+    return cfg_listen_kind_name(k);
 }
 
 static void format_peer(const struct sockaddr *sa, char *buf, size_t len)
