@@ -13,7 +13,9 @@
  * 'to' at a domain we serve (router_rule, ROUTE_PEER); nothing is relayed.
  * The key of a db:result is checked with the peer's authoritative server
  * over an outgoing stream (s2s_out_verify), whose answer comes back
- * through s2s_in_verified().  Must not: route a stanza before its sender
+ * through s2s_in_verified().  A peer that asks for a bidirectional
+ * stream (XEP-0288) gets our stanzas for the pairs it authenticated on it
+ * (s2s_out_bidi_attach).  Must not: route a stanza before its sender
  * authenticated, or echo a peer's text without checking it.
  */
 #include "stream/s2s_int.h"
@@ -49,6 +51,7 @@ typedef struct s2s_in {
     char *local;       /* the stream's 'to': one of our domains */
     char *from;        /* the stream's 'from', prepared, or NULL */
     char *sasl_domain; /* authenticated with SASL EXTERNAL */
+    int bidi;          /* XEP-0288: asked to carry our stanzas too */
     in_pair_t *pairs;
     char stream_id[STREAM_ID_LEN];
     long long rate_tokens, rate_at_ms;
@@ -92,6 +95,7 @@ static void send_features(s2s_in_t *s)
                                  "'><mechanism>EXTERNAL</mechanism></mechanisms>");
     if (s->tls || plain_dialback_ok())
         evbuffer_add_printf(out, "<dialback xmlns='" NS_DIALBACK_FEAT "'><errors/></dialback>");
+    evbuffer_add_printf(out, "<bidi xmlns='" NS_BIDI_FEAT "'/>"); /* XEP-0288 §2.1 */
     (void)cfg;
     evbuffer_add_printf(out, "</stream:features>");
     size_t len = evbuffer_get_length(out);
@@ -249,8 +253,11 @@ static void handle_sasl(s2s_in_t *s, tern_xml_t *el)
         conn_stream_error(s->conn, "internal-server-error", NULL);
         return;
     }
-    log_info("s2s-in %s: %s authenticated with SASL EXTERNAL", s->conn->peer, s->sasl_domain);
+    log_info("s2s-in %s: %s authenticated with SASL EXTERNAL%s", s->conn->peer, s->sasl_domain,
+             s->bidi ? ", bidirectional" : "");
     got_authenticated(s);
+    if (s->bidi) /* XEP-0288 §2.2: from the stream's 'to' */
+        s2s_out_bidi_attach(s->local, s->sasl_domain, s->conn);
     conn_write_str(s->conn, "<success xmlns='" NS_SASL "'/>");
     conn_restart_stream(s->conn); /* RFC 6120 §6.4.6 */
 }
@@ -367,9 +374,12 @@ void s2s_in_verified(const char *in_id, const char *orig, const char *recv, cons
         return;
     if (strcmp(type, "valid") == 0) {
         p->valid = 1;
-        log_info("s2s-in %s: %s authenticated with dialback (to %s)", s->conn->peer, orig, recv);
+        log_info("s2s-in %s: %s authenticated with dialback (to %s)%s", s->conn->peer, orig, recv,
+                 s->bidi ? ", bidirectional" : "");
         got_authenticated(s);
         db_answer(s, "result", recv, orig, NULL, "valid", NULL);
+        if (s->bidi) /* XEP-0288 §2.2: the inverse of the pair */
+            s2s_out_bidi_attach(recv, orig, s->conn);
         return;
     }
     log_info("s2s-in %s: dialback for %s refused: %s", s->conn->peer, orig,
@@ -467,7 +477,9 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         conn_stream_error(c, "policy-violation", "TLS is required");
         return;
     }
-    if (st->ns && strcmp(st->ns, NS_SASL) == 0)
+    if (st->ns && strcmp(st->ns, NS_BIDI) == 0 && strcmp(st->name, "bidi") == 0)
+        s->bidi = 1; /* takes effect for what authenticates from now on */
+    else if (st->ns && strcmp(st->ns, NS_SASL) == 0)
         handle_sasl(s, st);
     else if (st->ns && strcmp(st->ns, NS_DIALBACK) == 0 && strcmp(st->name, "result") == 0)
         handle_db_result(s, st);
@@ -488,6 +500,8 @@ static void on_idle(conn_t *c)
 static void on_closing(conn_t *c)
 {
     s2s_in_t *s = c->data;
+    if (s->bidi)
+        s2s_out_bidi_detach(c);
     if (any_authenticated(s))
         log_info("s2s-in %s: stream from %s closed", c->peer,
                  s->sasl_domain ? s->sasl_domain
@@ -597,8 +611,8 @@ void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
                                      : s->from ? s->from
                                                : "",
                            .local = s->local ? s->local : "",
-                           .auth = s->sasl_domain ? "EXTERNAL"
-                                   : remote       ? "dialback"
+                           .auth = s->sasl_domain ? (s->bidi ? "EXTERNAL+bidi" : "EXTERNAL")
+                                   : remote       ? (s->bidi ? "dialback+bidi" : "dialback")
                                                   : "none",
                            .tls = ssl ? SSL_get_version(ssl) : "none",
                            .cert = s2s_verify_words(v),

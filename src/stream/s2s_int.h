@@ -15,6 +15,10 @@
 #define NS_SERVER        "jabber:server"
 #define NS_DIALBACK      "jabber:server:dialback"
 #define NS_DIALBACK_FEAT "urn:xmpp:features:dialback"
+#define NS_BIDI          "urn:xmpp:bidi"
+#define NS_BIDI_FEAT     "urn:xmpp:features:bidi"
+
+struct conn;
 
 typedef struct s2s_shared {
     tls_client_t *trust; /* checks peers' certificates */
@@ -45,6 +49,11 @@ int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to);
  * stream `in_id` (ours, from `orig` to `recv`): the answer comes through
  * s2s_in_verified(). */
 void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const char *key);
+/* XEP-0288: incoming stream `c` authenticated `remote` towards `local` and
+ * asked for bidirectionality: our stanzas for the pair may go on it. */
+void s2s_out_bidi_attach(const char *local, const char *remote, struct conn *c);
+/* `c` is closing: it carries nothing more. */
+void s2s_out_bidi_detach(struct conn *c);
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_out_close(const char *remote);
 void s2s_out_stop(void);

@@ -20,6 +20,11 @@
  * backoff (1 s, doubling up to 60 s, reset by success) waits until it has
  * passed, then a new attempt starts at once.  The same links carry our
  * db:verify questions as a receiving server (s2s_out_verify).
+ *
+ * XEP-0288: we ask for a bidirectional stream when the peer offers it and
+ * then route its stanzas (from the domain we connected to) like an
+ * incoming stream's; an incoming stream that asked for it carries ours
+ * (s2s_out_bidi_attach) while we have no authenticated stream of our own.
  * Must not: block, or send a stanza before the stream is authenticated.
  */
 #include "stream/s2s_int.h"
@@ -42,6 +47,7 @@
 #include "xmpp/conn.h"
 #include "xmpp/stanza.h"
 #include "stream/dialback.h"
+#include "stream/limits.h"
 
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS   60000
@@ -80,8 +86,11 @@ typedef struct s2s_out {
     int ready;            /* db:verify may go out (features after TLS seen) */
     int offers_external, offers_dialback;
     const char *auth; /* "EXTERNAL" or "dialback" once authenticated */
+    int bidi;         /* XEP-0288: the peer may send us its stanzas on it */
     tls_verify_t verify;
     char stream_id[129];
+    long long rate_tokens, rate_at_ms; /* the peer's stanzas (bidi), as on s2s_in.c */
+    struct event *rate_timer;
 } s2s_out_t;
 
 struct link {
@@ -89,6 +98,7 @@ struct link {
     char *local, *remote;
     char key[520];
     s2s_out_t *out; /* the stream being set up or up, or NULL */
+    conn_t *bidi;   /* an incoming stream that may carry ours (XEP-0288), or NULL */
     queued_t *q, *q_tail;
     size_t q_len, q_bytes;
     verify_req_t *verifies; /* waiting for a stream that can carry them */
@@ -195,6 +205,20 @@ static void send_verifies(s2s_out_t *o)
 
 static void arm_timer(link_t *l);
 
+/* What waited goes on `c`, in order. */
+static void flush_queue(link_t *l, conn_t *c)
+{
+    while (l->q) {
+        queued_t *q = l->q;
+        l->q = q->next;
+        conn_send(c, q->stanza);
+        tern_xml_unref(q->stanza);
+        free(q);
+    }
+    l->q_tail = NULL;
+    l->q_len = l->q_bytes = 0;
+}
+
 /* The stream is authenticated: what waited goes, in order. */
 static void link_up(link_t *l, const char *method)
 {
@@ -208,18 +232,10 @@ static void link_up(link_t *l, const char *method)
         evtimer_del(l->connect_timer);
     forget_targets(l);
     SSL *ssl = conn_ssl(o->conn);
-    log_info("s2s-out %s: %s -> %s authenticated with %s (%s, certificate check: %s)",
-             o->conn->peer, l->local, l->remote, method, ssl ? SSL_get_version(ssl) : "no TLS",
-             s2s_verify_words(o->verify));
-    while (l->q) {
-        queued_t *q = l->q;
-        l->q = q->next;
-        conn_send(o->conn, q->stanza);
-        tern_xml_unref(q->stanza);
-        free(q);
-    }
-    l->q_tail = NULL;
-    l->q_len = l->q_bytes = 0;
+    log_info("s2s-out %s: %s -> %s authenticated with %s%s (%s, certificate check: %s)",
+             o->conn->peer, l->local, l->remote, method, o->bidi ? ", bidirectional" : "",
+             ssl ? SSL_get_version(ssl) : "no TLS", s2s_verify_words(o->verify));
+    flush_queue(l, o->conn);
 }
 
 /* Give up the current attempt: bounce what waits, answer the db:verify
@@ -617,6 +633,10 @@ static void handle_features(s2s_out_t *o, tern_xml_t *f)
     }
     o->verify = check_certificate(o);
     send_verifies(o);
+    if (tern_xml_child(f, "bidi", NS_BIDI_FEAT)) {
+        conn_write_str(o->conn, "<bidi xmlns='" NS_BIDI "'/>"); /* XEP-0288 §2.2 */
+        o->bidi = 1;
+    }
     if (o->verify == TLS_VERIFY_OK && o->offers_external) {
         conn_write_str(o->conn, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>=</auth>");
         o->state = OUT_SASL;
@@ -641,6 +661,18 @@ static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
                                                        : NULL);
         return;
     }
+    if (strcmp(el->name, "result") == 0 && !type) {
+        /* The peer asks to send for another domain of its own on our
+         * stream (XEP-0288 §2.2): we do not take that; it may connect. */
+        char buf[2400];
+        snprintf(buf, sizeof(buf),
+                 "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+                 "<feature-not-implemented xmlns='" NS_STANZAS "'/></error></db:result>",
+                 l->local, l->remote);
+        if (s2s_token_ok(tern_xml_attr(el, "from")) && s2s_token_ok(tern_xml_attr(el, "to")))
+            conn_write_str(o->conn, buf);
+        return;
+    }
     if (strcmp(el->name, "result") != 0 || o->state != OUT_DIALBACK)
         return;
     if (type && strcmp(type, "valid") == 0) {
@@ -653,6 +685,39 @@ static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
                 cond   ? cond->name
                 : type ? type
                        : "no answer");
+}
+
+static void rate_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s2s_out_t *o = arg;
+    conn_input_release(o->conn);
+}
+
+/* XEP-0288: on a bidirectional stream the peer sends stanzas of the
+ * domain we connected to (its certificate, or DNS for dialback, vouched
+ * for it) to ours; they pass the router's peer rules like those of an
+ * incoming stream, at the same rate. */
+static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
+{
+    link_t *l = o->link;
+    long long wait =
+        limits_bucket_take(&o->rate_tokens, &o->rate_at_ms, server.cfg->max_stanzas_per_second,
+                           server.cfg->stanza_burst, s2s_now_ms());
+    if (wait > 0 && (o->rate_timer || (o->rate_timer = evtimer_new(server.base, rate_over, o)))) {
+        struct timeval w = {wait / 1000, (wait % 1000) * 1000};
+        conn_input_hold(o->conn);
+        evtimer_add(o->rate_timer, &w);
+    }
+    const route_origin_t origin = {.kind = ROUTE_PEER, .domain = l->remote};
+    const char *refused = NULL;
+    if (router_route_from(st, &origin, &refused) < 0 && refused) {
+        log_info("s2s-out %s: stanza from %s to %s refused: %s", o->conn->peer,
+                 tern_xml_attr(st, "from") ? tern_xml_attr(st, "from") : "(none)",
+                 tern_xml_attr(st, "to") ? tern_xml_attr(st, "to") : "(none)", refused);
+        conn_stream_error(o->conn, refused, NULL);
+    }
 }
 
 static void on_stanza(conn_t *c, tern_xml_t *st)
@@ -700,6 +765,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         dialback_or_fail(o);
     } else if (strcmp(ns, NS_DIALBACK) == 0) {
         handle_dialback(o, st);
+    } else if (o->bidi && o->state == OUT_AUTHED && stanza_kind(st) != STANZA_OTHER) {
+        peer_stanza(o, st);
     } else {
         conn_stream_error(c, "unsupported-stanza-type", "this stream carries our stanzas only");
     }
@@ -758,6 +825,8 @@ static void on_free(conn_t *c)
     s2s_out_t *o = c->data;
     if (o->link && o->link->out == o)
         o->link->out = NULL;
+    if (o->rate_timer)
+        event_free(o->rate_timer);
     s2s.n_conns--;
     free(o);
 }
@@ -809,6 +878,10 @@ int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
     }
     if (l->out && l->out->state == OUT_AUTHED) {
         conn_send(l->out->conn, stanza);
+        return 0;
+    }
+    if (l->bidi && !l->bidi->closing) {
+        conn_send(l->bidi, stanza);
         return 0;
     }
     size_t bytes = stanza_bytes(stanza);
@@ -865,6 +938,23 @@ void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const
     }
 }
 
+void s2s_out_bidi_attach(const char *local, const char *remote, conn_t *c)
+{
+    link_t *l = find_link(local, remote, 1);
+    if (!l || l->bidi)
+        return;
+    l->bidi = c;
+    if (!(l->out && l->out->state == OUT_AUTHED))
+        flush_queue(l, c);
+}
+
+void s2s_out_bidi_detach(conn_t *c)
+{
+    for (link_t *l = all_links; l; l = l->next)
+        if (l->bidi == c)
+            l->bidi = NULL;
+}
+
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
 {
     for (link_t *l = all_links; l; l = l->next) {
@@ -875,7 +965,10 @@ void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
         s2s_info_t info = {.direction = "out",
                            .remote = l->remote,
                            .local = l->local,
-                           .auth = o && o->auth ? o->auth : "none",
+                           .auth = !o || !o->auth                     ? "none"
+                                   : !o->bidi                         ? o->auth
+                                   : strcmp(o->auth, "EXTERNAL") == 0 ? "EXTERNAL+bidi"
+                                                                      : "dialback+bidi",
                            .tls = ssl ? SSL_get_version(ssl) : "none",
                            .cert = s2s_verify_words(o ? o->verify : TLS_VERIFY_PENDING),
                            .queued = l->q_len,

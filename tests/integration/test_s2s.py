@@ -4,7 +4,8 @@ SASL EXTERNAL, XEP-0220 Server Dialback): a.test on 127.0.0.2 and b.test on
 certificates from a private test CA (pki.py), slixmpp clients as users.
 
 - EXTERNAL: both certificates from the trusted test CA: messages both ways,
-  mutual subscription with presence across, `ternctl s2s` says EXTERNAL.
+  mutual subscription with presence across, `ternctl s2s` says EXTERNAL,
+  and the answers travel on the first server's stream (XEP-0288 bidi).
 - Dialback: certificates the peer does not trust, each domain in the
   other's s2s.dialback_only: messages go through, authenticated by dialback.
 - Refused: untrusted certificates, not listed: remote-server-not-found.
@@ -174,6 +175,11 @@ class ExternalTests(FedCase):
         inb = [l for l in self.b.s2s_list().splitlines() if l.startswith("in") and "a.test" in l]
         self.assertTrue(inb)
         self.assertIn("EXTERNAL", inb[0])
+        # XEP-0288: b.test answered on a.test's stream, opening none of its own.
+        self.assertIn("EXTERNAL+bidi", line[0])
+        self.assertIn("EXTERNAL+bidi", inb[0])
+        self.assertEqual([l for l in self.a.s2s_list().splitlines() if l.startswith("in")], [])
+        self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
 
     def test_3_subscription_and_presence(self):
         a, b = self.alice.mark(), self.bob.mark()
