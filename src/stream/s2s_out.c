@@ -111,7 +111,9 @@ struct link {
     size_t n_targets, ti;
     resolver_addr_t *addrs;
     size_t n_addrs, ai;
-    char why[300]; /* the last reason an address failed */
+    char why[300];              /* the last reason an address failed */
+    resolver_target_t redirect; /* see-other-host: where to go next */
+    int redirect_pending, redirects;
 };
 
 static hashmap_t *links_by_key;
@@ -468,6 +470,8 @@ static void link_connect(link_t *l)
     }
     l->attempting = 1;
     l->why[0] = '\0';
+    l->redirects = 0;
+    l->redirect_pending = 0;
     if (!l->connect_timer)
         l->connect_timer = evtimer_new(server.base, connect_timeout, l);
     long long ms = server.cfg->s2s.connect_timeout_ms;
@@ -720,6 +724,43 @@ static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
     }
 }
 
+/* RFC 6120 §4.9.3.19: "host", "host:port" or "[IPv6]:port" (port 5269
+ * when left out), at most MAX_REDIRECTS times per attempt.  0 when the
+ * next connection goes there. */
+#define MAX_REDIRECTS 2
+static int see_other_host(link_t *l, const s2s_out_t *o, const char *text)
+{
+    char host[256];
+    unsigned port = 5269;
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || n >= sizeof(host) || l->redirects >= MAX_REDIRECTS)
+        return -1;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end == text + 1)
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(end - text - 1), text + 1);
+        if (end[1] == ':' && sscanf(end + 2, "%5u", &port) != 1)
+            return -1;
+    } else {
+        const char *colon = strchr(text, ':');
+        snprintf(host, sizeof(host), "%.*s", (int)(colon ? (size_t)(colon - text) : n), text);
+        if (colon && sscanf(colon + 1, "%5u", &port) != 1)
+            return -1;
+    }
+    int v6 = strspn(host, "0123456789abcdefABCDEF:.") == strlen(host) && strchr(host, ':');
+    if (port == 0 || port > 65535 || !(s2s_token_ok(host) || v6))
+        return -1;
+    memset(&l->redirect, 0, sizeof(l->redirect));
+    snprintf(l->redirect.host, sizeof(l->redirect.host), "%s", host);
+    l->redirect.port = (unsigned short)port;
+    l->redirect.direct_tls = o->direct;
+    l->redirect_pending = 1;
+    l->redirects++;
+    log_info("s2s-out %s -> %s: redirected to %s port %u", l->local, l->remote, host, port);
+    return 0;
+}
+
 static void on_stanza(conn_t *c, tern_xml_t *st)
 {
     s2s_out_t *o = c->data;
@@ -734,7 +775,10 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         snprintf(l->why, sizeof(l->why), "%s sent the stream error %s", l->remote,
                  cond ? cond->name : "(none)");
         log_info("s2s-out %s: %s", c->peer, l->why);
-        if (o->state != OUT_AUTHED)
+        if (cond && strcmp(cond->name, "see-other-host") == 0 && o->state != OUT_AUTHED &&
+            see_other_host(l, o, tern_xml_text(cond)) == 0)
+            conn_close(c); /* on_closing goes there */
+        else if (o->state != OUT_AUTHED)
             fail_stream(o, "remote-server-not-found", "%s", l->why);
         else
             conn_close(c);
@@ -813,6 +857,19 @@ static void on_closing(conn_t *c)
     else if (!l->why[0])
         snprintf(l->why, sizeof(l->why), "%s closed the stream during negotiation", c->peer);
     log_info("s2s-out %s -> %s: %s", l->local, l->remote, l->why);
+    if (l->redirect_pending) { /* see-other-host: that target alone */
+        l->redirect_pending = 0;
+        forget_targets(l);
+        l->targets = malloc(sizeof(*l->targets));
+        if (!l->targets) {
+            link_fail(l, "remote-server-not-found", "out of memory");
+            return;
+        }
+        l->targets[0] = l->redirect;
+        l->n_targets = 1;
+        try_target(l);
+        return;
+    }
     l->ai++;
     if (l->addrs)
         try_addr(l);

@@ -22,8 +22,10 @@ import hmac
 import os
 import shutil
 import signal
+import socket
 import ssl
 import tempfile
+import threading
 import time
 import unittest
 
@@ -43,17 +45,21 @@ DNS = None
 PORTS = {}
 
 
+def base_records():
+    records = []
+    for d, ip in IPS.items():
+        records.append(("A", d, ip))
+        records.append(("SRV", "_xmpp-server._tcp." + d, d, PORTS[d]))
+    return records
+
+
 def setUpModule():
     global WORK, CA, DNS
     WORK = tempfile.mkdtemp(prefix="tern-s2s-")
     CA = TestCA(os.path.join(WORK, "ca"))
     for d in IPS:
         PORTS[d] = free_port()
-    records = []
-    for d, ip in IPS.items():
-        records.append(("A", d, ip))
-        records.append(("SRV", "_xmpp-server._tcp." + d, d, PORTS[d]))
-    DNS = Dnsmasq(records).start()
+    DNS = Dnsmasq(base_records()).start()
 
 
 def tearDownModule():
@@ -235,6 +241,81 @@ class RefusedTests(FedCase):
         self.assertIn("certificate", text)
         self.assertLess(time.monotonic() - t0, 5)
         self.assertIn("dialback_only", self.a.log_text())
+
+
+class Redirector:
+    """A server at 127.0.0.4 that answers every stream with the stream error
+    see-other-host naming `target` (RFC 6120 §4.9.3.19)."""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.4", self.port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.seen = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.seen += 1
+            try:
+                c.settimeout(5)
+                data = b""
+                while b"<stream:stream" not in data or not data.rstrip().endswith(b">"):
+                    got = c.recv(4096)
+                    if not got:
+                        break
+                    data += got
+                c.sendall(("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' "
+                           "id='redir1' from='b.test' version='1.0'><stream:error>"
+                           "<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>%s"
+                           "</see-other-host></stream:error></stream:stream>" %
+                           (NS_SERVER, NS_STREAM, self.target)).encode())
+                time.sleep(0.2)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+class RedirectTests(FedCase):
+    """b.test's DNS names a server that sends see-other-host to b.test's
+    real address: the stanza goes there and is delivered."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redirector = Redirector("%s:%d" % (IPS["b.test"], PORTS["b.test"]))
+        records = [r for r in base_records() if r[1] != "_xmpp-server._tcp.b.test"]
+        records += [("A", "redir.test", "127.0.0.4"),
+                    ("SRV", "_xmpp-server._tcp.b.test", "redir.test", cls.redirector.port)]
+        DNS.set_records(records)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.redirector.stop()
+        DNS.set_records(base_records())
+
+    def test_see_other_host(self):
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "via another host")
+        self.assertGreaterEqual(self.redirector.seen, 1)
+        self.assertIn("redirected to %s port %d" % (IPS["b.test"], PORTS["b.test"]),
+                      self.a.log_text())
 
 
 class PolicyTests(FedCase):
