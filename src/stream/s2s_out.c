@@ -118,6 +118,34 @@ struct link {
 
 static hashmap_t *links_by_key;
 static link_t *all_links;
+static struct event *sweep_timer; /* forgets idle links */
+
+#define SWEEP_EVERY_S 60
+
+static void free_link(link_t *l);
+
+/* Every SWEEP_EVERY_S: forget the links with nothing under way and no
+ * failure to remember (their backoff passed a sweep ago), so that memory
+ * follows the domains in use, not every domain ever reached. */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    long long now = s2s_now_ms();
+    link_t **pp = &all_links;
+    while (*pp) {
+        link_t *l = *pp;
+        if (!l->out && !l->bidi && !l->q && !l->verifies && !l->attempting && !l->query &&
+            now >= l->retry_at_ms + SWEEP_EVERY_S * 1000) {
+            *pp = l->next;
+            hashmap_remove(links_by_key, l->key);
+            free_link(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+}
 
 static void try_addr(link_t *l);
 static void try_target(link_t *l);
@@ -135,6 +163,10 @@ static link_t *find_link(const char *local, const char *remote, int create)
         return l;
     if (!links_by_key && !(links_by_key = hashmap_new()))
         return NULL;
+    if (!sweep_timer && (sweep_timer = event_new(server.base, -1, EV_PERSIST, sweep, NULL))) {
+        const struct timeval every = {SWEEP_EVERY_S, 0};
+        event_add(sweep_timer, &every);
+    }
     l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
@@ -163,6 +195,35 @@ static void forget_targets(link_t *l)
     free(l->addrs);
     l->addrs = NULL;
     l->n_targets = l->n_addrs = l->ti = l->ai = 0;
+}
+
+/* Free `l`, already out of the table and the list, with what it holds
+ * (its stream, if any, forgets it). */
+static void free_link(link_t *l)
+{
+    forget_targets(l);
+    if (l->out) {
+        l->out->link = NULL;
+        l->out = NULL;
+    }
+    while (l->q) {
+        queued_t *q = l->q;
+        l->q = q->next;
+        tern_xml_unref(q->stanza);
+        free(q);
+    }
+    while (l->verifies) {
+        verify_req_t *v = l->verifies;
+        l->verifies = v->next;
+        free(v);
+    }
+    if (l->timer)
+        event_free(l->timer);
+    if (l->connect_timer)
+        event_free(l->connect_timer);
+    free(l->local);
+    free(l->remote);
+    free(l);
 }
 
 /* ---- writing ---- */
@@ -1055,29 +1116,11 @@ void s2s_out_stop(void)
     while (all_links) {
         link_t *l = all_links;
         all_links = l->next;
-        forget_targets(l);
-        if (l->out) {
-            l->out->link = NULL;
-            l->out = NULL;
-        }
-        while (l->q) {
-            queued_t *q = l->q;
-            l->q = q->next;
-            tern_xml_unref(q->stanza);
-            free(q);
-        }
-        while (l->verifies) {
-            verify_req_t *v = l->verifies;
-            l->verifies = v->next;
-            free(v);
-        }
-        if (l->timer)
-            event_free(l->timer);
-        if (l->connect_timer)
-            event_free(l->connect_timer);
-        free(l->local);
-        free(l->remote);
-        free(l);
+        free_link(l);
     }
     hashmap_free(&links_by_key);
+    if (sweep_timer) {
+        event_free(sweep_timer);
+        sweep_timer = NULL;
+    }
 }
