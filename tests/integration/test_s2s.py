@@ -371,6 +371,35 @@ class FaultTests(FedCase):
             self.b.signal(signal.SIGCONT)
 
 
+class QueueTests(FedCase):
+    """While the connection is set up at most queue_max_stanzas wait; the
+    others bounce at once, and those waiting bounce when it times out."""
+    a_s2s = {"queue_max_stanzas": 2}
+
+    def test_queue_bound(self):
+        self.b.signal(signal.SIGSTOP)
+        try:
+            mark = self.alice.mark()
+            for i in range(3):
+                self.alice.send_message("bob@b.test", "queued %d" % i)
+
+            def errors():
+                return [(m["body"], m["error"]["condition"])
+                        for m in self.alice.received_since(mark, kinds=("message",))
+                        if m["type"] == "error"]
+            self.alice.wait_stanza(lambda m: m.name == "message" and m["type"] == "error",
+                                   since=mark)
+            self.assertEqual(errors(), [("queued 2", "resource-constraint")])
+            deadline = time.monotonic() + 8
+            while len(errors()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(sorted(errors()), [("queued 0", "remote-server-timeout"),
+                                                ("queued 1", "remote-server-timeout"),
+                                                ("queued 2", "resource-constraint")])
+        finally:
+            self.b.signal(signal.SIGCONT)
+
+
 class IdleTests(FedCase):
     """A server connection without traffic for s2s.idle_timeout is closed;
     the next stanza opens a new one."""
