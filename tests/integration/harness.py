@@ -908,7 +908,8 @@ class SlixClient:
         import slixmpp
         if self.plus:
             _patch_slixmpp_scram()
-        jid = "%s@%s" % (self.user, DOMAIN)
+        domain = getattr(self.server, "domain", DOMAIN)  # a Server subclass may serve another
+        jid = "%s@%s" % (self.user, domain)
         if self.resource:
             jid += "/" + self.resource
         default = self.mech == "default"
@@ -918,7 +919,7 @@ class SlixClient:
         if self.direct_tls:
             x.ssl_context.set_alpn_protocols(["xmpp-client"])
         x.use_ipv6 = False
-        x.default_domain = DOMAIN  # SNI and DNS name; connect() gets 127.0.0.1
+        x.default_domain = domain  # SNI and DNS name; connect() gets 127.0.0.1
         x.whitespace_keepalive = False
         for plugin in ("xep_0030", "xep_0199"):
             x.register_plugin(plugin)
@@ -1013,7 +1014,7 @@ class SlixClient:
     def sync(self):
         """A ping round trip to the server: everything sent before it has been
         processed by the server when this returns."""
-        assert self.ping(DOMAIN) == "result"
+        assert self.ping(getattr(self.server, "domain", DOMAIN)) == "result"
 
     @property
     def jid(self):
