@@ -1,85 +1,105 @@
 """The peer servers of peers.py federate with each other: Prosody <-> ejabberd.
 
 This proves the harness the Tern federation tests stand on (test CA, private
-DNS, both peers' configurations) without Tern: if it fails, the Tern <-> peer
-tests cannot mean anything.  A user on each server sends a message to the
-other, and both messages arrive.
+DNS, both peers' configurations, the scenarios of s2s_scenarios.py) without
+Tern: if it fails, the Tern <-> peer tests cannot mean anything.  Users on
+each server exchange messages, subscribe to each other's presence, meet in a
+room of each server's MUC service and fetch each other's vCard:
+
+- with certificates from the test CA, which both trust (SASL EXTERNAL);
+- with certificates nobody trusts, where both allow dialback for the other.
 """
 import os
+import re
 import shutil
 import tempfile
 import unittest
 
 from dns import Dnsmasq
-from harness import SlixClient
 from peers import EjabberdPeer, ProsodyPeer
-from pki import TestCA
+from pki import TestCA, self_signed
+from s2s_scenarios import FederationScenarios, Side, register_users
 
-P_DOMAIN, P_IP = "p.test", "127.0.0.12"
-E_DOMAIN, E_IP = "e.test", "127.0.0.13"
-T_FEDERATE = 30  # the first message opens the s2s connections (DNS, TLS, auth both ways)
+P_DOMAIN, E_DOMAIN = "p.test", "e.test"
 
 
-class ProsodyEjabberdTest(unittest.TestCase):
+class _PeerPair(FederationScenarios, unittest.TestCase):
+    """Prosody (side A) and ejabberd (side B), each with a MUC service."""
+
+    trusted = True
+    p_ip, e_ip = "127.0.0.12", "127.0.0.13"
+
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="peers-harness-")
         cls.ca = TestCA(os.path.join(cls.dir, "ca"))
         cls.dns = Dnsmasq()
-        cls.peers = []
+        cls.all_servers = []
         try:
-            cls.prosody = ProsodyPeer(P_DOMAIN, P_IP, cls.dns.port, cls.ca,
-                                      cls.ca.issue(P_DOMAIN), name="harness")
-            cls.ejabberd = EjabberdPeer(E_DOMAIN, E_IP, cls.dns.port, cls.ca,
-                                        cls.ca.issue(E_DOMAIN), name="harness")
-            cls.peers = [cls.prosody, cls.ejabberd]
+            p_names = [P_DOMAIN, "conference." + P_DOMAIN]
+            e_names = [E_DOMAIN, "conference." + E_DOMAIN]
+            if cls.trusted:
+                p_leaf, e_leaf, insecure = cls.ca.issue(P_DOMAIN, p_names), \
+                    cls.ca.issue(E_DOMAIN, e_names), ()
+            else:
+                p_leaf = self_signed(cls.dir, P_DOMAIN, p_names)
+                e_leaf = self_signed(cls.dir, E_DOMAIN, e_names)
+                insecure = e_names
+            cls.prosody = ProsodyPeer(P_DOMAIN, cls.p_ip, cls.dns.port, cls.ca, p_leaf,
+                                      muc="conference." + P_DOMAIN, insecure_domains=insecure,
+                                      name=cls.__name__)
+            cls.ejabberd = EjabberdPeer(E_DOMAIN, cls.e_ip, cls.dns.port, cls.ca, e_leaf,
+                                        muc="conference." + E_DOMAIN, name=cls.__name__)
+            cls.all_servers = [cls.prosody, cls.ejabberd]
             cls.dns.records = cls.prosody.dns_records() + cls.ejabberd.dns_records()
             cls.dns.start()
-            cls.prosody.register("alice", "alice-pw")
-            for p in cls.peers:
+            register_users(cls.prosody)
+            for p in cls.all_servers:
                 p.start()
-            cls.ejabberd.register("bob", "bob-pw")
+            register_users(cls.ejabberd)
+            cls.side_a = Side(cls.prosody, "SCRAM-SHA-1", cls.prosody.muc)
+            cls.side_b = Side(cls.ejabberd, "SCRAM-SHA-1", cls.ejabberd.muc)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        for p in cls.peers:
-            p.stop()
+        for p in cls.all_servers:
+            p.remove()
         cls.dns.remove()
         shutil.rmtree(cls.dir, ignore_errors=True)
-        for p in cls.peers:
-            p.remove()
 
-    def setUp(self):
-        self.clients = []
+    def test_groupchat_in_room_of_a(self):
+        self._groupchat(self.side_b, self.side_a)
 
-    def tearDown(self):
-        for c in self.clients:
-            c.disconnect()
+    def test_authentication_method(self):
+        """The links are authenticated the way the class means (ejabberd's log
+        says how).  Without trusted certificates: dialback both ways.  With
+        them: ejabberd -> Prosody with EXTERNAL, but Prosody -> ejabberd with
+        dialback, because ejabberd 23.01 refuses EXTERNAL for a certificate
+        without the clientAuth purpose ("unsupported certificate purpose")
+        and Prosody falls back to dialback on the same connection."""
+        self.test_first_message_both_ways()
+        log = self.ejabberd.log_text()
+        found = re.findall(r"Accepted (inbound|outbound) s2s (\S+) authentication (\S+ -> \S+)",
+                           log)
+        out_method = "EXTERNAL" if self.trusted else "dialback"
+        self.assertIn(("outbound", out_method, "%s -> %s" % (E_DOMAIN, P_DOMAIN)), found)
+        self.assertIn(("inbound", "dialback", "%s -> %s" % (P_DOMAIN, E_DOMAIN)), found)
+        if self.trusted:
+            self.assertIn("Failed inbound s2s EXTERNAL authentication %s -> %s" %
+                          (P_DOMAIN, E_DOMAIN), log)
+            self.assertIn("unsupported certificate purpose", log)
 
-    def client(self, peer, user):
-        c = SlixClient(peer, user, mech="SCRAM-SHA-1")
-        self.clients.append(c)
-        return c.connect()
 
-    def logs(self):
-        return "\n".join(p.log_tail(40) for p in self.peers) + "\n---- dnsmasq ----\n" + \
-            self.dns.log()[-3000:]
+class ProsodyEjabberdExternalTest(_PeerPair):
+    trusted = True
 
-    def test_messages_both_ways(self):
-        alice = self.client(self.prosody, "alice")
-        bob = self.client(self.ejabberd, "bob")
-        alice.send_message("bob@" + E_DOMAIN, "hello from prosody")
-        try:
-            m = bob.wait_message("hello from prosody", timeout=T_FEDERATE)
-            self.assertEqual(m["from"].bare, "alice@" + P_DOMAIN)
-            bob.send_message("alice@" + P_DOMAIN, "hello from ejabberd")
-            m = alice.wait_message("hello from ejabberd", timeout=T_FEDERATE)
-            self.assertEqual(m["from"].bare, "bob@" + E_DOMAIN)
-        except Exception as e:
-            raise AssertionError("%s\n%s" % (e, self.logs())) from e
-        for c in (alice, bob):
-            errors = [s for s in c.received if s["type"] == "error"]
-            self.assertEqual(errors, [], "error stanzas received")
+
+class ProsodyEjabberdDialbackTest(_PeerPair):
+    trusted = False
+    p_ip, e_ip = "127.0.0.14", "127.0.0.15"
+
+
+del _PeerPair  # only its subclasses run
