@@ -320,6 +320,25 @@ class EjabberdPeer(Peer):
         self.cookie = "tern" + secrets.token_hex(12)
         self.dist_port = free_port()
 
+    def start(self):
+        self._started_before = self.log_text().count(self._started_line())
+        return super().start()
+
+    def _started_line(self):
+        return "is started in the node '%s'" % self.node
+
+    def wait_ready(self, timeout=T_START):
+        """The ports, then the log line saying ejabberd has started: its
+        listeners accept before the account tables exist."""
+        deadline = time.monotonic() + timeout
+        super().wait_ready(timeout)
+        while self.log_text().count(self._started_line()) <= self._started_before:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise PeerError("ejabberd %s did not finish starting\n%s" % (self.domain,
+                                                                            self.log_tail()))
+            time.sleep(0.1)
+
     def _configure(self):
         self.conf_path = os.path.join(self.dir, "ejabberd.yml")
         self.inetrc_path = os.path.join(self.dir, "inetrc")

@@ -105,12 +105,13 @@ class FederationScenarios:
         run_async(manual())
         return c
 
-    def await_across(self, receiver, sender, pred, what, timeout=T_ACROSS, since=0):
+    def await_across(self, receiver, sender, pred, what, timeout=T_ACROSS, since=0,
+                     sender_since=None):
         """The first stanza at `receiver` (from index `since` on) for which
-        pred holds; fails at once
-        (with the condition) when `sender` gets an error stanza instead, or
-        after timeout with the servers' logs."""
-        mark = len(sender.received)
+        pred holds; fails at once (with the condition) when `sender` gets an
+        error stanza (from index `sender_since` on; default: from now)
+        instead, or after timeout with the servers' logs."""
+        mark = len(sender.received) if sender_since is None else sender_since
         deadline = time.monotonic() + timeout
         while True:
             for s in receiver.received[since:]:
@@ -125,13 +126,21 @@ class FederationScenarios:
             time.sleep(0.05)
 
     def send_and_expect(self, sender, receiver, to, body, timeout=T_ACROSS, mtype="chat"):
-        mark = len(receiver.received)
+        mark, sender_mark = len(receiver.received), len(sender.received)
         sender.send_message(to, body, mtype=mtype)
 
         def pred(s):
             return s.name == "message" and s["body"] == body
         return self.await_across(receiver, sender, pred, "message %r to %s" % (body, to),
-                                 timeout, since=mark)
+                                 timeout, since=mark, sender_since=sender_mark)
+
+    def send_raw_and_expect(self, sender, receiver, xml, pred, what, timeout=T_ACROSS):
+        """Send raw XML; the first stanza at receiver (after sending) for which
+        pred holds (an error at the sender fails at once)."""
+        mark, sender_mark = len(receiver.received), len(sender.received)
+        sender.send_raw(xml)
+        return self.await_across(receiver, sender, pred, what, timeout, since=mark,
+                                 sender_since=sender_mark)
 
     def bare(self, side, user):
         return "%s@%s" % (user, side.domain)
@@ -193,28 +202,30 @@ class FederationScenarios:
                               s.xml.get("type") is None and s["from"].resource)
 
         # A asks, B approves and asks back, A approves (RFC 6121 §3.1).
-        a.send_raw("<presence to='%s' type='subscribe'/>" % jb)
-        self.await_across(b, a, presence_from(ja, "subscribe"), "subscribe A->B", T_FEDERATE)
-        b.send_raw("<presence to='%s' type='subscribed'/>" % ja)
-        self.await_across(a, b, presence_from(jb, "subscribed"), "subscribed B->A", T_FEDERATE)
+        self.send_raw_and_expect(a, b, "<presence to='%s' type='subscribe'/>" % jb,
+                                 presence_from(ja, "subscribe"), "subscribe A->B", T_FEDERATE)
+        mark = a.mark()
+        self.send_raw_and_expect(b, a, "<presence to='%s' type='subscribed'/>" % ja,
+                                 presence_from(jb, "subscribed"), "subscribed B->A", T_FEDERATE)
         # B is online, so A gets B's presence once subscribed (§3.1.6 probe).
-        self.await_across(a, b, available_from(jb), "B's presence at A")
-        b.send_raw("<presence to='%s' type='subscribe'/>" % ja)
-        self.await_across(a, b, presence_from(jb, "subscribe"), "subscribe B->A")
-        a.send_raw("<presence to='%s' type='subscribed'/>" % jb)
-        self.await_across(b, a, presence_from(ja, "subscribed"), "subscribed A->B")
-        self.await_across(b, a, available_from(ja), "A's presence at B")
-        # A presence change reaches the contact; going offline too.
+        self.await_across(a, b, available_from(jb), "B's presence at A", since=mark)
+        self.send_raw_and_expect(b, a, "<presence to='%s' type='subscribe'/>" % ja,
+                                 presence_from(jb, "subscribe"), "subscribe B->A")
         mark = b.mark()
-        a.send_raw("<presence><show>away</show><status>out</status></presence>")
-        self.await_across(b, a, lambda s: available_from(ja)(s) and s["show"] == "away",
-                          "A's away at B", since=mark)
+        self.send_raw_and_expect(a, b, "<presence to='%s' type='subscribed'/>" % jb,
+                                 presence_from(ja, "subscribed"), "subscribed A->B")
+        self.await_across(b, a, available_from(ja), "A's presence at B", since=mark)
+        # A presence change reaches the contact; going offline too.
+        self.send_raw_and_expect(a, b, "<presence><show>away</show><status>out</status></presence>",
+                                 lambda s: available_from(ja)(s) and s["show"] == "away",
+                                 "A's away at B")
         mark = a.mark()
         b.disconnect()
         self.await_across(a, b, presence_from(jb, "unavailable"), "B's unavailable at A",
                           since=mark)
 
     def _join(self, client, room, nick, what):
+        mark = client.mark()
         client.send_raw("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
 
         def self_presence(s):
@@ -223,7 +234,8 @@ class FederationScenarios:
             x = s.xml.find("{%s}x" % NS_MUC_USER)
             return x is not None and any(st.get("code") == "110" for st in
                                          x.findall("{%s}status" % NS_MUC_USER))
-        p = self.await_across(client, client, self_presence, what, T_FEDERATE)
+        p = self.await_across(client, client, self_presence, what, T_FEDERATE, since=mark,
+                              sender_since=mark)
         if p["type"] == "error":
             self.fail("%s: %s\n%s" % (what, _error_of(p), self.logs()))
         x = p.xml.find("{%s}x" % NS_MUC_USER)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import unittest
 
 from dns import Dnsmasq
@@ -95,6 +96,27 @@ class _PeerPair(FederationScenarios, unittest.TestCase):
 
 class ProsodyEjabberdExternalTest(_PeerPair):
     trusted = True
+
+    def test_peer_freeze_and_restart(self):
+        """freeze() holds a peer's traffic until thaw(); restart() brings it
+        back with its accounts, and the other peer reaches it again."""
+        a = self.client(self.side_a, "ann")
+        b = self.client(self.side_b, "bea")
+        ja, jb = self.bare(self.side_a, "ann"), self.bare(self.side_b, "bea")
+        self.send_and_expect(a, b, jb, "before", timeout=30)
+        self.prosody.freeze()
+        try:
+            mark = a.mark()
+            b.send_message(ja, "while frozen")
+            time.sleep(1.0)
+            self.assertEqual(a.received_since(mark, ("message",)), [])
+        finally:
+            self.prosody.thaw()
+        a.wait_message("while frozen", since=mark)
+        self.ejabberd.restart()
+        b = self.client(self.side_b, "bea")
+        self.send_and_expect(a, b, jb, "after ejabberd restart", timeout=30)
+        self.send_and_expect(b, a, ja, "back from ejabberd", timeout=30)
 
 
 class ProsodyEjabberdDialbackTest(_PeerPair):
