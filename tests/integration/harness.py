@@ -53,6 +53,7 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 
 DOMAIN = "localhost"
+_DEFAULT_DOMAIN = DOMAIN  # DOMAIN itself may be changed by a test for one login
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "LeakSanitizer",
                       "runtime error:")
 
@@ -895,7 +896,6 @@ class SlixClient:
                  plus=False, mech=None):
         self.server = server
         # A peer server of peers.py stands in for a Server: its domain, address, ports.
-        self.domain = getattr(server, "domain", DOMAIN)
         self.host = getattr(server, "ip", "127.0.0.1")
         self.user = user
         self.password = password if password is not None else server.users[user]
@@ -909,6 +909,12 @@ class SlixClient:
         self.disconnected = False
         self.alpn = None
         self._waiters = []
+
+    @property
+    def domain(self):
+        """The server's domain (DOMAIN, read now, for the default one)."""
+        d = getattr(self.server, "domain", _DEFAULT_DOMAIN)
+        return DOMAIN if d == _DEFAULT_DOMAIN else d
 
     # everything below "_a" runs on the loop
 
