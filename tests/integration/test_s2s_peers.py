@@ -18,17 +18,20 @@ The peer harness itself is proven by test_peers_harness.py (Prosody <->
 ejabberd with the same settings).
 """
 import os
+import re
 import shutil
 import tempfile
+import time
 import unittest
 
 from dns import Dnsmasq
 from harness import Server, free_port
 from peers import EjabberdPeer, ProsodyPeer
 from pki import TestCA, self_signed
-from s2s_scenarios import USERS, FederationScenarios, Side, register_users
+from s2s_scenarios import USERS, FederationScenarios, Side, _error_of, register_users
 
 T_DOMAIN = "t.test"
+CONNECT_TIMEOUT = 2.0  # s2s.connect_timeout given to Tern
 
 
 class _TernPeer(FederationScenarios, unittest.TestCase):
@@ -58,6 +61,7 @@ class _TernPeer(FederationScenarios, unittest.TestCase):
                 p_leaf = self_signed(cls.dir, cls.peer_domain, peer_names)
                 insecure = [T_DOMAIN]
                 s2s = {"ca_file": cls.ca.cert_path, "dialback_only": peer_names}
+            s2s["connect_timeout"] = "%dms" % (CONNECT_TIMEOUT * 1000)
             cls.peer = cls.peer_class(cls.peer_domain, cls.peer_ip, cls.dns.port, cls.ca, p_leaf,
                                       muc=muc, insecure_domains=insecure, name=cls.__name__)
             cls.all_servers = [cls.peer]
@@ -102,12 +106,99 @@ class _TernPeer(FederationScenarios, unittest.TestCase):
         if not self.tern.running():
             self.fail("ternd died during the test\n" + self.tern.log_tail())
 
+    def test_authentication_method(self):
+        """The links authenticated the way the class means, as the peer's log
+        tells.  With trusted certificates: EXTERNAL, except Tern -> ejabberd,
+        which must fall back to dialback when ejabberd 23.01 refuses EXTERNAL
+        ("unsupported certificate purpose" for a serverAuth-only
+        certificate).  Without: dialback both ways."""
+        self.test_first_message_both_ways()
+        log = self.peer.log_text()
+        t, p = T_DOMAIN, self.peer_domain
+        why = "\n" + self.logs()
+        if self.peer_class is EjabberdPeer:
+            found = re.findall(r"Accepted (inbound|outbound) s2s (\S+) authentication "
+                               r"(\S+ -> \S+)", log)
+            out = "EXTERNAL" if self.trusted else "dialback"
+            self.assertIn(("outbound", out, "%s -> %s" % (p, t)), found, why)
+            self.assertIn(("inbound", "dialback", "%s -> %s" % (t, p)), found, why)
+        elif self.trusted:
+            self.assertIn("Accepting SASL EXTERNAL identity from " + t, log, why)
+            self.assertIn("SASL EXTERNAL with %s succeeded" % t, log, why)
+        else:
+            self.assertNotIn("Accepting SASL EXTERNAL identity from " + t, log, why)
+            self.assertIn("connection %s->%s is now authenticated for %s" % (t, p, t), log, why)
+            self.assertIn("sent dialback key on outgoing s2s stream", log, why)
 
-class TernProsodyExternalTest(_TernPeer):
+
+class _Faults:
+    """The peer stops, freezes and comes back (issue: federation faults).
+    Each test ends with the peer running and its users able to log in."""
+
+    def _error_within(self, client, since, low, high, what):
+        """The first error message at client after `since`: its condition,
+        and the seconds it took from now (between low and high)."""
+        start = time.monotonic()
+        deadline = start + high
+        while time.monotonic() < deadline:
+            errors = [s for s in client.received[since:] if s.name == "message" and
+                      s["type"] == "error"]
+            if errors:
+                took = time.monotonic() - start
+                self.assertGreaterEqual(took, low, "%s: the error came too soon (%.1fs)" %
+                                        (what, took))
+                return _error_of(errors[0]), took
+            time.sleep(0.05)
+        self.fail("%s: no error within %ss\n%s" % (what, high, self.logs()))
+
+    def test_fault_peer_stopped_then_restarted(self):
+        """Stopped: the sender gets remote-server-not-found at once.
+        Restarted: the next message goes through within a second (plus a
+        loaded machine's margin)."""
+        a = self.client(self.side_a, "ann")
+        b = self.client(self.side_b, "bea")
+        jb = self.bare(self.side_b, "bea")
+        self.send_and_expect(a, b, jb, "before the stop", timeout=30)
+        self.peer.stop()
+        mark = a.mark()
+        a.send_message(jb, "while stopped")
+        cond, took = self._error_within(a, mark, 0, 5, "message to a stopped peer")
+        self.assertTrue(cond.startswith("remote-server-not-found"), cond)
+        self.assertLess(took, 2.0, "remote-server-not-found took %.1fs" % took)
+        self.peer.start()
+        b = self.client(self.side_b, "bea")
+        start = time.monotonic()
+        self.send_and_expect(a, b, jb, "after the restart", timeout=10)
+        took = time.monotonic() - start
+        self.assertLess(took, 3.0, "the first message after the restart took %.1fs" % took)
+        self.send_and_expect(b, a, self.bare(self.side_a, "ann"), "back", timeout=10)
+
+    def test_fault_peer_frozen(self):
+        """A frozen peer (SIGSTOP: it accepts TCP, answers nothing): what
+        waits for it bounces with remote-server-timeout after
+        s2s.connect_timeout; once thawed and restarted it is reachable again."""
+        self.peer.restart()  # no link left from an earlier test
+        a = self.client(self.side_a, "cat")
+        jb = self.bare(self.side_b, "dan")
+        self.peer.freeze()
+        try:
+            mark = a.mark()
+            a.send_message(jb, "while frozen")
+            cond, took = self._error_within(a, mark, CONNECT_TIMEOUT * 0.75,
+                                            CONNECT_TIMEOUT + 8, "message to a frozen peer")
+            self.assertTrue(cond.startswith("remote-server-timeout"), cond)
+        finally:
+            self.peer.thaw()
+        self.peer.restart()
+        b = self.client(self.side_b, "dan")
+        self.send_and_expect(a, b, jb, "after the thaw", timeout=15)
+
+
+class TernProsodyExternalTest(_Faults, _TernPeer):
     peer_class, peer_domain = ProsodyPeer, "p.test"
 
 
-class TernEjabberdExternalTest(_TernPeer):
+class TernEjabberdExternalTest(_Faults, _TernPeer):
     peer_class, peer_domain = EjabberdPeer, "e.test"
     tern_ip, peer_ip = "127.0.0.23", "127.0.0.24"
 
