@@ -19,6 +19,33 @@ SRV targets are IP literals: ejabberd resolves an SRV target outside the
 DNS servers it is given, so only an address works for it everywhere; Prosody
 and Tern accept one as well.  Every wait has a timeout; a peer that does not
 come up fails with the end of its log.
+
+Pitfalls met (and how this file avoids them):
+- prosody and prosodyctl started as root switch to the user prosody, who
+  cannot read the temporary folder: `run_as_root = true`.
+- Prosody without lua-unbound falls back to a resolver that reads
+  /etc/resolv.conf; libunbound answers NXDOMAIN for the special-use name
+  .test by itself unless told `local-zone: "test. transparent"`.
+- Prosody sends subscription requests and approvals only to resources that
+  fetched the roster (RFC 6121 §2.1.6): the scenarios fetch it first.
+- Prosody locks a new room until it is configured (muc_room_locking, off
+  here); the scenarios accept the default configuration anyway, as a client
+  does (XEP-0045 §10.1.2), which ejabberd accepts too.
+- Prosody 0.12 stores SCRAM-SHA-1 only: peer accounts log in with it.
+- ejabberdctl as root runs everything through `su ejabberd` with the
+  system's spool, node name and cookie; its listeners accept connections
+  before the account tables exist (`register` then fails with
+  {aborted,{no_exists,passwd,storage_type}}): wait for "is started in the
+  node" in the log.
+- ejabberd 23.01 refuses incoming SASL EXTERNAL for a certificate without
+  clientAuth ("unsupported certificate purpose"); the other server must
+  fall back to dialback on the same connection (Prosody does).  Its own
+  outgoing EXTERNAL works.  It warns about a chain it does not trust
+  ("Invalid certificate ... self-signed certificate") but presents it.
+- ejabberd bounces a chat message to a bare JID with no available resource
+  (service-unavailable, no mod_offline here): clients send presence first.
+- dnsmasq will not give an A record to a name that looks like an address,
+  hence IP literals as SRV targets rather than names.
 """
 import os
 import secrets

@@ -95,8 +95,9 @@ class _TernPeer(FederationScenarios, unittest.TestCase):
             if cls.peer is not None:
                 cls.peer.remove()
             cls.dns.remove()
-            if cls.tern is not None and cls.tern.proc is not None:
-                cls.tern.stop()  # fails on a bad exit or a sanitizer report
+            if cls.tern is not None:
+                if cls.tern.proc is not None:
+                    cls.tern.stop()  # fails on a bad exit or a sanitizer report
                 cls.tern.remove()
         finally:
             shutil.rmtree(cls.dir, ignore_errors=True)
