@@ -78,7 +78,7 @@ class FedServer(Server):
         self.domain = domain
         self.leaf = leaf
         self.s2s_extra = s2s or {}
-        super().__init__(users=users, name=domain, config=extra)
+        super().__init__(users=users, name=domain, config=extra, domain=domain)
 
     def build_config(self):
         conf = super().build_config()
