@@ -275,7 +275,7 @@ static const char *element_ns(xml_stream_t *s, const char *name, size_t uri_len)
         return "";
     for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
         if (strlen(content[i]) == uri_len && memcmp(name, content[i], uri_len) == 0)
-            return TERN_NS_CLIENT;
+            return xml_ns_client;
     const char *part[] = {name};
     size_t len[] = {uri_len};
     return scratch_join(s, 1, part, len);

@@ -70,6 +70,10 @@ void xml_stream_stop(xml_stream_t *s);
 int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const char *value,
                     size_t value_len);
 
+/* The namespace string of every TERN_NS_CLIENT element the tree code
+ * makes (xml_tree.c): compare by address first. */
+extern const char xml_ns_client[];
+
 /* Serialization (xml_serialize.c). */
 struct evbuffer;
 /* Append `node` to `out`.  `stream_ns` is the content namespace of the
