@@ -156,10 +156,14 @@ static const unsigned char esc_attr[256] = {
  * need nothing are copied in one piece. */
 static void escape(const char *s, size_t len, const unsigned char *tab, sbuf_t *out)
 {
+    const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     for (;;) {
         size_t run = i;
-        while (i < len && !tab[(unsigned char)s[i]])
+        /* Four bytes a step while none of them needs anything. */
+        while (len - i >= 4 && !(tab[u[i]] | tab[u[i + 1]] | tab[u[i + 2]] | tab[u[i + 3]]))
+            i += 4;
+        while (i < len && !tab[u[i]])
             i++;
         if (i > run)
             sb_add(out, s + run, i - run);
@@ -177,8 +181,25 @@ static void escape_str(const char *s, const unsigned char *tab, sbuf_t *out)
 {
     for (;;) {
         const char *run = s;
-        while (!tab[(unsigned char)*s])
-            s++;
+        /* Unrolled; each byte is tested before the next is read, so the
+         * scan never reads past the NUL. */
+        for (;;) {
+            if (tab[(unsigned char)s[0]])
+                break;
+            if (tab[(unsigned char)s[1]]) {
+                s += 1;
+                break;
+            }
+            if (tab[(unsigned char)s[2]]) {
+                s += 2;
+                break;
+            }
+            if (tab[(unsigned char)s[3]]) {
+                s += 3;
+                break;
+            }
+            s += 4;
+        }
         if (s > run)
             sb_add(out, run, (size_t)(s - run));
         if (!*s)
