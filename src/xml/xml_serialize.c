@@ -388,16 +388,18 @@ static xml_bytes_t *bytes_new(size_t len)
     return b;
 }
 
+/* Bytes in a tree's arena (XML_BYTES_IN_ARENA) live as long as the tree:
+ * references on them count nothing. */
 xml_bytes_t *xml_bytes_ref(xml_bytes_t *b)
 {
-    if (b)
+    if (b && b->refs != XML_BYTES_IN_ARENA)
         b->refs++;
     return b;
 }
 
 void xml_bytes_unref(xml_bytes_t *b)
 {
-    if (b && --b->refs == 0)
+    if (b && b->refs != XML_BYTES_IN_ARENA && --b->refs == 0)
         free(b);
 }
 
@@ -443,8 +445,12 @@ static xml_bytes_t *frozen_bytes(tern_xml_t *root, const char *stream_ns)
     sbuf_t sb;
     sb_init(&sb);
     if (rest) {
+        /* A fan-out copy's shared bytes, or a received stanza's own
+         * (xml_stream.c, "Received bytes": those live in its arena). */
         write_open(root, root, stream_ns, &sb);
         stats.heads++;
+        if (rest->refs == XML_BYTES_IN_ARENA)
+            stats.received++;
     } else {
         write_tree(root, stream_ns, &sb, NULL);
         stats.full++;

@@ -361,6 +361,30 @@ void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b)
     }
 }
 
+xml_bytes_t *xml_arena_bytes(tern_xml_t *root, size_t len)
+{
+    if (len > SIZE_MAX - sizeof(xml_bytes_t))
+        return NULL;
+    xml_bytes_t *b = arena_alloc(root->arena, sizeof(*b) + len, alignof(xml_bytes_t));
+    if (b) {
+        b->refs = XML_BYTES_IN_ARENA;
+        b->len = len;
+    }
+    return b;
+}
+
+/* `node`'s tree changes (not only its root's attributes): bytes kept for
+ * what follows the root's start tag no longer match it.  Only a tree
+ * that is not frozen gets here, so never a fan-out copy. */
+static void rest_drop(const tern_xml_t *node)
+{
+    struct tern_xml_arena *a = node->arena;
+    if (a->rest) {
+        xml_bytes_unref(a->rest);
+        a->rest = NULL;
+    }
+}
+
 xml_bytes_t *xml_rest_get(const tern_xml_t *root)
 {
     return root->arena->rest;
@@ -479,6 +503,7 @@ tern_xml_t *tern_xml_add_child(tern_xml_t *parent, const char *name, const char 
 {
     if (!parent || !parent->name || !name || refused(parent, CALL_ADD_CHILD))
         return NULL;
+    rest_drop(parent);
     return element_new(parent->arena, parent, name, ns ? ns : parent->ns, 0);
 }
 
@@ -488,6 +513,7 @@ void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len)
 {
     if (!parent || !parent->name || !text || len == 0 || refused(parent, CALL_ADD_TEXT))
         return;
+    rest_drop(parent);
     text_new(parent->arena, parent, text, len);
 }
 
@@ -556,6 +582,8 @@ void tern_xml_set_attr(tern_xml_t *node, const char *name, const char *value)
 {
     if (!node || !node->name || !name || refused(node, CALL_SET_ATTR))
         return;
+    if (node->parent)
+        rest_drop(node);
     if (!value) {
         tern_xml_del_attr(node, name);
         return;
@@ -574,6 +602,8 @@ void tern_xml_del_attr(tern_xml_t *node, const char *name)
 {
     if (!node || !name || refused(node, CALL_DEL_ATTR))
         return;
+    if (node->parent)
+        rest_drop(node);
     for (tern_xml_attr_t **p = &node->attrs; *p; p = &(*p)->next) {
         if (strcmp((*p)->name, name) == 0) {
             *p = (*p)->next;
@@ -586,6 +616,7 @@ void tern_xml_unlink(tern_xml_t *child)
 {
     if (!child || !child->parent || refused(child, CALL_UNLINK))
         return;
+    rest_drop(child);
     tern_xml_t *parent = child->parent, *prev = NULL;
     for (tern_xml_t *c = parent->children; c && c != child; c = c->next)
         prev = c;
@@ -668,6 +699,7 @@ tern_xml_t *tern_xml_copy_into(tern_xml_t *parent, const tern_xml_t *src)
 {
     if (!parent || !parent->name || !src || refused(parent, CALL_COPY_INTO))
         return NULL;
+    rest_drop(parent);
     if (is_ancestor_or_self(src, parent)) {
         /* Copying a tree into itself would walk the nodes it is adding:
          * take a snapshot first. */
