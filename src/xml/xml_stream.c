@@ -388,12 +388,13 @@ static tern_xml_t *new_element(xml_stream_t *s, tern_xml_t *parent, const char *
 {
     size_t uri_len;
     const char *local = split_name(name, &uri_len);
-    if (!grow_ok(s, strlen(local)))
+    size_t local_len = strlen(local);
+    if (!grow_ok(s, local_len))
         return NULL;
     const char *ns = element_ns(s, name, uri_len);
     if (!ns)
         return NULL;
-    tern_xml_t *n = parent ? tern_xml_add_child(parent, local, ns) : tern_xml_new(local, ns);
+    tern_xml_t *n = xml_element_add(parent, local, local_len, ns);
     if (!n)
         fail(s, "resource-constraint", "out of memory");
     return n;

@@ -74,6 +74,12 @@ int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const c
  * makes (xml_tree.c): compare by address first. */
 extern const char xml_ns_client[];
 
+/* For the parser (xml_tree.c): a new element named by the `name_len`
+ * bytes at `name`, appended to `parent` (not frozen), or a new root when
+ * `parent` is NULL; `ns` as for tern_xml_add_child.  NULL on allocation
+ * failure. */
+tern_xml_t *xml_element_add(tern_xml_t *parent, const char *name, size_t name_len, const char *ns);
+
 /* Serialization (xml_serialize.c). */
 struct evbuffer;
 /* Append `node` to `out`.  `stream_ns` is the content namespace of the

@@ -246,6 +246,18 @@ static const char *arena_str(struct tern_xml_arena *a, const char *s, int shared
     return shared ? s : arena_strndup(a, s, strlen(s));
 }
 
+/* Whether the NUL-terminated `a` and `b` are equal; inline, since the
+ * strings compared on the hot path (attribute names, namespaces that are
+ * mostly equal by address) are short or differ in their first byte. */
+static inline int name_eq(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
 static int streq(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -338,7 +350,8 @@ xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns)
 {
     const struct tern_xml_arena *a = root->arena;
     for (size_t i = 0; i < XML_CACHE_SLOTS && a->cache[i]; i++)
-        if (streq(a->cache_ns[i], stream_ns))
+        if (a->cache_ns[i] == stream_ns ||
+            (a->cache_ns[i] && stream_ns && name_eq(a->cache_ns[i], stream_ns)))
             return a->cache[i];
     return NULL;
 }
@@ -349,7 +362,7 @@ void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b)
     for (size_t i = 0; i < XML_CACHE_SLOTS; i++) {
         if (!a->cache[i]) {
             const char *ns = !stream_ns ? NULL
-                             : strcmp(stream_ns, xml_ns_client) == 0
+                             : name_eq(stream_ns, xml_ns_client)
                                  ? xml_ns_client
                                  : arena_strndup(a, stream_ns, strlen(stream_ns));
             if (stream_ns && !ns)
@@ -486,6 +499,26 @@ tern_xml_t *tern_xml_new(const char *name, const char *ns)
     return n;
 }
 
+tern_xml_t *xml_element_add(tern_xml_t *parent, const char *name, size_t name_len, const char *ns)
+{
+    struct tern_xml_arena *a = parent ? parent->arena : arena_new();
+    if (!a)
+        return NULL;
+    tern_xml_t *n = node_alloc(a);
+    if (n) {
+        n->name = arena_strndup(a, name, name_len);
+        n->ns = element_ns(a, parent, ns, 0);
+    }
+    if (!n || !n->name || !n->ns) {
+        if (!parent)
+            arena_free(a);
+        return NULL;
+    }
+    if (parent)
+        append_child(parent, n);
+    return n;
+}
+
 tern_xml_t *tern_xml_ref(tern_xml_t *node)
 {
     if (node)
@@ -517,12 +550,10 @@ void tern_xml_add_text(tern_xml_t *parent, const char *text, size_t len)
     text_new(parent->arena, parent, text, len);
 }
 
-/* The first bytes are compared inline: most attributes of a stanza
- * differ from the one looked for right there. */
 static tern_xml_attr_t *find_attr(const tern_xml_t *node, const char *name)
 {
     for (tern_xml_attr_t *a = node->attrs; a; a = a->next)
-        if (a->name[0] == name[0] && (!name[0] || strcmp(a->name + 1, name + 1) == 0))
+        if (name_eq(a->name, name))
             return a;
     return NULL;
 }
