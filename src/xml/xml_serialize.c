@@ -108,11 +108,20 @@ static inline void sb_byte(sbuf_t *b, char c)
  * byte by byte rather than measured first. */
 static inline void put_name(sbuf_t *b, const char *s)
 {
+    /* Locals: stores through `p` could otherwise alias `b`'s fields. */
+    char *p = b->p;
+    size_t len = b->len, cap = b->cap;
     for (; *s; s++) {
-        if (b->len == b->cap && sb_grow(b, 1) < 0)
-            return;
-        b->p[b->len++] = *s;
+        if (len == cap) {
+            b->len = len;
+            if (sb_grow(b, 1) < 0)
+                return;
+            p = b->p;
+            cap = b->cap;
+        }
+        p[len++] = *s;
     }
+    b->len = len;
 }
 
 /* ---- escaping ----------------------------------------------------------
