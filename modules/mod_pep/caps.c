@@ -15,6 +15,14 @@
  * The first available presence of a session also triggers XEP-0163 §4.3.4
  * (the last published items), at once when the caps are known, else when
  * the answer to the query arrives.
+ *
+ * Contacts on other servers: their available presence with <c/> reaches
+ * our users ("in-presence/bare", "in-presence/full"), so we learn their
+ * caps the same way (the query goes to their full JID across) and keep,
+ * per remote bare JID, the resources that are available with a reference
+ * to their caps entry, until their unavailable presence (or an error)
+ * arrives.  Bounded: MAX_REMOTE_RESOURCES per bare JID, caps_cache_size
+ * bare JIDs (the oldest-hashed evicted first).
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -89,10 +97,10 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node)
+/* Whether caps entry e (may be NULL) says NODE+notify. */
+static int caps_wants(const caps_entry_t *e, const char *node)
 {
-    const pep_session_t *ps = tern_session_get(s, st->m);
-    if (ps == NULL || ps->caps == NULL || ps->caps->state != CAPS_READY)
+    if (e == NULL || e->state != CAPS_READY)
         return 0;
     size_t len = strlen(node);
     char *want = malloc(len + sizeof "+notify");
@@ -100,10 +108,15 @@ int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char
         return 0;
     memcpy(want, node, len);
     memcpy(want + len, "+notify", sizeof "+notify");
-    int found =
-        bsearch(&want, ps->caps->features, ps->caps->n_features, sizeof(char *), cmp_str) != NULL;
+    int found = bsearch(&want, e->features, e->n_features, sizeof(char *), cmp_str) != NULL;
     free(want);
     return found;
+}
+
+int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node)
+{
+    const pep_session_t *ps = tern_session_get(s, st->m);
+    return ps != NULL && caps_wants(ps->caps, node);
 }
 
 /* ---- verification (§5.1, §5.4) ------------------------------------------ */
@@ -604,12 +617,126 @@ int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_PASS;
 }
 
+/* ---- contacts on other servers -------------------------------------------- */
+
+/* Most available resources remembered per remote bare JID. */
+#define MAX_REMOTE_RESOURCES 16
+
+typedef struct remote_res {
+    struct remote_res *next;
+    caps_entry_t *caps; /* a reference, or NULL (no usable <c/>) */
+    char full[];
+} remote_res_t;
+
+/* The value of st->remote: one remote bare JID's available resources. */
+typedef struct remote_contact {
+    remote_res_t *res;
+    unsigned n;
+} remote_contact_t;
+
+static void remote_contact_free(void *p)
+{
+    remote_contact_t *rc = p;
+    while (rc->res != NULL) {
+        remote_res_t *r = rc->res;
+        rc->res = r->next;
+        pep_caps_entry_unref(r->caps);
+        free(r);
+    }
+    free(rc);
+}
+
+/* Forget `from` (a full JID: that resource; a bare JID: all of them). */
+static void remote_forget(pep_state_t *st, const tern_jid_t *from)
+{
+    remote_contact_t *rc = strmap_get(st->remote, from->bare);
+    if (rc == NULL)
+        return;
+    if (from->resource == NULL) {
+        strmap_del(st->remote, from->bare);
+        return;
+    }
+    for (remote_res_t **p = &rc->res; *p != NULL; p = &(*p)->next)
+        if (strcmp((*p)->full, from->full) == 0) {
+            remote_res_t *r = *p;
+            *p = r->next;
+            rc->n--;
+            pep_caps_entry_unref(r->caps);
+            free(r);
+            break;
+        }
+    if (rc->res == NULL)
+        strmap_del(st->remote, from->bare);
+}
+
+/* Remember that `from` (a full JID) is available with caps e (a reference
+ * that passes to the record; may be NULL). */
+static void remote_remember(pep_state_t *st, const tern_jid_t *from, caps_entry_t *e)
+{
+    remote_contact_t *rc = strmap_get(st->remote, from->bare);
+    if (rc == NULL) {
+        while (st->caps_cache_size > 0 && strmap_count(st->remote) >= (size_t)st->caps_cache_size)
+            if (!strmap_evict_one(st->remote, NULL))
+                break;
+        if ((rc = calloc(1, sizeof *rc)) == NULL || strmap_put(st->remote, from->bare, rc) < 0) {
+            free(rc);
+            pep_caps_entry_unref(e);
+            return;
+        }
+    }
+    for (remote_res_t *r = rc->res; r != NULL; r = r->next)
+        if (strcmp(r->full, from->full) == 0) {
+            pep_caps_entry_unref(r->caps);
+            r->caps = e;
+            return;
+        }
+    size_t len = strlen(from->full);
+    remote_res_t *r = rc->n < MAX_REMOTE_RESOURCES ? malloc(sizeof *r + len + 1) : NULL;
+    if (r == NULL) {
+        pep_caps_entry_unref(e);
+        return;
+    }
+    memcpy(r->full, from->full, len + 1);
+    r->caps = e;
+    r->next = rc->res;
+    rc->res = r;
+    rc->n++;
+}
+
+int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    pep_state_t *st = tern_get_data(m);
+    const tern_jid_t *from = ev->from;
+    if (st == NULL || st->remote == NULL || from == NULL || from->local == NULL ||
+        pep_state_of_host(from->domain) != NULL)
+        return TERN_PASS; /* our own users' caps come with their sessions */
+    const char *type = tern_xml_attr(ev->stanza, "type");
+    if (type == NULL && from->resource != NULL) {
+        const tern_xml_t *c = tern_xml_child(ev->stanza, "c", NS_CAPS);
+        caps_entry_t *e = c != NULL ? caps_for(st, c, from->full) : NULL;
+        remote_remember(st, from, e);
+    } else if (type != NULL && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
+        remote_forget(st, from);
+    }
+    return TERN_PASS;
+}
+
+void pep_remote_foreach_wanting(pep_state_t *st, const char *bare, const char *node,
+                                void (*fn)(void *ctx, const char *full), void *ctx)
+{
+    const remote_contact_t *rc = st->remote != NULL ? strmap_get(st->remote, bare) : NULL;
+    for (const remote_res_t *r = rc != NULL ? rc->res : NULL; r != NULL; r = r->next)
+        if (caps_wants(r->caps, node))
+            fn(ctx, r->full);
+}
+
 /* ---- per-instance bookkeeping -------------------------------------------- */
 
 int pep_caps_init(pep_state_t *st)
 {
     st->caps_cache = strmap_new(cache_value_free);
-    return st->caps_cache != NULL ? 0 : -1;
+    st->remote = strmap_new(remote_contact_free);
+    return st->caps_cache != NULL && st->remote != NULL ? 0 : -1;
 }
 
 /* Unload: the core drops pending callbacks uncalled; drop their references. */
@@ -622,5 +749,6 @@ void pep_caps_release(pep_state_t *st)
         e->in_flight = 0;
         pep_caps_entry_unref(e);
     }
+    strmap_free(&st->remote);
     strmap_free(&st->caps_cache);
 }

@@ -189,6 +189,9 @@ static int hook_all(tern_module_ctx_t *m)
         {"iq-get/self/" NS_DISCO_ITEMS ":query", pep_on_disco_items, 10},
         {"iq-get/bare/" NS_DISCO_ITEMS ":query", pep_on_disco_items, 10},
         {"pre-presence/self", pep_caps_on_presence, 0},
+        /* Below the filters (mod_blocking): what they drop is not seen. */
+        {"in-presence/bare", pep_caps_on_remote_presence, -10},
+        {"in-presence/full", pep_caps_on_remote_presence, -10},
         {"user/deleted", on_user_deleted, 0},
     };
     for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)

@@ -6,9 +6,11 @@
  *     N+notify (§4.3.1 3, §4.3.2);
  *   - the available sessions (same rules) of U's contacts whose roster
  *     subscription is from or both, when N's access model lets them read
- *     (§4.3.1 2).  Contacts on this server only: we know their caps through
- *     their own broadcast presence; for contacts elsewhere the server has
- *     no caps and, as §4.3.3 2 allows, sends nothing.
+ *     (§4.3.1 2).  Contacts on this server: we know their caps through
+ *     their own broadcast presence.  Contacts on other servers: through the
+ *     presence they send to our users (caps.c keeps their available
+ *     resources); a resource whose caps we do not know gets nothing
+ *     (§4.3.3 2).
  * Every notification is a <message type='headline'/> from U's bare JID
  * (§4.3.3 1) to one full JID, built afresh for each recipient.
  *
@@ -73,12 +75,22 @@ typedef struct notify_ctx {
     char owner[1100];
 } notify_ctx_t;
 
+static void notify_remote(void *ctx, const char *full)
+{
+    notify_ctx_t *c = ctx;
+    send_event(c->st, c->owner, full, c->event_child);
+}
+
 /* Send to the interested sessions of a local account `bare` (any host where
- * mod_pep runs). */
+ * mod_pep runs), or to the interested resources of a contact elsewhere. */
 static void notify_account(notify_ctx_t *c, const char *bare)
 {
     const char *at = strchr(bare, '@');
     pep_state_t *cst = at != NULL ? pep_state_of_host(at + 1) : NULL;
+    if (cst == NULL && at != NULL) {
+        pep_remote_foreach_wanting(c->st, bare, c->node->name, notify_remote, c);
+        return;
+    }
     if (cst == NULL || (size_t)(at - bare) >= 1024)
         return;
     char local[1024];

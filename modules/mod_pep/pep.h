@@ -86,6 +86,7 @@ typedef struct pep_state {
         *volatile_items;  /* "user\nnode" -> <node/> with the items of persist_items=false nodes */
     strmap_t *caps_cache; /* "HASH VER" -> caps_entry_t (one reference) */
     caps_entry_t *caps_pending; /* entries with a disco#info query out */
+    strmap_t *remote;           /* remote bare JID -> its available resources and their caps */
     pep_observer_t *observers;
     unsigned long long seq;
 } pep_state_t;
@@ -200,6 +201,13 @@ void pep_observers_fire(pep_state_t *st, tern_module_ctx_t *except, const char *
 
 /* pre-presence/self: record the <c/> of a session's broadcast presence. */
 int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev);
+/* "in-presence/bare", "in-presence/full": remember the caps of available
+ * resources of contacts on other servers, forget them when unavailable. */
+int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev);
+/* Call fn with each available resource of the remote `bare` whose caps say
+ * NODE+notify. */
+void pep_remote_foreach_wanting(pep_state_t *st, const char *bare, const char *node,
+                                void (*fn)(void *ctx, const char *full), void *ctx);
 /* Whether session s asked for NODE+notify (XEP-0163 §4.3.2). */
 int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node);
 void pep_caps_entry_unref(caps_entry_t *e);
