@@ -17,7 +17,7 @@ import time
 import unittest
 import xml.etree.ElementTree as ET
 
-from federation import IPS, PORTS, FedCase, set_up, tear_down
+from federation import ENV, IPS, PORTS, FedCase, set_up, tear_down
 from harness import (NS_DISCO_INFO, NS_PING, NS_STANZAS, T_REPLY, T_SHORT, SlixClient,
                      SlixComponent, q, run_async, stanza_error)
 
@@ -248,6 +248,14 @@ class FeaturesTests(FedCase):
             answer = eve.iq("<query xmlns='%s'/>" % NS_VERSION, to="alice@a.test/r")
             self.assertEqual(stanza_error(answer), ("cancel", "service-unavailable"))
             self.assertNoStanza(self.alice, lambda s: str(s["from"]).startswith("eve@"), a)
+            # And alice cannot write to whom she blocked (XEP-0191 §3.4).
+            a = self.alice.mark()
+            self.alice.send_message("eve@b.test", "to the blocked")
+            err = self.alice.wait_stanza(lambda s: s.name == "message" and
+                                         s["type"] == "error", since=a)
+            self.assertEqual(stanza_error(err.xml), ("cancel", "not-acceptable"))
+            self.assertNoStanza(eve, lambda s: s.name == "message" and
+                                s["body"] == "to the blocked", e)
         finally:
             self.alice.iq("<unblock xmlns='%s'/>" % NS_BLOCKING, to=None, itype="set")
         self.send_and_receive(eve, self.alice, "alice@a.test", "unblocked now")
@@ -346,6 +354,12 @@ class FeaturesTests(FedCase):
         comp.send_message("echo@" + COMP, "bob@b.test/r", "from the component")
         msg = self.bob.wait_message("from the component", since=b)
         self.assertEqual(str(msg["from"]), "echo@" + COMP)
+        # The link to comp.a.test authenticated that domain on its own: the
+        # certificate of a.test covers *.a.test.
+        link = [l for l in self.b.s2s_list().splitlines()
+                if l.startswith("out") and COMP in l.split()[1:3]]
+        self.assertTrue(link, self.b.s2s_list())
+        self.assertIn("EXTERNAL", link[0])
 
     # ---- errors ----------------------------------------------------------
 
@@ -357,6 +371,34 @@ class FeaturesTests(FedCase):
         answer = self.alice.iq("<vCard xmlns='%s'/>" % NS_VCARD, to="nobody@b.test/x")
         self.assertEqual(answer.get("type"), "error")
         self.assertEqual(answer.get("from"), "nobody@b.test/x")
+
+
+def leaf_without_subdomains(domain):
+    """A certificate from the test CA that names `domain` only."""
+    return ENV.ca.issue(domain, [domain], stem=domain + "-only")
+
+
+class ComponentDialbackTests(FedCase):
+    """a.test's certificate does not name comp.a.test: b.test, which allows
+    dialback for it, authenticates the component's domain with dialback
+    (a.test answers for the domains of its components)."""
+    a_cert = staticmethod(leaf_without_subdomains)
+    a_extra = dict(MODULES, components={COMP: {"secret": COMP_SECRET}})
+    b_s2s = {"dialback_only": [COMP]}
+
+    def test_component_reached_with_dialback(self):
+        comp = SlixComponent(self.a, COMP, COMP_SECRET).connect()
+        self.addCleanup(comp.disconnect)
+        m = comp.mark()
+        self.bob.send_message("echo@" + COMP, "dialback to the component")
+        comp.wait_stanza(lambda s: s.name == "message" and
+                         s["body"] == "dialback to the component", since=m)
+        b = self.bob.mark()
+        comp.send_message("echo@" + COMP, "bob@b.test/r", "dialback from the component")
+        self.bob.wait_message("dialback from the component", since=b)
+        link = [l for l in self.b.s2s_list().splitlines() if COMP in l.split()[1:3]]
+        self.assertTrue(link, self.b.s2s_list())
+        self.assertIn("dialback", " ".join(link))
 
 
 if __name__ == "__main__":
