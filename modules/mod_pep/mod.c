@@ -57,7 +57,8 @@ static const tern_option_t options[] = {
     {.name = "caps_cache_size",
      .type = TERN_OPT_INT,
      .def = "10000",
-     .doc = "Caps `ver` strings kept in memory (all are also stored).",
+     .doc = "Caps `ver` strings kept in memory (all are also stored), and the most contacts on "
+            "other servers whose clients' caps are remembered.",
      .min = 1,
      .max = 10000000},
     {.name = NULL},
