@@ -19,10 +19,11 @@
  * Contacts on other servers: their available presence with <c/> reaches
  * our users ("in-presence/bare", "in-presence/full"), so we learn their
  * caps the same way (the query goes to their full JID across) and keep,
- * per remote bare JID, the resources that are available with a reference
- * to their caps entry, until their unavailable presence (or an error)
- * arrives.  Bounded: MAX_REMOTE_RESOURCES per bare JID, caps_cache_size
- * bare JIDs (the oldest-hashed evicted first).
+ * per (our user, remote bare JID), the resources that are available with
+ * a reference to their caps entry, until their unavailable presence (or an
+ * error) arrives.  A resource that arrives gets the user's last items
+ * (§4.3.4) once its caps are known.  Bounded: MAX_REMOTE_RESOURCES per
+ * pair, caps_cache_size pairs (any evicted first).
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -35,10 +36,12 @@
 
 typedef enum { CAPS_PENDING = 0, CAPS_READY, CAPS_FAILED } caps_state_t;
 
-/* A session waiting for the answer to send its last items. */
+/* A session waiting for the answer to send its last items, or (user set) a
+ * contact on another server, `full`, that the items of `user` wait for. */
 typedef struct caps_waiter {
     struct caps_waiter *next;
     uint64_t serial;
+    char *user; /* malloc'd, or NULL for a session */
     char full[];
 } caps_waiter_t;
 
@@ -60,6 +63,7 @@ static void free_waiters(caps_entry_t *e)
     while (e->waiters != NULL) {
         caps_waiter_t *w = e->waiters;
         e->waiters = w->next;
+        free(w->user);
         free(w);
     }
 }
@@ -97,8 +101,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether caps entry e (may be NULL) says NODE+notify. */
-static int caps_wants(const caps_entry_t *e, const char *node)
+int pep_caps_wants(const caps_entry_t *e, const char *node)
 {
     if (e == NULL || e->state != CAPS_READY)
         return 0;
@@ -116,7 +119,7 @@ static int caps_wants(const caps_entry_t *e, const char *node)
 int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node)
 {
     const pep_session_t *ps = tern_session_get(s, st->m);
-    return ps != NULL && caps_wants(ps->caps, node);
+    return ps != NULL && pep_caps_wants(ps->caps, node);
 }
 
 /* ---- verification (§5.1, §5.4) ------------------------------------------ */
@@ -461,6 +464,8 @@ static caps_entry_t *cache_get(pep_state_t *st, const char *hash, const char *ve
 /* ---- queries (§6.2) ------------------------------------------------------ */
 
 static void pending_unlink(pep_state_t *st, caps_entry_t *e);
+static void remote_caps_known(pep_state_t *st, const char *user, const char *full,
+                              const caps_entry_t *e);
 
 /* Send the last items to the sessions that waited for e. */
 static void release_waiters(pep_state_t *st, caps_entry_t *e)
@@ -469,9 +474,15 @@ static void release_waiters(pep_state_t *st, caps_entry_t *e)
     e->waiters = NULL;
     while (w != NULL) {
         caps_waiter_t *next = w->next;
-        tern_session_t *s = e->state == CAPS_READY ? tern_session_find(st->m, w->full) : NULL;
-        if (s != NULL && tern_session_serial(s) == w->serial && tern_session_available(s))
-            pep_send_last_items(st, s);
+        if (w->user != NULL) {
+            if (e->state == CAPS_READY)
+                remote_caps_known(st, w->user, w->full, e);
+        } else {
+            tern_session_t *s = e->state == CAPS_READY ? tern_session_find(st->m, w->full) : NULL;
+            if (s != NULL && tern_session_serial(s) == w->serial && tern_session_available(s))
+                pep_send_last_items(st, s);
+        }
+        free(w->user);
         free(w);
         w = next;
     }
@@ -608,6 +619,7 @@ int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
         if (w != NULL) {
             memcpy(w->full, full, len + 1);
             w->serial = tern_session_serial(s);
+            w->user = NULL;
             w->next = e->waiters;
             e->waiters = w;
         }
@@ -619,7 +631,7 @@ int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
 
 /* ---- contacts on other servers -------------------------------------------- */
 
-/* Most available resources remembered per remote bare JID. */
+/* Most available resources remembered per (user, remote contact). */
 #define MAX_REMOTE_RESOURCES 16
 
 typedef struct remote_res {
@@ -628,7 +640,8 @@ typedef struct remote_res {
     char full[];
 } remote_res_t;
 
-/* The value of st->remote: one remote bare JID's available resources. */
+/* The value of st->remote: the available resources of one remote contact
+ * that sent presence to one of our users. */
 typedef struct remote_contact {
     remote_res_t *res;
     unsigned n;
@@ -646,14 +659,22 @@ static void remote_contact_free(void *p)
     free(rc);
 }
 
-/* Forget `from` (a full JID: that resource; a bare JID: all of them). */
-static void remote_forget(pep_state_t *st, const tern_jid_t *from)
+static remote_res_t *remote_find(const remote_contact_t *rc, const char *full)
 {
-    remote_contact_t *rc = strmap_get(st->remote, from->bare);
+    for (remote_res_t *r = rc != NULL ? rc->res : NULL; r != NULL; r = r->next)
+        if (strcmp(r->full, full) == 0)
+            return r;
+    return NULL;
+}
+
+/* Forget `from` under `key` (a full JID: that resource; a bare JID: all). */
+static void remote_forget(pep_state_t *st, const char *key, const tern_jid_t *from)
+{
+    remote_contact_t *rc = strmap_get(st->remote, key);
     if (rc == NULL)
         return;
     if (from->resource == NULL) {
-        strmap_del(st->remote, from->bare);
+        strmap_del(st->remote, key);
         return;
     }
     for (remote_res_t **p = &rc->res; *p != NULL; p = &(*p)->next)
@@ -666,68 +687,118 @@ static void remote_forget(pep_state_t *st, const tern_jid_t *from)
             break;
         }
     if (rc->res == NULL)
-        strmap_del(st->remote, from->bare);
+        strmap_del(st->remote, key);
 }
 
-/* Remember that `from` (a full JID) is available with caps e (a reference
- * that passes to the record; may be NULL). */
-static void remote_remember(pep_state_t *st, const tern_jid_t *from, caps_entry_t *e)
+/* Remember under `key` that `full` is available with caps e (a reference
+ * that passes to the record; may be NULL).  1 when the resource is new or
+ * its caps changed, 0 when nothing changed or it could not be kept. */
+static int remote_remember(pep_state_t *st, const char *key, const char *full, caps_entry_t *e)
 {
-    remote_contact_t *rc = strmap_get(st->remote, from->bare);
+    remote_contact_t *rc = strmap_get(st->remote, key);
     if (rc == NULL) {
         while (st->caps_cache_size > 0 && strmap_count(st->remote) >= (size_t)st->caps_cache_size)
             if (!strmap_evict_one(st->remote, NULL))
                 break;
-        if ((rc = calloc(1, sizeof *rc)) == NULL || strmap_put(st->remote, from->bare, rc) < 0) {
+        if ((rc = calloc(1, sizeof *rc)) == NULL || strmap_put(st->remote, key, rc) < 0) {
             free(rc);
             pep_caps_entry_unref(e);
-            return;
+            return 0;
         }
     }
-    for (remote_res_t *r = rc->res; r != NULL; r = r->next)
-        if (strcmp(r->full, from->full) == 0) {
-            pep_caps_entry_unref(r->caps);
-            r->caps = e;
-            return;
-        }
-    size_t len = strlen(from->full);
-    remote_res_t *r = rc->n < MAX_REMOTE_RESOURCES ? malloc(sizeof *r + len + 1) : NULL;
+    remote_res_t *r = remote_find(rc, full);
+    if (r != NULL) {
+        int changed = r->caps != e;
+        pep_caps_entry_unref(r->caps);
+        r->caps = e;
+        return changed;
+    }
+    size_t len = strlen(full);
+    r = rc->n < MAX_REMOTE_RESOURCES ? malloc(sizeof *r + len + 1) : NULL;
     if (r == NULL) {
         pep_caps_entry_unref(e);
-        return;
+        return 0;
     }
-    memcpy(r->full, from->full, len + 1);
+    memcpy(r->full, full, len + 1);
     r->caps = e;
     r->next = rc->res;
     rc->res = r;
     rc->n++;
+    return 1;
+}
+
+/* The caps e of the remote `full` are known: if `user` still has it with
+ * them, send it the last items of user's nodes it is interested in. */
+static void remote_caps_known(pep_state_t *st, const char *user, const char *full,
+                              const caps_entry_t *e)
+{
+    size_t blen = strcspn(full, "/");
+    char *bare = strndup(full, blen);
+    char *key = bare != NULL ? pep_join(user, bare) : NULL;
+    const remote_res_t *r = key != NULL ? remote_find(strmap_get(st->remote, key), full) : NULL;
+    if (r != NULL && r->caps == e)
+        pep_send_last_items_remote(st, user, bare, full, e);
+    free(key);
+    free(bare);
 }
 
 int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev)
 {
     pep_state_t *st = tern_get_data(m);
-    const tern_jid_t *from = ev->from;
-    if (st == NULL || st->remote == NULL || from == NULL || from->local == NULL ||
-        pep_state_of_host(from->domain) != NULL)
+    const tern_jid_t *from = ev->from, *to = ev->to;
+    if (st == NULL || st->remote == NULL || from == NULL || to == NULL || to->local == NULL ||
+        from->local == NULL || pep_state_of_host(from->domain) != NULL)
         return TERN_PASS; /* our own users' caps come with their sessions */
     const char *type = tern_xml_attr(ev->stanza, "type");
+    char *key = pep_join(to->local, from->bare);
+    if (key == NULL)
+        return TERN_PASS;
     if (type == NULL && from->resource != NULL) {
         const tern_xml_t *c = tern_xml_child(ev->stanza, "c", NS_CAPS);
         caps_entry_t *e = c != NULL ? caps_for(st, c, from->full) : NULL;
-        remote_remember(st, from, e);
+        /* XEP-0163 §4.3.4: a contact's resource that arrives (or says new
+         * interests) gets the last items, once its caps are known. */
+        if (remote_remember(st, key, from->full, e) == 1 && e != NULL) {
+            if (e->state == CAPS_READY) {
+                pep_send_last_items_remote(st, to->local, from->bare, from->full, e);
+            } else if (e->state == CAPS_PENDING) {
+                size_t len = strlen(from->full);
+                caps_waiter_t *w = malloc(sizeof *w + len + 1);
+                if (w != NULL && (w->user = strdup(to->local)) != NULL) {
+                    memcpy(w->full, from->full, len + 1);
+                    w->serial = 0;
+                    w->next = e->waiters;
+                    e->waiters = w;
+                } else {
+                    free(w);
+                }
+            }
+        }
     } else if (type != NULL && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
-        remote_forget(st, from);
+        remote_forget(st, key, from);
     }
+    free(key);
     return TERN_PASS;
 }
 
-void pep_remote_foreach_wanting(pep_state_t *st, const char *bare, const char *node,
-                                void (*fn)(void *ctx, const char *full), void *ctx)
+void pep_remote_foreach_wanting(pep_state_t *st, const char *user, const char *bare,
+                                const char *node, void (*fn)(void *ctx, const char *full),
+                                void *ctx)
 {
-    const remote_contact_t *rc = st->remote != NULL ? strmap_get(st->remote, bare) : NULL;
+    char *key = st->remote != NULL ? pep_join(user, bare) : NULL;
+    const remote_contact_t *rc = key != NULL ? strmap_get(st->remote, key) : NULL;
+    free(key);
     for (const remote_res_t *r = rc != NULL ? rc->res : NULL; r != NULL; r = r->next)
-        if (caps_wants(r->caps, node))
+        if (pep_caps_wants(r->caps, node))
             fn(ctx, r->full);
+}
+
+void pep_remote_forget_user(pep_state_t *st, const char *user)
+{
+    char *prefix = st->remote != NULL ? pep_join(user, "") : NULL;
+    if (prefix != NULL)
+        strmap_del_prefix(st->remote, prefix);
+    free(prefix);
 }
 
 /* ---- per-instance bookkeeping -------------------------------------------- */

@@ -147,8 +147,10 @@ static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
 {
     pep_state_t *st = tern_get_data(m);
     char *prefix = st != NULL && ev->user != NULL ? pep_join(ev->user, "") : NULL;
-    if (prefix != NULL)
+    if (prefix != NULL) {
         strmap_del_prefix(st->volatile_items, prefix);
+        pep_remote_forget_user(st, ev->user);
+    }
     free(prefix);
     return TERN_PASS;
 }

@@ -270,20 +270,32 @@ class FeaturesTests(FedCase):
         self.assertEqual(answer.get("type"), "result", ET.tostring(answer, encoding="unicode"))
         self.assertEqual(answer.find(".//" + q(NS_VCARD, "FN")).text, "Bob of B")
 
-    def test_10_pep_nickname_and_avatar_across(self):
-        # alice's client asks for nickname and avatar notifications (caps +notify).
-        alice2 = self.login(self.a, "alice", "pep")
-        alice2.connect(presence=False)
+    def pep_client(self, resource, notify):
+        """alice on a client that asks for notifications of the `notify`
+        nodes (NODE+notify in its XEP-0115 caps) and is online."""
+        c = self.login(self.a, "alice", resource)
+        c.connect(presence=False)
 
         async def interest():
-            x = alice2.xmpp
-            for p in ("xep_0115", "xep_0163"):
-                x.register_plugin(p)
-            x["xep_0030"].add_feature(NS_NICK + "+notify")
-            x["xep_0030"].add_feature(NS_AVATAR_META + "+notify")
+            x = c.xmpp
+            x.register_plugin("xep_0115")
+            for node in notify:
+                x["xep_0030"].add_feature(node + "+notify")
             await x["xep_0115"].update_caps()
         run_async(interest())
-        alice2.send_presence()
+        c.send_presence()
+        return c
+
+    @staticmethod
+    def is_event(node):
+        return lambda s: (s.name == "message" and str(s["from"]) == "bob@b.test" and
+                          s.xml.find("%s/%s[@node='%s']" % (q(NS_EVENT, "event"),
+                                                            q(NS_EVENT, "items"), node))
+                          is not None)
+
+    def test_10_pep_nickname_and_avatar_across(self):
+        # alice's client asks for nickname and avatar notifications (caps +notify).
+        alice2 = self.pep_client("pep", (NS_NICK, NS_AVATAR_META))
         time.sleep(1.0)  # b.test asks alice's client for its caps across
         m = alice2.mark()
         publish = ("<pubsub xmlns='%s'><publish node='%s'><item id='current'>"
@@ -296,11 +308,14 @@ class FeaturesTests(FedCase):
                 (NS_PUBSUB, NS_AVATAR_META, NS_AVATAR_META))
         self.assertEqual(self.bob.iq(meta, to=None, itype="set").get("type"), "result")
         for node in (NS_NICK, NS_AVATAR_META):
-            ev = alice2.wait_stanza(
-                lambda s, node=node: s.name == "message" and str(s["from"]) == "bob@b.test" and
-                s.xml.find("%s/%s[@node='%s']" % (q(NS_EVENT, "event"), q(NS_EVENT, "items"),
-                                                  node)) is not None, since=m)
-            self.assertIsNotNone(ev)
+            alice2.wait_stanza(self.is_event(node), since=m)
+        # A client of alice's that arrives later gets the last items of the
+        # nodes it asks for, and only those (XEP-0163 §4.3.4).
+        alice3 = self.pep_client("pep3", (NS_NICK,))
+        ev = alice3.wait_stanza(self.is_event(NS_NICK))
+        self.assertEqual(ev.xml.find(".//" + q(NS_NICK, "nick")).text, "Bobby")
+        self.assertIsNotNone(ev.xml.find(q(NS_DELAY, "delay")))
+        self.assertNoStanza(alice3, self.is_event(NS_AVATAR_META), 0)
         # And fetched with an iq to bob's bare JID.
         answer = self.alice.iq("<pubsub xmlns='%s'><items node='%s'/></pubsub>" %
                                (NS_PUBSUB, NS_NICK), to="bob@b.test")
