@@ -28,8 +28,7 @@ import unittest
 
 from federation import (ENV, IPS, PORTS, FedCase, FedServer, base_records, leaf, set_up,
                         tear_down, untrusted)
-from harness import (NS_STANZAS, NS_STREAM, NS_TLS, T_REPLY, RawClient, ServerError,
-                     SlixClient, StreamClosed, free_port, q)
+from harness import NS_STANZAS, NS_STREAM, NS_TLS, T_REPLY, RawClient, SlixClient, free_port, q
 
 NS_SERVER = "jabber:server"
 NS_DB = "jabber:server:dialback"

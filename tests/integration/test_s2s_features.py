@@ -18,7 +18,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 from federation import ENV, IPS, PORTS, FedCase, set_up, tear_down
-from harness import (NS_DISCO_INFO, NS_PING, NS_STANZAS, T_REPLY, T_SHORT, SlixClient,
+from harness import (NS_DISCO_INFO, NS_PING, T_REPLY, T_SHORT, SlixClient,
                      SlixComponent, q, run_async, stanza_error)
 
 NS_ROSTER = "jabber:iq:roster"
@@ -172,6 +172,14 @@ class FeaturesTests(FedCase):
         self.alice.wait_stanza(is_presence("bob@b.test/r2"), since=a)
         bob2.disconnect()
         self.alice.wait_stanza(is_presence("bob@b.test/r2", "unavailable"), since=a)
+        # A client that vanishes without closing its stream: b.test says it.
+        bob3 = self.login(self.b, "bob", "r3").connect()
+        self.alice.wait_stanza(is_presence("bob@b.test/r3"), since=a)
+
+        async def abort():
+            bob3.xmpp.abort()
+        run_async(abort())
+        self.alice.wait_stanza(is_presence("bob@b.test/r3", "unavailable"), since=a)
 
     def test_04_probe_of_offline_user_gets_last_unavailable(self):
         """RFC 6121 §4.3.2: bob is offline; alice logging in gets his last
@@ -386,6 +394,24 @@ class FeaturesTests(FedCase):
         answer = self.alice.iq("<vCard xmlns='%s'/>" % NS_VCARD, to="nobody@b.test/x")
         self.assertEqual(answer.get("type"), "error")
         self.assertEqual(answer.get("from"), "nobody@b.test/x")
+
+    def test_99_removing_a_remote_contact_cancels_both_ways(self):
+        """RFC 6121 §2.5.2: alice removes bob; b.test hears unsubscribe and
+        unsubscribed, bob's roster says none and he sees alice go."""
+        b = self.bob.mark()
+        answer = self.alice.iq("<query xmlns='%s'><item jid='bob@b.test' subscription='remove'/>"
+                               "</query>" % NS_ROSTER, to=None, itype="set")
+        self.assertEqual(answer.get("type"), "result")
+        self.bob.wait_stanza(is_presence("alice@a.test/r", "unavailable"), since=b)
+        deadline = time.monotonic() + T_REPLY
+        while True:
+            item = self.roster_item(self.bob, "alice@a.test")
+            if item is None or item.get("subscription") == "none" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(item is None or item.get("subscription") == "none",
+                        item is not None and item.attrib)
+        self.assertIsNone(self.roster_item(self.alice, "bob@b.test"))
 
 
 def leaf_without_subdomains(domain):
