@@ -755,6 +755,13 @@ int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev)
         return TERN_PASS;
     if (type == NULL && from->resource != NULL) {
         const tern_xml_t *c = tern_xml_child(ev->stanza, "c", NS_CAPS);
+        remote_res_t *r = remote_find(strmap_get(st->remote, key), from->full);
+        const char *ver = c != NULL ? tern_xml_attr(c, "ver") : NULL;
+        if (r != NULL && r->caps != NULL && r->caps->hash == NULL && ver != NULL &&
+            tern_xml_attr(c, "hash") == NULL && strcmp(r->caps->ver, ver) == 0) {
+            free(key); /* legacy caps, as before: no new query at each status */
+            return TERN_PASS;
+        }
         caps_entry_t *e = c != NULL ? caps_for(st, c, from->full) : NULL;
         /* XEP-0163 §4.3.4: a contact's resource that arrives (or says new
          * interests) gets the last items, once its caps are known. */
