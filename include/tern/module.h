@@ -309,4 +309,9 @@ TERN_API const char *tern_server_version(void);
 TERN_API int64_t tern_server_started_us(void); /* wall clock, microseconds */
 TERN_API int64_t tern_now_us(void);            /* wall clock, microseconds */
 
+/* Process-wide named counters, summed over hosts and shown by `ternctl
+ * status` as "NAME: N" (in the order first used).  `name` is copied on
+ * first use; at most 64 names, later ones are ignored. */
+TERN_API void tern_counter_add(tern_module_ctx_t *m, const char *name, long long delta);
+
 #endif

@@ -27,6 +27,7 @@
 #include <tern/jid.h>
 #include <tern/module.h>
 #include "core/admin.h"
+#include "core/module_api.h"
 #include "util/log.h"
 #include "core/server.h"
 #include "stream/s2s.h"
@@ -170,6 +171,11 @@ static int valid_condition(const char *cond)
     return 0;
 }
 
+static void status_counter(void *ctx, const char *name, long long value)
+{
+    conn_line(ctx, "%s: %lld", name, value);
+}
+
 static void cmd_status(admin_conn_t *c)
 {
     struct timespec ts;
@@ -189,6 +195,7 @@ static void cmd_status(admin_conn_t *c)
     conn_line(c, "stanzas serialized: %llu", xs.full);
     conn_line(c, "stanza bytes reused: %llu", xs.reused);
     conn_line(c, "fan-out start tags: %llu", xs.heads);
+    module_counters_foreach(status_counter, c);
     conn_finish(c, NULL);
 }
 

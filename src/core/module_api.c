@@ -97,6 +97,34 @@ int64_t tern_server_started_us(void)
     return server.started_us;
 }
 
+/* Named counters of the modules (tern_counter_add), for `ternctl status`. */
+#define MAX_COUNTERS 64
+static struct {
+    char *name;
+    long long value;
+} counters[MAX_COUNTERS];
+static size_t n_counters;
+
+void tern_counter_add(tern_module_ctx_t *m, const char *name, long long delta)
+{
+    (void)m;
+    size_t i = 0;
+    while (i < n_counters && strcmp(counters[i].name, name) != 0)
+        i++;
+    if (i == n_counters) {
+        if (n_counters == MAX_COUNTERS || (counters[i].name = strdup(name)) == NULL)
+            return;
+        n_counters++;
+    }
+    counters[i].value += delta;
+}
+
+void module_counters_foreach(void (*fn)(void *ctx, const char *name, long long value), void *ctx)
+{
+    for (size_t i = 0; i < n_counters; i++)
+        fn(ctx, counters[i].name, counters[i].value);
+}
+
 /* Hook fn on `event` for m's host.  A name the core never fires (a typo:
  * "mesage/bare") is refused with -1 and an error naming the module, the
  * host and the event, kept in m->error for the load failure to quote. */

@@ -15,5 +15,7 @@ void module_api_release(tern_module_ctx_t *m);
 int module_api_iq_reply(struct host *h, tern_xml_t *iq, const tern_jid_t *from);
 /* Make a fresh unique stanza id into buf (at least 24 bytes). */
 void make_id(char *buf, size_t len);
+/* Each module counter (tern_counter_add) with its value, in first-use order. */
+void module_counters_foreach(void (*fn)(void *ctx, const char *name, long long value), void *ctx);
 
 #endif
