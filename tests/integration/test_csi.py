@@ -108,6 +108,8 @@ class CsiStormTests(ServerTestCase):
         got = bytes(phone.data[mark_phone:])
         self.assertTrue(got.rstrip().endswith(b"</message>"), got[-300:])
         pres = top_level(got, b"presence")
+        print("  at the message: %d bytes (%d presence stanzas, then the message)"
+              % (len(got), len(pres)))
         self.assertEqual(len(pres), CONTACTS, "one presence per contact")
         self.assertLess(got.rfind(b"</presence>"), got.find(b"<message"))
         senders = set()
