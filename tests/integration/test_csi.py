@@ -175,3 +175,70 @@ class CsiTests(ServerTestCase):
         second = a.read_element()
         self.assertEqual((second.tag, second.get("id")), (q(NS_CLIENT, "iq"), "v1"))
         self.assertEqual(a.nothing_more(0.3), [])
+
+
+NS_PUBSUB_EV = "http://jabber.org/protocol/pubsub#event"
+NS_JMI = "urn:xmpp:jingle-message:0"
+COMP = "svc.localhost"
+
+
+class CsiSortingTests(ServerTestCase):
+    """What a component sends an inactive client: PEP-style notifications
+    held per publisher, node and item; calls at once; the bound."""
+    server_kwargs = dict(users={"alice": "alice-pw", "bob": "bob-pw"},
+                         components={COMP: "svc-secret"},
+                         config={"modules": {"roster": {}, "csi": {"max_held": 5,
+                                                                   "immediate_nodes": ["urgent"]}}})
+
+    def setUp(self):
+        super().setUp()
+        self.comp = self.raw(component=True)
+        self.comp.handshake(COMP, "svc-secret")
+        self.a = self.raw_login("alice", "phone")
+        self.a.send("<inactive xmlns='%s'/>" % NS_CSI)
+        self.assertEqual(self.a.ping(), "result")
+        self.a.nothing_more(0.2)
+
+    def event(self, frm, node, item, text):
+        self.comp.send("<message from='%s' to='alice@%s/phone'><event xmlns='%s'><items node='%s'>"
+                       "<item id='%s'><v xmlns='urn:test'>%s</v></item></items></event></message>"
+                       % (frm, DOMAIN, NS_PUBSUB_EV, node, item, text))
+
+    def texts(self, els):
+        return [e.find(".//{urn:test}v").text for e in els if e.find(".//{urn:test}v") is not None]
+
+    def test_pep_latest_per_publisher_node_item_then_call_at_once(self):
+        self.event("p1@" + COMP, "nick", "current", "one")
+        self.event("p1@" + COMP, "nick", "current", "two")
+        self.event("p2@" + COMP, "nick", "current", "other publisher")
+        self.event("p1@" + COMP, "bookmarks", "room1", "b1")
+        self.event("p1@" + COMP, "bookmarks", "room2", "b2")
+        self.event("p1@" + COMP, "nick", "current", "three")
+        self.assertEqual(self.a.nothing_more(0.5), [])
+        # A call proposal (XEP-0353) goes at once, after what was held.
+        self.comp.send("<message from='caller@%s/x' to='alice@%s/phone' type='chat' id='call'>"
+                       "<propose xmlns='%s' id='c1'/></message>" % (COMP, DOMAIN, NS_JMI))
+        got = []
+        while not any(e.get("id") == "call" for e in got):
+            got.append(self.a.read_element())
+        self.assertEqual(self.texts(got), ["other publisher", "b1", "b2", "three"])
+        self.assertEqual(got[-1].get("id"), "call")
+        self.assertEqual(self.a.nothing_more(0.3), [])
+
+    def test_immediate_node_and_subscription_request_go_at_once(self):
+        self.event("p1@" + COMP, "nick", "current", "held")
+        self.event("p1@" + COMP, "urgent", "x", "now")
+        got = [self.a.read_element(), self.a.read_element()]
+        self.assertEqual(self.texts(got), ["held", "now"])
+        b = self.raw_login("bob", "pc")
+        b.send("<presence type='subscribe' to='alice@%s'/>" % DOMAIN)
+        p = self.a.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence"))
+        self.assertEqual(p.get("type"), "subscribe")
+
+    def test_bound_flushes_everything(self):
+        for i in range(5):  # max_held: 5
+            self.event("p%d@%s" % (i, COMP), "nick", "current", "n%d" % i)
+        self.assertEqual(self.a.nothing_more(0.4), [])
+        self.event("p9@" + COMP, "nick", "current", "n9")
+        got = [self.a.read_element() for _ in range(6)]
+        self.assertEqual(self.texts(got), ["n0", "n1", "n2", "n3", "n4", "n9"])
