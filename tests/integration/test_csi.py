@@ -242,3 +242,21 @@ class CsiSortingTests(ServerTestCase):
         self.event("p9@" + COMP, "nick", "current", "n9")
         got = [self.a.read_element() for _ in range(6)]
         self.assertEqual(self.texts(got), ["n0", "n1", "n2", "n3", "n4", "n9"])
+
+    def test_session_end_drops_what_is_held(self):
+        out = lambda: self.server.ternctl_ok("status").stdout
+        count = lambda text: int((re.search(r"^csi stanzas dropped: (\d+)$", text, re.M)
+                                  or [0, 0])[1])
+        before = count(out())
+        self.event("p1@" + COMP, "nick", "current", "x")
+        self.event("p2@" + COMP, "nick", "current", "y")
+        self.assertEqual(self.a.nothing_more(0.3), [])
+        self.a.end()
+        deadline = time.monotonic() + T_REPLY
+        while count(out()) - before < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(count(out()) - before, 2)
+        # A new session of the same resource starts active.
+        a = self.raw_login("alice", "phone")
+        self.event("p1@" + COMP, "nick", "current", "z")
+        self.assertEqual(self.texts([a.read_element()]), ["z"])
