@@ -70,6 +70,7 @@ typedef struct {
     const char *server2; /* address of the second server */
     int port2;           /* its port (0: the first one's) */
     const char *domain2; /* its domain */
+    int links;           /* s2s: user 1 of A asks l1..lN.DOMAIN2 (hosts of B) */
     pid_t server2_pid;   /* its process, for /proc figures */
     const char *server2_pidfile;
     const char *server2_name;
@@ -123,6 +124,7 @@ enum {
     C_SETUP_FAIL,
     C_MECH_SHA1, /* logins that used SCRAM-SHA-1 */
     C_MECH_SHA256,
+    C_LINK_ANSWERS, /* s2s --links: answers from the link domains */
     C_COUNT
 };
 
@@ -138,7 +140,8 @@ typedef struct {
     uint64_t b[HIST_BUCKETS];
 } hist_t;
 
-enum { H_LOGIN = 0, H_MSG, H_FIRST, H_COUNT }; /* H_FIRST: s2s, each sender's first message */
+/* H_FIRST: s2s, each sender's first message; H_LINK: s2s --links round trips */
+enum { H_LOGIN = 0, H_MSG, H_FIRST, H_LINK, H_COUNT };
 
 void hist_add(hist_t *h, uint64_t v);
 void hist_merge(hist_t *into, const hist_t *from);

@@ -18,6 +18,9 @@
 #               tern-bench's first_msg_ms_*; the RSS each server gained
 #               while the links opened is the memory of one link each way
 #               (one outgoing and one incoming connection per server).
+#   s2s-links   the same with user 1 of A also asking each of S2S_LINKS
+#               other domains of B (l1..lN.b.test) for disco#info: a link
+#               to each and one back; RSS growth / (2N + 2) connections.
 #   s2s-at-R    S2S_USERS users on each side chatting at R msgs/s in total
 #               (half A to B, half B to A) for S2S_DURATION s, for each R
 #               of S2S_RATES: CPU per delivered message of both servers
@@ -29,6 +32,7 @@ S2S_SERVERS=${BENCH_S2S_SERVERS:-$SERVERS}
 S2S_USERS=${BENCH_S2S_USERS:-500}
 S2S_RATES=${BENCH_S2S_RATES-"1000 2000"}
 S2S_DURATION=${BENCH_S2S_DURATION:-20}
+S2S_LINKS=${BENCH_S2S_LINKS:-50}
 S2S_ADDR=(127.0.0.2 127.0.0.3)
 S2S_DOM=(a.test b.test)
 S2S_SIDE=(a b)
@@ -37,6 +41,7 @@ for s in $S2S_SERVERS; do
     case $s in tern | prosody | ejabberd) ;; *) die "unknown server '$s' in BENCH_S2S_SERVERS" ;; esac
 done
 [[ $S2S_USERS =~ ^[1-9][0-9]*$ ]] || die "BENCH_S2S_USERS must be a whole number above 0"
+[[ $S2S_LINKS =~ ^[0-9]+$ ]] || die "BENCH_S2S_LINKS must be a whole number"
 [[ $S2S_DURATION =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_S2S_DURATION must be a number"
 for r in $S2S_RATES; do
     [[ $r =~ ^[1-9][0-9]*$ ]] || die "BENCH_S2S_RATES must be whole numbers above 0, not '$r'"
@@ -51,17 +56,17 @@ s2s_setup() {
     S2S_C2S_PORT=$(free_port)
     S2S_PORT=$(free_port)
     S2S_DNS_PORT=$(free_port)
-    S2S_CA=$("$PY" - "$top/tests/integration" "$d/ca" <<'EOF') || die "s2s: making the test CA failed"
+    # serverAuth and clientAuth: each server is the TLS client of its
+    # outgoing links; no XmppAddr (ejabberd 23.01 fails on it)
+    S2S_CA=$("$PY" -c '
 import sys
 sys.path.insert(0, sys.argv[1])
 from pki import TestCA
 ca = TestCA(sys.argv[2])
-for dom in ("a.test", "b.test"):
-    # serverAuth and clientAuth: each server is the TLS client of its
-    # outgoing links; no XmppAddr (ejabberd 23.01 fails on it)
-    ca.issue(dom, [dom], eku=("server", "client"), stem=dom)
-print(ca.cert_path)
-EOF
+links = ["l%d.b.test" % k for k in range(1, int(sys.argv[3]) + 1)]
+ca.issue("a.test", ["a.test"], eku=("server", "client"), stem="a.test")
+ca.issue("b.test", ["b.test"] + links, eku=("server", "client"), stem="b.test")
+print(ca.cert_path)' "$top/tests/integration" "$d/ca" "$S2S_LINKS") || die "s2s: making the test CA failed"
     chmod 755 "$d" "$d/ca"
     chmod 644 "$d"/ca/*
     # SRV targets are address literals: ejabberd 23.01 resolves them as
@@ -73,6 +78,9 @@ EOF
     for i in 0 1; do
         args+=(--srv-host="_xmpp-server._tcp.${S2S_DOM[$i]},${S2S_ADDR[$i]},$S2S_PORT,0,0"
             --host-record="${S2S_DOM[$i]},${S2S_ADDR[$i]}")
+    done
+    for ((i = 1; i <= S2S_LINKS; i++)); do
+        args+=(--srv-host="_xmpp-server._tcp.l$i.b.test,${S2S_ADDR[1]},$S2S_PORT,0,0")
     done
     setpriv --pdeathsig TERM dnsmasq "${args[@]}" >"$d/dnsmasq.log" 2>&1 &
     s2s_dns_pid=$!
@@ -94,6 +102,18 @@ s2s_render() { # s2s_render TEMPLATE OUTPUT SIDE(0/1) STATE
         -e "s|@MODULE_PATH@|$build/modules/.libs|g" "$here/$1" >"$2"
 }
 
+# B's domains l1..lN.b.test (--links), in the syntax of server NAME.
+s2s_link_hosts() { # s2s_link_hosts NAME CONFIG
+    local k
+    for ((k = 1; k <= S2S_LINKS; k++)); do
+        case $1 in
+        tern) printf '  "l%d.b.test": {}\n' "$k" >>"$2" ;;
+        prosody) printf 'VirtualHost "l%d.b.test"\n' "$k" >>"$2" ;;
+        ejabberd) sed -i "/^  - \"b.test\"\$/a\\  - \"l$k.b.test\"" "$2" ;;
+        esac
+    done
+}
+
 # Configuration and accounts u1..S2S_USERS of both instances of NAME,
 # in fresh folders (a run starts from an empty server).
 s2s_prepare() { # s2s_prepare NAME
@@ -105,6 +125,7 @@ s2s_prepare() { # s2s_prepare NAME
         case $name in
         tern)
             s2s_render tern-s2s.yml.in "$dir/tern.yml" "$i" "$dir"
+            [ "$i" = 0 ] || s2s_link_hosts tern "$dir/tern.yml"
             for ((u = 1; u <= S2S_USERS; u++)); do echo "u$u@${S2S_DOM[$i]} $PASSWORD"; done |
                 taskset -c "$SERVER_CPU" "$build/ternctl" -c "$dir/tern.yml" adduser-batch \
                     >"$dir/provision.log" 2>&1 || die "s2s: tern accounts: $(cat "$dir/provision.log")"
@@ -112,6 +133,7 @@ s2s_prepare() { # s2s_prepare NAME
         prosody)
             mkdir -p "$dir/data" "$dir/certs"
             s2s_render prosody-s2s.cfg.lua.in "$dir/prosody.cfg.lua" "$i" "$dir"
+            [ "$i" = 0 ] || s2s_link_hosts prosody "$dir/prosody.cfg.lua"
             taskset -c "$TOOL_CPU" "$PY" "$here/provision.py" --domain "${S2S_DOM[$i]}" \
                 --users "$S2S_USERS" --password "$PASSWORD" --iterations "$ITERATIONS" --jobs 1 \
                 --prosody-data "$dir/data" >"$dir/provision.log" 2>&1 ||
@@ -120,6 +142,7 @@ s2s_prepare() { # s2s_prepare NAME
         ejabberd)
             mkdir -p "$dir/spool" "$dir/logs"
             s2s_render ejabberd-s2s.yml.in "$dir/ejabberd.yml" "$i" "$dir"
+            [ "$i" = 0 ] || s2s_link_hosts ejabberd "$dir/ejabberd.yml"
             cat "$WORK/s2s/ca/${S2S_DOM[$i]}.crt" "$WORK/s2s/ca/${S2S_DOM[$i]}.key" >"$dir/server.pem"
             printf '{resolv_conf, ""}.\n{hosts_file, ""}.\n{nameserver, {127,0,0,1}, %s}.\n' \
                 "$S2S_DNS_PORT" >"$dir/inetrc"
@@ -203,7 +226,7 @@ s2s_load_ejabberd_users() { # s2s_load_ejabberd_users SIDE
         Node = '"'ejabberd_${S2S_SIDE[$i]}@localhost'"',
         {ok, Terms} = file:consult("'"$dir/users.eterm"'"),
         Rs = [rpc:call(Node, ejabberd_auth, try_register, [U, H, P]) || {U, H, P} <- Terms],
-        case [R || R <- Rs, R =/= ok] of
+        case [R || R <- Rs, R =/= ok, R =/= {error, exists}] of
             [] -> io:format("~b accounts created", [length(Rs)]), halt(0);
             Bad -> io:format("~b of ~b failed, first: ~p~n", [length(Bad), length(Rs), hd(Bad)]),
                    halt(1)
@@ -281,6 +304,14 @@ s2s_run() { # s2s_run NAME
     s2s_start_both "$name"
     s2s_bench "$name" s2s-first --users 1 --rate 10 --msg-rate 2 --duration 3 --drain 10
     s2s_stop
+    # Memory per connection: A's user asks B's S2S_LINKS other domains
+    # (a link there and one back each), on fresh servers again.
+    if [ "$S2S_LINKS" -gt 0 ]; then
+        s2s_start_both "$name"
+        s2s_bench "$name" s2s-links --users 1 --rate 10 --msg-rate 2 --duration 5 --drain 10 \
+            --links "$S2S_LINKS"
+        s2s_stop
+    fi
     # The fixed rates: logins first, then the links open with the first
     # messages of the measured window (one second of 1 000 msgs/s at most
     # waits for them: drain covers it).

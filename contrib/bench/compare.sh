@@ -58,6 +58,7 @@
 #   BENCH_ITERATIONS [4096]
 #   BENCH_S2S_SERVERS [BENCH_SERVERS]  BENCH_S2S_USERS [500] per server
 #   BENCH_S2S_RATES ["1000 2000"] msgs/s  BENCH_S2S_DURATION [20] s
+#   BENCH_S2S_LINKS [50] other domains of server B asked (memory per link)
 #   BENCH_SERVER_CPU [0]  BENCH_TOOL_CPU [1]  TERN_BENCH [build/bench/tern-bench]
 # Must run as root (installs, taskset, runs ejabberd as its own user).
 # Whole run: under 20 minutes on 2 cores with the defaults.
@@ -81,6 +82,7 @@ while [ $# -gt 0 ]; do
         : "${BENCH_PRES_USERS:=66}" "${BENCH_ROSTER:=10}" "${BENCH_PRES_DURATION:=5}"
         : "${BENCH_PRES_RATE:=20}"
         : "${BENCH_S2S_USERS:=20}" "${BENCH_S2S_RATES:=100 200}" "${BENCH_S2S_DURATION:=3}"
+        : "${BENCH_S2S_LINKS:=5}"
         ;;
     --no-s2s) s2s=0 ;;
     --only)
@@ -644,7 +646,7 @@ failed=0
 if [ "$only_s2s" = 1 ]; then
     run_s2s_part
     "$PY" "$here/report_s2s.py" --results "$results" --output "$output" \
-        --users "$S2S_USERS" --duration "$S2S_DURATION" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+        --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
     cp "$results" "${output%.md}-s2s.jsonl"
     say "wrote the Federation section of $output"
     exit 0
@@ -695,7 +697,7 @@ fi
 } >"$WORK/params"
 "$PY" "$here/report.py" write --results "$results" --params "$WORK/params" --output "$output"
 [ "$s2s" = 0 ] || "$PY" "$here/report_s2s.py" --results "$results" --output "$output" \
-    --users "$S2S_USERS" --duration "$S2S_DURATION" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+    --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
 cp "$results" "${output%.md}.jsonl"
 say "wrote $output (raw results: ${output%.md}.jsonl)"
 [ "$failed" = 0 ] || die "a server failed its check or left processes behind"

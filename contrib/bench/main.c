@@ -72,6 +72,7 @@ enum {
     O_SERVER2,
     O_PORT2,
     O_DOMAIN2,
+    O_LINKS,
     O_SERVER2_PID,
     O_SERVER2_PIDFILE,
     O_SERVER2_NAME,
@@ -116,6 +117,7 @@ static const struct option long_opts[] = {
     {"server2", required_argument, NULL, O_SERVER2},
     {"port2", required_argument, NULL, O_PORT2},
     {"domain2", required_argument, NULL, O_DOMAIN2},
+    {"links", required_argument, NULL, O_LINKS},
     {"server2-pid", required_argument, NULL, O_SERVER2_PID},
     {"server2-pidfile", required_argument, NULL, O_SERVER2_PIDFILE},
     {"server2-name", required_argument, NULL, O_SERVER2_NAME},
@@ -166,6 +168,9 @@ static void usage(FILE *f)
                "  --server2 HOST[:PORT]  address of the second server\n"
                "  --port2 N              its port (the first server's)\n"
                "  --domain2 D            its domain (required by s2s)\n"
+               "  --links N              s2s: user 1 of --domain also asks l1..lN.DOMAIN2\n"
+               "                         (domains of the second server) for disco#info:\n"
+               "                         a link each, for the memory per connection\n"
                "  --server2-pid PID      its process for CPU and memory from /proc\n"
                "  --server2-pidfile FILE ... or its pid file\n"
                "  --server2-name NAME    ... or its process name (comm)\n"
@@ -481,6 +486,9 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int provision)
             break;
         case O_DOMAIN2:
             o->domain2 = optarg;
+            break;
+        case O_LINKS:
+            r = parse_int(optarg, "--links", 0, 10000, &o->links);
             break;
         case O_SERVER2_PID: {
             int pid = 0;

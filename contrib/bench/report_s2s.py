@@ -101,21 +101,26 @@ def section(runs, a):
     out.append("The first message of a new link: one user on each side, freshly started servers "
                "that have never been in touch, each sending one message a second; the first "
                "message each way waits for the DNS lookup, TCP, TLS and the servers' "
-               "authentication of each other (target: under 50 ms on loopback).  Memory: what "
-               "each server's RSS grew while its two links (one outgoing, one incoming) opened "
-               "and carried those few messages.")
+               "authentication of each other (target: under 50 ms on loopback).  Memory per "
+               "connection: on fresh servers again, the user of a.test also asks each of %s "
+               "other domains of the b.test server (l1.b.test ...) for its disco#info, so each "
+               "server opens a link to the other for each domain and gets one back: the growth "
+               "of each server's RSS over the run divided by its 2N + 2 s2s connections (the "
+               "answer round trip includes opening both)." % a.links)
     out.append("")
-    out.append("| server | first message, slower way | faster way | RSS per link pair a.test | "
-               "b.test |")
-    out.append("| --- | ---: | ---: | ---: | ---: |")
+    out.append("| server | first message, slower way | faster way | domains answering "
+               "| answer p50 | RSS per s2s connection, a.test | b.test |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s in servers:
-        res = (by[s].get("s2s-first") or {}).get("result")
-        if not res:
-            out.append("| %s | failed | | | |" % TITLE[s])
-            continue
-        out.append("| %s | %s ms | %s ms | %s KiB | %s KiB |" % (
-            TITLE[s], num(res.get("first_msg_ms_max"), 1), num(res.get("first_msg_ms_p50"), 1),
-            num(res.get("server_rss_link_kib"), 0), num(res.get("server2_rss_link_kib"), 0)))
+        res = (by[s].get("s2s-first") or {}).get("result") or {}
+        links = (by[s].get("s2s-links") or {}).get("result") or {}
+        first = ("%s ms | %s ms" % (num(res.get("first_msg_ms_max"), 1),
+                                    num(res.get("first_msg_ms_p50"), 1))) if res else "failed |"
+        mem = ("%s/%s | %s ms | %s KiB | %s KiB" % (
+            num(links.get("link_answers"), 0), num(links.get("links"), 0),
+            num(links.get("link_rtt_ms_p50"), 1), num(links.get("server_rss_per_link_kib"), 1),
+            num(links.get("server2_rss_per_link_kib"), 1))) if links else "n/a | | |"
+        out.append("| %s | %s | %s |" % (TITLE[s], first, mem))
     out.append("")
     notes = []
     for s in servers:
@@ -155,6 +160,7 @@ def main():
     ap.add_argument("--output", required=True)
     ap.add_argument("--users", default="?")
     ap.add_argument("--duration", default="?")
+    ap.add_argument("--links", default="?")
     ap.add_argument("--busy", default="", help="the machine's load average")
     a = ap.parse_args()
     runs = load(a.results)

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #define NS_CLIENT "jabber:client"
+#define NS_DISCO  "http://jabber.org/protocol/disco#info"
 
 static int check(bench_opts_t *o, const char **why)
 {
@@ -73,6 +74,19 @@ static uint64_t sent_at(const bench_opts_t *o, xnode_t *st, uint64_t *seq)
 
 static void stanza(worker_t *w, client_t *c, xnode_t *st)
 {
+    if (xn_is(st, NS_CLIENT, "iq")) {
+        const char *id = xn_attr(st, "id");
+        unsigned long run;
+        int k;
+        uint64_t t;
+        if (id != NULL && sscanf(id, "s2slink-%lu-%d-%" SCNu64, &run, &k, &t) == 3 &&
+            run == w->o->run_id) {
+            uint64_t now = now_ns();
+            hist_add(&w->hist[H_LINK], now > t ? now - t : 0);
+            W_INC(w, C_LINK_ANSWERS);
+        }
+        return;
+    }
     uint64_t before = w->snap.c[C_MSG_RECV], seq = 0;
     scen_chat.stanza(w, c, st);
     if (w->snap.c[C_MSG_RECV] == before || !xn_is(st, NS_CLIENT, "message"))
@@ -97,9 +111,30 @@ static void srv2(report_t *r, const result_t *res, const char *key, const char *
     report_num(r, key, label, have ? v : NAN, decimals, unit);
 }
 
+/* --links N: user 1 of A (client 0) asks each of l1..lN.DOMAIN2, domains
+ * of server B, for disco#info: A opens a link to each and B one back for
+ * the answer, N pairs of connections more on each server. */
+static void ask_links(worker_t *w)
+{
+    if (w->o->links <= 0 || w->first != 0 || w->count == 0 || w->clients[0].st != CS_ONLINE)
+        return;
+    char to[BENCH_NAME_MAX * 2];
+    for (int k = 1; k <= w->o->links; k++) {
+        char dom[BENCH_NAME_MAX];
+        snprintf(dom, sizeof(dom), "l%d.%s", k, w->o->domain2);
+        xml_escape(dom, to, sizeof(to));
+        client_sendf(&w->clients[0],
+                     "<iq type='get' to='%s' id='s2slink-%lu-%d-%" PRIu64
+                     "'><query xmlns='" NS_DISCO "'/></iq>",
+                     to, w->o->run_id, k, now_ns());
+    }
+}
+
 static void phase(worker_t *w, phase_t ph)
 {
     scen_chat.phase(w, ph);
+    if (ph == PH_MEASURE)
+        ask_links(w);
 }
 
 static double measure_seconds(const bench_opts_t *o)
@@ -126,6 +161,15 @@ static void report(report_t *r, const result_t *res)
     report_num(r, "first_msg_ms_max", "first message latency max", f->count > 0 ? ms(f->max) : NAN,
                3, "ms");
 
+    const hist_t *l = &res->hist[H_LINK];
+    report_num(r, "links", "link domains asked", o->links, 0, NULL);
+    report_num(r, "link_answers", "link domains that answered",
+               (double)res->final.c[C_LINK_ANSWERS], 0, NULL);
+    report_num(r, "link_rtt_ms_p50", "link domain answer p50",
+               l->count > 0 ? ms(hist_quantile(l, 0.5)) : NAN, 3, "ms");
+    report_num(r, "link_rtt_ms_max", "link domain answer max", l->count > 0 ? ms(l->max) : NAN, 3,
+               "ms");
+
     double window = res_window(res, PH_MEASURE, PH_DRAIN);
     uint64_t recv_window = res_delta(res, C_MSG_RECV, PH_MEASURE, PH_DRAIN);
     double cpu1 = res->srv_measure1.cpu_s - res->srv_measure0.cpu_s;
@@ -144,6 +188,17 @@ static void report(report_t *r, const result_t *res)
          0, "KiB");
     srv2(r, res, "server2_rss_link_kib", "server B RSS added while measured",
          (double)(res->srv2_end.rss_kib - res->srv2_measure0.rss_kib), 0, "KiB");
+    /* With --links N: N outgoing and N incoming connections more on each
+     * server (l1..lN are B's own domains, so on B they are N incoming and
+     * N outgoing too). */
+    double conns = 2.0 * o->links + 2.0;
+    report_srv(r, res, "server_rss_per_link_kib", "server A RSS per s2s connection",
+               o->links > 0 ? (double)(res->srv_end.rss_kib - res->srv_measure0.rss_kib) / conns
+                            : NAN,
+               1, "KiB");
+    srv2(r, res, "server2_rss_per_link_kib", "server B RSS per s2s connection",
+         o->links > 0 ? (double)(res->srv2_end.rss_kib - res->srv2_measure0.rss_kib) / conns : NAN,
+         1, "KiB");
     srv2(r, res, "server2_cpu_s", "server B CPU", res->srv2_end.cpu_s - res->srv2_before.cpu_s, 2,
          "s");
     srv2(r, res, "server2_cpu_pct", "server B CPU while measured",
