@@ -6,9 +6,14 @@ BUILD="build-essential autoconf automake libtool pkg-config libevent-dev libexpa
 libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev libc-ares-dev"
 # dnsmasq serves the DNS records of the resolver tests (tests/unit/test_resolver.c,
 # tests/integration/dns.py).
+# python3-cryptography makes the test CA of the federation tests (tests/integration/pki.py).
 # clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz/).
+# The federation tests run a private DNS server (dnsmasq), a test CA
+# (python3-cryptography) and real peer servers (prosody with lua-unbound,
+# ejabberd): see tests/integration/peers.py.  Their system services are not
+# used; the tests start their own instances on free ports.
 TEST="python3 python3-slixmpp profanity poezio go-sendxmpp tmux openssl sqlite3 procps cppcheck
-clang-format clang libclang-rt-14-dev dnsmasq"
+clang-format clang libclang-rt-14-dev python3-cryptography dnsmasq prosody lua-unbound ejabberd"
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
 missing=""

@@ -33,6 +33,8 @@
 #define DEFAULT_C2S_PORT       5222
 #define DEFAULT_C2S_TLS_PORT   5223
 #define DEFAULT_COMPONENT_PORT 5347
+#define DEFAULT_S2S_PORT       5269
+#define DEFAULT_S2S_TLS_PORT   5270
 #define MAX_MODULE_NAME        64
 
 typedef struct builder {
@@ -443,6 +445,84 @@ static const tern_option_t c2s_options[] = {
     {.name = NULL},
 };
 
+static const tern_option_t s2s_options[] = {
+    {.name = "enabled",
+     .type = TERN_OPT_BOOL,
+     .def = "true",
+     .doc = "Open connections to other servers for stanzas to remote domains"},
+    {.name = "require_encryption",
+     .type = TERN_OPT_BOOL,
+     .def = "true",
+     .doc = "TLS on every server-to-server connection, both ways"},
+    {.name = "require_valid_certificates",
+     .type = TERN_OPT_BOOL,
+     .def = "true",
+     .doc = "A peer must present a valid certificate for its domain (except dialback_only)"},
+    {.name = "dialback_only",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "Remote domains allowed to authenticate with dialback although their certificate "
+            "does not check"},
+    {.name = "dialback_without_tls",
+     .type = TERN_OPT_BOOL,
+     .def = "false",
+     .doc = "Allow dialback on connections without TLS (XEP-0344 advises against it)"},
+    {.name = "allow",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "Remote domains we federate with; empty = all (but those in deny)"},
+    {.name = "deny",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "Remote domains we never federate with"},
+    {.name = "connect_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "10s",
+     .doc = "Time allowed an outgoing connection from the DNS query until authenticated",
+     .min = 500,
+     .max = 600 * 1000},
+    {.name = "idle_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "600s",
+     .doc = "Close server-to-server connections idle for this long",
+     .min = 1000,
+     .max = 7LL * 86400 * 1000},
+    {.name = "max_connections",
+     .type = TERN_OPT_INT,
+     .def = "1000",
+     .doc = "Server-to-server connections open at once, incoming and outgoing",
+     .min = 1,
+     .max = 1000000},
+    {.name = "queue_max_stanzas",
+     .type = TERN_OPT_INT,
+     .def = "100",
+     .doc = "Stanzas held per remote domain while its connection is being set up",
+     .min = 1,
+     .max = 1000000},
+    {.name = "queue_max_bytes",
+     .type = TERN_OPT_SIZE,
+     .def = "1M",
+     .doc = "Bytes held per remote domain while its connection is being set up",
+     .min = 1024,
+     .max = 1LL << 30},
+    {.name = "queue_max_age",
+     .type = TERN_OPT_DURATION,
+     .def = "30s",
+     .doc = "A held stanza bounces when its connection is not up after this long",
+     .min = 500,
+     .max = 3600 * 1000},
+    {.name = "ca_file",
+     .type = TERN_OPT_STRING,
+     .def = "",
+     .doc = "PEM file of the CAs trusted for peers' certificates; empty = the system's store"},
+    {.name = "dialback_secret",
+     .type = TERN_OPT_STRING,
+     .def = "",
+     .doc = "Secret of the dialback keys; empty = random at each start (several processes "
+            "serving one domain must share one)"},
+    {.name = NULL},
+};
+
 static const tern_option_t dns_options[] = {
     {.name = "servers",
      .type = TERN_OPT_LIST,
@@ -455,6 +535,67 @@ static const tern_option_t dns_options[] = {
 static long long num(const cfg_values_t *v, const char *name)
 {
     return cfg_values_get(v, name)->num;
+}
+
+/* A list of remote domains, prepared, into *out (NULL-terminated). */
+static int domain_list(builder_t *b, const cfg_values_t *v, const cfg_node_t *section,
+                       const char *name, const char ***out)
+{
+    const cfg_value_t *val = cfg_values_get(v, name);
+    const char **list = alloc(b, (val->list_len + 1) * sizeof(*list));
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < val->list_len; i++) {
+        char *d = tern_jid_prep_domain(val->list[i]);
+        if (!d)
+            return fail(b, cfg_map_get(section, name),
+                        "section 's2s': option '%s': '%s' is not a valid domain", name,
+                        val->list[i]);
+        list[i] = save(b, d);
+        free(d);
+        if (!list[i])
+            return -1;
+    }
+    *out = list;
+    return 0;
+}
+
+/* s2s: federation. */
+static int load_s2s(builder_t *b, const cfg_node_t *root)
+{
+    tern_config_t *cfg = b->cfg;
+    const cfg_node_t *n = cfg_map_get(root, "s2s");
+    cfg_values_t v;
+    if (cfg_section_build(s2s_options, n, "s2s", &v, b->err) < 0)
+        return -1;
+    cfg->s2s.enabled = (int)num(&v, "enabled");
+    cfg->s2s.require_encryption = (int)num(&v, "require_encryption");
+    cfg->s2s.require_valid_certificates = (int)num(&v, "require_valid_certificates");
+    cfg->s2s.dialback_without_tls = (int)num(&v, "dialback_without_tls");
+    cfg->s2s.connect_timeout_ms = num(&v, "connect_timeout");
+    cfg->s2s.idle_timeout_ms = num(&v, "idle_timeout");
+    cfg->s2s.max_connections = num(&v, "max_connections");
+    cfg->s2s.queue_max_stanzas = num(&v, "queue_max_stanzas");
+    cfg->s2s.queue_max_bytes = num(&v, "queue_max_bytes");
+    cfg->s2s.queue_max_age_ms = num(&v, "queue_max_age");
+    const char *ca = cfg_values_get(&v, "ca_file")->str;
+    const char *secret = cfg_values_get(&v, "dialback_secret")->str;
+    int rc = domain_list(b, &v, n, "dialback_only", &cfg->s2s.dialback_only) < 0 ||
+                     domain_list(b, &v, n, "allow", &cfg->s2s.allow) < 0 ||
+                     domain_list(b, &v, n, "deny", &cfg->s2s.deny) < 0
+                 ? -1
+                 : 0;
+    if (rc == 0 && *ca && !(cfg->s2s.ca_file = join(b, cfg->config_dir, ca)))
+        rc = -1;
+    if (rc == 0 && *secret) {
+        if (strlen(secret) < 16)
+            rc = fail(b, cfg_map_get(n, "dialback_secret"),
+                      "section 's2s': option 'dialback_secret' must be at least 16 characters");
+        else if (!(cfg->s2s.dialback_secret = save(b, secret)))
+            rc = -1;
+    }
+    cfg_values_clear(&v);
+    return rc;
 }
 
 static int load_sections(builder_t *b, const cfg_node_t *root)
@@ -497,7 +638,7 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     if (bad)
         return fail(b, cfg_map_get(c2s, "resource_conflict"),
                     "section 'c2s': option 'resource_conflict' must be kick_old or refuse");
-    return 0;
+    return load_s2s(b, root);
 }
 
 /* dns: servers, each checked; kept in the configuration's memory. */
@@ -613,7 +754,7 @@ static int load_listener(builder_t *b, const cfg_node_t *n, cfg_listener_t *l, a
     if (get_str(b, n, "type", "listener type", &type) < 0)
         return -1;
     if (!*type)
-        return fail(b, n, "listener needs a type (c2s, c2s_tls or component)");
+        return fail(b, n, "listener needs a type (c2s, c2s_tls, s2s, s2s_tls or component)");
     if (strcmp(type, "c2s") == 0) {
         l->kind = LISTEN_C2S;
         l->port = DEFAULT_C2S_PORT;
@@ -623,9 +764,16 @@ static int load_listener(builder_t *b, const cfg_node_t *n, cfg_listener_t *l, a
     } else if (strcmp(type, "component") == 0) {
         l->kind = LISTEN_COMPONENT;
         l->port = DEFAULT_COMPONENT_PORT;
+    } else if (strcmp(type, "s2s") == 0) {
+        l->kind = LISTEN_S2S;
+        l->port = DEFAULT_S2S_PORT;
+    } else if (strcmp(type, "s2s_tls") == 0) {
+        l->kind = LISTEN_S2S_TLS;
+        l->port = DEFAULT_S2S_TLS_PORT;
     } else {
         return fail(b, cfg_map_get(n, "type"),
-                    "listener type '%s' is unknown (c2s, c2s_tls or component)", type);
+                    "listener type '%s' is unknown (c2s, c2s_tls, s2s, s2s_tls or component)",
+                    type);
     }
     l->address = "::";
     if (get_str(b, n, "address", "listener address", &l->address) < 0)
@@ -888,7 +1036,7 @@ static int build(builder_t *b)
     static const char *const top[] = {
         "log_level", "log_file",   "state_dir", "storage", "module_path", "admin_socket",
         "admins",    "tls",        "listeners", "limits",  "c2s",         "modules",
-        "hosts",     "components", "services",  "dns",     NULL,
+        "hosts",     "components", "services",  "dns",     "s2s",         NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))
@@ -963,6 +1111,10 @@ const char *cfg_listen_kind_name(cfg_listen_kind_t kind)
         return "c2s_tls";
     case LISTEN_COMPONENT:
         return "component";
+    case LISTEN_S2S:
+        return "s2s";
+    case LISTEN_S2S_TLS:
+        return "s2s_tls";
     }
     return "?";
 }

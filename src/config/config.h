@@ -94,7 +94,13 @@ void cfg_format_value(tern_opt_type_t t, long long v, char *buf, size_t len);
 void cfg_options_markdown(const tern_option_t *table, FILE *out);
 
 /* Server configuration (cfg_server.c). */
-typedef enum { LISTEN_C2S = 1, LISTEN_C2S_TLS, LISTEN_COMPONENT } cfg_listen_kind_t;
+typedef enum {
+    LISTEN_C2S = 1,
+    LISTEN_C2S_TLS,
+    LISTEN_COMPONENT,
+    LISTEN_S2S,     /* servers, STARTTLS (default port 5269) */
+    LISTEN_S2S_TLS, /* servers, direct TLS with ALPN xmpp-server (XEP-0368; 5270) */
+} cfg_listen_kind_t;
 
 /* The listener type as written in the configuration ("c2s", ...). */
 const char *cfg_listen_kind_name(cfg_listen_kind_t kind);
@@ -179,7 +185,25 @@ typedef struct tern_config {
     int strict_channel_binding; /* RFC 5802 §6 'y' downgrade check, default true */
     cfg_conflict_t resource_conflict;
     long long scram_iterations; /* default 4096 */
-    void *mem;                  /* owner */
+
+    /* s2s: federation with other servers (the `s2s:` section) */
+    struct {
+        int enabled;                    /* outgoing federation, default true */
+        int require_encryption;         /* TLS before anything else, default true */
+        int require_valid_certificates; /* default true */
+        int dialback_without_tls;       /* XEP-0344: default false */
+        const char **dialback_only;   /* prepared domains allowed dialback with a bad certificate */
+        const char **allow, **deny;   /* prepared domains; empty allow = all */
+        long long connect_timeout_ms; /* default 10 s */
+        long long idle_timeout_ms;    /* default 600 s */
+        long long max_connections;    /* in and out together, default 1000 */
+        long long queue_max_stanzas;  /* per remote domain while connecting, default 100 */
+        long long queue_max_bytes;    /* default 1 MiB */
+        long long queue_max_age_ms;   /* default 30 s */
+        const char *ca_file;          /* trust store for peers; NULL = the system's */
+        const char *dialback_secret;  /* NULL = random per start */
+    } s2s;
+    void *mem; /* owner */
 } tern_config_t;
 
 /* Load and check the whole configuration.  NULL and err on any error. */

@@ -4,7 +4,7 @@
  * Owns the listening Unix socket, its file on disk and the short-lived
  * connections of `ternctl`.  Everything runs on the event loop: nothing
  * here blocks, a command line is read with a hard length limit and every
- * connection has a timeout.  The actual work (reload, stop, kick, deluser) belongs
+ * connection has a timeout.  The actual work (reload, stop, kick, deluser, s2s) belongs
  * to the server core; this file only parses, checks the peer and answers.
  * Answers never contain secrets.
  */
@@ -29,6 +29,7 @@
 #include "core/admin.h"
 #include "util/log.h"
 #include "core/server.h"
+#include "stream/s2s.h"
 #include "xml/xml_stream.h"
 #include "xmpp/conn.h"
 
@@ -251,6 +252,34 @@ static void cmd_deluser(admin_conn_t *c, const char *jid_s)
     tern_jid_free(&jid);
 }
 
+static void s2s_line(void *arg, const s2s_info_t *i)
+{
+    conn_line(arg, "%s %s %s %s %s %zu %s cert: %s", i->direction, i->remote[0] ? i->remote : "-",
+              i->local[0] ? i->local : "-", i->auth, i->tls, i->queued, i->peer, i->cert);
+}
+
+/* `ternctl s2s`: one line per server-to-server stream. */
+static void cmd_s2s(admin_conn_t *c)
+{
+    s2s_list(s2s_line, c);
+    conn_finish(c, NULL);
+}
+
+/* `ternctl s2s close DOMAIN`. */
+static void cmd_s2s_close(admin_conn_t *c, const char *domain)
+{
+    char *d = tern_jid_prep_domain(domain);
+    if (!d) {
+        conn_finish(c, "invalid domain");
+        return;
+    }
+    size_t n = s2s_close_domain(d);
+    log_info("admin: closed %zu server-to-server stream(s) with %s", n, d);
+    conn_line(c, "closed: %zu", n);
+    conn_finish(c, NULL);
+    free(d);
+}
+
 /* Parse and run one command line (NUL-terminated, no end-of-line). */
 static void run_command(admin_conn_t *c, char *line)
 {
@@ -280,8 +309,12 @@ static void run_command(admin_conn_t *c, char *line)
         cmd_kick(c, args[1], args[2]);
     else if (strcmp(cmd, "deluser") == 0 && n == 2)
         cmd_deluser(c, args[1]);
+    else if (strcmp(cmd, "s2s") == 0 && n == 1)
+        cmd_s2s(c);
+    else if (strcmp(cmd, "s2s") == 0 && n == 3 && strcmp(args[1], "close") == 0)
+        cmd_s2s_close(c, args[2]);
     else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 ||
-             strcmp(cmd, "kick") == 0 || strcmp(cmd, "deluser") == 0)
+             strcmp(cmd, "kick") == 0 || strcmp(cmd, "deluser") == 0 || strcmp(cmd, "s2s") == 0)
         conn_finish(c, "wrong number of arguments");
     else
         conn_finish(c, "unknown command");

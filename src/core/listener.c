@@ -1,5 +1,6 @@
 /*
- * listener.c — bind, listen and hand accepted sockets to their stream type.
+ * listener.c — bind, listen and hand accepted sockets to their stream type
+ * (clients, components, servers).
  *
  * "::" listens on IPv6 and IPv4 at once (IPV6_V6ONLY off), falling back to
  * IPv4 when the machine has no IPv6.  Accepted sockets get TCP_NODELAY.
@@ -33,6 +34,7 @@
 #include "util/log.h"
 #include "stream/c2s.h"
 #include "stream/component.h"
+#include "stream/s2s.h"
 
 #define LISTEN_BACKLOG      1024
 #define ACCEPT_RETRY_MS     1000
@@ -58,7 +60,7 @@ static unsigned long failures;    /* failed accept() calls meanwhile */
 
 static const char *kind_name(cfg_listen_kind_t k)
 {
-    return k == LISTEN_C2S ? "c2s" : k == LISTEN_C2S_TLS ? "c2s_tls" : "component";
+    return cfg_listen_kind_name(k);
 }
 
 static void format_peer(const struct sockaddr *sa, char *buf, size_t len)
@@ -110,6 +112,12 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         break;
     case LISTEN_COMPONENT:
         component_accept(fd, peer);
+        break;
+    case LISTEN_S2S:
+        s2s_accept(fd, peer, 0);
+        break;
+    case LISTEN_S2S_TLS:
+        s2s_accept(fd, peer, 1);
         break;
     }
 }

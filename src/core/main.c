@@ -25,6 +25,7 @@
 #include "route/sessions.h"
 #include "store/store.h"
 #include "store/account_names.h"
+#include "stream/s2s.h"
 #include "xml/xml_stream.h"
 #include "xmpp/conn.h"
 
@@ -218,6 +219,11 @@ static int run(const char *path)
         log_error("%s", err.text);
         goto out;
     }
+    char s2s_err[256];
+    if (s2s_start(s2s_err, sizeof(s2s_err)) < 0) {
+        log_error("federation: %s", s2s_err);
+        goto out;
+    }
     batch_timer = evtimer_new(server.base, on_batch_timer, NULL);
     if (batch_timer) {
         const conn_input_hooks_t batching = {batch_begin, batch_flush, batch_end};
@@ -243,6 +249,7 @@ static int run(const char *path)
 out:
     admin_stop();
     listeners_stop();
+    s2s_stop();
     for (int i = 0; i < 4; i++)
         if (signals[i])
             event_free(signals[i]);

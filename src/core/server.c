@@ -87,6 +87,14 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
     if (!tls)
         return -1;
     tls_server_free(&tls);
+    /* The trust store for other servers' certificates (federation). */
+    char why[300];
+    tls_client_t *trust = tls_client_new(cfg->s2s.ca_file, why, sizeof(why));
+    if (!trust) {
+        snprintf(err->text, sizeof(err->text), "%s: s2s.ca_file: %s", cfg->path, why);
+        return -1;
+    }
+    tls_client_free(&trust);
     return 0;
 }
 

@@ -43,28 +43,36 @@ void limits_ip_release(const char *ip)
         hashmap_free(&per_ip);
 }
 
+long long limits_bucket_take(long long *tokens, long long *at_ms, long long rate, long long burst,
+                             long long now_ms)
+{
+    if (rate <= 0)
+        return 0;
+    if (burst < 1)
+        burst = 1;
+    /* Tokens in thousandths, so that slow rates refill smoothly. */
+    if (!*at_ms || now_ms < *at_ms) {
+        *tokens = burst * 1000;
+        *at_ms = now_ms;
+    }
+    long long gained = (now_ms - *at_ms) * rate;
+    if (gained > 0) {
+        *tokens += gained;
+        if (*tokens > burst * 1000)
+            *tokens = burst * 1000;
+        *at_ms = now_ms;
+    }
+    *tokens -= 1000;
+    if (*tokens >= 0)
+        return 0;
+    /* In debt: wait until the bucket is back to one token. */
+    return (-*tokens + 1000 + rate - 1) / rate;
+}
+
 long long limits_stanza_take(struct user_sessions *u, long long rate, long long burst,
                              long long now_ms)
 {
     if (rate <= 0 || !u)
         return 0;
-    if (burst < 1)
-        burst = 1;
-    /* Tokens in thousandths, so that slow rates refill smoothly. */
-    if (!u->rate_at_ms || now_ms < u->rate_at_ms) {
-        u->rate_tokens = burst * 1000;
-        u->rate_at_ms = now_ms;
-    }
-    long long gained = (now_ms - u->rate_at_ms) * rate;
-    if (gained > 0) {
-        u->rate_tokens += gained;
-        if (u->rate_tokens > burst * 1000)
-            u->rate_tokens = burst * 1000;
-        u->rate_at_ms = now_ms;
-    }
-    u->rate_tokens -= 1000;
-    if (u->rate_tokens >= 0)
-        return 0;
-    /* In debt: wait until the bucket is back to one token. */
-    return (-u->rate_tokens + 1000 + rate - 1) / rate;
+    return limits_bucket_take(&u->rate_tokens, &u->rate_at_ms, rate, burst, now_ms);
 }

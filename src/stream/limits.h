@@ -26,5 +26,9 @@ void limits_ip_release(const char *ip);
  * bucket to hold one again. */
 long long limits_stanza_take(struct user_sessions *u, long long rate, long long burst,
                              long long now_ms);
+/* The same bucket kept by the caller (*tokens and *at_ms start at 0): a
+ * server-to-server stream keeps one per stream. */
+long long limits_bucket_take(long long *tokens, long long *at_ms, long long rate, long long burst,
+                             long long now_ms);
 
 #endif

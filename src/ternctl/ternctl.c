@@ -116,6 +116,10 @@ static void usage(FILE *f)
             "  status                  version, uptime and session count\n"
             "  reload                  re-read configuration and certificates\n"
             "  stop                    stop ternd and wait until it is gone\n"
+            "  s2s                     list server-to-server streams: direction, remote\n"
+            "                          domain, local domain, authentication, TLS, queued\n"
+            "                          stanzas, address, certificate check\n"
+            "  s2s close DOMAIN        close the streams with DOMAIN\n"
             "\n"
             "Other:\n"
             "  check-config            load and check the configuration\n"
@@ -1227,6 +1231,25 @@ static int cmd_stop(char **args, int n)
     return server_command("stop");
 }
 
+/* s2s [close DOMAIN]: the server-to-server streams, or close those of a
+ * domain. */
+static int cmd_s2s(char **args, int n)
+{
+    if (n == 0)
+        return server_command("s2s");
+    if (n != 2 || strcmp(args[0], "close") != 0) {
+        msg("usage: ternctl s2s [close DOMAIN]");
+        return EXIT_USAGE;
+    }
+    if (strlen(args[1]) > 1023 || strpbrk(args[1], " \t\r\n")) {
+        msg("invalid domain '%s'", args[1]);
+        return EXIT_USAGE;
+    }
+    char cmd[1100];
+    snprintf(cmd, sizeof(cmd), "s2s close %s", args[1]);
+    return server_command(cmd);
+}
+
 /* cert HOST CERTFILE KEYFILE [DAYS]: a self-signed certificate.  The key
  * is written mode 0600 (umask), the certificate made readable (0644). */
 static int cmd_cert(char **args, int n)
@@ -1294,6 +1317,7 @@ static const command_t commands[] = {
     {.name = "status", .min_args = 0, .max_args = 0, .run = cmd_status},
     {.name = "reload", .min_args = 0, .max_args = 0, .run = cmd_reload},
     {.name = "stop", .min_args = 0, .max_args = 0, .run = cmd_stop},
+    {.name = "s2s", .min_args = 0, .max_args = 2, .run = cmd_s2s},
     {.name = "cert", .min_args = 3, .max_args = 4, .run = cmd_cert},
     {.name = "help", .min_args = 0, .max_args = 0, .run = cmd_help},
     {.name = NULL},

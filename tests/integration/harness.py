@@ -53,6 +53,7 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 
 DOMAIN = "localhost"
+_DEFAULT_DOMAIN = DOMAIN  # DOMAIN itself may be changed by a test for one login
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "LeakSanitizer",
                       "runtime error:")
 
@@ -146,9 +147,13 @@ class Server:
     users: {localpart: password} created with ternctl before start.
     components: {domain: secret}.
     config: dict deep-merged over the default configuration.
+    domain: the host served (default "localhost"); a config that names its
+    own tls certificate keeps it (else `ternctl cert` makes one for domain).
     """
 
-    def __init__(self, users=None, components=None, config=None, name="tern"):
+    def __init__(self, users=None, components=None, config=None, name="tern", domain=DOMAIN):
+        self.domain = domain
+        self.ip = "127.0.0.1"  # the c2s listeners' address (SlixClient connects there)
         self.dir = tempfile.mkdtemp(prefix=name + "-")
         self.c2s_port = free_port()
         self.tls_port = free_port()
@@ -188,7 +193,7 @@ class Server:
             },
             "c2s": {"require_encryption": True, "allow_plain": False},
             "modules": {"disco": {}, "ping": {}, "version": {}, "time": {}, "uptime": {}},
-            "hosts": {DOMAIN: {}},
+            "hosts": {self.domain: {}},
             "components": {d: {"secret": s} for d, s in self.components.items()},
         }
         return deep_merge(conf, self.extra_config)
@@ -218,16 +223,17 @@ class Server:
         return r
 
     def add_user(self, user, password):
-        self.ternctl_ok("adduser", "%s@%s" % (user, DOMAIN), "--password-stdin",
+        self.ternctl_ok("adduser", "%s@%s" % (user, self.domain), "--password-stdin",
                         input=password + "\n")
         self.users[user] = password
 
     # ---- life cycle ----------------------------------------------------
 
     def start(self):
-        r = self.ternctl("cert", DOMAIN, self.cert_path, self.key_path, "30")
-        if r.returncode != 0:
-            raise ServerError("ternctl cert failed: %s" % r.stderr)
+        if self.config.get("tls", {}).get("certificate") == self.cert_path:
+            r = self.ternctl("cert", self.domain, self.cert_path, self.key_path, "30")
+            if r.returncode != 0:
+                raise ServerError("ternctl cert failed: %s" % r.stderr)
         self.write_config()
         for user, password in list(self.users.items()):
             self.add_user(user, password)
@@ -889,6 +895,8 @@ class SlixClient:
     def __init__(self, server, user, password=None, resource=None, direct_tls=False,
                  plus=False, mech=None):
         self.server = server
+        # A peer server of peers.py stands in for a Server: its domain, address, ports.
+        self.host = getattr(server, "ip", "127.0.0.1")
         self.user = user
         self.password = password if password is not None else server.users[user]
         self.resource = resource
@@ -902,13 +910,19 @@ class SlixClient:
         self.alpn = None
         self._waiters = []
 
+    @property
+    def domain(self):
+        """The server's domain (DOMAIN, read now, for the default one)."""
+        d = getattr(self.server, "domain", _DEFAULT_DOMAIN)
+        return DOMAIN if d == _DEFAULT_DOMAIN else d
+
     # everything below "_a" runs on the loop
 
     async def _a_create(self):
         import slixmpp
         if self.plus:
             _patch_slixmpp_scram()
-        jid = "%s@%s" % (self.user, DOMAIN)
+        jid = "%s@%s" % (self.user, self.domain)
         if self.resource:
             jid += "/" + self.resource
         default = self.mech == "default"
@@ -918,7 +932,7 @@ class SlixClient:
         if self.direct_tls:
             x.ssl_context.set_alpn_protocols(["xmpp-client"])
         x.use_ipv6 = False
-        x.default_domain = DOMAIN  # SNI and DNS name; connect() gets 127.0.0.1
+        x.default_domain = self.domain  # SNI and DNS name; connect() gets the address
         x.whitespace_keepalive = False
         for plugin in ("xep_0030", "xep_0199"):
             x.register_plugin(plugin)
@@ -977,7 +991,7 @@ class SlixClient:
         def bad(what):
             def handler(arg=None):
                 if not done.done():
-                    done.set_exception(LoginFailed("%s@%s: %s %s" % (self.user, DOMAIN, what,
+                    done.set_exception(LoginFailed("%s@%s: %s %s" % (self.user, self.domain, what,
                                                                      arg)))
             return handler
 
@@ -989,7 +1003,7 @@ class SlixClient:
         x.add_event_handler("disconnected", bad("disconnected"))
         port = self.server.tls_port if self.direct_tls else self.server.c2s_port
         x.default_port = port  # what the name lookup of default_domain pairs with
-        x.connect(address=("127.0.0.1", port), use_ssl=self.direct_tls,
+        x.connect(address=(self.host, port), use_ssl=self.direct_tls,
                   force_starttls=not self.direct_tls)
         try:
             await done
@@ -1013,7 +1027,7 @@ class SlixClient:
     def sync(self):
         """A ping round trip to the server: everything sent before it has been
         processed by the server when this returns."""
-        assert self.ping(DOMAIN) == "result"
+        assert self.ping(self.domain) == "result"
 
     @property
     def jid(self):

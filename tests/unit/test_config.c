@@ -421,6 +421,15 @@ static void test_defaults(void)
     CHECK(cfg->legacy_session == 1);
     CHECK(cfg->resource_conflict == CONFLICT_KICK_OLD);
     CHECK(cfg->scram_iterations == 4096);
+    CHECK(cfg->s2s.enabled == 1 && cfg->s2s.require_encryption == 1);
+    CHECK(cfg->s2s.require_valid_certificates == 1 && cfg->s2s.dialback_without_tls == 0);
+    CHECK(cfg->s2s.dialback_only && cfg->s2s.dialback_only[0] == NULL);
+    CHECK(cfg->s2s.allow && cfg->s2s.allow[0] == NULL);
+    CHECK(cfg->s2s.deny && cfg->s2s.deny[0] == NULL);
+    CHECK(cfg->s2s.connect_timeout_ms == 10000 && cfg->s2s.idle_timeout_ms == 600000);
+    CHECK(cfg->s2s.max_connections == 1000 && cfg->s2s.queue_max_stanzas == 100);
+    CHECK(cfg->s2s.queue_max_bytes == 1048576 && cfg->s2s.queue_max_age_ms == 30000);
+    CHECK(cfg->s2s.ca_file == NULL && cfg->s2s.dialback_secret == NULL);
     CHECK(cfg->n_hosts == 1);
     CHECK_STR(cfg->hosts[0].name, "localhost");
     CHECK(cfg->hosts[0].n_modules == 0);
@@ -433,6 +442,43 @@ static void test_defaults(void)
     CHECK(config_host(cfg, NULL) == NULL);
     config_free(&cfg);
     CHECK(cfg == NULL);
+    config_free(&cfg);
+}
+
+static void test_s2s(void)
+{
+    cfg_error_t err;
+    tern_config_t *cfg = load("hosts:\n  a.test:\n"
+                              "listeners:\n"
+                              "  - { type: s2s, address: 127.0.0.2 }\n"
+                              "  - { type: s2s_tls, address: 127.0.0.2 }\n"
+                              "s2s:\n"
+                              "  enabled: false\n"
+                              "  dialback_only: [B.Test, c.test]\n"
+                              "  deny: d.test\n"
+                              "  connect_timeout: 2s\n"
+                              "  queue_max_bytes: 64K\n"
+                              "  ca_file: ca.pem\n"
+                              "  dialback_secret: 0123456789abcdef0123\n",
+                              &err);
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "load failed: %s\n", err.text);
+        return;
+    }
+    CHECK(cfg->n_listeners == 2);
+    CHECK(cfg->listeners[0].kind == LISTEN_S2S && cfg->listeners[0].port == 5269);
+    CHECK(cfg->listeners[1].kind == LISTEN_S2S_TLS && cfg->listeners[1].port == 5270);
+    CHECK(cfg->s2s.enabled == 0);
+    CHECK_STR(cfg->s2s.dialback_only[0], "b.test");
+    CHECK_STR(cfg->s2s.dialback_only[1], "c.test");
+    CHECK(cfg->s2s.dialback_only[2] == NULL);
+    CHECK_STR(cfg->s2s.deny[0], "d.test");
+    CHECK(cfg->s2s.connect_timeout_ms == 2000 && cfg->s2s.queue_max_bytes == 65536);
+    char want[300];
+    snprintf(want, sizeof(want), "%s/ca.pem", dir);
+    CHECK_STR(cfg->s2s.ca_file, want);
+    CHECK_STR(cfg->s2s.dialback_secret, "0123456789abcdef0123");
     config_free(&cfg);
 }
 
@@ -713,10 +759,18 @@ static void test_errors(void)
                ":3: listener port '0' must be a number from 1 to 65535");
     EXPECT_ERR("listeners:\n  - { type: c2s, port: -5 }\n",
                ":2: listener port '-5' must be a number from 1 to 65535");
-    EXPECT_ERR("listeners:\n  - { type: s2s }\n",
-               ":2: listener type 's2s' is unknown (c2s, c2s_tls or component)");
+    EXPECT_ERR("listeners:\n  - { type: s2x }\n",
+               ":2: listener type 's2x' is unknown (c2s, c2s_tls, s2s, s2s_tls or component)");
     EXPECT_ERR("listeners:\n  - { port: 5222 }\n",
-               ":2: listener needs a type (c2s, c2s_tls or component)");
+               ":2: listener needs a type (c2s, c2s_tls, s2s, s2s_tls or component)");
+    EXPECT_ERR("s2s:\n  connect_timeout: 1ms\n",
+               ":2: section 's2s': option 'connect_timeout' must be between 500ms and 10m");
+    EXPECT_ERR("s2s:\n  dialback_only: [\"a..b\"]\n",
+               ":2: section 's2s': option 'dialback_only': 'a..b' is not a valid domain");
+    EXPECT_ERR("s2s:\n  dialback_secret: short\n",
+               ":2: section 's2s': option 'dialback_secret' must be at least 16 characters");
+    EXPECT_ERR("s2s:\n  enabled: maybe\n",
+               ":2: section 's2s': option 'enabled' must be true or false");
     EXPECT_ERR("listeners:\n  - { type: c2s, address: localhost }\n",
                ":2: listener address 'localhost' is not an IP address");
     EXPECT_ERR("listeners:\n  - { type: c2s, host: x }\n",
@@ -915,6 +969,7 @@ int main(int argc, char **argv)
     test_options();
     test_defaults();
     test_full();
+    test_s2s();
     test_services();
     test_dns();
     test_relative_path();

@@ -1,0 +1,68 @@
+/*
+ * s2s_int.h — what s2s.c, s2s_in.c and s2s_out.c share (internal to
+ * src/stream).
+ */
+#ifndef TERN_S2S_INT_H
+#define TERN_S2S_INT_H
+
+#include <stddef.h>
+#include <tern/module.h>
+
+#include "net/resolver.h"
+#include "tls/tls.h"
+#include "stream/s2s.h"
+
+#define NS_SERVER        "jabber:server"
+#define NS_DIALBACK      "jabber:server:dialback"
+#define NS_DIALBACK_FEAT "urn:xmpp:features:dialback"
+#define NS_BIDI          "urn:xmpp:bidi"
+#define NS_BIDI_FEAT     "urn:xmpp:features:bidi"
+
+struct conn;
+
+typedef struct s2s_shared {
+    tls_client_t *trust; /* checks peers' certificates */
+    char secret[65];     /* dialback secret (configured, or random per start) */
+    long long n_conns;   /* open s2s streams, both directions */
+    int started;
+} s2s_shared_t;
+
+extern s2s_shared_t s2s;
+
+/* Whether `list` (NULL-terminated prepared domains) holds `domain`. */
+int s2s_listed(const char *const *list, const char *domain);
+/* The allow/deny lists: 1 when we federate with `remote`. */
+int s2s_allowed(const char *remote);
+/* Whether `remote` may authenticate with dialback when its certificate
+ * checked as `v`: always with a valid one, else when certificates are not
+ * required or the domain is in dialback_only. */
+int s2s_dialback_allowed(const char *remote, tls_verify_t v);
+long long s2s_now_ms(void);
+/* A peer's token (stream id, dialback key) safe to echo: 1..128 of
+ * [A-Za-z0-9._-]. */
+int s2s_token_ok(const char *s);
+const char *s2s_verify_words(tls_verify_t v);
+
+/* s2s_out.c */
+int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to);
+/* Ask the authoritative server of `orig` whether `key` is the key of
+ * stream `in_id` (ours, from `orig` to `recv`): the answer comes through
+ * s2s_in_verified(). */
+void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const char *key);
+/* XEP-0288: incoming stream `c` authenticated `remote` towards `local` and
+ * asked for bidirectionality: our stanzas for the pair may go on it. */
+void s2s_out_bidi_attach(const char *local, const char *remote, struct conn *c);
+/* `c` is closing: it carries nothing more. */
+void s2s_out_bidi_detach(struct conn *c);
+void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
+size_t s2s_out_close(const char *remote);
+void s2s_out_stop(void);
+
+/* s2s_in.c: `type` is "valid", "invalid" or "error" (with `condition`). */
+void s2s_in_verified(const char *in_id, const char *orig, const char *recv, const char *type,
+                     const char *condition);
+void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
+size_t s2s_in_close(const char *remote);
+void s2s_in_stop(void);
+
+#endif

@@ -1,0 +1,1126 @@
+/*
+ * s2s_out.c — streams we open to other servers (RFC 6120 §3.2, §5, §6).
+ *
+ * One link per pair (our domain, remote domain): the router's remote hook
+ * (s2s_out_route) hands it each stanza.  While no authenticated stream
+ * exists the stanzas wait in the link's queue (bounded in stanzas, bytes
+ * and age) and a stream is set up:
+ *
+ *   DNS (SRV _xmpps-server / _xmpp-server, else the domain on 5269) ->
+ *   each target, each address -> TCP (direct TLS with ALPN xmpp-server and
+ *   SNI, or STARTTLS) -> the peer's certificate checked ->
+ *   SASL EXTERNAL when it is valid and offered; dialback otherwise (or when
+ *   EXTERNAL is refused), dialback with a bad certificate only for the
+ *   domains of s2s.dialback_only -> authenticated: the queue is flushed
+ *   in order.
+ *
+ * A failure bounces every queued stanza with RFC 6120 §8.3.3's condition
+ * (remote-server-not-found; remote-server-timeout after connect_timeout)
+ * and a text saying why, and is remembered: a new stanza within the
+ * backoff (1 s, doubling up to 60 s, reset by success) waits until it has
+ * passed, then a new attempt starts at once.  The same links carry our
+ * db:verify questions as a receiving server (s2s_out_verify).
+ *
+ * XEP-0288: we ask for a bidirectional stream when the peer offers it and
+ * then route its stanzas (from the domain we connected to) like an
+ * incoming stream's; an incoming stream that asked for it carries ours
+ * (s2s_out_bidi_attach) while we have no authenticated stream of our own.
+ * Must not: block, or send a stanza before the stream is authenticated.
+ */
+#include "stream/s2s_int.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/hashmap.h"
+#include "util/log.h"
+#include "route/domains.h"
+#include "route/host.h"
+#include "route/router.h"
+#include "xml/xml_stream.h"
+#include "xmpp/conn.h"
+#include "xmpp/stanza.h"
+#include "stream/dialback.h"
+#include "stream/limits.h"
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS   60000
+
+typedef struct queued {
+    struct queued *next;
+    tern_xml_t *stanza;
+    size_t bytes;
+    long long at_ms;
+} queued_t;
+
+typedef struct verify_req {
+    struct verify_req *next;
+    char in_id[STREAM_ID_LEN];
+    char key[129];
+} verify_req_t;
+
+typedef enum {
+    OUT_CONNECTING = 0, /* until the peer's stream header */
+    OUT_OPEN,           /* header seen, waiting for features */
+    OUT_STARTTLS,       /* <starttls/> sent */
+    OUT_SASL,           /* <auth mechanism='EXTERNAL'/> sent */
+    OUT_SASL_RESTART,   /* success: waiting for the new stream's features */
+    OUT_DIALBACK,       /* <db:result/> sent */
+    OUT_AUTHED
+} out_state_t;
+
+typedef struct link link_t;
+
+typedef struct s2s_out {
+    link_t *link; /* NULL once the link gave up on this stream */
+    conn_t *conn;
+    out_state_t state;
+    int tls, direct;
+    int header_on_secure; /* STARTTLS: our new header once TLS is up */
+    int ready;            /* db:verify may go out (features after TLS seen) */
+    int offers_external, offers_dialback;
+    const char *auth; /* "EXTERNAL" or "dialback" once authenticated */
+    int bidi;         /* XEP-0288: the peer may send us its stanzas on it */
+    tls_verify_t verify;
+    char stream_id[129];
+    long long rate_tokens, rate_at_ms; /* the peer's stanzas (bidi), as on s2s_in.c */
+    struct event *rate_timer;
+} s2s_out_t;
+
+struct link {
+    link_t *next;
+    char *local, *remote;
+    char key[520];
+    s2s_out_t *out; /* the stream being set up or up, or NULL */
+    conn_t *bidi;   /* an incoming stream that may carry ours (XEP-0288), or NULL */
+    queued_t *q, *q_tail;
+    size_t q_len, q_bytes;
+    verify_req_t *verifies; /* waiting for a stream that can carry them */
+    long long backoff_ms, retry_at_ms;
+    struct event *timer;         /* retry after the backoff; queue age */
+    struct event *connect_timer; /* connect_timeout of an attempt */
+    int attempting;              /* an attempt is under way (DNS, connect, negotiation) */
+    resolver_query_t *query;
+    resolver_target_t *targets;
+    size_t n_targets, ti;
+    resolver_addr_t *addrs;
+    size_t n_addrs, ai;
+    char why[300];              /* the last reason an address failed */
+    resolver_target_t redirect; /* see-other-host: where to go next */
+    int redirect_pending, redirects;
+};
+
+static hashmap_t *links_by_key;
+static link_t *all_links;
+static struct event *sweep_timer; /* forgets idle links */
+
+#define SWEEP_EVERY_S 60
+
+static void free_link(link_t *l);
+
+/* Every SWEEP_EVERY_S: forget the links with nothing under way and no
+ * failure to remember (their backoff passed a sweep ago), so that memory
+ * follows the domains in use, not every domain ever reached. */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    long long now = s2s_now_ms();
+    link_t **pp = &all_links;
+    while (*pp) {
+        link_t *l = *pp;
+        if (!l->out && !l->bidi && !l->q && !l->verifies && !l->attempting && !l->query &&
+            now >= l->retry_at_ms + SWEEP_EVERY_S * 1000) {
+            *pp = l->next;
+            hashmap_remove(links_by_key, l->key);
+            free_link(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+}
+
+static void try_addr(link_t *l);
+static void try_target(link_t *l);
+static void link_fail(link_t *l, const char *condition, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- links ---- */
+
+static link_t *find_link(const char *local, const char *remote, int create)
+{
+    char key[520];
+    snprintf(key, sizeof(key), "%s %s", local, remote);
+    link_t *l = links_by_key ? hashmap_get(links_by_key, key) : NULL;
+    if (l || !create)
+        return l;
+    if (!links_by_key && !(links_by_key = hashmap_new()))
+        return NULL;
+    if (!sweep_timer && (sweep_timer = event_new(server.base, -1, EV_PERSIST, sweep, NULL))) {
+        const struct timeval every = {SWEEP_EVERY_S, 0};
+        event_add(sweep_timer, &every);
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->local = strdup(local);
+    l->remote = strdup(remote);
+    snprintf(l->key, sizeof(l->key), "%s", key);
+    if (!l->local || !l->remote || hashmap_put(links_by_key, l->key, l) < 0) {
+        free(l->local);
+        free(l->remote);
+        free(l);
+        return NULL;
+    }
+    l->next = all_links;
+    all_links = l;
+    return l;
+}
+
+static void forget_targets(link_t *l)
+{
+    if (l->query) {
+        resolver_cancel(l->query);
+        l->query = NULL;
+    }
+    free(l->targets);
+    l->targets = NULL;
+    free(l->addrs);
+    l->addrs = NULL;
+    l->n_targets = l->n_addrs = l->ti = l->ai = 0;
+}
+
+/* Free `l`, already out of the table and the list, with what it holds
+ * (its stream, if any, forgets it). */
+static void free_link(link_t *l)
+{
+    forget_targets(l);
+    if (l->out) {
+        l->out->link = NULL;
+        l->out = NULL;
+    }
+    while (l->q) {
+        queued_t *q = l->q;
+        l->q = q->next;
+        tern_xml_unref(q->stanza);
+        free(q);
+    }
+    while (l->verifies) {
+        verify_req_t *v = l->verifies;
+        l->verifies = v->next;
+        free(v);
+    }
+    if (l->timer)
+        event_free(l->timer);
+    if (l->connect_timer)
+        event_free(l->connect_timer);
+    free(l->local);
+    free(l->remote);
+    free(l);
+}
+
+/* ---- writing ---- */
+
+static void write_header(s2s_out_t *o)
+{
+    char buf[2400];
+    snprintf(buf, sizeof(buf),
+             "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' xmlns:db='" NS_DIALBACK
+             "' xmlns:stream='" NS_STREAM "' from='%s' to='%s' version='1.0'>",
+             o->link ? o->link->local : "", o->link ? o->link->remote : "");
+    conn_write_str(o->conn, buf);
+    o->conn->header_sent = 1;
+}
+
+static void send_header(conn_t *c)
+{
+    write_header(c->data);
+}
+
+static void write_verify(s2s_out_t *o, const verify_req_t *v)
+{
+    char buf[2600];
+    snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
+             o->link->local, o->link->remote, v->in_id, v->key);
+    conn_write_str(o->conn, buf);
+}
+
+static void send_verifies(s2s_out_t *o)
+{
+    o->ready = 1;
+    link_t *l = o->link;
+    while (l->verifies) {
+        verify_req_t *v = l->verifies;
+        l->verifies = v->next;
+        write_verify(o, v);
+        free(v);
+    }
+}
+
+/* ---- outcome ---- */
+
+static void arm_timer(link_t *l);
+
+/* What waited goes on `c`, in order. */
+static void flush_queue(link_t *l, conn_t *c)
+{
+    while (l->q) {
+        queued_t *q = l->q;
+        l->q = q->next;
+        conn_send(c, q->stanza);
+        tern_xml_unref(q->stanza);
+        free(q);
+    }
+    l->q_tail = NULL;
+    l->q_len = l->q_bytes = 0;
+}
+
+/* The stream is authenticated: what waited goes, in order. */
+static void link_up(link_t *l, const char *method)
+{
+    s2s_out_t *o = l->out;
+    o->state = OUT_AUTHED;
+    o->auth = method;
+    l->attempting = 0;
+    l->backoff_ms = 0;
+    l->retry_at_ms = 0;
+    if (l->connect_timer)
+        evtimer_del(l->connect_timer);
+    forget_targets(l);
+    SSL *ssl = conn_ssl(o->conn);
+    log_info("s2s-out %s: %s -> %s authenticated with %s%s (%s, certificate check: %s)",
+             o->conn->peer, l->local, l->remote, method, o->bidi ? ", bidirectional" : "",
+             ssl ? SSL_get_version(ssl) : "no TLS", s2s_verify_words(o->verify));
+    flush_queue(l, o->conn);
+}
+
+/* Give up the current attempt: bounce what waits, answer the db:verify
+ * questions with an error, and remember the failure for the backoff. */
+static void link_fail(link_t *l, const char *condition, const char *fmt, ...)
+{
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    log_info("s2s-out %s -> %s: failed: %s", l->local, l->remote, text);
+    forget_targets(l);
+    l->attempting = 0;
+    if (l->connect_timer)
+        evtimer_del(l->connect_timer);
+    if (l->out) {
+        s2s_out_t *o = l->out;
+        l->out = NULL;
+        o->link = NULL;
+        conn_close(o->conn);
+    }
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_FIRST_MS;
+    if (l->backoff_ms > BACKOFF_MAX_MS)
+        l->backoff_ms = BACKOFF_MAX_MS;
+    l->retry_at_ms = s2s_now_ms() + l->backoff_ms;
+    queued_t *q = l->q;
+    l->q = l->q_tail = NULL;
+    l->q_len = l->q_bytes = 0;
+    verify_req_t *v = l->verifies;
+    l->verifies = NULL;
+    char *local = strdup(l->local), *remote = strdup(l->remote);
+    while (q) {
+        queued_t *next = q->next;
+        router_bounce(q->stanza,
+                      strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
+                      condition, text);
+        tern_xml_unref(q->stanza);
+        free(q);
+        q = next;
+    }
+    while (v) {
+        verify_req_t *next = v->next;
+        if (local && remote)
+            s2s_in_verified(v->in_id, remote, local, "error", "remote-server-not-found");
+        free(v);
+        v = next;
+    }
+    free(local);
+    free(remote);
+}
+
+static void connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_t *l = arg;
+    long long ms = server.cfg->s2s.connect_timeout_ms;
+    link_fail(l, "remote-server-timeout", "%s did not answer within %lld.%03lld s (%s)", l->remote,
+              ms / 1000, ms % 1000,
+              l->out ? (l->out->state == OUT_CONNECTING ? "connecting or TLS handshake"
+                                                        : "stream negotiation")
+                     : "DNS");
+}
+
+/* ---- DNS and connect ---- */
+
+static void on_addrs(void *arg, const resolver_addr_t *addrs, size_t n, const char *error)
+{
+    link_t *l = arg;
+    l->query = NULL;
+    if (error || n == 0) {
+        snprintf(l->why, sizeof(l->why), "%s: %s", l->targets[l->ti].host,
+                 error ? error : "no address");
+        l->ti++;
+        try_target(l);
+        return;
+    }
+    free(l->addrs);
+    l->addrs = malloc(n * sizeof(*addrs));
+    if (!l->addrs) {
+        link_fail(l, "remote-server-not-found", "out of memory");
+        return;
+    }
+    memcpy(l->addrs, addrs, n * sizeof(*addrs));
+    l->n_addrs = n;
+    l->ai = 0;
+    try_addr(l);
+}
+
+static void try_target(link_t *l)
+{
+    if (l->ti >= l->n_targets) {
+        link_fail(l, "remote-server-not-found", "cannot connect to %s: %s", l->remote,
+                  l->why[0] ? l->why : "no target");
+        return;
+    }
+    const resolver_target_t *t = &l->targets[l->ti];
+    l->query = resolver_addrs(server.resolver, t->host, t->port, on_addrs, l);
+    if (!l->query)
+        link_fail(l, "remote-server-not-found", "out of memory");
+}
+
+static void on_targets(void *arg, const resolver_target_t *targets, size_t n, const char *error)
+{
+    link_t *l = arg;
+    l->query = NULL;
+    if (error || n == 0) {
+        link_fail(l, "remote-server-not-found", "DNS for %s: %s", l->remote,
+                  error ? error : "no target");
+        return;
+    }
+    l->targets = malloc(n * sizeof(*targets));
+    if (!l->targets) {
+        link_fail(l, "remote-server-not-found", "out of memory");
+        return;
+    }
+    memcpy(l->targets, targets, n * sizeof(*targets));
+    l->n_targets = n;
+    l->ti = 0;
+    try_target(l);
+}
+
+static void format_addr(const resolver_addr_t *a, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%d", host, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%d", host, ntohs(s4->sin_port));
+    }
+}
+
+/* Our certificate for `local`, presented for SASL EXTERNAL (XEP-0178):
+ * the domain's own, else (a service domain) that of the host it is under,
+ * else the global one, as the server side picks them. */
+static void use_our_certificate(SSL *ssl, const char *local)
+{
+    const cfg_host_t *h = config_host(server.cfg, local);
+    if (h && h->is_service && !h->certificate) {
+        const cfg_host_t *best = NULL;
+        size_t len = strlen(local);
+        for (size_t i = 0; i < server.cfg->n_hosts; i++) {
+            const cfg_host_t *p = &server.cfg->hosts[i];
+            size_t pl = strlen(p->name);
+            if (!p->is_service && pl + 1 < len && local[len - pl - 1] == '.' &&
+                strcmp(local + len - pl, p->name) == 0 && (!best || pl > strlen(best->name)))
+                best = p;
+        }
+        if (best)
+            h = best;
+    }
+    const char *cert = h && h->certificate ? h->certificate : server.cfg->certificate;
+    const char *key = h && h->key ? h->key : server.cfg->key;
+    if (!cert || !key)
+        return;
+    if (SSL_use_certificate_chain_file(ssl, cert) != 1 ||
+        SSL_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1)
+        log_warn("s2s-out: cannot present certificate %s to peers", cert);
+}
+
+static SSL *client_ssl(link_t *l, const char *alpn)
+{
+    SSL *ssl = tls_client_ssl_for_server(s2s.trust, l->remote, 0, alpn);
+    if (ssl)
+        use_our_certificate(ssl, l->local);
+    return ssl;
+}
+
+static const conn_ops_t s2s_out_ops;
+
+static void try_addr(link_t *l)
+{
+    const resolver_target_t *t = &l->targets[l->ti];
+    while (l->ai < l->n_addrs) {
+        const resolver_addr_t *a = &l->addrs[l->ai];
+        char peer[80];
+        format_addr(a, peer, sizeof(peer));
+        SSL *ssl = NULL;
+        if (t->direct_tls && !(ssl = client_ssl(l, "xmpp-server"))) {
+            link_fail(l, "remote-server-not-found", "cannot make a TLS context");
+            return;
+        }
+        s2s_out_t *o = calloc(1, sizeof(*o));
+        if (!o) {
+            if (ssl)
+                SSL_free(ssl);
+            link_fail(l, "remote-server-not-found", "out of memory");
+            return;
+        }
+        o->link = l;
+        o->direct = t->direct_tls;
+        o->tls = t->direct_tls;
+        o->verify = TLS_VERIFY_PENDING;
+        xml_stream_limits_t limits = {.max_stanza_bytes = (size_t)server.cfg->max_stanza_size,
+                                      .max_depth = 64,
+                                      .max_attrs = 64};
+        o->conn = conn_connect(server.base, (const struct sockaddr *)&a->ss, (int)a->len, peer,
+                               &s2s_out_ops, o, ssl, &limits, server.cfg->s2s.idle_timeout_ms);
+        if (!o->conn) {
+            free(o);
+            snprintf(l->why, sizeof(l->why), "%s: cannot open a socket", peer);
+            l->ai++;
+            continue;
+        }
+        o->conn->stream_ns = NS_SERVER;
+        o->conn->never_held = 1;
+        s2s.n_conns++;
+        l->out = o;
+        log_debug("s2s-out %s: connecting for %s -> %s (%s)", peer, l->local, l->remote,
+                  t->direct_tls ? "direct TLS" : "STARTTLS");
+        write_header(o); /* waits for the connection (and TLS) */
+        return;
+    }
+    l->ti++;
+    try_target(l);
+}
+
+static void link_connect(link_t *l)
+{
+    if (l->attempting || l->out)
+        return;
+    if (s2s.n_conns >= server.cfg->s2s.max_connections) {
+        link_fail(l, "resource-constraint", "too many server connections (s2s.max_connections)");
+        return;
+    }
+    l->attempting = 1;
+    l->why[0] = '\0';
+    l->redirects = 0;
+    l->redirect_pending = 0;
+    if (!l->connect_timer)
+        l->connect_timer = evtimer_new(server.base, connect_timeout, l);
+    long long ms = server.cfg->s2s.connect_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (l->connect_timer)
+        evtimer_add(l->connect_timer, &tv);
+    l->query = resolver_targets(server.resolver, l->remote, "xmpp-server", 5269, on_targets, l);
+    if (!l->query)
+        link_fail(l, "remote-server-not-found", "out of memory");
+}
+
+/* The link's timer: stanzas older than queue_max_age bounce; after the
+ * backoff, a new attempt for what waits. */
+static void link_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_t *l = arg;
+    long long now = s2s_now_ms(), max_age = server.cfg->s2s.queue_max_age_ms;
+    while (l->q && now - l->q->at_ms >= max_age) {
+        queued_t *q = l->q;
+        l->q = q->next;
+        if (!l->q)
+            l->q_tail = NULL;
+        l->q_len--;
+        l->q_bytes -= q->bytes;
+        router_bounce(q->stanza, "wait", "remote-server-timeout",
+                      "no connection to the recipient's server in time");
+        tern_xml_unref(q->stanza);
+        free(q);
+    }
+    if ((l->q || l->verifies) && !l->out && !l->attempting && now >= l->retry_at_ms)
+        link_connect(l);
+    arm_timer(l);
+}
+
+static void arm_timer(link_t *l)
+{
+    if (!l->q && !(l->verifies && !l->attempting))
+        return;
+    if (!l->timer && !(l->timer = evtimer_new(server.base, link_timer, l)))
+        return;
+    long long now = s2s_now_ms(), at = LLONG_MAX;
+    if (l->q)
+        at = l->q->at_ms + server.cfg->s2s.queue_max_age_ms;
+    if (!l->out && !l->attempting && l->retry_at_ms < at)
+        at = l->retry_at_ms;
+    long long ms = at > now ? at - now : 0;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(l->timer, &tv);
+}
+
+/* ---- the stream ---- */
+
+__attribute__((format(printf, 3, 4))) static void fail_stream(s2s_out_t *o, const char *condition,
+                                                              const char *fmt, ...)
+{
+    link_t *l = o->link;
+    if (!l)
+        return;
+    char text[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    link_fail(l, condition, "%s", text);
+}
+
+static void on_open(conn_t *c, const char *name, const char *ns, const char **attrs)
+{
+    s2s_out_t *o = c->data;
+    const char *id = NULL;
+    for (size_t i = 0; attrs[i]; i += 2)
+        if (strcmp(attrs[i], "id") == 0)
+            id = attrs[i + 1];
+    if (!name || strcmp(name, "stream") != 0 || !ns || strcmp(ns, NS_STREAM) != 0) {
+        conn_stream_error(c, "invalid-namespace", NULL);
+        return;
+    }
+    if (!s2s_token_ok(id)) {
+        conn_stream_error(c, "invalid-xml", "a stream id of letters and digits is required");
+        return;
+    }
+    snprintf(o->stream_id, sizeof(o->stream_id), "%s", id);
+    if (o->state == OUT_CONNECTING)
+        o->state = OUT_OPEN;
+}
+
+static tls_verify_t check_certificate(s2s_out_t *o)
+{
+    SSL *ssl = conn_ssl(o->conn);
+    if (!ssl)
+        return TLS_VERIFY_NO_CERT;
+    tls_verify_t v = tls_peer_verify(s2s.trust, ssl, o->link->remote);
+    tls_verify_t name_check = conn_tls_verify(o->conn); /* DNS-ID with our trust store */
+    if (v == TLS_VERIFY_OK || name_check == TLS_VERIFY_OK)
+        return TLS_VERIFY_OK;
+    return name_check != TLS_VERIFY_PENDING ? name_check : v;
+}
+
+static void start_dialback(s2s_out_t *o)
+{
+    link_t *l = o->link;
+    char key[DIALBACK_KEY_LEN];
+    if (dialback_key(s2s.secret, l->remote, l->local, o->stream_id, key) < 0) {
+        fail_stream(o, "remote-server-not-found", "cannot compute a dialback key");
+        return;
+    }
+    char buf[2400];
+    snprintf(buf, sizeof(buf), "<db:result from='%s' to='%s'>%s</db:result>", l->local, l->remote,
+             key);
+    conn_write_str(o->conn, buf);
+    o->state = OUT_DIALBACK;
+}
+
+/* Dialback after EXTERNAL was not possible: allowed with a valid
+ * certificate, or with a bad one for the domains of dialback_only. */
+static void dialback_or_fail(s2s_out_t *o)
+{
+    link_t *l = o->link;
+    if (!s2s_dialback_allowed(l->remote, o->verify)) {
+        fail_stream(o, "remote-server-not-found",
+                    "the certificate of %s is not valid (%s) and the domain is not in "
+                    "s2s.dialback_only",
+                    l->remote, s2s_verify_words(o->verify));
+        return;
+    }
+    start_dialback(o);
+}
+
+static void handle_features(s2s_out_t *o, tern_xml_t *f)
+{
+    link_t *l = o->link;
+    const tern_config_t *cfg = server.cfg;
+    if (o->state == OUT_SASL_RESTART) {
+        link_up(l, "EXTERNAL");
+        return;
+    }
+    if (o->state != OUT_OPEN)
+        return;
+    tern_xml_t *mechs = tern_xml_child(f, "mechanisms", NS_SASL);
+    o->offers_external = 0;
+    for (tern_xml_t *m = mechs ? tern_xml_first_element(mechs) : NULL; m;
+         m = tern_xml_next_element(m))
+        if (strcmp(tern_xml_text(m), "EXTERNAL") == 0)
+            o->offers_external = 1;
+    o->offers_dialback = tern_xml_child(f, "dialback", NS_DIALBACK_FEAT) != NULL;
+    if (!o->tls) {
+        if (tern_xml_child(f, "starttls", NS_TLS)) {
+            conn_write_str(o->conn, "<starttls xmlns='" NS_TLS "'/>");
+            o->state = OUT_STARTTLS;
+            return;
+        }
+        if (cfg->s2s.require_encryption || !cfg->s2s.dialback_without_tls) {
+            fail_stream(o, "remote-server-not-found", "%s does not offer TLS%s", l->remote,
+                        cfg->s2s.require_encryption ? " (s2s.require_encryption)" : "");
+            return;
+        }
+        o->verify = TLS_VERIFY_NO_CERT;
+        send_verifies(o);
+        dialback_or_fail(o);
+        return;
+    }
+    o->verify = check_certificate(o);
+    send_verifies(o);
+    if (tern_xml_child(f, "bidi", NS_BIDI_FEAT)) {
+        conn_write_str(o->conn, "<bidi xmlns='" NS_BIDI "'/>"); /* XEP-0288 §2.2 */
+        o->bidi = 1;
+    }
+    if (o->verify == TLS_VERIFY_OK && o->offers_external) {
+        conn_write_str(o->conn, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>=</auth>");
+        o->state = OUT_SASL;
+        return;
+    }
+    dialback_or_fail(o);
+}
+
+static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
+{
+    link_t *l = o->link;
+    const char *type = tern_xml_attr(el, "type");
+    if (strcmp(el->name, "verify") == 0) {
+        /* The answer to a question of ours as receiving server. */
+        const char *id = tern_xml_attr(el, "id");
+        tern_xml_t *err =
+            type && strcmp(type, "error") == 0 ? tern_xml_child(el, "error", NULL) : NULL;
+        tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
+        if (id && type)
+            s2s_in_verified(id, l->remote, l->local, type,
+                            strcmp(type, "error") == 0 ? (cond ? cond->name : "undefined-condition")
+                                                       : NULL);
+        return;
+    }
+    if (strcmp(el->name, "result") == 0 && !type) {
+        /* The peer asks to send for another domain of its own on our
+         * stream (XEP-0288 §2.2): we do not take that; it may connect. */
+        char buf[2400];
+        snprintf(buf, sizeof(buf),
+                 "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
+                 "<feature-not-implemented xmlns='" NS_STANZAS "'/></error></db:result>",
+                 l->local, l->remote);
+        if (s2s_token_ok(tern_xml_attr(el, "from")) && s2s_token_ok(tern_xml_attr(el, "to")))
+            conn_write_str(o->conn, buf);
+        return;
+    }
+    if (strcmp(el->name, "result") != 0 || o->state != OUT_DIALBACK)
+        return;
+    if (type && strcmp(type, "valid") == 0) {
+        link_up(l, "dialback");
+        return;
+    }
+    tern_xml_t *err = tern_xml_child(el, "error", NULL);
+    tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
+    fail_stream(o, "remote-server-not-found", "%s refused our dialback key (%s)", l->remote,
+                cond   ? cond->name
+                : type ? type
+                       : "no answer");
+}
+
+static void rate_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s2s_out_t *o = arg;
+    conn_input_release(o->conn);
+}
+
+/* XEP-0288: on a bidirectional stream the peer sends stanzas of the
+ * domain we connected to (its certificate, or DNS for dialback, vouched
+ * for it) to ours; they pass the router's peer rules like those of an
+ * incoming stream, at the same rate. */
+static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
+{
+    link_t *l = o->link;
+    long long wait =
+        limits_bucket_take(&o->rate_tokens, &o->rate_at_ms, server.cfg->max_stanzas_per_second,
+                           server.cfg->stanza_burst, s2s_now_ms());
+    if (wait > 0 && (o->rate_timer || (o->rate_timer = evtimer_new(server.base, rate_over, o)))) {
+        struct timeval w = {wait / 1000, (wait % 1000) * 1000};
+        conn_input_hold(o->conn);
+        evtimer_add(o->rate_timer, &w);
+    }
+    const route_origin_t origin = {.kind = ROUTE_PEER, .domain = l->remote};
+    const char *refused = NULL;
+    if (router_route_from(st, &origin, &refused) < 0 && refused) {
+        log_info("s2s-out %s: stanza from %s to %s refused: %s", o->conn->peer,
+                 tern_xml_attr(st, "from") ? tern_xml_attr(st, "from") : "(none)",
+                 tern_xml_attr(st, "to") ? tern_xml_attr(st, "to") : "(none)", refused);
+        conn_stream_error(o->conn, refused, NULL);
+    }
+}
+
+/* RFC 6120 §4.9.3.19: "host", "host:port" or "[IPv6]:port" (port 5269
+ * when left out), at most MAX_REDIRECTS times per attempt.  0 when the
+ * next connection goes there. */
+#define MAX_REDIRECTS 2
+static int see_other_host(link_t *l, const s2s_out_t *o, const char *text)
+{
+    char host[256];
+    unsigned port = 5269;
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || n >= sizeof(host) || l->redirects >= MAX_REDIRECTS)
+        return -1;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end == text + 1)
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(end - text - 1), text + 1);
+        if (end[1] == ':' && sscanf(end + 2, "%5u", &port) != 1)
+            return -1;
+    } else {
+        const char *colon = strchr(text, ':');
+        snprintf(host, sizeof(host), "%.*s", (int)(colon ? (size_t)(colon - text) : n), text);
+        if (colon && sscanf(colon + 1, "%5u", &port) != 1)
+            return -1;
+    }
+    int v6 = strspn(host, "0123456789abcdefABCDEF:.") == strlen(host) && strchr(host, ':');
+    if (port == 0 || port > 65535 || !(s2s_token_ok(host) || v6))
+        return -1;
+    memset(&l->redirect, 0, sizeof(l->redirect));
+    snprintf(l->redirect.host, sizeof(l->redirect.host), "%s", host);
+    l->redirect.port = (unsigned short)port;
+    l->redirect.direct_tls = o->direct;
+    l->redirect_pending = 1;
+    l->redirects++;
+    log_info("s2s-out %s -> %s: redirected to %s port %u", l->local, l->remote, host, port);
+    return 0;
+}
+
+static void on_stanza(conn_t *c, tern_xml_t *st)
+{
+    s2s_out_t *o = c->data;
+    if (!o->link)
+        return; /* given up: closing */
+    link_t *l = o->link;
+    const char *ns = st->ns ? st->ns : "";
+    if (strcmp(ns, NS_STREAM) == 0 && strcmp(st->name, "features") == 0) {
+        handle_features(o, st);
+    } else if (strcmp(ns, NS_STREAM) == 0 && strcmp(st->name, "error") == 0) {
+        tern_xml_t *cond = tern_xml_first_element(st);
+        snprintf(l->why, sizeof(l->why), "%s sent the stream error %s", l->remote,
+                 cond ? cond->name : "(none)");
+        log_info("s2s-out %s: %s", c->peer, l->why);
+        if (cond && strcmp(cond->name, "see-other-host") == 0 && o->state != OUT_AUTHED &&
+            see_other_host(l, o, tern_xml_text(cond)) == 0)
+            conn_close(c); /* on_closing goes there */
+        else if (o->state != OUT_AUTHED)
+            fail_stream(o, "remote-server-not-found", "%s", l->why);
+        else
+            conn_close(c);
+    } else if (strcmp(ns, NS_TLS) == 0 && strcmp(st->name, "proceed") == 0 &&
+               o->state == OUT_STARTTLS) {
+        SSL *ssl = client_ssl(l, NULL);
+        if (!ssl) {
+            fail_stream(o, "remote-server-not-found", "cannot make a TLS context");
+            return;
+        }
+        o->tls = 1;
+        o->header_on_secure = 1;
+        o->state = OUT_OPEN;
+        conn_starttls(c, ssl);
+    } else if (strcmp(ns, NS_TLS) == 0) {
+        fail_stream(o, "remote-server-not-found", "%s refused STARTTLS", l->remote);
+    } else if (strcmp(ns, NS_SASL) == 0 && o->state == OUT_SASL) {
+        if (strcmp(st->name, "success") == 0) {
+            o->state = OUT_SASL_RESTART;
+            conn_restart_stream(c);
+            write_header(o);
+            return;
+        }
+        tern_xml_t *cond = tern_xml_first_element(st);
+        log_info("s2s-out %s: %s refused SASL EXTERNAL (%s): trying dialback", c->peer, l->remote,
+                 cond ? cond->name : "no reason");
+        o->state = OUT_OPEN;
+        dialback_or_fail(o);
+    } else if (strcmp(ns, NS_DIALBACK) == 0) {
+        handle_dialback(o, st);
+    } else if (o->bidi && o->state == OUT_AUTHED && stanza_kind(st) != STANZA_OTHER) {
+        peer_stanza(o, st);
+    } else {
+        conn_stream_error(c, "unsupported-stanza-type", "this stream carries our stanzas only");
+    }
+}
+
+static void on_secure(conn_t *c)
+{
+    s2s_out_t *o = c->data;
+    if (o->header_on_secure && o->link) {
+        o->header_on_secure = 0;
+        o->state = OUT_CONNECTING;
+        write_header(o);
+    }
+}
+
+static void on_idle(conn_t *c)
+{
+    s2s_out_t *o = c->data;
+    if (o->state == OUT_AUTHED)
+        conn_write_str(c, " ");
+}
+
+/* The stream ended (either side, or the connect failed): before it was
+ * authenticated, the next address is tried. */
+static void on_closing(conn_t *c)
+{
+    s2s_out_t *o = c->data;
+    link_t *l = o->link;
+    if (!l || l->out != o)
+        return;
+    l->out = NULL;
+    o->link = NULL;
+    if (o->state == OUT_AUTHED) {
+        log_info("s2s-out %s: stream %s -> %s closed", c->peer, l->local, l->remote);
+        return;
+    }
+    if (server.stopping) {
+        link_fail(l, "remote-server-not-found", "%s", "the server is shutting down");
+        return;
+    }
+    if (o->state == OUT_CONNECTING && !o->stream_id[0])
+        snprintf(l->why, sizeof(l->why), "%s: %s", c->peer,
+                 o->tls ? "connection or TLS handshake failed" : "connection failed");
+    else if (!l->why[0])
+        snprintf(l->why, sizeof(l->why), "%s closed the stream during negotiation", c->peer);
+    log_info("s2s-out %s -> %s: %s", l->local, l->remote, l->why);
+    if (l->redirect_pending) { /* see-other-host: that target alone */
+        l->redirect_pending = 0;
+        forget_targets(l);
+        l->targets = malloc(sizeof(*l->targets));
+        if (!l->targets) {
+            link_fail(l, "remote-server-not-found", "out of memory");
+            return;
+        }
+        l->targets[0] = l->redirect;
+        l->n_targets = 1;
+        try_target(l);
+        return;
+    }
+    l->ai++;
+    if (l->addrs)
+        try_addr(l);
+    else
+        link_fail(l, "remote-server-not-found", "%s", l->why);
+}
+
+static void on_free(conn_t *c)
+{
+    s2s_out_t *o = c->data;
+    if (o->link && o->link->out == o)
+        o->link->out = NULL;
+    if (o->rate_timer)
+        event_free(o->rate_timer);
+    s2s.n_conns--;
+    free(o);
+}
+
+static const conn_ops_t s2s_out_ops = {.kind = "s2s-out",
+                                       .on_open = on_open,
+                                       .on_stanza = on_stanza,
+                                       .on_idle = on_idle,
+                                       .on_closing = on_closing,
+                                       .send_header = send_header,
+                                       .on_free = on_free,
+                                       .on_secure = on_secure};
+
+/* ---- entry points ---- */
+
+static size_t stanza_bytes(const tern_xml_t *st)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return 0;
+    xml_serialize(st, NS_SERVER, b);
+    size_t n = evbuffer_get_length(b);
+    evbuffer_free(b);
+    return n;
+}
+
+int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
+{
+    if (!server.cfg->s2s.enabled)
+        return -1; /* bounced remote-server-not-found */
+    const char *from = tern_xml_attr(stanza, "from");
+    tern_jid_t *fj = from ? tern_jid_new(from, NULL) : NULL;
+    if (!fj || !domains_is_ours(fj->domain)) {
+        tern_jid_free(&fj);
+        return -1; /* we relay for nobody: bounced */
+    }
+    if (!s2s_allowed(to->domain)) {
+        log_info("s2s-out: %s is not allowed (s2s.allow/deny): stanza bounced", to->domain);
+        router_bounce(stanza, "cancel", "remote-server-not-found",
+                      "this server does not federate with that domain");
+        tern_jid_free(&fj);
+        return 0;
+    }
+    link_t *l = find_link(fj->domain, to->domain, 1);
+    tern_jid_free(&fj);
+    if (!l) {
+        router_bounce(stanza, "wait", "resource-constraint", "out of memory");
+        return 0;
+    }
+    if (l->out && l->out->state == OUT_AUTHED) {
+        conn_send(l->out->conn, stanza);
+        return 0;
+    }
+    if (l->bidi && !l->bidi->closing) {
+        conn_send(l->bidi, stanza);
+        return 0;
+    }
+    size_t bytes = stanza_bytes(stanza);
+    if (l->q_len >= (size_t)server.cfg->s2s.queue_max_stanzas ||
+        l->q_bytes + bytes > (size_t)server.cfg->s2s.queue_max_bytes) {
+        router_bounce(stanza, "wait", "resource-constraint",
+                      "too many stanzas wait for the connection to the recipient's server");
+        return 0;
+    }
+    queued_t *q = calloc(1, sizeof(*q));
+    if (!q) {
+        router_bounce(stanza, "wait", "resource-constraint", "out of memory");
+        return 0;
+    }
+    q->stanza = tern_xml_ref(stanza);
+    q->bytes = bytes;
+    q->at_ms = s2s_now_ms();
+    if (l->q_tail)
+        l->q_tail->next = q;
+    else
+        l->q = q;
+    l->q_tail = q;
+    l->q_len++;
+    l->q_bytes += bytes;
+    if (!l->out && !l->attempting && q->at_ms >= l->retry_at_ms)
+        link_connect(l);
+    if (l->q) /* a failure at once bounced it already */
+        arm_timer(l);
+    return 0;
+}
+
+void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const char *key)
+{
+    link_t *l = find_link(recv, orig, 1);
+    verify_req_t *v = l ? calloc(1, sizeof(*v)) : NULL;
+    if (!v) {
+        s2s_in_verified(in_id, orig, recv, "error", "resource-constraint");
+        return;
+    }
+    snprintf(v->in_id, sizeof(v->in_id), "%s", in_id);
+    snprintf(v->key, sizeof(v->key), "%s", key);
+    if (l->out && l->out->ready) {
+        write_verify(l->out, v);
+        free(v);
+        return;
+    }
+    v->next = l->verifies;
+    l->verifies = v;
+    if (!l->out && !l->attempting) {
+        if (s2s_now_ms() >= l->retry_at_ms)
+            link_connect(l);
+        else
+            arm_timer(l);
+    }
+}
+
+void s2s_out_bidi_attach(const char *local, const char *remote, conn_t *c)
+{
+    link_t *l = find_link(local, remote, 1);
+    if (!l || l->bidi)
+        return;
+    l->bidi = c;
+    if (!(l->out && l->out->state == OUT_AUTHED))
+        flush_queue(l, c);
+}
+
+void s2s_out_bidi_detach(conn_t *c)
+{
+    for (link_t *l = all_links; l; l = l->next)
+        if (l->bidi == c)
+            l->bidi = NULL;
+}
+
+void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
+{
+    for (link_t *l = all_links; l; l = l->next) {
+        if (!l->out && !l->q_len && !l->attempting)
+            continue;
+        s2s_out_t *o = l->out;
+        SSL *ssl = o && o->tls ? conn_ssl(o->conn) : NULL;
+        s2s_info_t info = {.direction = "out",
+                           .remote = l->remote,
+                           .local = l->local,
+                           .auth = !o || !o->auth                     ? "none"
+                                   : !o->bidi                         ? o->auth
+                                   : strcmp(o->auth, "EXTERNAL") == 0 ? "EXTERNAL+bidi"
+                                                                      : "dialback+bidi",
+                           .tls = ssl ? SSL_get_version(ssl) : "none",
+                           .cert = s2s_verify_words(o ? o->verify : TLS_VERIFY_PENDING),
+                           .queued = l->q_len,
+                           .peer = o ? o->conn->peer : "(resolving)"};
+        fn(arg, &info);
+    }
+}
+
+size_t s2s_out_close(const char *remote)
+{
+    size_t n = 0;
+    for (link_t *l = all_links; l; l = l->next) {
+        if (strcmp(l->remote, remote) != 0 || !l->out)
+            continue;
+        if (l->out->state == OUT_AUTHED) {
+            conn_close(l->out->conn);
+        } else {
+            link_fail(l, "remote-server-not-found", "%s", "closed by the administrator");
+        }
+        n++;
+    }
+    return n;
+}
+
+void s2s_out_stop(void)
+{
+    while (all_links) {
+        link_t *l = all_links;
+        all_links = l->next;
+        free_link(l);
+    }
+    hashmap_free(&links_by_key);
+    if (sweep_timer) {
+        event_free(sweep_timer);
+        sweep_timer = NULL;
+    }
+}
