@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2154
 # contrib/bench/compare-s2s.sh — the federation part of compare.sh
 # (sourced by it: uses its WORK, PY, here, build, say, die, free_port,
-# TERN_BENCH, PASSWORD, ITERATIONS, SERVER_CPU, TOOL_CPU, results).
+# TERN_BENCH, PASSWORD, ITERATIONS, SERVER_CPU, TOOL_CPU; its results go
+# to s2s_results, apart from the others).
 #
 # Owns, for each server of S2S_SERVERS, two instances of it federating:
 # server A (a.test) on 127.0.0.2 and server B (b.test) on 127.0.0.3, each
@@ -20,7 +21,9 @@
 #               (one outgoing and one incoming connection per server).
 #   s2s-links   the same with user 1 of A also asking each of S2S_LINKS
 #               other domains of B (l1..lN.b.test) for disco#info: a link
-#               to each and one back; RSS growth / (2N + 2) connections.
+#               to each (and one back, unless the servers use one both
+#               ways): RSS growth / the s2s connections the kernel shows
+#               open on each server at the end.
 #   s2s-at-R    S2S_USERS users on each side chatting at R msgs/s in total
 #               (half A to B, half B to A) for S2S_DURATION s, for each R
 #               of S2S_RATES: CPU per delivered message of both servers
@@ -47,18 +50,20 @@ for r in $S2S_RATES; do
     [[ $r =~ ^[1-9][0-9]*$ ]] || die "BENCH_S2S_RATES must be whole numbers above 0, not '$r'"
 done
 
-s2s_pids=() s2s_launchers=() s2s_dns_pid="" s2s_current=""
+# shellcheck disable=SC2034
+s2s_pids=() s2s_launchers=() s2s_dns_pid="" s2s_current="" s2s_results=""
 
 # The CA, both certificates and the DNS server: once for the whole part.
 s2s_setup() {
     local d="$WORK/s2s"
     mkdir -p "$d/ca"
+    s2s_results="$WORK/results-s2s.jsonl"
     S2S_C2S_PORT=$(free_port)
     S2S_PORT=$(free_port)
     S2S_DNS_PORT=$(free_port)
     # serverAuth and clientAuth: each server is the TLS client of its
     # outgoing links; no XmppAddr (ejabberd 23.01 fails on it)
-    S2S_CA=$("$PY" -c '
+    "$PY" - "$top/tests/integration" "$d/ca" "$S2S_LINKS" >"$d/ca/path" <<'EOF' ||
 import sys
 sys.path.insert(0, sys.argv[1])
 from pki import TestCA
@@ -66,7 +71,10 @@ ca = TestCA(sys.argv[2])
 links = ["l%d.b.test" % k for k in range(1, int(sys.argv[3]) + 1)]
 ca.issue("a.test", ["a.test"], eku=("server", "client"), stem="a.test")
 ca.issue("b.test", ["b.test"] + links, eku=("server", "client"), stem="b.test")
-print(ca.cert_path)' "$top/tests/integration" "$d/ca" "$S2S_LINKS") || die "s2s: making the test CA failed"
+print(ca.cert_path)
+EOF
+        die "s2s: making the test CA failed"
+    S2S_CA=$(cat "$d/ca/path")
     chmod 755 "$d" "$d/ca"
     chmod 644 "$d"/ca/*
     # SRV targets are address literals: ejabberd 23.01 resolves them as
@@ -282,8 +290,23 @@ s2s_bench() { # s2s_bench NAME LABEL ARGS...
         --password "$PASSWORD" --mechanism SCRAM-SHA-1 --processes 1 \
         --server-pid "${s2s_pids[0]}" --server2-pid "${s2s_pids[1]}" --json-only "$@" \
         >"$out.json" 2>"$out.err" || rc=$?
-    "$PY" "$here/report.py" add --results "$results" --server "$name" --label "$label" \
+    "$PY" "$here/report.py" add --results "$s2s_results" --server "$name" --label "$label" \
         --exit "$rc" --json "$out.json" --args "--scenario s2s $*" >&2
+}
+
+# The s2s connections each server has open now (in and out, counted by
+# the kernel: with XEP-0288 one connection carries both ways), as a
+# result line of its own.
+s2s_count_conns() { # s2s_count_conns NAME LABEL
+    local i n=() in out
+    for i in 0 1; do
+        in=$(ss -Htn state established "src ${S2S_ADDR[$i]}:$S2S_PORT" | wc -l)
+        out=$(ss -Htn state established "dst ${S2S_ADDR[$((1 - i))]}:$S2S_PORT" | wc -l)
+        n+=($((in + out)))
+    done
+    say "s2s: $1: s2s connections open: a.test ${n[0]}, b.test ${n[1]}"
+    printf '{"server": "%s", "label": "%s", "exit": 0, "args": "", "result": {"s2s_conns_a": %d, "s2s_conns_b": %d}}\n' \
+        "$1" "$2" "${n[0]}" "${n[1]}" >>"$s2s_results"
 }
 
 s2s_start_both() { # s2s_start_both NAME
@@ -310,6 +333,7 @@ s2s_run() { # s2s_run NAME
         s2s_start_both "$name"
         s2s_bench "$name" s2s-links --users 1 --rate 10 --msg-rate 2 --duration 5 --drain 10 \
             --links "$S2S_LINKS"
+        s2s_count_conns "$name" s2s-links-conns
         s2s_stop
     fi
     # The fixed rates: logins first, then the links open with the first

@@ -645,9 +645,9 @@ run_presence() {
 failed=0
 if [ "$only_s2s" = 1 ]; then
     run_s2s_part
-    "$PY" "$here/report_s2s.py" --results "$results" --output "$output" \
+    "$PY" "$here/report_s2s.py" --results "$s2s_results" --output "$output" \
         --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
-    cp "$results" "${output%.md}-s2s.jsonl"
+    cp "$s2s_results" "${output%.md}-s2s.jsonl"
     say "wrote the Federation section of $output"
     exit 0
 fi
@@ -696,8 +696,12 @@ fi
     printf 'TERND=%s\nTERN_BENCH=%s\n' "$build/ternd" "$TERN_BENCH"
 } >"$WORK/params"
 "$PY" "$here/report.py" write --results "$results" --params "$WORK/params" --output "$output"
-[ "$s2s" = 0 ] || "$PY" "$here/report_s2s.py" --results "$results" --output "$output" \
-    --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$s2s" = 1 ]; then
+    "$PY" "$here/report_s2s.py" --results "$s2s_results" --output "$output" \
+        --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" \
+        --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+    cp "$s2s_results" "${output%.md}-s2s.jsonl"
+fi
 cp "$results" "${output%.md}.jsonl"
 say "wrote $output (raw results: ${output%.md}.jsonl)"
 [ "$failed" = 0 ] || die "a server failed its check or left processes behind"

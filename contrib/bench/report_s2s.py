@@ -105,8 +105,10 @@ def section(runs, a):
                "connection: on fresh servers again, the user of a.test also asks each of %s "
                "other domains of the b.test server (l1.b.test ...) for its disco#info, so each "
                "server opens a link to the other for each domain and gets one back: the growth "
-               "of each server's RSS over the run divided by its 2N + 2 s2s connections (the "
-               "answer round trip includes opening both)." % a.links)
+               "of each server's RSS over the run divided by the s2s connections the kernel shows "
+               "it has open at the end (in brackets: 2N + 2 when each way has a connection of "
+               "its own, N + 1 when one connection carries both ways, XEP-0288); the answer's "
+               "round trip includes opening the links." % a.links)
     out.append("")
     out.append("| server | first message, slower way | faster way | domains answering "
                "| answer p50 | RSS per s2s connection, a.test | b.test |")
@@ -116,10 +118,18 @@ def section(runs, a):
         links = (by[s].get("s2s-links") or {}).get("result") or {}
         first = ("%s ms | %s ms" % (num(res.get("first_msg_ms_max"), 1),
                                     num(res.get("first_msg_ms_p50"), 1))) if res else "failed |"
-        mem = ("%s/%s | %s ms | %s KiB | %s KiB" % (
+        conns = (by[s].get("s2s-links-conns") or {}).get("result") or {}
+
+        def per(grew, n):
+            return grew / n if grew is not None and n else None
+
+        mem = ("%s/%s | %s ms | %s KiB (%s) | %s KiB (%s)" % (
             num(links.get("link_answers"), 0), num(links.get("links"), 0),
-            num(links.get("link_rtt_ms_p50"), 1), num(links.get("server_rss_per_link_kib"), 1),
-            num(links.get("server2_rss_per_link_kib"), 1))) if links else "n/a | | |"
+            num(links.get("link_rtt_ms_p50"), 1),
+            num(per(links.get("server_rss_link_kib"), conns.get("s2s_conns_a")), 1),
+            num(conns.get("s2s_conns_a"), 0),
+            num(per(links.get("server2_rss_link_kib"), conns.get("s2s_conns_b")), 1),
+            num(conns.get("s2s_conns_b"), 0))) if links else "n/a | | |"
         out.append("| %s | %s | %s |" % (TITLE[s], first, mem))
     out.append("")
     notes = []
