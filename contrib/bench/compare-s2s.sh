@@ -24,6 +24,8 @@
 #               to each (and one back, unless the servers use one both
 #               ways): RSS growth / the s2s connections the kernel shows
 #               open on each server at the end.
+#   s2s-warm    on fresh servers again, one message each way, so that
+#               the links are open before the measured runs.
 #   s2s-at-R    S2S_USERS users on each side chatting at R msgs/s in total
 #               (half A to B, half B to A) for S2S_DURATION s, for each R
 #               of S2S_RATES: CPU per delivered message of both servers
@@ -336,10 +338,11 @@ s2s_run() { # s2s_run NAME
         s2s_count_conns "$name" s2s-links-conns
         s2s_stop
     fi
-    # The fixed rates: logins first, then the links open with the first
-    # messages of the measured window (one second of 1 000 msgs/s at most
-    # waits for them: drain covers it).
+    # The fixed rates, on links that are open already: one message each
+    # way first (one after the other, as in s2s-first), so that the
+    # windows measure traffic, not the opening of links.
     s2s_start_both "$name"
+    s2s_bench "$name" s2s-warm --users 1 --rate 10 --msg-rate 2 --duration 2 --drain 10
     for r in $S2S_RATES; do
         s2s_bench "$name" "s2s-at-$r" --users "$S2S_USERS" --rate 200 --msg-rate "$r" \
             --duration "$S2S_DURATION" --drain 10
