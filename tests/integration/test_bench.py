@@ -353,6 +353,11 @@ class S2SBenchCase(unittest.TestCase):
         return json.loads(lines[0])
 
     def test_1_users_of_two_servers_chat_through_the_link(self):
+        # The links open first with one message each way, one after the
+        # other, as compare.sh does: when both servers open links to each
+        # other at the same moment, ternd may bounce the few messages
+        # queued for the one that fails (reported; not the tool's part).
+        self.s2s("--users", "1", "--msg-rate", "2", "--duration", "2")
         data = self.s2s("--msg-rate", "100", "--duration", "2")
         # Both sides logged in: u1..u4 of a.test and u1..u4 of b.test.
         self.assertEqual(data["scenario"], "s2s")
@@ -365,7 +370,7 @@ class S2SBenchCase(unittest.TestCase):
         self.assertEqual(data["delivered"], data["sent"])
         self.assertEqual(data["lost"], 0)
         self.assertEqual(data["stanza_errors"], 0)
-        # Each of the 8 senders' first message (the first ones opened the link).
+        # Each of the 8 senders' first message.
         self.assertEqual(data["first_msg_count"], 2 * S2S_USERS)
         self.assertGreater(data["first_msg_ms_max"], 0)
         self.assertLessEqual(data["first_msg_ms_p50"], data["first_msg_ms_max"])
