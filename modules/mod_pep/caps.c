@@ -15,6 +15,15 @@
  * The first available presence of a session also triggers XEP-0163 §4.3.4
  * (the last published items), at once when the caps are known, else when
  * the answer to the query arrives.
+ *
+ * Contacts on other servers: their available presence with <c/> reaches
+ * our users ("in-presence/bare", "in-presence/full"), so we learn their
+ * caps the same way (the query goes to their full JID across) and keep,
+ * per (our user, remote bare JID), the resources that are available with
+ * a reference to their caps entry, until their unavailable presence (or an
+ * error) arrives.  A resource that arrives gets the user's last items
+ * (§4.3.4) once its caps are known.  Bounded: MAX_REMOTE_RESOURCES per
+ * pair, caps_cache_size pairs (any evicted first).
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -27,10 +36,12 @@
 
 typedef enum { CAPS_PENDING = 0, CAPS_READY, CAPS_FAILED } caps_state_t;
 
-/* A session waiting for the answer to send its last items. */
+/* A session waiting for the answer to send its last items, or (user set) a
+ * contact on another server, `full`, that the items of `user` wait for. */
 typedef struct caps_waiter {
     struct caps_waiter *next;
     uint64_t serial;
+    char *user; /* malloc'd, or NULL for a session */
     char full[];
 } caps_waiter_t;
 
@@ -52,6 +63,7 @@ static void free_waiters(caps_entry_t *e)
     while (e->waiters != NULL) {
         caps_waiter_t *w = e->waiters;
         e->waiters = w->next;
+        free(w->user);
         free(w);
     }
 }
@@ -89,10 +101,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node)
+int pep_caps_wants(const caps_entry_t *e, const char *node)
 {
-    const pep_session_t *ps = tern_session_get(s, st->m);
-    if (ps == NULL || ps->caps == NULL || ps->caps->state != CAPS_READY)
+    if (e == NULL || e->state != CAPS_READY)
         return 0;
     size_t len = strlen(node);
     char *want = malloc(len + sizeof "+notify");
@@ -100,10 +111,15 @@ int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char
         return 0;
     memcpy(want, node, len);
     memcpy(want + len, "+notify", sizeof "+notify");
-    int found =
-        bsearch(&want, ps->caps->features, ps->caps->n_features, sizeof(char *), cmp_str) != NULL;
+    int found = bsearch(&want, e->features, e->n_features, sizeof(char *), cmp_str) != NULL;
     free(want);
     return found;
+}
+
+int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node)
+{
+    const pep_session_t *ps = tern_session_get(s, st->m);
+    return ps != NULL && pep_caps_wants(ps->caps, node);
 }
 
 /* ---- verification (§5.1, §5.4) ------------------------------------------ */
@@ -448,6 +464,8 @@ static caps_entry_t *cache_get(pep_state_t *st, const char *hash, const char *ve
 /* ---- queries (§6.2) ------------------------------------------------------ */
 
 static void pending_unlink(pep_state_t *st, caps_entry_t *e);
+static void remote_caps_known(pep_state_t *st, const char *user, const char *full,
+                              const caps_entry_t *e);
 
 /* Send the last items to the sessions that waited for e. */
 static void release_waiters(pep_state_t *st, caps_entry_t *e)
@@ -456,9 +474,15 @@ static void release_waiters(pep_state_t *st, caps_entry_t *e)
     e->waiters = NULL;
     while (w != NULL) {
         caps_waiter_t *next = w->next;
-        tern_session_t *s = e->state == CAPS_READY ? tern_session_find(st->m, w->full) : NULL;
-        if (s != NULL && tern_session_serial(s) == w->serial && tern_session_available(s))
-            pep_send_last_items(st, s);
+        if (w->user != NULL) {
+            if (e->state == CAPS_READY)
+                remote_caps_known(st, w->user, w->full, e);
+        } else {
+            tern_session_t *s = e->state == CAPS_READY ? tern_session_find(st->m, w->full) : NULL;
+            if (s != NULL && tern_session_serial(s) == w->serial && tern_session_available(s))
+                pep_send_last_items(st, s);
+        }
+        free(w->user);
         free(w);
         w = next;
     }
@@ -595,6 +619,7 @@ int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
         if (w != NULL) {
             memcpy(w->full, full, len + 1);
             w->serial = tern_session_serial(s);
+            w->user = NULL;
             w->next = e->waiters;
             e->waiters = w;
         }
@@ -604,12 +629,192 @@ int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_PASS;
 }
 
+/* ---- contacts on other servers -------------------------------------------- */
+
+/* Most available resources remembered per (user, remote contact). */
+#define MAX_REMOTE_RESOURCES 16
+
+typedef struct remote_res {
+    struct remote_res *next;
+    caps_entry_t *caps; /* a reference, or NULL (no usable <c/>) */
+    char full[];
+} remote_res_t;
+
+/* The value of st->remote: the available resources of one remote contact
+ * that sent presence to one of our users. */
+typedef struct remote_contact {
+    remote_res_t *res;
+    unsigned n;
+} remote_contact_t;
+
+static void remote_contact_free(void *p)
+{
+    remote_contact_t *rc = p;
+    while (rc->res != NULL) {
+        remote_res_t *r = rc->res;
+        rc->res = r->next;
+        pep_caps_entry_unref(r->caps);
+        free(r);
+    }
+    free(rc);
+}
+
+static remote_res_t *remote_find(const remote_contact_t *rc, const char *full)
+{
+    for (remote_res_t *r = rc != NULL ? rc->res : NULL; r != NULL; r = r->next)
+        if (strcmp(r->full, full) == 0)
+            return r;
+    return NULL;
+}
+
+/* Forget `from` under `key` (a full JID: that resource; a bare JID: all). */
+static void remote_forget(pep_state_t *st, const char *key, const tern_jid_t *from)
+{
+    remote_contact_t *rc = strmap_get(st->remote, key);
+    if (rc == NULL)
+        return;
+    if (from->resource == NULL) {
+        strmap_del(st->remote, key);
+        return;
+    }
+    for (remote_res_t **p = &rc->res; *p != NULL; p = &(*p)->next)
+        if (strcmp((*p)->full, from->full) == 0) {
+            remote_res_t *r = *p;
+            *p = r->next;
+            rc->n--;
+            pep_caps_entry_unref(r->caps);
+            free(r);
+            break;
+        }
+    if (rc->res == NULL)
+        strmap_del(st->remote, key);
+}
+
+/* Remember under `key` that `full` is available with caps e (a reference
+ * that passes to the record; may be NULL).  1 when the resource is new or
+ * its caps changed, 0 when nothing changed or it could not be kept. */
+static int remote_remember(pep_state_t *st, const char *key, const char *full, caps_entry_t *e)
+{
+    remote_contact_t *rc = strmap_get(st->remote, key);
+    if (rc == NULL) {
+        while (st->caps_cache_size > 0 && strmap_count(st->remote) >= (size_t)st->caps_cache_size)
+            if (!strmap_evict_one(st->remote, NULL))
+                break;
+        if ((rc = calloc(1, sizeof *rc)) == NULL || strmap_put(st->remote, key, rc) < 0) {
+            free(rc);
+            pep_caps_entry_unref(e);
+            return 0;
+        }
+    }
+    remote_res_t *r = remote_find(rc, full);
+    if (r != NULL) {
+        int changed = r->caps != e;
+        pep_caps_entry_unref(r->caps);
+        r->caps = e;
+        return changed;
+    }
+    size_t len = strlen(full);
+    r = rc->n < MAX_REMOTE_RESOURCES ? malloc(sizeof *r + len + 1) : NULL;
+    if (r == NULL) {
+        pep_caps_entry_unref(e);
+        return 0;
+    }
+    memcpy(r->full, full, len + 1);
+    r->caps = e;
+    r->next = rc->res;
+    rc->res = r;
+    rc->n++;
+    return 1;
+}
+
+/* The caps e of the remote `full` are known: if `user` still has it with
+ * them, send it the last items of user's nodes it is interested in. */
+static void remote_caps_known(pep_state_t *st, const char *user, const char *full,
+                              const caps_entry_t *e)
+{
+    size_t blen = strcspn(full, "/");
+    char *bare = strndup(full, blen);
+    char *key = bare != NULL ? pep_join(user, bare) : NULL;
+    const remote_res_t *r = key != NULL ? remote_find(strmap_get(st->remote, key), full) : NULL;
+    if (r != NULL && r->caps == e)
+        pep_send_last_items_remote(st, user, bare, full, e);
+    free(key);
+    free(bare);
+}
+
+int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    pep_state_t *st = tern_get_data(m);
+    const tern_jid_t *from = ev->from, *to = ev->to;
+    if (st == NULL || st->remote == NULL || from == NULL || to == NULL || to->local == NULL ||
+        from->local == NULL || pep_state_of_host(from->domain) != NULL)
+        return TERN_PASS; /* our own users' caps come with their sessions */
+    const char *type = tern_xml_attr(ev->stanza, "type");
+    char *key = pep_join(to->local, from->bare);
+    if (key == NULL)
+        return TERN_PASS;
+    if (type == NULL && from->resource != NULL) {
+        const tern_xml_t *c = tern_xml_child(ev->stanza, "c", NS_CAPS);
+        remote_res_t *r = remote_find(strmap_get(st->remote, key), from->full);
+        const char *ver = c != NULL ? tern_xml_attr(c, "ver") : NULL;
+        if (r != NULL && r->caps != NULL && r->caps->hash == NULL && ver != NULL &&
+            tern_xml_attr(c, "hash") == NULL && strcmp(r->caps->ver, ver) == 0) {
+            free(key); /* legacy caps, as before: no new query at each status */
+            return TERN_PASS;
+        }
+        caps_entry_t *e = c != NULL ? caps_for(st, c, from->full) : NULL;
+        /* XEP-0163 §4.3.4: a contact's resource that arrives (or says new
+         * interests) gets the last items, once its caps are known. */
+        if (remote_remember(st, key, from->full, e) == 1 && e != NULL) {
+            if (e->state == CAPS_READY) {
+                pep_send_last_items_remote(st, to->local, from->bare, from->full, e);
+            } else if (e->state == CAPS_PENDING) {
+                size_t len = strlen(from->full);
+                caps_waiter_t *w = malloc(sizeof *w + len + 1);
+                if (w != NULL && (w->user = strdup(to->local)) != NULL) {
+                    memcpy(w->full, from->full, len + 1);
+                    w->serial = 0;
+                    w->next = e->waiters;
+                    e->waiters = w;
+                } else {
+                    free(w);
+                }
+            }
+        }
+    } else if (type != NULL && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
+        remote_forget(st, key, from);
+    }
+    free(key);
+    return TERN_PASS;
+}
+
+void pep_remote_foreach_wanting(pep_state_t *st, const char *user, const char *bare,
+                                const char *node, void (*fn)(void *ctx, const char *full),
+                                void *ctx)
+{
+    char *key = st->remote != NULL ? pep_join(user, bare) : NULL;
+    const remote_contact_t *rc = key != NULL ? strmap_get(st->remote, key) : NULL;
+    free(key);
+    for (const remote_res_t *r = rc != NULL ? rc->res : NULL; r != NULL; r = r->next)
+        if (pep_caps_wants(r->caps, node))
+            fn(ctx, r->full);
+}
+
+void pep_remote_forget_user(pep_state_t *st, const char *user)
+{
+    char *prefix = st->remote != NULL ? pep_join(user, "") : NULL;
+    if (prefix != NULL)
+        strmap_del_prefix(st->remote, prefix);
+    free(prefix);
+}
+
 /* ---- per-instance bookkeeping -------------------------------------------- */
 
 int pep_caps_init(pep_state_t *st)
 {
     st->caps_cache = strmap_new(cache_value_free);
-    return st->caps_cache != NULL ? 0 : -1;
+    st->remote = strmap_new(remote_contact_free);
+    return st->caps_cache != NULL && st->remote != NULL ? 0 : -1;
 }
 
 /* Unload: the core drops pending callbacks uncalled; drop their references. */
@@ -622,5 +827,6 @@ void pep_caps_release(pep_state_t *st)
         e->in_flight = 0;
         pep_caps_entry_unref(e);
     }
+    strmap_free(&st->remote);
     strmap_free(&st->caps_cache);
 }

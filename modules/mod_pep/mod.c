@@ -57,7 +57,8 @@ static const tern_option_t options[] = {
     {.name = "caps_cache_size",
      .type = TERN_OPT_INT,
      .def = "10000",
-     .doc = "Caps `ver` strings kept in memory (all are also stored).",
+     .doc = "Caps `ver` strings kept in memory (all are also stored), and the most contacts on "
+            "other servers whose clients' caps are remembered.",
      .min = 1,
      .max = 10000000},
     {.name = NULL},
@@ -146,8 +147,10 @@ static int on_user_deleted(tern_module_ctx_t *m, tern_event_t *ev)
 {
     pep_state_t *st = tern_get_data(m);
     char *prefix = st != NULL && ev->user != NULL ? pep_join(ev->user, "") : NULL;
-    if (prefix != NULL)
+    if (prefix != NULL) {
         strmap_del_prefix(st->volatile_items, prefix);
+        pep_remote_forget_user(st, ev->user);
+    }
     free(prefix);
     return TERN_PASS;
 }
@@ -189,6 +192,9 @@ static int hook_all(tern_module_ctx_t *m)
         {"iq-get/self/" NS_DISCO_ITEMS ":query", pep_on_disco_items, 10},
         {"iq-get/bare/" NS_DISCO_ITEMS ":query", pep_on_disco_items, 10},
         {"pre-presence/self", pep_caps_on_presence, 0},
+        /* Below the filters (mod_blocking): what they drop is not seen. */
+        {"in-presence/bare", pep_caps_on_remote_presence, -10},
+        {"in-presence/full", pep_caps_on_remote_presence, -10},
         {"user/deleted", on_user_deleted, 0},
     };
     for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)

@@ -6,9 +6,12 @@
  *     N+notify (§4.3.1 3, §4.3.2);
  *   - the available sessions (same rules) of U's contacts whose roster
  *     subscription is from or both, when N's access model lets them read
- *     (§4.3.1 2).  Contacts on this server only: we know their caps through
- *     their own broadcast presence; for contacts elsewhere the server has
- *     no caps and, as §4.3.3 2 allows, sends nothing.
+ *     (§4.3.1 2).  Contacts on this server: we know their caps through
+ *     their own broadcast presence.  Contacts on other servers: through the
+ *     presence they send to our users (caps.c keeps their available
+ *     resources); a resource whose caps we do not know gets nothing
+ *     (§4.3.3 2).  Such a resource also gets the last items when it
+ *     arrives (pep_send_last_items_remote, called from caps.c).
  * Every notification is a <message type='headline'/> from U's bare JID
  * (§4.3.3 1) to one full JID, built afresh for each recipient.
  *
@@ -73,12 +76,22 @@ typedef struct notify_ctx {
     char owner[1100];
 } notify_ctx_t;
 
+static void notify_remote(void *ctx, const char *full)
+{
+    notify_ctx_t *c = ctx;
+    send_event(c->st, c->owner, full, c->event_child);
+}
+
 /* Send to the interested sessions of a local account `bare` (any host where
- * mod_pep runs). */
+ * mod_pep runs), or to the interested resources of a contact elsewhere. */
 static void notify_account(notify_ctx_t *c, const char *bare)
 {
     const char *at = strchr(bare, '@');
     pep_state_t *cst = at != NULL ? pep_state_of_host(at + 1) : NULL;
+    if (cst == NULL && at != NULL) {
+        pep_remote_foreach_wanting(c->st, c->node->user, bare, c->node->name, notify_remote, c);
+        return;
+    }
     if (cst == NULL || (size_t)(at - bare) >= 1024)
         return;
     char local[1024];
@@ -112,7 +125,9 @@ void pep_notify(pep_state_t *st, pep_node_t *n, const tern_xml_t *event_child)
 typedef struct last_ctx {
     pep_state_t *st;      /* the node owner's host */
     pep_state_t *sess_st; /* the session's host */
-    tern_session_t *s;
+    tern_session_t *s;    /* or NULL for a remote contact: */
+    const char *to;       /* its full JID */
+    const caps_entry_t *caps;
     const char *owner_user; /* localpart on st's host */
     char owner[1100];
     char reader[1100]; /* the session's bare JID */
@@ -124,7 +139,8 @@ static void send_last(last_ctx_t *c, pep_node_t *n)
     if (it == NULL || n->cfg.send_last != 2)
         return;
     tern_xml_t *event;
-    tern_xml_t *msg = new_event_message(c->st, c->owner, tern_session_jid(c->s)->full, &event);
+    const char *to = c->s != NULL ? tern_session_jid(c->s)->full : c->to;
+    tern_xml_t *msg = new_event_message(c->st, c->owner, to, &event);
     if (msg == NULL)
         return;
     tern_xml_t *items = tern_xml_add_child(event, "items", NULL);
@@ -148,7 +164,7 @@ static void send_last(last_ctx_t *c, pep_node_t *n)
 static int last_for_node(void *ctx, const char *name)
 {
     last_ctx_t *c = ctx;
-    if (!pep_session_wants(c->sess_st, c->s, name))
+    if (c->s != NULL ? !pep_session_wants(c->sess_st, c->s, name) : !pep_caps_wants(c->caps, name))
         return 0;
     pep_node_t *n = NULL;
     if (pep_node_load(c->st, c->owner_user, name, &n) == 1 &&
@@ -186,6 +202,15 @@ void pep_send_last_items(pep_state_t *st, tern_session_t *s)
     snprintf(c.reader, sizeof c.reader, "%s", jid->bare);
     last_of_account(&c, jid->bare);                             /* the user's own nodes */
     pep_roster_foreach(st, jid->local, 0, last_of_account, &c); /* contacts it follows */
+}
+
+void pep_send_last_items_remote(pep_state_t *st, const char *user, const char *bare,
+                                const char *full, const caps_entry_t *e)
+{
+    last_ctx_t c = {.st = st, .sess_st = st, .to = full, .caps = e, .owner_user = user};
+    snprintf(c.reader, sizeof c.reader, "%s", bare);
+    snprintf(c.owner, sizeof c.owner, "%s@%s", user, tern_host(st->m));
+    pep_node_foreach(st, user, last_for_node, &c);
 }
 
 /* ---- observers ----------------------------------------------------------- */

@@ -86,6 +86,7 @@ typedef struct pep_state {
         *volatile_items;  /* "user\nnode" -> <node/> with the items of persist_items=false nodes */
     strmap_t *caps_cache; /* "HASH VER" -> caps_entry_t (one reference) */
     caps_entry_t *caps_pending; /* entries with a disco#info query out */
+    strmap_t *remote;           /* remote bare JID -> its available resources and their caps */
     pep_observer_t *observers;
     unsigned long long seq;
 } pep_state_t;
@@ -191,6 +192,11 @@ void pep_notify(pep_state_t *st, pep_node_t *n, const tern_xml_t *event);
 /* Owner's session `s` just became available: send it and (through the
  * contacts' PEP services) the last items it is interested in. */
 void pep_send_last_items(pep_state_t *st, tern_session_t *s);
+/* The remote `full` (bare JID `bare`), a contact of local `user`, is
+ * available with caps e: send it the last items of user's nodes it is
+ * interested in and may read. */
+void pep_send_last_items_remote(pep_state_t *st, const char *user, const char *bare,
+                                const char *full, const caps_entry_t *e);
 /* Tell observers (all but `except`). */
 void pep_observers_fire(pep_state_t *st, tern_module_ctx_t *except, const char *user,
                         const char *node, tern_pep_change_t what, const char *item_id,
@@ -200,6 +206,18 @@ void pep_observers_fire(pep_state_t *st, tern_module_ctx_t *except, const char *
 
 /* pre-presence/self: record the <c/> of a session's broadcast presence. */
 int pep_caps_on_presence(tern_module_ctx_t *m, tern_event_t *ev);
+/* "in-presence/bare", "in-presence/full": remember the caps of available
+ * resources of contacts on other servers, forget them when unavailable. */
+int pep_caps_on_remote_presence(tern_module_ctx_t *m, tern_event_t *ev);
+/* Call fn with each available resource of the remote contact `bare` of
+ * `user` whose caps say NODE+notify. */
+void pep_remote_foreach_wanting(pep_state_t *st, const char *user, const char *bare,
+                                const char *node, void (*fn)(void *ctx, const char *full),
+                                void *ctx);
+/* The account `user` is gone: forget what its remote contacts sent. */
+void pep_remote_forget_user(pep_state_t *st, const char *user);
+/* Whether caps entry e (may be NULL) says NODE+notify. */
+int pep_caps_wants(const caps_entry_t *e, const char *node);
 /* Whether session s asked for NODE+notify (XEP-0163 §4.3.2). */
 int pep_session_wants(const pep_state_t *st, const tern_session_t *s, const char *node);
 void pep_caps_entry_unref(caps_entry_t *e);

@@ -31,6 +31,7 @@ typedef struct hooks_event event_t;
 
 struct hooks {
     struct hooks_event *buckets[256];
+    struct hooks_event *slots[HOOKS_SLOTS]; /* hooks_fire_slot, interned on first use */
 };
 
 #define BUCKET(hash) ((hash)&255u)
@@ -288,6 +289,27 @@ int hooks_fire_parts(hooks_t *h, const char *const *parts, int n, const char *se
         if (e->hash == hash && name_matches(e->name, parts, n, seps))
             return run(e, ev);
     return TERN_PASS;
+}
+
+int hooks_fire_slot(hooks_t *h, unsigned slot, const char *a, const char *b, tern_event_t *ev)
+{
+    event_t *e = slot < HOOKS_SLOTS ? h->slots[slot] : NULL;
+    if (!e) {
+        const char *parts[2] = {a, b};
+        size_t la = strlen(a), lb = strlen(b);
+        char *name = malloc(la + lb + 2);
+        if (name) {
+            memcpy(name, a, la);
+            name[la] = '/';
+            memcpy(name + la + 1, b, lb + 1);
+            e = intern_event(h, name);
+            free(name);
+        }
+        if (!e || slot >= HOOKS_SLOTS)
+            return hooks_fire_parts(h, parts, 2, "/", ev);
+        h->slots[slot] = e;
+    }
+    return e->handlers ? run(e, ev) : TERN_PASS;
 }
 
 int hooks_fire(hooks_t *h, const char *name, tern_event_t *ev)

@@ -49,6 +49,14 @@ int hooks_event_hooked(const hooks_event_t *e);
 /* Run e's handlers like hooks_fire; with none (or e NULL) it returns
  * TERN_PASS after one test, without hashing anything. */
 int hooks_event_fire(const hooks_event_t *e, tern_event_t *ev);
+/* The same for an event named `a`/`b` that a caller fires for every
+ * stanza (the router: pre-message/bare, in-message/bare, message/bare
+ * ...): `slot` (below HOOKS_SLOTS) is the caller's fixed number for that
+ * pair, always the same pair.  The first fire interns the name and keeps
+ * its handle in the slot; later ones cost one test when nothing is
+ * hooked.  Returns as hooks_fire_parts. */
+#define HOOKS_SLOTS 64
+int hooks_fire_slot(hooks_t *h, unsigned slot, const char *a, const char *b, tern_event_t *ev);
 /* Run the handlers of `name` that come after the first one `owner`
  * hooked (all of them when it hooked none): a module that held an event
  * back hands it on to the handlers below its own. */

@@ -38,6 +38,8 @@ static const char *const dest_names[] = {"host", "bare", "full", "self"};
 static const char *const kind_names[] = {"", "message", "presence", "iq"};
 static const char *const pre_names[] = {"", "pre-message", "pre-presence", "pre-iq"};
 static const char *const in_names[] = {"", "in-message", "in-presence", "in-iq"};
+/* The hooks slot of stage (0 pre-, 1 in-, 2 none) KIND/DEST (hooks_fire_slot). */
+#define SLOT(stage, kind, dest) ((unsigned)(stage)*16u + (unsigned)(kind)*4u + (unsigned)(dest))
 
 /* One routing in progress (routings nest: handlers route too).  `owned`
  * holds the copies tern_event_edit() made for its event: they are kept
@@ -302,8 +304,7 @@ static int fire_for_dest(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_
                 return TERN_HANDLED;
         }
     }
-    const char *parts[2] = {kind_names[kind], dest_names[dest]};
-    return hooks_fire_parts(h->hooks, parts, 2, "/", ev);
+    return hooks_fire_slot(h->hooks, SLOT(2, kind, dest), kind_names[kind], dest_names[dest], ev);
 }
 
 static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *ev)
@@ -311,8 +312,8 @@ static void dispatch(host_t *h, stanza_kind_t kind, dest_t dest, tern_event_t *e
     /* Inbound filters: before any module answers or delivers for the
      * account.  Not for a user's stanzas to their own account ("self"). */
     if (dest == DEST_BARE || dest == DEST_FULL) {
-        const char *parts[2] = {in_names[kind], dest_names[dest]};
-        if (hooks_fire_parts(h->hooks, parts, 2, "/", ev) == TERN_HANDLED)
+        if (hooks_fire_slot(h->hooks, SLOT(1, kind, dest), in_names[kind], dest_names[dest], ev) ==
+            TERN_HANDLED)
             return;
     }
     if (fire_for_dest(h, kind, dest, ev) == TERN_HANDLED)
@@ -542,8 +543,8 @@ static void route_admitted(tern_xml_t *stanza, tern_session_t *origin)
     }
     int handled = 0;
     if (sender_host) {
-        const char *parts[2] = {pre_names[kind], dest_names[dest]};
-        handled = hooks_fire_parts(sender_host->hooks, parts, 2, "/", &ev) == TERN_HANDLED;
+        handled = hooks_fire_slot(sender_host->hooks, SLOT(0, kind, dest), pre_names[kind],
+                                  dest_names[dest], &ev) == TERN_HANDLED;
     }
     tern_xml_freeze(ev.stanza);
     route_frame_t frame = {.ev = &ev, .up = frames};

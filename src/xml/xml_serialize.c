@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum escape_mode { ESC_TEXT, ESC_ATTR };
-
 /* Serialized stanzas below this size are copied into the output buffer;
  * larger ones are added by reference (see the measurement above
  * add_bytes()). */
@@ -40,7 +38,8 @@ void xml_serialize_stats(xml_serialize_stats_t *out)
     *out = stats;
 }
 
-/* A growable flat buffer; `failed` once an allocation failed. */
+/* A growable flat buffer; `failed` once an allocation failed.  Most
+ * stanzas fit the inline part, so writing one allocates nothing. */
 typedef struct sbuf {
     char *p;
     size_t len, cap;
@@ -62,6 +61,8 @@ static void sb_free(sbuf_t *b)
         free(b->p);
 }
 
+/* Room for `more` bytes after the current end; -1 (and `failed`) when
+ * there is none and no memory for it. */
 static int sb_grow(sbuf_t *b, size_t more)
 {
     if (b->failed)
@@ -85,7 +86,7 @@ static int sb_grow(sbuf_t *b, size_t more)
     return 0;
 }
 
-static void sb_add(sbuf_t *b, const char *s, size_t n)
+static inline void sb_add(sbuf_t *b, const char *s, size_t n)
 {
     if (n > b->cap - b->len && sb_grow(b, n) < 0)
         return;
@@ -93,63 +94,129 @@ static void sb_add(sbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void put(sbuf_t *out, const char *s)
+static inline void sb_byte(sbuf_t *b, char c)
 {
-    sb_add(out, s, strlen(s));
+    if (b->len == b->cap && sb_grow(b, 1) < 0)
+        return;
+    b->p[b->len++] = c;
 }
 
-/* `a` then `b` then `c` (each may be ""). */
-static void put3(sbuf_t *out, const char *a, const char *b, const char *c)
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(out, lit) sb_add((out), (lit), sizeof(lit) - 1)
+
+/* A NUL-terminated name (element, attribute, prefix): short, so copied
+ * byte by byte rather than measured first. */
+static inline void put_name(sbuf_t *b, const char *s)
 {
-    put(out, a);
-    put(out, b);
-    put(out, c);
+    /* Locals: stores through `p` could otherwise alias `b`'s fields. */
+    char *p = b->p;
+    size_t len = b->len, cap = b->cap;
+    for (; *s; s++) {
+        if (len == cap) {
+            b->len = len;
+            if (sb_grow(b, 1) < 0)
+                return;
+            p = b->p;
+            cap = b->cap;
+        }
+        p[len++] = *s;
+    }
+    b->len = len;
 }
 
-/* Replacement for byte `c`: an entity, "" to drop it, or NULL to copy it.
+/* ---- escaping ----------------------------------------------------------
+ *
+ * One table per mode gives each byte its class: 0 for bytes copied as
+ * they are (most of them), else the index of its replacement below.
  * Text escapes & < > (and CR, which a parser would turn into LF);
  * attribute values also escape both quotes and the whitespace that
- * attribute-value normalisation would change (XML 1.0 §3.3.3). */
-static const char *escape_of(unsigned char c, enum escape_mode mode)
+ * attribute-value normalisation would change (XML 1.0 §3.3.3).  The C0
+ * controls that XML 1.0 cannot carry are dropped (replacement ""). */
+enum { E_COPY, E_AMP, E_LT, E_GT, E_CR, E_QUOT, E_APOS, E_TAB, E_LF, E_DROP };
+
+static const struct {
+    const char *s;
+    size_t len;
+} replacement[] = {
+    [E_COPY] = {"", 0},       [E_AMP] = {"&amp;", 5}, [E_LT] = {"&lt;", 4},
+    [E_GT] = {"&gt;", 4},     [E_CR] = {"&#13;", 5},  [E_QUOT] = {"&quot;", 6},
+    [E_APOS] = {"&apos;", 6}, [E_TAB] = {"&#9;", 4},  [E_LF] = {"&#10;", 5},
+    [E_DROP] = {"", 0},
+};
+
+#define C0_DROPPED                                                                                 \
+    [0x00] = E_DROP, [0x01] = E_DROP, [0x02] = E_DROP, [0x03] = E_DROP, [0x04] = E_DROP,           \
+    [0x05] = E_DROP, [0x06] = E_DROP, [0x07] = E_DROP, [0x08] = E_DROP, [0x0b] = E_DROP,           \
+    [0x0c] = E_DROP, [0x0e] = E_DROP, [0x0f] = E_DROP, [0x10] = E_DROP, [0x11] = E_DROP,           \
+    [0x12] = E_DROP, [0x13] = E_DROP, [0x14] = E_DROP, [0x15] = E_DROP, [0x16] = E_DROP,           \
+    [0x17] = E_DROP, [0x18] = E_DROP, [0x19] = E_DROP, [0x1a] = E_DROP, [0x1b] = E_DROP,           \
+    [0x1c] = E_DROP, [0x1d] = E_DROP, [0x1e] = E_DROP, [0x1f] = E_DROP
+
+static const unsigned char esc_text[256] = {
+    C0_DROPPED, ['&'] = E_AMP, ['<'] = E_LT, ['>'] = E_GT, ['\r'] = E_CR,
+};
+
+static const unsigned char esc_attr[256] = {
+    C0_DROPPED,     ['&'] = E_AMP,   ['<'] = E_LT,   ['>'] = E_GT,  ['\r'] = E_CR,
+    ['"'] = E_QUOT, ['\''] = E_APOS, ['\t'] = E_TAB, ['\n'] = E_LF,
+};
+
+/* Append `len` bytes of `s`, escaped with table `tab`: runs of bytes that
+ * need nothing are copied in one piece. */
+static void escape(const char *s, size_t len, const unsigned char *tab, sbuf_t *out)
 {
-    switch (c) {
-    case '&':
-        return "&amp;";
-    case '<':
-        return "&lt;";
-    case '>':
-        return "&gt;";
-    case '\r':
-        return "&#13;";
-    case '"':
-        return mode == ESC_ATTR ? "&quot;" : NULL;
-    case '\'':
-        return mode == ESC_ATTR ? "&apos;" : NULL;
-    case '\t':
-        return mode == ESC_ATTR ? "&#9;" : NULL;
-    case '\n':
-        return mode == ESC_ATTR ? "&#10;" : NULL;
-    default:
-        return c < 0x20 ? "" : NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    for (;;) {
+        size_t run = i;
+        /* Four bytes a step while none of them needs anything. */
+        while (len - i >= 4 && !(tab[u[i]] | tab[u[i + 1]] | tab[u[i + 2]] | tab[u[i + 3]]))
+            i += 4;
+        while (i < len && !tab[u[i]])
+            i++;
+        if (i > run)
+            sb_add(out, s + run, i - run);
+        if (i == len)
+            return;
+        unsigned char c = tab[(unsigned char)s[i++]];
+        if (replacement[c].len)
+            sb_add(out, replacement[c].s, replacement[c].len);
     }
 }
 
-/* Append `len` bytes of `s`, escaped for `mode`; unchanged runs are
- * copied in one piece. */
-static void escape(const char *s, size_t len, enum escape_mode mode, sbuf_t *out)
+/* The same for the NUL-terminated `s` (an attribute value), in one pass:
+ * the NUL is one of the bytes the table stops at. */
+static void escape_str(const char *s, const unsigned char *tab, sbuf_t *out)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        const char *rep = escape_of((unsigned char)s[i], mode);
-        if (!rep)
-            continue;
-        if (i > run)
-            sb_add(out, s + run, i - run);
-        put(out, rep);
-        run = i + 1;
+    for (;;) {
+        const char *run = s;
+        /* Unrolled; each byte is tested before the next is read, so the
+         * scan never reads past the NUL. */
+        for (;;) {
+            if (tab[(unsigned char)s[0]])
+                break;
+            if (tab[(unsigned char)s[1]]) {
+                s += 1;
+                break;
+            }
+            if (tab[(unsigned char)s[2]]) {
+                s += 2;
+                break;
+            }
+            if (tab[(unsigned char)s[3]]) {
+                s += 3;
+                break;
+            }
+            s += 4;
+        }
+        if (s > run)
+            sb_add(out, run, (size_t)(s - run));
+        if (!*s)
+            return;
+        unsigned char c = tab[(unsigned char)*s++];
+        if (replacement[c].len)
+            sb_add(out, replacement[c].s, replacement[c].len);
     }
-    if (len > run)
-        sb_add(out, s + run, len - run);
 }
 
 /* Safe for both element content and attribute values: escapes all five
@@ -160,7 +227,7 @@ int xml_escape(const char *s, size_t len, struct evbuffer *out)
         return -1;
     sbuf_t b;
     sb_init(&b);
-    escape(s, len, ESC_ATTR, &b);
+    escape(s, len, esc_attr, &b);
     int rc = b.failed || evbuffer_add(out, b.p, b.len) < 0 ? -1 : 0;
     sb_free(&b);
     return rc;
@@ -200,33 +267,45 @@ static unsigned prefix_index(const tern_xml_attr_t *attrs, const char *ns, size_
 static void write_attr(const tern_xml_attr_t *attrs, unsigned pos, const tern_xml_attr_t *a,
                        sbuf_t *out)
 {
-    const char *ns = NULL;
-    size_t ns_len = 0;
-    const char *local = split_attr_name(a->name, &ns, &ns_len);
-    char prefix[16];
-
-    if (!local || ns_len == 0) {
-        put3(out, " ", local ? local : a->name, "='");
-    } else if (ns_len == strlen(TERN_NS_XML) && memcmp(ns, TERN_NS_XML, ns_len) == 0) {
-        put3(out, " xml:", local, "='");
+    sb_byte(out, ' ');
+    if (a->name[0] != '{') {
+        put_name(out, a->name);
     } else {
-        unsigned idx = prefix_index(attrs, ns, ns_len);
-        snprintf(prefix, sizeof(prefix), "ns%u", idx);
-        if (idx == pos) {
-            put3(out, " xmlns:", prefix, "='");
-            escape(ns, ns_len, ESC_ATTR, out);
-            put(out, "'");
+        const char *ns = NULL;
+        size_t ns_len = 0;
+        const char *local = split_attr_name(a->name, &ns, &ns_len);
+        if (!local || ns_len == 0) {
+            put_name(out, local ? local : a->name);
+        } else if (ns_len == sizeof(TERN_NS_XML) - 1 && memcmp(ns, TERN_NS_XML, ns_len) == 0) {
+            PUT_LIT(out, "xml:");
+            put_name(out, local);
+        } else {
+            char prefix[16];
+            unsigned idx = prefix_index(attrs, ns, ns_len);
+            snprintf(prefix, sizeof(prefix), "ns%u", idx);
+            if (idx == pos) {
+                PUT_LIT(out, "xmlns:");
+                put_name(out, prefix);
+                PUT_LIT(out, "='");
+                escape(ns, ns_len, esc_attr, out);
+                PUT_LIT(out, "' ");
+            }
+            put_name(out, prefix);
+            sb_byte(out, ':');
+            put_name(out, local);
         }
-        put3(out, " ", prefix, ":");
-        put3(out, local, "='", "");
     }
-    const char *v = a->value ? a->value : "";
-    escape(v, strlen(v), ESC_ATTR, out);
-    put(out, "'");
+    PUT_LIT(out, "='");
+    escape_str(a->value ? a->value : "", esc_attr, out);
+    sb_byte(out, '\'');
 }
 
+/* Namespace strings compare by pointer first: the parser and the tree
+ * share one string for the usual ones (xml_ns_intern). */
 static int streq(const char *a, const char *b)
 {
+    if (a == b)
+        return 1;
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
@@ -241,6 +320,8 @@ static int needs_xmlns(const tern_xml_t *n, const tern_xml_t *top, const char *s
         return !streq(n->ns, n->parent->ns);
     if (!stream_ns)
         return !streq(n->ns, "");
+    if (n->ns == xml_ns_client)
+        return 0;
     return !streq(n->ns, stream_ns) && !streq(n->ns, TERN_NS_CLIENT);
 }
 
@@ -248,18 +329,20 @@ static int needs_xmlns(const tern_xml_t *n, const tern_xml_t *top, const char *s
 static void write_open(const tern_xml_t *n, const tern_xml_t *top, const char *stream_ns,
                        sbuf_t *out)
 {
-    put(out, "<");
-    put(out, n->name);
+    sb_byte(out, '<');
+    put_name(out, n->name);
     if (needs_xmlns(n, top, stream_ns)) {
-        const char *ns = n->ns ? n->ns : "";
-        put(out, " xmlns='");
-        escape(ns, strlen(ns), ESC_ATTR, out);
-        put(out, "'");
+        PUT_LIT(out, " xmlns='");
+        escape_str(n->ns ? n->ns : "", esc_attr, out);
+        sb_byte(out, '\'');
     }
     unsigned pos = 0;
     for (const tern_xml_attr_t *a = n->attrs; a; a = a->next, pos++)
         write_attr(n->attrs, pos, a, out);
-    put(out, n->children ? ">" : "/>");
+    if (n->children)
+        sb_byte(out, '>');
+    else
+        PUT_LIT(out, "/>");
 }
 
 /* A text node or an element's start tag. */
@@ -268,7 +351,7 @@ static void write_node(const tern_xml_t *n, const tern_xml_t *top, const char *s
 {
     if (!n->name) {
         if (n->text)
-            escape(n->text, n->text_len, ESC_TEXT, out);
+            escape(n->text, n->text_len, esc_text, out);
         return;
     }
     write_open(n, top, stream_ns, out);
@@ -290,7 +373,9 @@ static void write_tree(const tern_xml_t *node, const char *stream_ns, sbuf_t *ou
         }
         while (n != node && !n->next) {
             n = xml_parent_in(n, node);
-            put3(out, "</", n->name, ">");
+            PUT_LIT(out, "</");
+            put_name(out, n->name);
+            sb_byte(out, '>');
         }
         if (n == node)
             return;
@@ -312,16 +397,18 @@ static xml_bytes_t *bytes_new(size_t len)
     return b;
 }
 
+/* Bytes in a tree's arena (XML_BYTES_IN_ARENA) live as long as the tree:
+ * references on them count nothing. */
 xml_bytes_t *xml_bytes_ref(xml_bytes_t *b)
 {
-    if (b)
+    if (b && b->refs != XML_BYTES_IN_ARENA)
         b->refs++;
     return b;
 }
 
 void xml_bytes_unref(xml_bytes_t *b)
 {
-    if (b && --b->refs == 0)
+    if (b && b->refs != XML_BYTES_IN_ARENA && --b->refs == 0)
         free(b);
 }
 
@@ -367,8 +454,12 @@ static xml_bytes_t *frozen_bytes(tern_xml_t *root, const char *stream_ns)
     sbuf_t sb;
     sb_init(&sb);
     if (rest) {
+        /* A fan-out copy's shared bytes, or a received stanza's own
+         * (xml_stream.c, "Received bytes": those live in its arena). */
         write_open(root, root, stream_ns, &sb);
         stats.heads++;
+        if (rest->refs == XML_BYTES_IN_ARENA)
+            stats.received++;
     } else {
         write_tree(root, stream_ns, &sb, NULL);
         stats.full++;

@@ -47,6 +47,20 @@
  * next stanza end by a new one that has replayed the stream header, as
  * when unparking; the bytes after that stanza go to the new parser.
  *
+ * Received bytes.  A stanza that is only routed goes out as it came in,
+ * but for its start tag, which the router changes ('from').  So the bytes
+ * after the stanza's start tag, up to and including its end tag, are kept
+ * in the tree (xml_rest_set) when they mean the same under any start tag
+ * the serializer writes: the stanza is in the content namespace with no
+ * prefix, and inside it no prefix is declared or used (but xml:), no
+ * element is in the stream namespace and no element declares a content
+ * namespace (jabber:client, jabber:server ...) as its default; and the
+ * stream header declared no prefix but stream:.  The serializer then
+ * writes the start tag and adds those bytes; any change to the tree but
+ * its root's attributes drops them (xml_tree.c).  The bytes are taken
+ * from the slice being parsed, and copied from earlier slices only when
+ * a stanza spans several.
+ *
  * tern_xml_parse(), at the end, reads one stored element back with the
  * same parser, so that stored trees read exactly as received ones.
  */
@@ -78,6 +92,7 @@
 
 #define NS_STREAM_CONTENT_SERVER    "jabber:server"
 #define NS_STREAM_CONTENT_COMPONENT "jabber:component:accept"
+#define NS_STREAMS                  "http://etherx.jabber.org/streams"
 
 struct xml_stream {
     XML_Parser p;
@@ -104,6 +119,19 @@ struct xml_stream {
 
     char *header; /* the stream header's start tag as received, for replay */
     size_t header_len;
+
+    /* Received bytes of the open stanza after its start tag (see "Received
+     * bytes" at the top): the slice expat is parsing, and what earlier
+     * slices held of the stanza. */
+    const char *slice;
+    uint64_t slice_base; /* document position of slice[0] */
+    size_t slice_n;      /* bytes at slice */
+    uint64_t raw_from;   /* document position of the first byte after the start tag */
+    char *raw;
+    size_t raw_len, raw_cap;
+    bool raw_ok;        /* the open stanza's bytes may be reused so far */
+    bool raw_bad;       /* a namespace declaration in this stanza forbids it */
+    bool header_prefix; /* the stream header declared a prefix other than stream: */
 
     char *held; /* the start of an unfinished tag or reference (see feeding) */
     size_t held_len, held_cap;
@@ -138,6 +166,11 @@ static void trim_buffers(xml_stream_t *s)
         s->scratch = NULL;
         s->scratch_cap = 0;
     }
+    if (s->raw_cap > KEEP_BUFFER) {
+        free(s->raw);
+        s->raw = NULL;
+        s->raw_cap = 0;
+    }
 }
 
 /* Drop the stanza being built and its pending text. */
@@ -147,6 +180,8 @@ static void drop_stanza(xml_stream_t *s)
     s->stanza = s->cur = NULL;
     s->text_len = 0;
     s->built = 0;
+    s->raw_ok = s->raw_bad = false;
+    s->raw_len = 0;
     trim_buffers(s);
 }
 
@@ -275,7 +310,7 @@ static const char *element_ns(xml_stream_t *s, const char *name, size_t uri_len)
         return "";
     for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
         if (strlen(content[i]) == uri_len && memcmp(name, content[i], uri_len) == 0)
-            return TERN_NS_CLIENT;
+            return xml_ns_client;
     const char *part[] = {name};
     size_t len[] = {uri_len};
     return scratch_join(s, 1, part, len);
@@ -316,6 +351,8 @@ static bool add_attrs(xml_stream_t *s, tern_xml_t *node, const XML_Char **atts, 
         const char *name = attr_name(s, atts[i]);
         if (!name)
             return false;
+        if (name[0] == '{')
+            s->raw_ok = false; /* a prefixed name (see "Received bytes") */
         size_t name_len = strlen(name), value_len = strlen(atts[i + 1]);
         if (counted && !grow_ok(s, name_len + value_len))
             return false;
@@ -351,12 +388,13 @@ static tern_xml_t *new_element(xml_stream_t *s, tern_xml_t *parent, const char *
 {
     size_t uri_len;
     const char *local = split_name(name, &uri_len);
-    if (!grow_ok(s, strlen(local)))
+    size_t local_len = strlen(local);
+    if (!grow_ok(s, local_len))
         return NULL;
     const char *ns = element_ns(s, name, uri_len);
     if (!ns)
         return NULL;
-    tern_xml_t *n = parent ? tern_xml_add_child(parent, local, ns) : tern_xml_new(local, ns);
+    tern_xml_t *n = xml_element_add(parent, local, local_len, ns);
     if (!n)
         fail(s, "resource-constraint", "out of memory");
     return n;
@@ -413,6 +451,29 @@ static void keep_header(xml_stream_t *s)
 
 /* ---- expat handlers ------------------------------------------------- */
 
+static bool content_ns(const char *uri)
+{
+    return strcmp(uri, TERN_NS_CLIENT) == 0 || strcmp(uri, NS_STREAM_CONTENT_SERVER) == 0 ||
+           strcmp(uri, NS_STREAM_CONTENT_COMPONENT) == 0;
+}
+
+/* A namespace declaration, reported before the start tag that holds it:
+ * what it means for reusing received bytes (see the top of the file). */
+static void XMLCALL on_ns_decl(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    xml_stream_t *s = ud;
+    if (s->level == 0) {
+        if (prefix && !(strcmp(prefix, "stream") == 0 && uri && strcmp(uri, NS_STREAMS) == 0))
+            s->header_prefix = true;
+        return;
+    }
+    /* Level 1: the stanza's own start tag; deeper: inside it. */
+    if (prefix || (s->level >= 2 && uri && content_ns(uri))) {
+        s->raw_bad = true;
+        s->raw_ok = false;
+    }
+}
+
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     xml_stream_t *s = ud;
@@ -445,6 +506,9 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         if (!window_ok(s, end))
             return;
         s->stanza = s->cur = new_element(s, NULL, name);
+        s->raw_ok = !s->raw_bad && !s->header_prefix && s->stanza && s->stanza->ns == xml_ns_client;
+        s->raw_from = end;
+        s->raw_len = 0;
     } else {
         if (s->level > s->lim.max_depth) {
             fail(s, "policy-violation", "stanza too deep");
@@ -455,6 +519,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         tern_xml_t *child = new_element(s, s->cur, name);
         if (!child)
             return;
+        if (s->raw_ok && child->ns != s->cur->ns && strcmp(child->ns, NS_STREAMS) == 0)
+            s->raw_ok = false;
         s->cur = child;
         s->level++;
     }
@@ -462,9 +528,43 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         add_attrs(s, s->cur, atts, true);
 }
 
+/* Keep the received bytes of the complete stanza after its start tag, up
+ * to `end`, in its tree (see "Received bytes" at the top).  Nothing is
+ * kept on allocation failure: the tree is then written out as usual. */
+static void keep_raw(xml_stream_t *s, uint64_t end)
+{
+    if (!s->raw_ok || !s->stanza->children || !s->slice || end < s->raw_from ||
+        end < s->slice_base || end - s->slice_base > s->slice_n)
+        return;
+    const char *p;
+    size_t n;
+    if (s->raw_from >= s->slice_base) {
+        p = s->slice + (s->raw_from - s->slice_base);
+        n = (size_t)(end - s->raw_from);
+    } else {
+        size_t tail = (size_t)(end - s->slice_base);
+        if (!reserve(&s->raw, &s->raw_cap, s->raw_len + tail))
+            return;
+        memcpy(s->raw + s->raw_len, s->slice, tail);
+        s->raw_len += tail;
+        p = s->raw;
+        n = s->raw_len;
+    }
+    if (n != end - s->raw_from || n == 0 || p[n - 1] != '>')
+        return; /* not every byte was seen, or not up to the end tag: never expected */
+    xml_bytes_t *b = xml_arena_bytes(s->stanza, n);
+    if (b) {
+        memcpy(b->data, p, n);
+        xml_rest_set(s->stanza, b);
+    }
+}
+
 /* A complete stanza: hand it over (with our reference). */
 static void deliver_stanza(xml_stream_t *s, uint64_t end)
 {
+    keep_raw(s, end);
+    s->raw_ok = s->raw_bad = false;
+    s->raw_len = 0;
     tern_xml_t *st = s->stanza;
     s->stanza = s->cur = NULL;
     s->level = 1;
@@ -668,6 +768,7 @@ static XML_Parser parser_new(xml_stream_t *s)
     XML_SetHashSalt(p, hash_salt());
     XML_SetUserData(p, s);
     XML_SetElementHandler(p, on_start, on_end);
+    XML_SetNamespaceDeclHandler(p, on_ns_decl, NULL);
     XML_SetCharacterDataHandler(p, on_text);
     XML_SetXmlDeclHandler(p, on_xml_decl);
     XML_SetStartDoctypeDeclHandler(p, on_doctype);
@@ -709,6 +810,7 @@ static void new_document(xml_stream_t *s)
     s->fed = s->mark = s->stanza_start = s->restart_at = s->tag_bytes = 0;
     s->level = 0;
     s->restart = s->recycle = s->opened = s->closed = false;
+    s->header_prefix = false;
 }
 
 xml_stream_t *xml_stream_new(const xml_stream_callbacks_t *cb, void *ctx,
@@ -747,6 +849,7 @@ void xml_stream_free(xml_stream_t **sp)
     free(s->held);
     free(s->text);
     free(s->scratch);
+    free(s->raw);
     free(s);
     *sp = NULL;
 }
@@ -781,11 +884,26 @@ static size_t parse_slice(xml_stream_t *s, const char *data, size_t n)
 {
     uint64_t base = s->fed;
     s->fed += n;
+    s->slice = data;
+    s->slice_base = base;
+    s->slice_n = n;
     s->in_parse = true;
     enum XML_Status st = XML_Parse(s->p, data, (int)n, XML_FALSE);
     s->in_parse = false;
+    s->slice = NULL;
     if (s->dead)
         return n;
+    if (s->raw_ok && s->level >= 2 && !s->restart && !s->recycle) {
+        /* A stanza goes on in the next slice: keep its bytes so far. */
+        uint64_t from = s->raw_from > base ? s->raw_from : base;
+        size_t k = from < base + n ? (size_t)(base + n - from) : 0;
+        if (k && reserve(&s->raw, &s->raw_cap, s->raw_len + k)) {
+            memcpy(s->raw + s->raw_len, data + (from - base), k);
+            s->raw_len += k;
+        } else if (k) {
+            s->raw_ok = false;
+        }
+    }
     if (s->restart) {
         /* The event ended inside this slice since expat parses all it is
          * given (no reparse deferral); anything else is a bug. */
@@ -835,8 +953,9 @@ int xml_stream_park(xml_stream_t *s)
     s->held_cap = 0;
     free(s->text);
     free(s->scratch);
-    s->text = s->scratch = NULL;
-    s->text_cap = s->scratch_cap = s->text_len = 0;
+    free(s->raw);
+    s->text = s->scratch = s->raw = NULL;
+    s->text_cap = s->scratch_cap = s->text_len = s->raw_cap = s->raw_len = 0;
     return 1;
 }
 
@@ -850,6 +969,7 @@ static bool unpark(xml_stream_t *s)
     }
     s->level = 0;
     s->fed = s->mark = s->stanza_start = 0;
+    s->header_prefix = false; /* the replayed header declares them again */
     s->replaying = true;
     s->in_parse = true;
     enum XML_Status st = XML_Parse(s->p, s->header, (int)s->header_len, XML_FALSE);

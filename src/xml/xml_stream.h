@@ -70,6 +70,16 @@ void xml_stream_stop(xml_stream_t *s);
 int xml_attr_append(tern_xml_t *node, const char *name, size_t name_len, const char *value,
                     size_t value_len);
 
+/* The namespace string of every TERN_NS_CLIENT element the tree code
+ * makes (xml_tree.c): compare by address first. */
+extern const char xml_ns_client[];
+
+/* For the parser (xml_tree.c): a new element named by the `name_len`
+ * bytes at `name`, appended to `parent` (not frozen), or a new root when
+ * `parent` is NULL; `ns` as for tern_xml_add_child.  NULL on allocation
+ * failure. */
+tern_xml_t *xml_element_add(tern_xml_t *parent, const char *name, size_t name_len, const char *ns);
+
 /* Serialization (xml_serialize.c). */
 struct evbuffer;
 /* Append `node` to `out`.  `stream_ns` is the content namespace of the
@@ -96,6 +106,10 @@ typedef struct xml_bytes {
 
 #define XML_CACHE_SLOTS 3 /* jabber:client, jabber:server, jabber:component:accept */
 
+/* `refs` of bytes allocated in a tree's arena (xml_arena_bytes): they are
+ * freed with the tree, and ref/unref do nothing on them. */
+#define XML_BYTES_IN_ARENA ((size_t)-1)
+
 xml_bytes_t *xml_bytes_ref(xml_bytes_t *b);
 void xml_bytes_unref(xml_bytes_t *b);
 
@@ -104,9 +118,16 @@ void xml_bytes_unref(xml_bytes_t *b);
  * is taken. */
 xml_bytes_t *xml_cache_get(const tern_xml_t *root, const char *stream_ns);
 void xml_cache_put(tern_xml_t *root, const char *stream_ns, xml_bytes_t *b);
-/* A fan-out copy shares `rest`: everything after its root's start tag. */
+/* A fan-out copy shares `rest`: everything after its root's start tag;
+ * a received stanza may keep its own received bytes there (xml_stream.c,
+ * "Received bytes").  Every change to the tree but to its root's
+ * attributes drops them. */
 xml_bytes_t *xml_rest_get(const tern_xml_t *root);
 void xml_rest_set(tern_xml_t *root, xml_bytes_t *rest);
+/* Room for `len` bytes in the arena of `root`'s tree, refs
+ * XML_BYTES_IN_ARENA: for bytes that are copied out, never kept by
+ * reference past the tree.  NULL on allocation failure. */
+xml_bytes_t *xml_arena_bytes(tern_xml_t *root, size_t len);
 
 /* Fan-out (tern_route_fanout): serialize frozen `tmpl` once and return the
  * bytes after its root's start tag (new reference; NULL on allocation
@@ -130,7 +151,10 @@ const tern_xml_t *xml_parent_in(const tern_xml_t *n, const tern_xml_t *top);
 typedef struct xml_serialize_stats {
     unsigned long long full;   /* stanza trees written out in full */
     unsigned long long reused; /* writes that reused a frozen stanza's bytes */
-    unsigned long long heads;  /* fan-out copies: only the start tag written */
+    unsigned long long heads;  /* only the start tag written: fan-out copies, received stanzas */
+    /* of `heads`, received stanzas: the bytes received after the start tag
+     * follow it (xml_stream.c, "Received bytes") */
+    unsigned long long received;
 } xml_serialize_stats_t;
 void xml_serialize_stats(xml_serialize_stats_t *out);
 

@@ -7,7 +7,10 @@
  * split into reads, so every split is reachable.  Each stanza received is
  * serialized, copied, read back with tern_xml_parse() and serialized
  * again: the two serializations must be equal (for a stanza in a
- * namespace: tern_xml_parse() reads an unqualified one as jabber:client).  <auth/> and <starttls/>
+ * namespace: tern_xml_parse() reads an unqualified one as jabber:client);
+ * written frozen, as for routing (with the bytes received after its start
+ * tag when they may be reused), it must read back as the same tree.
+ * <auth/> and <starttls/>
  * restart the stream as SASL and STARTTLS do, <park/> parks it between
  * reads.  Limits are small so the fuzzer reaches them.
  */
@@ -50,6 +53,22 @@ static void on_stanza(void *vctx, tern_xml_t *st)
                 __builtin_trap(); /* serialize(parse(serialize(x))) != serialize(x) */
             free(again);
             tern_xml_unref(back);
+            /* Routed (frozen), it may go out with the bytes received after
+             * its start tag: they must read back as the same tree. */
+            tern_xml_freeze(st);
+            struct evbuffer *wire = evbuffer_new();
+            if (wire && xml_serialize(st, "jabber:client", wire) == 0) {
+                size_t wlen = evbuffer_get_length(wire);
+                const char *w = (const char *)evbuffer_pullup(wire, -1);
+                tern_xml_t *routed = w ? tern_xml_parse(w, wlen) : NULL;
+                char *rtext = routed ? tern_xml_to_string(routed, &len2) : NULL;
+                if (w && (!routed || (rtext && (len2 != len || memcmp(rtext, text, len) != 0))))
+                    __builtin_trap(); /* parse(routed bytes) != x */
+                free(rtext);
+                tern_xml_unref(routed);
+            }
+            if (wire)
+                evbuffer_free(wire);
         }
         (void)tern_xml_text(copy);
         tern_xml_copy_into(copy, st);

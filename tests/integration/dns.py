@@ -146,7 +146,9 @@ class Dnsmasq:
         self.records = list(records)
         self.ttl = ttl
         self.local = list(local)
-        self.port = None
+        # Chosen now, so configs can name it before start(); start() takes
+        # another only if this one was taken meanwhile.
+        self.port = _free_udp_tcp_port()
         self.proc = None
         self.dir = None
 
@@ -197,8 +199,8 @@ class Dnsmasq:
             cmd += self._record_args()
             if shutil.which("setpriv"):  # ended with the test run
                 cmd = ["setpriv", "--pdeathsig", "TERM"] + cmd
-            self.log = open(os.path.join(self.dir, "dnsmasq.log"), "wb")
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+            self._log = open(os.path.join(self.dir, "dnsmasq.log"), "wb")
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return self
@@ -229,6 +231,8 @@ class Dnsmasq:
         except (OSError, TypeError):
             return ""
 
+    log = log_text
+
     def stop(self):
         if self.proc is not None:
             if self.proc.poll() is None:
@@ -239,9 +243,9 @@ class Dnsmasq:
                     self.proc.kill()
                     self.proc.wait(timeout=10)
             self.proc = None
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
 
     def set_records(self, records):
         """Serve `records` instead, on the same port (a restart)."""

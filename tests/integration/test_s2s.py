@@ -19,144 +19,28 @@ certificates from a private test CA (pki.py), slixmpp clients as users.
 """
 import hashlib
 import hmac
-import os
-import shutil
 import signal
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import unittest
 
-from dns import Dnsmasq
-from harness import (NS_STANZAS, NS_STREAM, NS_TLS, T_REPLY, RawClient, Server, ServerError,
-                     SlixClient, StreamClosed, free_port, q)
-from pki import TestCA, self_signed
+from federation import (ENV, IPS, PORTS, FedCase, FedServer, base_records, leaf, set_up,
+                        tear_down, untrusted)
+from harness import NS_STANZAS, NS_STREAM, NS_TLS, T_REPLY, RawClient, SlixClient, free_port, q
 
 NS_SERVER = "jabber:server"
 NS_DB = "jabber:server:dialback"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-IPS = {"a.test": "127.0.0.2", "b.test": "127.0.0.3"}
-
-WORK = None
-CA = None
-DNS = None
-PORTS = {}
-
-
-def base_records():
-    records = []
-    for d, ip in IPS.items():
-        records.append(("A", d, ip))
-        records.append(("SRV", "_xmpp-server._tcp." + d, d, PORTS[d]))
-    return records
 
 
 def setUpModule():
-    global WORK, CA, DNS
-    WORK = tempfile.mkdtemp(prefix="tern-s2s-")
-    CA = TestCA(os.path.join(WORK, "ca"))
-    for d in IPS:
-        PORTS[d] = free_port()
-    DNS = Dnsmasq(base_records()).start()
+    set_up()
 
 
 def tearDownModule():
-    if DNS:
-        DNS.stop()
-        DNS.remove()
-    shutil.rmtree(WORK, ignore_errors=True)
-
-
-class FedServer(Server):
-    """A ternd serving `domain`, with an s2s listener on its own loopback
-    address (the port the DNS names), a certificate `leaf`, trusting the
-    test CA for peers."""
-
-    def __init__(self, domain, leaf, s2s=None, users=None, extra=None):
-        self.domain = domain
-        self.leaf = leaf
-        self.s2s_extra = s2s or {}
-        super().__init__(users=users, name=domain, config=extra, domain=domain)
-
-    def build_config(self):
-        conf = super().build_config()
-        conf["hosts"] = {self.domain: {}}
-        conf["tls"] = {"certificate": self.leaf.chain_path, "key": self.leaf.key_path}
-        conf["listeners"].append({"type": "s2s", "address": IPS[self.domain],
-                                  "port": PORTS[self.domain]})
-        conf["dns"] = {"servers": [DNS.server]}
-        s2s = {"ca_file": CA.cert_path, "connect_timeout": "2s"}
-        s2s.update(self.s2s_extra)
-        conf["s2s"] = s2s
-        conf["modules"]["roster"] = {}
-        return conf
-
-    def add_user(self, user, password):
-        self.ternctl_ok("adduser", "%s@%s" % (user, self.domain), "--password-stdin",
-                        input=password + "\n")
-        self.users[user] = password
-
-    def start(self):
-        self.write_config()
-        for user, password in list(self.users.items()):
-            self.add_user(user, password)
-        return self._launch()
-
-    def s2s_list(self):
-        r = self.ternctl_ok("s2s")
-        return r.stdout
-
-
-def leaf(domain):
-    return CA.issue(domain, [domain, "*." + domain], stem=domain + "-trusted")
-
-
-def untrusted(domain):
-    return self_signed(WORK, domain, [domain])
-
-
-class FedCase(unittest.TestCase):
-    a_cert = staticmethod(leaf)
-    b_cert = staticmethod(leaf)
-    a_s2s = {}
-    b_s2s = {}
-    a_extra = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.a = FedServer("a.test", cls.a_cert("a.test"), cls.a_s2s,
-                          users={"alice": "alice-pw"}, extra=cls.a_extra).start()
-        cls.b = FedServer("b.test", cls.b_cert("b.test"), cls.b_s2s,
-                          users={"bob": "bob-pw"}).start()
-        cls.alice = SlixClient(cls.a, "alice", resource="r").connect()
-        cls.bob = SlixClient(cls.b, "bob", resource="r").connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        for c in (cls.alice, cls.bob):
-            try:
-                c.disconnect()
-            except Exception:
-                pass
-        for s in (cls.a, cls.b):
-            if s.running():
-                s.stop()
-            s.remove()
-
-    def send_and_receive(self, sender, receiver, to, body, timeout=T_REPLY):
-        mark = receiver.mark()
-        sender.send_message(to, body)
-        return receiver.wait_message(body, since=mark, timeout=timeout)
-
-    def bounce_of(self, client, to, body, timeout=T_REPLY):
-        """Send `body` to `to`; the error that comes back: (condition, text)."""
-        mark = client.mark()
-        client.send_message(to, body)
-        err = client.wait_stanza(lambda s: s.name == "message" and s["type"] == "error",
-                                 timeout=timeout, since=mark)
-        return err["error"]["condition"], err["error"]["text"]
+    tear_down()
 
 
 class ExternalTests(FedCase):
@@ -302,14 +186,14 @@ class RedirectTests(FedCase):
         records = [r for r in base_records() if r[1] != "_xmpp-server._tcp.b.test"]
         records += [("A", "redir.test", "127.0.0.4"),
                     ("SRV", "_xmpp-server._tcp.b.test", "redir.test", cls.redirector.port)]
-        DNS.set_records(records)
+        ENV.dns.set_records(records)
         super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
         cls.redirector.stop()
-        DNS.set_records(base_records())
+        ENV.dns.set_records(base_records())
 
     def test_see_other_host(self):
         self.send_and_receive(self.alice, self.bob, "bob@b.test", "via another host")

@@ -208,6 +208,40 @@ static void test_event_handles(void)
 }
 
 /* stream/NS:NAME is fired by its pieces like the iq payload events. */
+static int fire_slot_traced(hooks_t *h, unsigned slot, const char *a, const char *b, int take)
+{
+    trace[0] = '\0';
+    take_at = take;
+    tern_event_t ev = {0};
+    return hooks_fire_slot(h, slot, a, b, &ev);
+}
+
+/* The router's per-stanza events by slot: the same handlers as by name,
+ * whether hooked before the first fire or after it, in priority order,
+ * and gone with their owner. */
+static void test_event_slots(void)
+{
+    hooks_t *h = hooks_new();
+    tern_module_ctx_t *x = (tern_module_ctx_t *)&trace[1], *y = (tern_module_ctx_t *)&trace[2];
+    CHECK(h != NULL);
+    CHECK(hooks_add(h, "pre-message/bare", h_b, 0, x) == 0);
+    CHECK(fire_slot_traced(h, 5, "pre-message", "bare", 0) == TERN_PASS && strcmp(trace, "b") == 0);
+    CHECK(fire_slot_traced(h, 6, "message", "bare", 0) == TERN_PASS && trace[0] == '\0');
+    CHECK(!hooks_has(h, "message/bare"));
+    CHECK(hooks_add(h, "message/bare", h_c, -5, y) == 0);
+    CHECK(hooks_add(h, "message/bare", h_a, 5, x) == 0);
+    CHECK(fire_slot_traced(h, 6, "message", "bare", 0) == TERN_PASS && strcmp(trace, "ac") == 0);
+    CHECK(fire_slot_traced(h, 6, "message", "bare", 'a') == TERN_HANDLED &&
+          strcmp(trace, "a") == 0);
+    /* A slot past the table still fires by name. */
+    CHECK(fire_slot_traced(h, HOOKS_SLOTS, "message", "bare", 0) == TERN_PASS &&
+          strcmp(trace, "ac") == 0);
+    hooks_remove_owner(h, x);
+    CHECK(fire_slot_traced(h, 6, "message", "bare", 0) == TERN_PASS && strcmp(trace, "c") == 0);
+    CHECK(fire_slot_traced(h, 5, "pre-message", "bare", 0) == TERN_PASS && trace[0] == '\0');
+    hooks_free(&h);
+}
+
 static void test_stream_event_parts(void)
 {
     static char owner;
@@ -233,6 +267,7 @@ int main(void)
     test_valid_names();
     test_invalid_names();
     test_event_handles();
+    test_event_slots();
     test_stream_event_parts();
     return check_summary();
 }
