@@ -57,7 +57,9 @@ def section(runs, a):
         "messages, so every message crosses the federated link (half each way).  CPU is that "
         "of both servers together in the measured window (%s s) over the messages delivered "
         "in it: what one federated message costs, reading it from the sender, the link, and "
-        "writing it to the recipient." % (a.users, a.duration))
+        "writing it to the recipient.  Each pair of servers is freshly started for these "
+        "runs and its links are opened first by one message each way, one after the other "
+        "(`s2s-warm`), so the windows measure traffic on open links." % (a.users, a.duration))
     out.append("")
     rates = sorted({int(l[len("s2s-at-"):]) for s in servers for l in by[s]
                     if l.startswith("s2s-at-")})
