@@ -118,7 +118,7 @@ static void srv2(report_t *r, const result_t *res, const char *key, const char *
 
 /* --links N: user 1 of A (client 0) asks each of l1..lN.DOMAIN2, domains
  * of server B, for disco#info: A opens a link to each and B one back for
- * the answer, N pairs of connections more on each server. */
+ * the answer (unless one carries both ways): N links more on each server. */
 static void ask_links(worker_t *w)
 {
     if (w->o->links <= 0 || w->first != 0 || w->count == 0 || w->clients[0].st != CS_ONLINE)
