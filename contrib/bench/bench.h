@@ -64,11 +64,24 @@ typedef struct {
     const char *server_type; /* tern, prosody, ejabberd */
     const char *ctl;         /* path of the server's admin tool */
     const char *ctl_config;  /* its configuration (ternctl -c) */
+    /* s2s: a second server.  Client idx is on server (idx % sites) as
+     * account number first_user + idx / sites; users counts both. */
+    int sites;           /* 1, or 2 for s2s */
+    const char *server2; /* address of the second server */
+    int port2;           /* its port (0: the first one's) */
+    const char *domain2; /* its domain */
+    int links;           /* s2s: user 1 of A asks l1..lN.DOMAIN2 (hosts of B) */
+    pid_t server2_pid;   /* its process, for /proc figures */
+    const char *server2_pidfile;
+    const char *server2_name;
 } bench_opts_t;
 
 /* User number `idx` (0-based within the run) as a localpart / password. */
 void bench_user_name(const bench_opts_t *o, int idx, char *buf, size_t size);
 void bench_user_password(const bench_opts_t *o, int idx, char *buf, size_t size);
+/* The server (0 or 1) and domain of client idx (s2s: two servers). */
+int bench_site(const bench_opts_t *o, int idx);
+const char *bench_user_domain(const bench_opts_t *o, int idx);
 /* The user index of a JID ("name@domain[/resource]") of this run, or -1. */
 int bench_user_index(const bench_opts_t *o, const char *jid);
 
@@ -111,6 +124,7 @@ enum {
     C_SETUP_FAIL,
     C_MECH_SHA1, /* logins that used SCRAM-SHA-1 */
     C_MECH_SHA256,
+    C_LINK_ANSWERS, /* s2s --links: answers from the link domains */
     C_COUNT
 };
 
@@ -126,7 +140,8 @@ typedef struct {
     uint64_t b[HIST_BUCKETS];
 } hist_t;
 
-enum { H_LOGIN = 0, H_MSG, H_COUNT };
+/* H_FIRST: s2s, each sender's first message; H_LINK: s2s --links round trips */
+enum { H_LOGIN = 0, H_MSG, H_FIRST, H_LINK, H_COUNT };
 
 void hist_add(hist_t *h, uint64_t v);
 void hist_merge(hist_t *into, const hist_t *from);
@@ -202,6 +217,8 @@ struct client {
  * before the workers are forked. */
 extern struct sockaddr_storage bench_server_addr;
 extern socklen_t bench_server_addr_len;
+extern struct sockaddr_storage bench_server2_addr; /* s2s: --server2 */
+extern socklen_t bench_server2_addr_len;
 int bench_resolve(const bench_opts_t *o);
 
 /* Start connecting client c (already in w->clients). */
@@ -304,6 +321,7 @@ void scenario_list(void *file);
 extern const scenario_t scen_connect;
 extern const scenario_t scen_chat;
 extern const scenario_t scen_presence;
+extern const scenario_t scen_s2s;
 
 /* ---- server figures from the OS (procfs.c) ------------------------------ */
 
@@ -318,6 +336,8 @@ typedef struct {
 /* The server pid from the options (pid, pidfile or process name); 0 if
  * none was asked for, -1 with *why set on error. */
 pid_t procfs_find_server(const bench_opts_t *o, const char **why);
+/* The same for the second server (--server2-pid, -pidfile, -name). */
+pid_t procfs_find_server2(const bench_opts_t *o, const char **why);
 int procfs_sample(pid_t pid, proc_sample_t *s);
 
 /* ---- results and report (coord.c, report.c) ------------------------------ */
@@ -340,6 +360,8 @@ struct result {
     int tool_bound;
     pid_t server_pid;
     proc_sample_t srv_before, srv_login, srv_measure0, srv_measure1, srv_end;
+    pid_t server2_pid; /* s2s: the second server, sampled at the same marks */
+    proc_sample_t srv2_before, srv2_login, srv2_measure0, srv2_measure1, srv2_end;
     int interrupted;
     int setup_failed; /* timed out, or logins failed before it */
 };

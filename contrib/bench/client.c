@@ -76,7 +76,7 @@ void client_bare_jid(const bench_opts_t *o, int idx, char *buf, size_t size)
 {
     char name[BENCH_NAME_MAX];
     bench_user_name(o, idx, name, sizeof(name));
-    snprintf(buf, size, "%s@%s", name, o->domain);
+    snprintf(buf, size, "%s@%s", name, bench_user_domain(o, idx));
 }
 
 void client_send(client_t *c, const char *xml, size_t len)
@@ -190,7 +190,7 @@ static void open_stream(client_t *c)
     client_sendf(c,
                  "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
                  "' xmlns:stream='" NS_STREAM "' to='%s' version='1.0' xml:lang='en'>",
-                 c->w->o->domain);
+                 bench_user_domain(c->w->o, c->idx));
 }
 
 static int start_tls(client_t *c)
@@ -199,7 +199,7 @@ static int start_tls(client_t *c)
     SSL *ssl = SSL_new(w->ssl_ctx);
     if (ssl == NULL)
         return -1;
-    SSL_set_tlsext_host_name(ssl, w->o->domain);
+    SSL_set_tlsext_host_name(ssl, bench_user_domain(w->o, c->idx));
     if (w->o->direct_tls) {
         static const unsigned char alpn[] = "\x0bxmpp-client"; /* XEP-0368 */
         SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
@@ -527,9 +527,12 @@ void client_start(client_t *c)
     c->t_start = now_ns();
     c->fd = -1;
     W_INC(w, C_CONN_STARTED);
+    int site2 = bench_site(o, c->idx) == 1;
+    const struct sockaddr_storage *addr = site2 ? &bench_server2_addr : &bench_server_addr;
+    socklen_t addr_len = site2 ? bench_server2_addr_len : bench_server_addr_len;
     c->timer = evtimer_new(w->base, on_timer, c);
     c->xs = xscan_new(&scan_cbs, c);
-    int fd = socket(bench_server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || c->timer == NULL || c->xs == NULL) {
         char why[160];
         snprintf(why, sizeof(why), "socket: %s", fd < 0 ? strerror(errno) : "out of memory");
@@ -542,7 +545,7 @@ void client_start(client_t *c)
     c->fd = fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (o->src_first != 0 && bench_server_addr.ss_family == AF_INET) {
+    if (o->src_first != 0 && addr->ss_family == AF_INET) {
         /* Round robin over the source addresses; the port is chosen at
          * connect() so that each address has its own 64k ports per
          * destination. */
@@ -568,8 +571,8 @@ void client_start(client_t *c)
         (suseconds_t)((o->login_timeout - (double)(time_t)o->login_timeout) * 1e6)};
     evtimer_add(c->timer, &tv);
     c->has_link = 1;
-    if (link_connect(&c->link, w->base, fd, (struct sockaddr *)&bench_server_addr,
-                     bench_server_addr_len, &link_ops, c) < 0) {
+    if (link_connect(&c->link, w->base, fd, (const struct sockaddr *)addr, addr_len, &link_ops, c) <
+        0) {
         char why[160];
         snprintf(why, sizeof(why), "connect: %s", strerror(errno));
         fail(c, why);

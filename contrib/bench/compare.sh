@@ -22,13 +22,22 @@
 # keep up with a rate is shown with the rate it reached.  The chat runs
 # start on a freshly started server.
 #
+# The federation part (compare-s2s.sh) runs each server twice, a.test and
+# b.test on 127.0.0.2 and 127.0.0.3, federating through one dnsmasq and
+# one test CA: CPU per message of both together at BENCH_S2S_RATES, the
+# latency, the first message of a new link and the memory of a link.
+#
 # Usage: contrib/bench/compare.sh [--check-only] [--quick] [--keep]
 #                                 [--no-install] [--output FILE]
+#                                 [--no-s2s | --only s2s]
 #   --check-only  set up, provision and check each server, no load
 #   --quick       small numbers everywhere (a smoke test of the script)
 #   --keep        keep the work folder (configs, logs, data, results)
 #   --no-install  fail instead of installing Prosody and ejabberd
 #   --output F    where the markdown goes (doc/performance.md)
+#   --no-s2s      skip the federation part
+#   --only s2s    run the federation part alone (its section of the
+#                 report is replaced, the rest of the file is kept)
 # Parameters come from the environment (defaults in brackets):
 #   BENCH_SERVERS ["tern prosody ejabberd"]  BENCH_USERS [15000]
 #   BENCH_SCENARIOS ["connect chat presence"]
@@ -47,6 +56,9 @@
 #     are written into their storage before the run (else built over XMPP)
 #   BENCH_PRES_DURATION [20] s  BENCH_PRES_SETUP_TIMEOUT [180] s
 #   BENCH_ITERATIONS [4096]
+#   BENCH_S2S_SERVERS [BENCH_SERVERS]  BENCH_S2S_USERS [500] per server
+#   BENCH_S2S_RATES ["1000 2000"] msgs/s  BENCH_S2S_DURATION [20] s
+#   BENCH_S2S_LINKS [50] other domains of server B asked (memory per link)
 #   BENCH_SERVER_CPU [0]  BENCH_TOOL_CPU [1]  TERN_BENCH [build/bench/tern-bench]
 # Must run as root (installs, taskset, runs ejabberd as its own user).
 # Whole run: under 20 minutes on 2 cores with the defaults.
@@ -57,7 +69,7 @@ here="$top/contrib/bench"
 PY=/usr/bin/python3
 build="$top/build/bench"
 
-check_only=0 keep=0 install=1 output="$top/doc/performance.md"
+check_only=0 keep=0 install=1 output="$top/doc/performance.md" s2s=1 only_s2s=0
 while [ $# -gt 0 ]; do
     case $1 in
     --check-only) check_only=1 ;;
@@ -69,6 +81,17 @@ while [ $# -gt 0 ]; do
         : "${BENCH_CHAT_STEP_DURATION:=3}"
         : "${BENCH_PRES_USERS:=66}" "${BENCH_ROSTER:=10}" "${BENCH_PRES_DURATION:=5}"
         : "${BENCH_PRES_RATE:=20}"
+        : "${BENCH_S2S_USERS:=20}" "${BENCH_S2S_RATES:=100 200}" "${BENCH_S2S_DURATION:=3}"
+        : "${BENCH_S2S_LINKS:=5}"
+        ;;
+    --no-s2s) s2s=0 ;;
+    --only)
+        [ "${2:-}" = s2s ] || {
+            echo "compare.sh: --only takes 's2s'" >&2
+            exit 2
+        }
+        only_s2s=1
+        shift
         ;;
     --keep) keep=1 ;;
     --no-install) install=0 ;;
@@ -161,6 +184,10 @@ if [ "$check_only" = 0 ] && wants presence; then
 fi
 preload() { wants presence && [ "$check_only" = 0 ] && [[ " $ROSTER_PRELOAD " == *" $1 "* ]]; }
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores: one for the server, one for the load"
+[ "$check_only" = 0 ] || s2s=0
+[ "$s2s" = 1 ] || [ "$only_s2s" = 0 ] || die "--only s2s: not with --no-s2s or --check-only"
+# shellcheck source=contrib/bench/compare-s2s.sh
+[ "$s2s" = 0 ] || . "$here/compare-s2s.sh"
 
 # ---- the open-files limit ---------------------------------------------------
 # Every server and the load tool inherit the hard limit as their soft one.
@@ -174,7 +201,9 @@ fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 epmd_pids() { pgrep -x epmd || true; }
 install_peers() {
-    local want="prosody ejabberd python3-slixmpp openssl util-linux procps iproute2" missing="" p
+    local want="prosody ejabberd python3-slixmpp openssl util-linux procps iproute2 dnsmasq"
+    want="$want lua-unbound python3-cryptography"
+    local missing="" p
     for p in $want; do installed "$p" || missing="$missing $p"; done
     [ -n "$missing" ] || return 0
     [ "$install" = 1 ] || die "missing packages:$missing (and --no-install given)"
@@ -242,6 +271,7 @@ cleanup() {
         say "stopping $current after an interruption"
         stop_server || true
     fi
+    [ "$s2s" = 0 ] || s2s_cleanup
     if [ "$keep" = 1 ] || [ $rc != 0 ]; then
         say "work folder kept: $WORK"
     else
@@ -356,8 +386,10 @@ provision() {
         say "prosody/ejabberd credentials: ${PROVISION_S[prosody]} s ($(cat "$WORK/provision.log"))"
     fi
 }
-say "creating $ACCOUNTS accounts per server (SCRAM, $ITERATIONS iterations)"
-provision
+if [ "$only_s2s" = 0 ]; then
+    say "creating $ACCOUNTS accounts per server (SCRAM, $ITERATIONS iterations)"
+    provision
+fi
 
 # ejabberd's accounts go in through its own API, inside the running node:
 # ejabberd_auth:try_register/3 with the ready #scram{} record (and the
@@ -611,6 +643,14 @@ run_presence() {
 
 # ---- the run ------------------------------------------------------------------------
 failed=0
+if [ "$only_s2s" = 1 ]; then
+    run_s2s_part
+    "$PY" "$here/report_s2s.py" --results "$s2s_results" --output "$output" \
+        --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+    cp "$s2s_results" "${output%.md}-s2s.jsonl"
+    say "wrote the Federation section of $output"
+    exit 0
+fi
 if [ "$check_only" = 0 ]; then
     # The machine's own latency between the two CPUs, before any server runs.
     say "machine: latency floor between CPU $SERVER_CPU and CPU $TOOL_CPU (10 s)"
@@ -635,6 +675,8 @@ for s in $SERVERS; do
     stop_server || failed=1
 done
 
+[ "$s2s" = 0 ] || run_s2s_part
+
 if [ "$check_only" = 1 ]; then
     [ "$failed" = 0 ] || die "a server failed its check or left processes behind"
     say "all servers passed the check"
@@ -654,6 +696,12 @@ fi
     printf 'TERND=%s\nTERN_BENCH=%s\n' "$build/ternd" "$TERN_BENCH"
 } >"$WORK/params"
 "$PY" "$here/report.py" write --results "$results" --params "$WORK/params" --output "$output"
+if [ "$s2s" = 1 ]; then
+    "$PY" "$here/report_s2s.py" --results "$s2s_results" --output "$output" \
+        --users "$S2S_USERS" --duration "$S2S_DURATION" --links "$S2S_LINKS" \
+        --busy "$(cut -d' ' -f1-3 /proc/loadavg)"
+    cp "$s2s_results" "${output%.md}-s2s.jsonl"
+fi
 cp "$results" "${output%.md}.jsonl"
 say "wrote $output (raw results: ${output%.md}.jsonl)"
 [ "$failed" = 0 ] || die "a server failed its check or left processes behind"

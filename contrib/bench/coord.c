@@ -89,6 +89,14 @@ static void sample(proc_sample_t *s)
         procfs_sample(co.res->server_pid, s);
 }
 
+/* Both servers at a phase mark (the second only with s2s). */
+static void sample_both(proc_sample_t *s, proc_sample_t *s2)
+{
+    sample(s);
+    if (co.res->server2_pid > 0)
+        procfs_sample(co.res->server2_pid, s2);
+}
+
 static void print_progress(void)
 {
     if (co.o->json_only)
@@ -134,7 +142,7 @@ static void finish(void)
 {
     if (co.phase >= PH_DONE)
         return;
-    sample(&co.res->srv_end);
+    sample_both(&co.res->srv_end, &co.res->srv2_end);
     if (co.drain_ev != NULL)
         event_del(co.drain_ev);
     if (co.phase_ev != NULL)
@@ -148,7 +156,7 @@ static void on_phase_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     if (co.phase == PH_MEASURE) {
-        sample(&co.res->srv_measure1);
+        sample_both(&co.res->srv_measure1, &co.res->srv2_measure1);
         send_phase(PH_DRAIN);
         co.drain_t0 = now_s();
         if (co.sc->has_drain) {
@@ -179,7 +187,7 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
 
 static void start_measure(void)
 {
-    sample(&co.res->srv_measure0);
+    sample_both(&co.res->srv_measure0, &co.res->srv2_measure0);
     send_phase(PH_MEASURE);
     double secs = co.sc->measure_seconds(co.o);
     struct timeval tv = {(time_t)secs, (suseconds_t)((secs - floor(secs)) * 1e6)};
@@ -202,7 +210,7 @@ static void advance(void)
         if (!all_have(PH_LOGIN, 1))
             return;
         co.res->t_done[PH_LOGIN] = now_s();
-        sample(&co.res->srv_login);
+        sample_both(&co.res->srv_login, &co.res->srv2_login);
         if (co.sc->has_setup && login_failures() > 0) {
             /* A contact that is not online cannot approve a subscription. */
             fprintf(stderr, "%stern-bench: %llu logins failed: the setup cannot complete\n",
@@ -313,7 +321,7 @@ static void on_sigint(evutil_socket_t fd, short what, void *arg)
     if (co.phase < PH_DONE) {
         co.res->interrupted = 1;
         if (co.phase == PH_MEASURE) { /* keep the window measured so far */
-            sample(&co.res->srv_measure1);
+            sample_both(&co.res->srv_measure1, &co.res->srv2_measure1);
             send_phase(PH_DRAIN);
         }
         finish();
@@ -421,6 +429,12 @@ int coord_main(bench_opts_t *o, const scenario_t *sc)
         free(res);
         return 2;
     }
+    res->server2_pid = procfs_find_server2(o, &why);
+    if (res->server2_pid < 0) {
+        fprintf(stderr, "tern-bench: second server: %s\n", why);
+        free(res);
+        return 2;
+    }
     if (bench_resolve(o) < 0) {
         free(res);
         return 1;
@@ -447,7 +461,7 @@ int coord_main(bench_opts_t *o, const scenario_t *sc)
         struct timeval tv = {PROGRESS_S, 0};
         event_add(co.progress_ev, &tv);
         co.t0 = now_s();
-        sample(&res->srv_before);
+        sample_both(&res->srv_before, &res->srv2_before);
         send_phase(PH_LOGIN);
         event_base_dispatch(co.base);
         if (co.tty && !o->json_only)

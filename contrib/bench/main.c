@@ -69,6 +69,13 @@ enum {
     O_SERVER_TYPE,
     O_CTL,
     O_CTL_CONFIG,
+    O_SERVER2,
+    O_PORT2,
+    O_DOMAIN2,
+    O_LINKS,
+    O_SERVER2_PID,
+    O_SERVER2_PIDFILE,
+    O_SERVER2_NAME,
     O_HELP,
     O_VERSION
 };
@@ -107,6 +114,13 @@ static const struct option long_opts[] = {
     {"server-type", required_argument, NULL, O_SERVER_TYPE},
     {"ctl", required_argument, NULL, O_CTL},
     {"ctl-config", required_argument, NULL, O_CTL_CONFIG},
+    {"server2", required_argument, NULL, O_SERVER2},
+    {"port2", required_argument, NULL, O_PORT2},
+    {"domain2", required_argument, NULL, O_DOMAIN2},
+    {"links", required_argument, NULL, O_LINKS},
+    {"server2-pid", required_argument, NULL, O_SERVER2_PID},
+    {"server2-pidfile", required_argument, NULL, O_SERVER2_PIDFILE},
+    {"server2-name", required_argument, NULL, O_SERVER2_NAME},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -135,12 +149,12 @@ static void usage(FILE *f)
                "  --mechanism M          SCRAM-SHA-1, SCRAM-SHA-256 or auto: the strongest\n"
                "                         of the two the server offers (auto)\n"
                "Load:\n"
-               "  --scenario S           connect, chat or presence (connect)\n"
+               "  --scenario S           connect, chat, presence or s2s (connect)\n"
                "  --rate R               logins per second, all processes (100)\n"
                "  --login-timeout S      seconds one login may take (60)\n"
                "  --hold S               connect: seconds to hold the idle sessions (5)\n"
                "  --duration S           chat, presence: seconds measured (10)\n"
-               "  --msg-rate R           chat: messages per second, all senders (1000)\n"
+               "  --msg-rate R           chat, s2s: messages per second, all senders (1000)\n"
                "  --drain S              chat: seconds to wait for messages in flight (5)\n"
                "  --body-size MIN[-MAX]  chat: body length in bytes, log-uniform in MIN..MAX\n"
                "  --roster K             presence: contacts per user (10)\n"
@@ -150,6 +164,16 @@ static void usage(FILE *f)
                "  --processes P          load processes, each with users/P connections (1)\n"
                "  --source-ips A-B       bind connections to source addresses A..B (IPv4),\n"
                "                         round robin, e.g. 127.0.0.1-127.0.0.250\n"
+               "Second server (s2s: u1..uN of --domain chat with u1..uN of --domain2):\n"
+               "  --server2 HOST[:PORT]  address of the second server\n"
+               "  --port2 N              its port (the first server's)\n"
+               "  --domain2 D            its domain (required by s2s)\n"
+               "  --links N              s2s: user 1 of --domain also asks l1..lN.DOMAIN2\n"
+               "                         (domains of the second server) for disco#info:\n"
+               "                         a link each, for the memory per connection\n"
+               "  --server2-pid PID      its process for CPU and memory from /proc\n"
+               "  --server2-pidfile FILE ... or its pid file\n"
+               "  --server2-name NAME    ... or its process name (comm)\n"
                "Measurement and output:\n"
                "  --server-pid PID       server process for CPU and memory from /proc\n"
                "  --server-pidfile FILE  ... or its pid file\n"
@@ -237,19 +261,34 @@ static int check_format(const char *fmt, size_t *pre, size_t *conv_len)
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static int user_number(const bench_opts_t *o, int idx)
+{
+    return o->first_user + (o->sites > 1 ? idx / o->sites : idx);
+}
+
 void bench_user_name(const bench_opts_t *o, int idx, char *buf, size_t size)
 {
-    snprintf(buf, size, o->user_format, o->first_user + idx);
+    snprintf(buf, size, o->user_format, user_number(o, idx));
 }
 
 void bench_user_password(const bench_opts_t *o, int idx, char *buf, size_t size)
 {
     if (o->password_format != NULL)
-        snprintf(buf, size, o->password_format, o->first_user + idx);
+        snprintf(buf, size, o->password_format, user_number(o, idx));
     else
         snprintf(buf, size, "%s", o->password);
 }
 #pragma GCC diagnostic pop
+
+int bench_site(const bench_opts_t *o, int idx)
+{
+    return o->sites > 1 ? idx % o->sites : 0;
+}
+
+const char *bench_user_domain(const bench_opts_t *o, int idx)
+{
+    return bench_site(o, idx) == 1 && o->domain2 != NULL ? o->domain2 : o->domain;
+}
 
 int bench_user_index(const bench_opts_t *o, const char *jid)
 {
@@ -425,6 +464,44 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int provision)
         case O_SERVER_NAME:
             o->server_name = optarg;
             break;
+        case O_SERVER2: {
+            /* HOST:PORT when there is exactly one colon (not IPv6) */
+            const char *colon = strchr(optarg, ':');
+            if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+                static char host[256];
+                size_t hl = (size_t)(colon - optarg);
+                if (hl == 0 || hl >= sizeof(host))
+                    return bad("--server2: '%s' is not HOST[:PORT]", optarg);
+                memcpy(host, optarg, hl);
+                host[hl] = '\0';
+                o->server2 = host;
+                r = parse_int(colon + 1, "--server2 (port)", 1, 65535, &o->port2);
+            } else {
+                o->server2 = optarg;
+            }
+            break;
+        }
+        case O_PORT2:
+            r = parse_int(optarg, "--port2", 1, 65535, &o->port2);
+            break;
+        case O_DOMAIN2:
+            o->domain2 = optarg;
+            break;
+        case O_LINKS:
+            r = parse_int(optarg, "--links", 0, 10000, &o->links);
+            break;
+        case O_SERVER2_PID: {
+            int pid = 0;
+            r = parse_int(optarg, "--server2-pid", 1, 0x7fffffff, &pid);
+            o->server2_pid = pid;
+            break;
+        }
+        case O_SERVER2_PIDFILE:
+            o->server2_pidfile = optarg;
+            break;
+        case O_SERVER2_NAME:
+            o->server2_name = optarg;
+            break;
         case O_JSON_ONLY:
             o->json_only = 1;
             break;
@@ -465,6 +542,8 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int provision)
         return bad("--source-ips: IPv4 only, and the server '%s' is IPv6", o->server);
     if ((o->server_pid > 0) + (o->server_pidfile != NULL) + (o->server_name != NULL) > 1)
         return bad("%s", "give one of --server-pid, --server-pidfile, --server-name");
+    if ((o->server2_pid > 0) + (o->server2_pidfile != NULL) + (o->server2_name != NULL) > 1)
+        return bad("%s", "give one of --server2-pid, --server2-pidfile, --server2-name");
     if (o->processes > o->users)
         o->processes = o->users;
     return 0;
@@ -516,6 +595,7 @@ int main(int argc, char **argv)
         .processes = 1,
         .tool_bound_pct = 90,
         .server_type = "tern",
+        .sites = 1,
     };
     if (argc > 1 && strcmp(argv[1], "floor") == 0)
         return floor_main(argc - 1, argv + 1);

@@ -78,15 +78,15 @@ static pid_t pid_from_name(const char *name, const char **why)
     return found;
 }
 
-pid_t procfs_find_server(const bench_opts_t *o, const char **why)
+static pid_t find(pid_t given, const char *pidfile, const char *name, const char **why)
 {
     pid_t pid = 0;
-    if (o->server_pid > 0)
-        pid = o->server_pid;
-    else if (o->server_pidfile != NULL)
-        pid = pid_from_file(o->server_pidfile, why);
-    else if (o->server_name != NULL)
-        pid = pid_from_name(o->server_name, why);
+    if (given > 0)
+        pid = given;
+    else if (pidfile != NULL)
+        pid = pid_from_file(pidfile, why);
+    else if (name != NULL)
+        pid = pid_from_name(name, why);
     if (pid > 0) {
         proc_sample_t s;
         if (procfs_sample(pid, &s) < 0) {
@@ -95,6 +95,16 @@ pid_t procfs_find_server(const bench_opts_t *o, const char **why)
         }
     }
     return pid;
+}
+
+pid_t procfs_find_server(const bench_opts_t *o, const char **why)
+{
+    return find(o->server_pid, o->server_pidfile, o->server_name, why);
+}
+
+pid_t procfs_find_server2(const bench_opts_t *o, const char **why)
+{
+    return find(o->server2_pid, o->server2_pidfile, o->server2_name, why);
 }
 
 typedef struct {

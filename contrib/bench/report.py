@@ -791,13 +791,15 @@ def cmd_write(a):
     out.append("")
 
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
-    # The soak section (contrib/bench/soak.sh) comes from another run: keep it.
+    # The soak section (contrib/bench/soak.sh) and the federation section
+    # (report_s2s.py) come from other runs: keep them and what follows.
     try:
         with open(a.output) as f:
             old = f.read()
     except FileNotFoundError:
         old = ""
-    soak = old.find("<!-- soak:")
+    soak = min([i for i in (old.find("<!-- soak:"), old.find("<!-- federation:")) if i >= 0],
+               default=-1)
     if soak >= 0:
         out.append(old[soak:].rstrip("\n"))
         out.append("")

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const scenario_t *const all[] = {&scen_connect, &scen_chat, &scen_presence};
+static const scenario_t *const all[] = {&scen_connect, &scen_chat, &scen_presence, &scen_s2s};
 
 const scenario_t *scenario_find(const char *name)
 {

@@ -35,6 +35,8 @@
 
 struct sockaddr_storage bench_server_addr;
 socklen_t bench_server_addr_len;
+struct sockaddr_storage bench_server2_addr;
+socklen_t bench_server2_addr_len;
 
 static int warnings;
 
@@ -261,22 +263,33 @@ static void on_command(evutil_socket_t fd, short what, void *arg)
             start_phase(w, (phase_t)cmd[i]);
 }
 
-int bench_resolve(const bench_opts_t *o)
+static int resolve_one(const bench_opts_t *o, const char *host, int portn,
+                       struct sockaddr_storage *addr, socklen_t *len)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_family = o->src_first != 0 ? AF_INET : AF_UNSPEC;
     char port[16];
-    snprintf(port, sizeof(port), "%d", o->port);
-    int r = getaddrinfo(o->server, port, &hints, &res);
+    snprintf(port, sizeof(port), "%d", portn);
+    int r = getaddrinfo(host, port, &hints, &res);
     if (r != 0) {
-        fprintf(stderr, "tern-bench: %s: %s\n", o->server, gai_strerror(r));
+        fprintf(stderr, "tern-bench: %s: %s\n", host, gai_strerror(r));
         return -1;
     }
-    memcpy(&bench_server_addr, res->ai_addr, res->ai_addrlen);
-    bench_server_addr_len = res->ai_addrlen;
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
     freeaddrinfo(res);
+    return 0;
+}
+
+int bench_resolve(const bench_opts_t *o)
+{
+    if (resolve_one(o, o->server, o->port, &bench_server_addr, &bench_server_addr_len) < 0)
+        return -1;
+    if (o->sites > 1 && resolve_one(o, o->server2, o->port2 > 0 ? o->port2 : o->port,
+                                    &bench_server2_addr, &bench_server2_addr_len) < 0)
+        return -1;
     return 0;
 }
 
