@@ -34,6 +34,8 @@ typedef struct s2s_info {
     const char *cert;      /* the check of the peer's certificate, in words */
     size_t queued;         /* stanzas waiting (outgoing, while connecting) */
     const char *peer;      /* address:port */
+    const char *pairs;     /* the domain pairs the stream carries, "from->to" separated by
+                              spaces; a pair still being checked ends in "?" */
 } s2s_info_t;
 /* Visit every server-to-server stream. */
 void s2s_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);

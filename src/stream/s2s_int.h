@@ -54,6 +54,10 @@ void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const
 void s2s_out_bidi_attach(const char *local, const char *remote, struct conn *c);
 /* `c` is closing: it carries nothing more. */
 void s2s_out_bidi_detach(struct conn *c);
+/* The authoritative server's answer for a pair the peer asked for on our
+ * bidirectional stream with id `id` (from s2s_in_verified()). */
+void s2s_out_peer_verified(const char *id, const char *orig, const char *recv, const char *type,
+                           const char *condition);
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_out_close(const char *remote);
 void s2s_out_stop(void);
