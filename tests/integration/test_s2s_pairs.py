@@ -1,0 +1,134 @@
+"""Federation by domain pair (set-up imported from test_s2s.py): a.test on
+127.0.0.2 and b.test on 127.0.0.3, certificates from the test CA naming
+each domain and its subdomains.
+
+- Inbound: a stanza is taken only for a (from, to) pair authenticated on
+  its stream: after EXTERNAL for b.test -> a.test, a stanza to
+  conference.a.test ends the stream with host-unknown, one from sub.b.test
+  with invalid-from; a db:result for b.test -> conference.a.test on that
+  stream is valid at once (the certificate names b.test, XEP-0344) and
+  then the service domain is reachable.
+- Outgoing piggybacking: users of two hosts of a.test (a.test, x.a.test)
+  write to b.test: one stream carries both pairs (`ternctl s2s`).
+- Unused links are forgotten after s2s.idle_timeout (at most a minute).
+"""
+import time
+import unittest
+
+from harness import NS_STANZAS, SlixClient, q
+from test_s2s import (B_SECRET, NS_DB, FedCase, FedServer, RawPeer, dialback_key, leaf,
+                      setUpModule, tearDownModule)  # noqa: F401  (module set-up)
+
+
+class InboundPairTests(FedCase):
+    """A raw peer authenticated as b.test towards a.test only."""
+    b_s2s = {"dialback_secret": B_SECRET}
+    a_extra = {"services": {"conference.a.test": {"modules": {"disco": {}}}}}
+
+    def test_to_unauthenticated_domain_of_ours(self):
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.external("a.test", "b.test")
+            peer.send("<iq type='get' id='p1' from='bob@b.test/r' to='conference.a.test'>"
+                      "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+            self.assertEqual(peer.stream_error(), "host-unknown")
+            self.assertNotIn("id=\"p1\"", peer.raw_in.decode(errors="replace"))
+            self.assertIn("b.test to conference.a.test, a domain pair not authenticated",
+                          self.a.log_text())
+        finally:
+            peer.close()
+
+    def test_from_unauthenticated_subdomain(self):
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.external("a.test", "b.test")
+            mark = self.alice.mark()
+            peer.send("<message from='eve@sub.b.test' to='alice@a.test'><body>sub</body>"
+                      "</message>")
+            self.assertEqual(peer.stream_error(), "invalid-from")
+            time.sleep(0.3)
+            self.assertEqual(self.alice.received_since(mark, kinds=("message",)), [])
+        finally:
+            peer.close()
+
+    def test_pair_added_with_certificate(self):
+        # EXTERNAL authenticated b.test -> a.test; the same certificate names
+        # b.test, so a db:result for b.test -> conference.a.test is valid at
+        # once, whatever the key (XEP-0344 §2.4), and the pair is usable.
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.external("a.test", "b.test")
+            peer.send("<db:result from='b.test' to='conference.a.test'>%s</db:result>" %
+                      ("ab" * 32))
+            el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result"))
+            self.assertEqual(el.get("type"), "valid")
+            self.assertEqual(el.get("from"), "conference.a.test")
+            lines = [l for l in self.a.s2s_list().splitlines() if l.startswith("in")]
+            self.assertTrue(any("b.test->a.test b.test->conference.a.test" in l
+                                for l in lines), lines)
+            mark = self.bob.mark()
+            peer.send("<iq type='get' id='p2' from='bob@b.test/r' to='conference.a.test'>"
+                      "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+            got = self.bob.wait_stanza(lambda s: s.name == "iq" and s["id"] == "p2", since=mark)
+            self.assertEqual(got["type"], "result")
+            # The pair of EXTERNAL itself, asked again, is valid too.
+            peer.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ("cd" * 32))
+            el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result") and e.get("from") == "a.test")
+            self.assertEqual(el.get("type"), "valid")
+        finally:
+            peer.close()
+
+
+class TwoHostServer(FedServer):
+    """a.test with a second host x.a.test (its certificate names *.a.test)."""
+
+    def build_config(self):
+        conf = super().build_config()
+        conf["hosts"]["x.a.test"] = {}
+        return conf
+
+
+class HostClient(SlixClient):
+    """A user of another host of `server` than its main domain."""
+
+    def __init__(self, server, user, domain, password, resource=None):
+        self._domain = domain
+        super().__init__(server, user, password=password, resource=resource)
+
+    @property
+    def domain(self):
+        return self._domain
+
+
+class PiggybackTests(FedCase):
+    """Users of a.test and x.a.test, both on server A, write to bob@b.test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = TwoHostServer("a.test", leaf("a.test"), users={"alice": "alice-pw"}).start()
+        cls.a.ternctl_ok("adduser", "carol@x.a.test", "--password-stdin", input="carol-pw\n")
+        cls.b = FedServer("b.test", leaf("b.test"), users={"bob": "bob-pw"}).start()
+        cls.alice = SlixClient(cls.a, "alice", resource="r").connect()
+        cls.bob = SlixClient(cls.b, "bob", resource="r").connect()
+
+    def test_one_stream_two_pairs(self):
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "from the first host")
+        carol = HostClient(self.a, "carol", "x.a.test", "carol-pw", resource="r").connect()
+        try:
+            msg = self.send_and_receive(carol, self.bob, "bob@b.test", "from the second host")
+            self.assertEqual(str(msg["from"]), "carol@x.a.test/r")
+            # The answer comes back on the same stream (bidi).
+            self.send_and_receive(self.bob, carol, "carol@x.a.test/r", "back to the second")
+        finally:
+            carol.disconnect()
+        out = [l for l in self.a.s2s_list().splitlines() if l.startswith("out")]
+        self.assertEqual(len(out), 1, out)
+        self.assertIn("pairs: a.test->b.test x.a.test->b.test", out[0])
+        inb = [l for l in self.b.s2s_list().splitlines() if l.startswith("in")]
+        self.assertEqual(len(inb), 1, inb)
+        self.assertIn("a.test->b.test x.a.test->b.test", inb[0])
+        self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
