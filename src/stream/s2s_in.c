@@ -444,7 +444,7 @@ static void handle_db_verify(s2s_in_t *s, tern_xml_t *el)
     } else if (!domains_is_ours(orig)) {
         db_answer(s, "verify", orig, recv, id, "error", "item-not-found");
     } else {
-        int ok = dialback_check(s2s.secret, recv, orig, id, tern_xml_text(el));
+        int ok = s2s_key_ok(recv, orig, id, tern_xml_text(el));
         log_debug("s2s-in %s: dialback key for %s -> %s is %s", s->conn->peer, orig, recv,
                   ok ? "valid" : "invalid");
         db_answer(s, "verify", orig, recv, id, ok ? "valid" : "invalid", NULL);

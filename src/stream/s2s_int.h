@@ -23,7 +23,9 @@ struct conn;
 typedef struct s2s_shared {
     tls_client_t *trust; /* checks peers' certificates */
     char secret[65];     /* dialback secret (configured, or random per start) */
-    long long n_conns;   /* open s2s streams, both directions */
+    char old_secret[65]; /* the one before the last reload that changed it, or "" */
+    int secret_configured;
+    long long n_conns; /* open s2s streams, both directions */
     int started;
 } s2s_shared_t;
 
@@ -41,6 +43,9 @@ long long s2s_now_ms(void);
 /* A peer's token (stream id, dialback key) safe to echo: 1..128 of
  * [A-Za-z0-9._-]. */
 int s2s_token_ok(const char *s);
+/* Whether `key` is our dialback key for (receiving, originating, id), with
+ * the secret or the one it replaced. */
+int s2s_key_ok(const char *receiving, const char *originating, const char *id, const char *key);
 const char *s2s_verify_words(tls_verify_t v);
 
 /* s2s_out.c */

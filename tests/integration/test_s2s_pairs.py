@@ -10,12 +10,16 @@ each domain and its subdomains.
   then the service domain is reachable.
 - Outgoing piggybacking: users of two hosts of a.test (a.test, x.a.test)
   write to b.test: one stream carries both pairs (`ternctl s2s`).
+- Reload: s2s.dialback_secret and s2s.ca_file apply at `ternctl reload`.
 - Unused links are forgotten after s2s.idle_timeout (at most a minute).
 """
+import os
 import time
 import unittest
 
 from harness import NS_STANZAS, SlixClient, q
+import test_s2s
+from pki import TestCA
 from test_s2s import (B_SECRET, NS_DB, FedCase, FedServer, RawPeer, dialback_key, leaf,
                       setUpModule, tearDownModule)  # noqa: F401  (module set-up)
 
@@ -128,6 +132,77 @@ class PiggybackTests(FedCase):
         self.assertEqual(len(inb), 1, inb)
         self.assertIn("a.test->b.test x.a.test->b.test", inb[0])
         self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
+
+
+class ReloadSecretTests(FedCase):
+    """b.test's dialback secret changes with a reload: keys made with the
+    new secret verify at once, keys made with the old one still do (until
+    the next change)."""
+    b_s2s = {"dialback_secret": B_SECRET}
+
+    def claim(self, secret):
+        """A raw peer claims b.test towards a.test with a key from `secret`;
+        a.test asks b.test (the authoritative server): its answer."""
+        peer = RawPeer(self.a, leaf("b.test"))
+        try:
+            peer.secure("a.test", "b.test")
+            peer.send("<db:result from='b.test' to='a.test'>%s</db:result>" %
+                      dialback_key(secret, "a.test", "b.test", peer.header["id"]))
+            el = peer.wait_for(lambda e: e.tag == q(NS_DB, "result"))
+            return el.get("type")
+        finally:
+            peer.close()
+
+    def test_secret_reloaded(self):
+        self.assertEqual(self.claim(B_SECRET), "valid")
+        new = "a new secret of b.test, reloaded"
+        self.b.s2s_extra["dialback_secret"] = new
+        self.b.config = self.b.build_config()
+        self.b.write_config()
+        self.b.ternctl_ok("reload")
+        self.assertEqual(self.claim(new), "valid")
+        self.assertEqual(self.claim(B_SECRET), "valid")  # given before the reload
+        self.assertEqual(self.claim("not the secret of b.test at all"), "invalid")
+
+
+class ReloadTrustTests(FedCase):
+    """a.test first trusts another authority than the one of b.test's
+    certificate, then the right one after a reload: the next message goes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.other_ca = TestCA(os.path.join(test_s2s.WORK, "other-ca"))
+        cls.a_s2s = {"ca_file": cls.other_ca.cert_path}
+        super().setUpClass()
+
+    def test_ca_file_reloaded(self):
+        cond, text = self.bounce_of(self.alice, "bob@b.test", "not trusted yet")
+        self.assertEqual(cond, "remote-server-not-found")
+        self.assertIn("certificate", text)
+        self.a.s2s_extra["ca_file"] = test_s2s.CA.cert_path
+        self.a.config = self.a.build_config()
+        self.a.write_config()
+        self.a.ternctl_ok("reload")
+        time.sleep(1.2)  # the first backoff has passed
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "trusted now")
+        line = [l for l in self.a.s2s_list().splitlines() if l.startswith("out")]
+        self.assertIn("EXTERNAL", line[0])
+
+
+class SweepTests(FedCase):
+    """A link closed for idleness is forgotten at the next sweep, which
+    runs every s2s.idle_timeout when that is under a minute."""
+    a_s2s = {"idle_timeout": "1s"}
+    a_extra = {"log_level": "debug"}
+
+    def test_unused_link_forgotten(self):
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "then silence")
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and \
+                "a.test -> b.test: unused, forgotten" not in self.a.log_text():
+            time.sleep(0.2)
+        self.assertIn("a.test -> b.test: unused, forgotten", self.a.log_text())
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "after the sweep")
 
 
 if __name__ == "__main__":
