@@ -169,7 +169,7 @@ static int pair_authenticated(const s2s_in_t *s, const char *from, const char *t
     for (const in_pair_t *p = s->pairs; p; p = p->next)
         if (p->valid && strcmp(p->orig, from) == 0 && strcmp(p->recv, to) == 0)
             return 1;
-    return 0;
+    return s->bidi && s2s_out_rides(s->conn, to, from); /* XEP-0288: a pair of ours, inverted */
 }
 
 static int any_authenticated(const s2s_in_t *s)
@@ -335,6 +335,12 @@ static void pair_valid(s2s_in_t *s, in_pair_t *p)
  * is right. */
 static void handle_db_result(s2s_in_t *s, tern_xml_t *el)
 {
+    const char *type = tern_xml_attr(el, "type");
+    if (type) { /* the answer to a pair of ours we sent on this stream (bidi) */
+        if (!s->bidi || !s2s_out_rider_answer(s->conn, el, type))
+            log_debug("s2s-in %s: unexpected dialback answer", s->conn->peer);
+        return;
+    }
     char *orig = tern_xml_attr(el, "from") ? tern_jid_prep_domain(tern_xml_attr(el, "from")) : NULL;
     char *recv = tern_xml_attr(el, "to") ? tern_jid_prep_domain(tern_xml_attr(el, "to")) : NULL;
     const char *key = tern_xml_text(el);
@@ -649,6 +655,22 @@ void s2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     if (s->auth_timer)
         evtimer_add(s->auth_timer, &tv);
     log_info("s2s-in %s: new %s connection", peer, direct_tls ? "direct TLS" : "plain");
+}
+
+conn_t *s2s_in_bidi_carrier(const char *remote, const char **stream_id)
+{
+    for (s2s_in_t *s = all_in; s; s = s->next) {
+        if (!s->bidi || s->conn->closing || !(s->tls || plain_dialback_ok()) ||
+            !authenticated(s, remote))
+            continue;
+        tls_verify_t v =
+            s->tls ? tls_peer_verify(s2s.trust, conn_ssl(s->conn), remote) : TLS_VERIFY_NO_CERT;
+        if (!s2s_dialback_allowed(remote, v))
+            continue;
+        *stream_id = s->stream_id;
+        return s->conn;
+    }
+    return NULL;
 }
 
 void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)

@@ -63,6 +63,12 @@ void s2s_out_bidi_detach(struct conn *c);
  * bidirectional stream with id `id` (from s2s_in_verified()). */
 void s2s_out_peer_verified(const char *id, const char *orig, const char *recv, const char *type,
                            const char *condition);
+/* The peer's answer (db:result with a type) on stream `c` to a pair of
+ * ours piggybacked on it; 1 when it was one. */
+int s2s_out_rider_answer(struct conn *c, tern_xml_t *el, const char *type);
+/* Whether our pair (local, remote) rides, authenticated, on stream `c`
+ * (then the peer may send for the inverse pair on it: XEP-0288). */
+int s2s_out_rides(const struct conn *c, const char *local, const char *remote);
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_out_close(const char *remote);
 void s2s_out_stop(void);
@@ -70,6 +76,9 @@ void s2s_out_stop(void);
 /* s2s_in.c: `type` is "valid", "invalid" or "error" (with `condition`). */
 void s2s_in_verified(const char *in_id, const char *orig, const char *recv, const char *type,
                      const char *condition);
+/* An incoming bidirectional stream (XEP-0288) authenticated for `remote`
+ * that may carry more of our pairs by dialback, and its id; or NULL. */
+struct conn *s2s_in_bidi_carrier(const char *remote, const char **stream_id);
 void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_in_close(const char *remote);
 void s2s_in_stop(void);

@@ -99,7 +99,6 @@ typedef struct s2s_out {
     char stream_id[129];
     long long rate_tokens, rate_at_ms; /* the peer's stanzas (bidi), as on s2s_in.c */
     struct event *rate_timer;
-    link_t *riders;          /* other links whose pair this stream carries (piggybacking) */
     peer_pair_t *peer_pairs; /* the peer's further pairs (bidi) */
 } s2s_out_t;
 
@@ -124,8 +123,8 @@ struct link {
     char why[300];              /* the last reason an address failed */
     resolver_target_t redirect; /* see-other-host: where to go next */
     int redirect_pending, redirects;
-    s2s_out_t *via;   /* XEP-0220 §2.6: the stream of another link that carries our pair */
-    link_t *via_next; /* in via->riders */
+    conn_t *via;      /* XEP-0220 §2.6: another stream that carries our pair: the outgoing
+                         one of another link, or an incoming bidirectional one (XEP-0288) */
     int via_valid;    /* the peer said valid to our db:result on `via` */
     int no_piggyback; /* the peer refused a piggybacked pair: our own stream */
 };
@@ -229,15 +228,7 @@ static void forget_targets(link_t *l)
 /* `l` no longer rides on another link's stream. */
 static void rider_detach(link_t *l)
 {
-    if (!l->via)
-        return;
-    for (link_t **pp = &l->via->riders; *pp; pp = &(*pp)->via_next)
-        if (*pp == l) {
-            *pp = l->via_next;
-            break;
-        }
     l->via = NULL;
-    l->via_next = NULL;
     l->via_valid = 0;
 }
 
@@ -248,9 +239,6 @@ static void free_link(link_t *l)
     forget_targets(l);
     rider_detach(l);
     if (l->out) {
-        for (link_t *r = l->out->riders; r; r = r->via_next)
-            r->via = NULL;
-        l->out->riders = NULL;
         l->out->link = NULL;
         l->out = NULL;
     }
@@ -294,20 +282,20 @@ static void send_header(conn_t *c)
 
 /* A db:verify for link `l`'s pair on stream `o` (its own, or another to
  * the same remote domain: XEP-0220 lets any stream carry it). */
-static void write_verify(s2s_out_t *o, const link_t *l, const verify_req_t *v)
+static void write_verify(conn_t *c, const link_t *l, const verify_req_t *v)
 {
     char buf[2600];
     snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>", l->local,
              l->remote, v->in_id, v->key);
-    conn_write_str(o->conn, buf);
+    conn_write_str(c, buf);
 }
 
-static void send_link_verifies(s2s_out_t *o, link_t *l)
+static void send_link_verifies(conn_t *c, link_t *l)
 {
     while (l->verifies) {
         verify_req_t *v = l->verifies;
         l->verifies = v->next;
-        write_verify(o, l, v);
+        write_verify(c, l, v);
         free(v);
     }
 }
@@ -315,7 +303,7 @@ static void send_link_verifies(s2s_out_t *o, link_t *l)
 static void send_verifies(s2s_out_t *o)
 {
     o->ready = 1;
-    send_link_verifies(o, o->link);
+    send_link_verifies(o->conn, o->link);
 }
 
 /* ---- outcome ---- */
@@ -606,30 +594,31 @@ static s2s_out_t *carrier_for(const link_t *l)
  * db:result instead of a new connection.  1 when it did. */
 static int piggyback(link_t *l)
 {
-    s2s_out_t *o = l->no_piggyback ? NULL : carrier_for(l);
-    char key[DIALBACK_KEY_LEN];
-    if (!o || dialback_key(s2s.secret, l->remote, l->local, o->stream_id, key) < 0)
+    if (l->no_piggyback)
         return 0;
-    l->via = o;
+    s2s_out_t *o = carrier_for(l);
+    const char *id = o ? o->stream_id : NULL;
+    conn_t *c = o ? o->conn : s2s_in_bidi_carrier(l->remote, &id);
+    char key[DIALBACK_KEY_LEN];
+    if (!c || dialback_key(s2s.secret, l->remote, l->local, id, key) < 0)
+        return 0;
+    l->via = c;
     l->via_valid = 0;
-    l->via_next = o->riders;
-    o->riders = l;
     l->attempting = 1;
     l->why[0] = '\0';
     arm_connect_timer(l);
     char buf[2400];
     snprintf(buf, sizeof(buf), "<db:result from='%s' to='%s'>%s</db:result>", l->local, l->remote,
              key);
-    conn_write_str(o->conn, buf);
-    log_debug("s2s-out %s: %s -> %s asked for on the stream of %s -> %s", o->conn->peer, l->local,
-              l->remote, o->link ? o->link->local : "?", l->remote);
+    conn_write_str(c, buf);
+    log_debug("s2s-out %s: %s -> %s asked for on an existing stream", c->peer, l->local, l->remote);
     return 1;
 }
 
 /* The peer said valid to our piggybacked pair: what waited goes. */
 static void rider_up(link_t *l)
 {
-    s2s_out_t *o = l->via;
+    conn_t *c = l->via;
     l->via_valid = 1;
     l->attempting = 0;
     l->backoff_ms = 0;
@@ -637,18 +626,19 @@ static void rider_up(link_t *l)
     if (l->connect_timer)
         evtimer_del(l->connect_timer);
     forget_targets(l);
-    log_info("s2s-out %s: %s -> %s authenticated with dialback on the stream of %s -> %s",
-             o->conn->peer, l->local, l->remote, o->link ? o->link->local : "?", l->remote);
-    send_link_verifies(o, l);
-    flush_queue(l, o->conn);
+    log_info("s2s-out %s: %s -> %s authenticated with dialback on an existing stream", c->peer,
+             l->local, l->remote);
+    send_link_verifies(c, l);
+    flush_queue(l, c);
 }
 
-/* Stream `o` ends: the links riding on it go their own way; those with
+/* Stream `c` ends: the links riding on it go their own way; those with
  * something waiting try again at once. */
-static void riders_release(s2s_out_t *o)
+static void riders_release(conn_t *c)
 {
-    while (o->riders) {
-        link_t *r = o->riders;
+    for (link_t *r = all_links; r; r = r->next) {
+        if (r->via != c)
+            continue;
         int was_valid = r->via_valid;
         rider_detach(r);
         if (!was_valid) {
@@ -981,15 +971,11 @@ void s2s_out_peer_verified(const char *id, const char *orig, const char *recv, c
     }
 }
 
-/* The peer's answer to a db:result of ours on `o` for a pair other than
- * the one the stream was opened for (piggybacking).  1 when it was one. */
-static int rider_answer(s2s_out_t *o, tern_xml_t *el, const char *type)
+int s2s_out_rider_answer(conn_t *c, tern_xml_t *el, const char *type)
 {
     const char *to = tern_xml_attr(el, "to"), *from = tern_xml_attr(el, "from");
-    link_t *r = o->riders;
-    while (r && !(to && from && strcmp(r->local, to) == 0 && strcmp(r->remote, from) == 0))
-        r = r->via_next;
-    if (!r)
+    link_t *r = to && from ? find_link(to, from, 0) : NULL;
+    if (!r || r->via != c)
         return 0;
     if (r->via_valid)
         return 1;
@@ -1001,7 +987,7 @@ static int rider_answer(s2s_out_t *o, tern_xml_t *el, const char *type)
     tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
     if (strcmp(type, "error") == 0) {
         /* It does not take more pairs here: a stream of our own. */
-        log_info("s2s-out %s: %s refused %s -> %s on this stream (%s): connecting", o->conn->peer,
+        log_info("s2s-out %s: %s refused %s -> %s on this stream (%s): connecting", c->peer,
                  r->remote, r->local, r->remote, cond ? cond->name : "no reason");
         rider_detach(r);
         r->attempting = 0;
@@ -1014,10 +1000,43 @@ static int rider_answer(s2s_out_t *o, tern_xml_t *el, const char *type)
     return 1;
 }
 
+/* A db:verify question on our stream: is it our key for (from, to, id)? */
+static void answer_verify(s2s_out_t *o, tern_xml_t *el)
+{
+    const char *from = tern_xml_attr(el, "from"), *to = tern_xml_attr(el, "to");
+    const char *id = tern_xml_attr(el, "id");
+    char *recv = from ? tern_jid_prep_domain(from) : NULL;
+    char *orig = to ? tern_jid_prep_domain(to) : NULL;
+    char buf[2600];
+    if (!o->bidi || !recv || !orig || !s2s_token_ok(recv) || !s2s_token_ok(orig) ||
+        !s2s_token_ok(id)) {
+        conn_stream_error(o->conn, "improper-addressing", NULL);
+    } else if (!domains_is_ours(orig)) {
+        snprintf(buf, sizeof(buf),
+                 "<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'>"
+                 "<item-not-found xmlns='" NS_STANZAS "'/></error></db:verify>",
+                 orig, recv, id);
+        conn_write_str(o->conn, buf);
+    } else {
+        int ok = s2s_key_ok(recv, orig, id, tern_xml_text(el));
+        snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s' type='%s'/>", orig, recv,
+                 id, ok ? "valid" : "invalid");
+        conn_write_str(o->conn, buf);
+    }
+    free(recv);
+    free(orig);
+}
+
 static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
 {
     link_t *l = o->link;
     const char *type = tern_xml_attr(el, "type");
+    if (strcmp(el->name, "verify") == 0 && !type) {
+        /* XEP-0288: on a bidirectional stream the peer may ask us, as
+         * authoritative server, about a key (XEP-0220 §2.2). */
+        answer_verify(o, el);
+        return;
+    }
     if (strcmp(el->name, "verify") == 0) {
         /* The answer to a question of ours as receiving server, for any
          * of our domains (the stream may carry others' questions). */
@@ -1038,7 +1057,7 @@ static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
         peer_db_result(o, el);
         return;
     }
-    if (strcmp(el->name, "result") == 0 && type && rider_answer(o, el, type))
+    if (strcmp(el->name, "result") == 0 && type && s2s_out_rider_answer(o->conn, el, type))
         return;
     if (strcmp(el->name, "result") != 0 || o->state != OUT_DIALBACK)
         return;
@@ -1074,9 +1093,8 @@ static int peer_pair_ok(const s2s_out_t *o, const char *from, const char *to)
     const link_t *l = o->link;
     if (strcmp(from, l->remote) == 0 && strcmp(to, l->local) == 0)
         return 1;
-    for (const link_t *r = o->riders; r; r = r->via_next)
-        if (r->via_valid && strcmp(from, r->remote) == 0 && strcmp(to, r->local) == 0)
-            return 1;
+    if (s2s_out_rides(o->conn, to, from))
+        return 1;
     for (const peer_pair_t *p = o->peer_pairs; p; p = p->next)
         if (p->valid && strcmp(from, p->orig) == 0 && strcmp(to, p->recv) == 0)
             return 1;
@@ -1245,8 +1263,7 @@ static void on_idle(conn_t *c)
 static void on_closing(conn_t *c)
 {
     s2s_out_t *o = c->data;
-    riders_release(o);
-    s2s_out_bidi_detach(c);
+    s2s_out_bidi_detach(c); /* and the pairs riding on it */
     link_t *l = o->link;
     if (!l || l->out != o)
         return;
@@ -1293,8 +1310,7 @@ static void on_free(conn_t *c)
         o->link->out = NULL;
     if (o->rate_timer)
         event_free(o->rate_timer);
-    for (link_t *r = o->riders; r; r = r->via_next)
-        r->via = NULL; /* (riders_release ran at closing; this is for safety) */
+    riders_release(c); /* (already at closing; in case it never closed) */
     while (o->peer_pairs)
         drop_peer_pair(o, o->peer_pairs);
     s2s.n_conns--;
@@ -1350,8 +1366,8 @@ int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
         conn_send(l->out->conn, stanza);
         return 0;
     }
-    if (l->via && l->via_valid && !l->via->conn->closing) {
-        conn_send(l->via->conn, stanza);
+    if (l->via && l->via_valid && !l->via->closing) {
+        conn_send(l->via, stanza);
         return 0;
     }
     if (l->bidi && !l->bidi->closing) {
@@ -1397,12 +1413,14 @@ void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const
     }
     snprintf(v->in_id, sizeof(v->in_id), "%s", in_id);
     snprintf(v->key, sizeof(v->key), "%s", key);
-    s2s_out_t *carrier = l->out && l->out->ready ? l->out
-                         : l->via                ? l->via
-                         : !l->out               ? carrier_for(l)
-                                                 : NULL;
+    s2s_out_t *carrier = l->out && l->out->ready ? l->out : !l->out ? carrier_for(l) : NULL;
+    if (!carrier && l->via) {
+        write_verify(l->via, l, v);
+        free(v);
+        return;
+    }
     if (carrier) {
-        write_verify(carrier, l, v);
+        write_verify(carrier->conn, l, v);
         free(v);
         return;
     }
@@ -1431,6 +1449,13 @@ void s2s_out_bidi_detach(conn_t *c)
     for (link_t *l = all_links; l; l = l->next)
         if (l->bidi == c)
             l->bidi = NULL;
+    riders_release(c);
+}
+
+int s2s_out_rides(const conn_t *c, const char *local, const char *remote)
+{
+    const link_t *l = find_link(local, remote, 0);
+    return l && l->via == c && l->via_valid;
 }
 
 /* "a->b c->d?" of the pairs stream `o` of link `l` carries, into `buf`. */
@@ -1446,8 +1471,9 @@ static void out_pairs(const link_t *l, const s2s_out_t *o, char *buf, size_t len
         n += (size_t)w;                                                                            \
     } while (0)
     PAIR(l->local, l->remote, o && o->state == OUT_AUTHED);
-    for (const link_t *r = o ? o->riders : NULL; r; r = r->via_next)
-        PAIR(r->local, r->remote, r->via_valid);
+    for (const link_t *r = o ? all_links : NULL; r; r = r->next)
+        if (r->via == o->conn)
+            PAIR(r->local, r->remote, r->via_valid);
     for (const peer_pair_t *p = o ? o->peer_pairs : NULL; p; p = p->next)
         PAIR(p->orig, p->recv, p->valid);
 #undef PAIR

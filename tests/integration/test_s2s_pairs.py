@@ -10,6 +10,10 @@ each domain and its subdomains.
   then the service domain is reachable.
 - Outgoing piggybacking: users of two hosts of a.test (a.test, x.a.test)
   write to b.test: one stream carries both pairs (`ternctl s2s`).
+- Bidi (XEP-0288): a second host of b.test writes to a.test on a.test's
+  bidirectional stream: it asks with a db:result there, a.test checks it
+  (with the certificate, or with y.b.test's authoritative server when the
+  certificate does not name it) and answers instead of refusing.
 - Reload: s2s.dialback_secret and s2s.ca_file apply at `ternctl reload`.
 - Unused links are forgotten after s2s.idle_timeout (at most a minute).
 """
@@ -132,6 +136,90 @@ class PiggybackTests(FedCase):
         self.assertEqual(len(inb), 1, inb)
         self.assertIn("a.test->b.test x.a.test->b.test", inb[0])
         self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
+
+
+class TwoHostB(FedServer):
+    """b.test with a second host y.b.test."""
+
+    def build_config(self):
+        conf = super().build_config()
+        conf["hosts"]["y.b.test"] = {}
+        return conf
+
+
+class BidiPairTests(FedCase):
+    """yolanda@y.b.test writes to alice@a.test after a.test opened its
+    bidirectional stream to b.test (certificates from the test CA)."""
+    b_cert = staticmethod(leaf)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = FedServer("a.test", cls.a_cert("a.test"), cls.a_s2s,
+                          users={"alice": "alice-pw"}).start()
+        cls.b = TwoHostB("b.test", cls.b_cert("b.test"), cls.b_s2s,
+                         users={"bob": "bob-pw"}).start()
+        cls.b.ternctl_ok("adduser", "yolanda@y.b.test", "--password-stdin", input="yo-pw\n")
+        cls.alice = SlixClient(cls.a, "alice", resource="r").connect()
+        cls.bob = SlixClient(cls.b, "bob", resource="r").connect()
+
+    def test_peer_pair_on_our_stream(self):
+        self.send_and_receive(self.alice, self.bob, "bob@b.test", "opens the stream")
+        yolanda = HostClient(self.b, "yolanda", "y.b.test", "yo-pw", resource="r").connect()
+        try:
+            msg = self.send_and_receive(yolanda, self.alice, "alice@a.test", "from y.b.test")
+            self.assertEqual(str(msg["from"]), "yolanda@y.b.test/r")
+            self.send_and_receive(self.alice, yolanda, "yolanda@y.b.test/r", "answer to y")
+        finally:
+            yolanda.disconnect()
+        deadline = time.monotonic() + 4
+        while True:  # (with dialback, the check may end after the message went)
+            out = [l for l in self.a.s2s_list().splitlines() if l.startswith("out")]
+            to_b = [l for l in out if l.startswith("out b.test ")]
+            if time.monotonic() > deadline or (to_b and "y.b.test->a.test" in to_b[0]):
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(to_b), 1, out)
+        self.assertIn("pairs: a.test->b.test y.b.test->a.test", to_b[0])
+        self.check_other_streams([l for l in out if l not in to_b])
+        self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
+        self.assertNotIn("feature-not-implemented", self.b.log_text())
+
+    def check_other_streams(self, lines):
+        # The certificate proved y.b.test: no other stream was needed.
+        self.assertEqual(lines, [])
+
+
+def b_only(domain):
+    """A trusted certificate naming `domain` alone (not its subdomains)."""
+    return test_s2s.CA.issue(domain, [domain], stem=domain + "-alone")
+
+
+class BidiPairVerifyTests(BidiPairTests):
+    """The same, but b.test's certificate does not name y.b.test (allowed
+    dialback on a.test): a.test asks y.b.test's authoritative server (found
+    in DNS) about the key, then answers valid."""
+    b_cert = staticmethod(b_only)
+    a_s2s = {"dialback_only": ["y.b.test"]}
+
+    @classmethod
+    def setUpClass(cls):
+        records = test_s2s.base_records()
+        records += [("A", "y.b.test", test_s2s.IPS["b.test"]),
+                    ("SRV", "_xmpp-server._tcp.y.b.test", "y.b.test", test_s2s.PORTS["b.test"])]
+        test_s2s.DNS.set_records(records)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        test_s2s.DNS.set_records(test_s2s.base_records())
+
+    def check_other_streams(self, lines):
+        # a.test asked y.b.test's authoritative server on a stream of its own.
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("out y.b.test a.test "), lines)
+        self.assertIn("y.b.test authenticated with dialback (to a.test) on our bidirectional "
+                      "stream", self.a.log_text())
 
 
 class ReloadSecretTests(FedCase):
