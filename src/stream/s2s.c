@@ -122,6 +122,7 @@ void s2s_apply(tls_client_t **trust)
     tls_client_free(&s2s.trust);
     s2s.trust = *trust;
     *trust = NULL;
+    s2s_out_forget_certificates(); /* certificates may have changed too */
     /* A configured secret that changed, or one no longer configured (a
      * random one replaces it); an unset one stays the random one. */
     int change = cfg->s2s.dialback_secret

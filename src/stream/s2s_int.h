@@ -72,6 +72,8 @@ int s2s_out_rides(const struct conn *c, const char *local, const char *remote);
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_out_close(const char *remote);
 void s2s_out_stop(void);
+/* Read our certificates again for the next connections (reload). */
+void s2s_out_forget_certificates(void);
 
 /* s2s_in.c: `type` is "valid", "invalid" or "error" (with `condition`). */
 void s2s_in_verified(const char *in_id, const char *orig, const char *recv, const char *type,

@@ -34,6 +34,8 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,6 +481,74 @@ static void format_addr(const resolver_addr_t *a, char *buf, size_t len)
     }
 }
 
+/* Our certificates as presented to peers, read once and shared by every
+ * outgoing connection (an SSL takes references), not parsed again for
+ * each: memory per idle link (doc/performance.md).  Forgotten on reload. */
+typedef struct our_cert {
+    struct our_cert *next;
+    char *cert_path, *key_path;
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    EVP_PKEY *key;
+} our_cert_t;
+
+static our_cert_t *our_certs;
+
+static void our_cert_free(our_cert_t *oc)
+{
+    X509_free(oc->leaf);
+    sk_X509_pop_free(oc->chain, X509_free);
+    EVP_PKEY_free(oc->key);
+    free(oc->cert_path);
+    free(oc->key_path);
+    free(oc);
+}
+
+void s2s_out_forget_certificates(void)
+{
+    while (our_certs) {
+        our_cert_t *oc = our_certs;
+        our_certs = oc->next;
+        our_cert_free(oc);
+    }
+}
+
+/* The certificate in `cert_path` (leaf, then its chain) and the key in
+ * `key_path`, read the first time; NULL when they cannot be read. */
+static const our_cert_t *our_cert(const char *cert_path, const char *key_path)
+{
+    for (our_cert_t *oc = our_certs; oc; oc = oc->next)
+        if (strcmp(oc->cert_path, cert_path) == 0 && strcmp(oc->key_path, key_path) == 0)
+            return oc;
+    our_cert_t *oc = calloc(1, sizeof(*oc));
+    if (!oc)
+        return NULL;
+    oc->cert_path = strdup(cert_path);
+    oc->key_path = strdup(key_path);
+    oc->chain = sk_X509_new_null();
+    BIO *b = BIO_new_file(cert_path, "r");
+    if (b && oc->chain) {
+        oc->leaf = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+        X509 *x;
+        while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+            if (!sk_X509_push(oc->chain, x))
+                X509_free(x);
+        ERR_clear_error(); /* the end of the file */
+    }
+    BIO_free(b);
+    b = BIO_new_file(key_path, "r");
+    if (b)
+        oc->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!oc->cert_path || !oc->key_path || !oc->leaf || !oc->key) {
+        our_cert_free(oc);
+        return NULL;
+    }
+    oc->next = our_certs;
+    our_certs = oc;
+    return oc;
+}
+
 /* Our certificate for `local`, presented for SASL EXTERNAL (XEP-0178):
  * the domain's own, else (a service domain) that of the host it is under,
  * else the global one, as the server side picks them. */
@@ -502,8 +572,9 @@ static void use_our_certificate(SSL *ssl, const char *local)
     const char *key = h && h->key ? h->key : server.cfg->key;
     if (!cert || !key)
         return;
-    if (SSL_use_certificate_chain_file(ssl, cert) != 1 ||
-        SSL_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1)
+    const our_cert_t *oc = our_cert(cert, key);
+    if (!oc || SSL_use_certificate(ssl, oc->leaf) != 1 || SSL_set1_chain(ssl, oc->chain) != 1 ||
+        SSL_use_PrivateKey(ssl, oc->key) != 1)
         log_warn("s2s-out: cannot present certificate %s to peers", cert);
 }
 
@@ -1522,6 +1593,7 @@ size_t s2s_out_close(const char *remote)
 
 void s2s_out_stop(void)
 {
+    s2s_out_forget_certificates();
     while (all_links) {
         link_t *l = all_links;
         all_links = l->next;
