@@ -402,6 +402,19 @@ static void connect_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     link_t *l = arg;
     long long ms = server.cfg->s2s.connect_timeout_ms;
+    if (l->via && !l->via_valid) {
+        /* The peer never answered our piggybacked db:result (some servers
+         * ignore more pairs on a stream): a stream of our own instead. */
+        log_info(
+            "s2s-out %s -> %s: no answer to dialback on the existing stream within %lld.%03lld "
+            "s: connecting",
+            l->local, l->remote, ms / 1000, ms % 1000);
+        rider_detach(l);
+        l->attempting = 0;
+        l->no_piggyback = 1;
+        link_connect(l);
+        return;
+    }
     link_fail(l, "remote-server-timeout", "%s did not answer within %lld.%03lld s (%s)", l->remote,
               ms / 1000, ms % 1000,
               l->out ? (l->out->state == OUT_CONNECTING ? "connecting or TLS handshake"
@@ -964,7 +977,7 @@ static void peer_db_result(s2s_out_t *o, tern_xml_t *el)
     char *orig = from ? tern_jid_prep_domain(from) : NULL;
     char *recv = to ? tern_jid_prep_domain(to) : NULL;
     const char *key = tern_xml_text(el);
-    if (!orig || !recv || !s2s_token_ok(orig) || !s2s_token_ok(recv)) {
+    if (!orig || !recv) {
         conn_stream_error(o->conn, "improper-addressing", NULL);
         goto out;
     }
@@ -1079,8 +1092,7 @@ static void answer_verify(s2s_out_t *o, tern_xml_t *el)
     char *recv = from ? tern_jid_prep_domain(from) : NULL;
     char *orig = to ? tern_jid_prep_domain(to) : NULL;
     char buf[2600];
-    if (!o->bidi || !recv || !orig || !s2s_token_ok(recv) || !s2s_token_ok(orig) ||
-        !s2s_token_ok(id)) {
+    if (!o->bidi || !recv || !orig || !s2s_token_ok(id)) {
         conn_stream_error(o->conn, "improper-addressing", NULL);
     } else if (!domains_is_ours(orig)) {
         snprintf(buf, sizeof(buf),
@@ -1184,7 +1196,6 @@ static int peer_domain_ok(const s2s_out_t *o, const char *from)
 
 static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
 {
-    link_t *l = o->link;
     const char *from = tern_xml_attr(st, "from"), *to = tern_xml_attr(st, "to");
     tern_jid_t *fj = from ? tern_jid_new(from, NULL) : NULL;
     tern_jid_t *tj = to ? tern_jid_new(to, NULL) : NULL;
@@ -1210,7 +1221,6 @@ static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
         conn_input_hold(o->conn);
         evtimer_add(o->rate_timer, &w);
     }
-    (void)l;
     const route_origin_t origin = {.kind = ROUTE_PEER, .domain = fj->domain};
     const char *refused = NULL;
     if (router_route_from(st, &origin, &refused) < 0 && refused) {
