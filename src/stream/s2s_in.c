@@ -692,6 +692,8 @@ void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
                 break;
             n += (size_t)w;
         }
+        if (n < sizeof(pairs))
+            s2s_out_pairs_on(s->conn, pairs, sizeof(pairs), n);
         SSL *ssl = s->tls ? conn_ssl(s->conn) : NULL;
         tls_verify_t v = TLS_VERIFY_PENDING;
         if (ssl && (remote || s->from))

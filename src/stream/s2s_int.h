@@ -69,6 +69,10 @@ int s2s_out_rider_answer(struct conn *c, tern_xml_t *el, const char *type);
 /* Whether our pair (local, remote) rides, authenticated, on stream `c`
  * (then the peer may send for the inverse pair on it: XEP-0288). */
 int s2s_out_rides(const struct conn *c, const char *local, const char *remote);
+/* Append to buf (of `len`, `n` used) " local->remote" for each pair of ours
+ * that goes on incoming stream `c` (bidi, or piggybacked); the new length
+ * (it may reach len: the text is cut). */
+size_t s2s_out_pairs_on(const struct conn *c, char *buf, size_t len, size_t n);
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);
 size_t s2s_out_close(const char *remote);
 void s2s_out_stop(void);

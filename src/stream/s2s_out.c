@@ -1533,6 +1533,20 @@ void s2s_out_bidi_detach(conn_t *c)
     riders_release(c);
 }
 
+size_t s2s_out_pairs_on(const conn_t *c, char *buf, size_t len, size_t n)
+{
+    for (const link_t *l = all_links; l && n < len; l = l->next) {
+        if (l->via != c && l->bidi != c)
+            continue;
+        int w = snprintf(buf + n, len - n, "%s%s->%s%s", n ? " " : "", l->local, l->remote,
+                         l->via == c && !l->via_valid ? "?" : "");
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return n;
+}
+
 int s2s_out_rides(const conn_t *c, const char *local, const char *remote)
 {
     const link_t *l = find_link(local, remote, 0);

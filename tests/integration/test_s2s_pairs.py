@@ -182,6 +182,8 @@ class BidiPairTests(FedCase):
         self.assertIn("pairs: a.test->b.test y.b.test->a.test", to_b[0])
         self.check_other_streams([l for l in out if l not in to_b])
         self.assertEqual([l for l in self.b.s2s_list().splitlines() if l.startswith("out")], [])
+        inb = [l for l in self.b.s2s_list().splitlines() if l.startswith("in")]
+        self.assertTrue(any("y.b.test->a.test" in l for l in inb), inb)  # B's pair, riding
         self.assertNotIn("feature-not-implemented", self.b.log_text())
 
     def check_other_streams(self, lines):
