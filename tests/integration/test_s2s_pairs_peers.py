@@ -1,11 +1,13 @@
-"""Domain pairs with Prosody 0.12 (peers.py): Tern serves t.test and a
-second host x.t.test; a user of each writes to a Prosody user.
+"""Domain pairs with Prosody 0.12 and ejabberd 23.01 (peers.py): Tern
+serves t.test and a second host x.t.test; a user of each writes to a user
+of the peer.
 
 - Prosody offers dialback: the pair x.t.test -> p.test goes on the stream
   t.test opened (a db:result on it, XEP-0220 piggybacking): one outgoing
   stream carries both pairs, and both messages arrive.
 - Prosody without dialback (SASL EXTERNAL only): x.t.test gets a stream of
   its own.
+- ejabberd (dialback after it refuses EXTERNAL): one stream, both pairs.
 """
 import os
 import shutil
@@ -15,7 +17,7 @@ import unittest
 
 from dns import Dnsmasq
 from harness import Server, SlixClient, free_port
-from peers import ProsodyPeer
+from peers import EjabberdPeer, ProsodyPeer
 from pki import TestCA
 from s2s_scenarios import USERS, register_users
 
@@ -32,8 +34,9 @@ class HostClient(SlixClient):
         return self._domain
 
 
-class _TwoHostsToProsody:
+class _TwoHostsToPeer:
     dialback = True
+    peer_class = ProsodyPeer
     tern_ip, peer_ip = "127.0.0.23", "127.0.0.24"
 
     @classmethod
@@ -45,7 +48,7 @@ class _TwoHostsToProsody:
         try:
             t_leaf = cls.ca.issue(T_DOMAIN, [T_DOMAIN, X_DOMAIN])
             p_leaf = cls.ca.issue(P_DOMAIN, [P_DOMAIN])
-            cls.peer = ProsodyPeer(P_DOMAIN, cls.peer_ip, cls.dns.port, cls.ca, p_leaf,
+            cls.peer = cls.peer_class(P_DOMAIN, cls.peer_ip, cls.dns.port, cls.ca, p_leaf,
                                    dialback=cls.dialback, name=cls.__name__)
             s2s_port = free_port()
             cls.tern = Server(name=cls.__name__, domain=T_DOMAIN, users={"ann": "ann-pw"},
@@ -90,7 +93,7 @@ class _TwoHostsToProsody:
         return [l for l in self.tern.ternctl_ok("s2s").stdout.splitlines()
                 if l.startswith("out")]
 
-    def test_two_hosts_write_to_prosody(self):
+    def test_two_hosts_write_to_peer(self):
         ann = SlixClient(self.tern, "ann", resource="r").connect()
         xan = HostClient(self.tern, "xan", X_DOMAIN, "xan-pw").connect()
         bea = SlixClient(self.peer, "bea", password=USERS["bea"], resource="r",
@@ -111,7 +114,7 @@ class _TwoHostsToProsody:
                 c.disconnect()
 
 
-class PiggybackOnProsodyTest(_TwoHostsToProsody, unittest.TestCase):
+class PiggybackOnProsodyTest(_TwoHostsToPeer, unittest.TestCase):
     dialback = True
 
     def check_streams(self, out):
@@ -120,13 +123,25 @@ class PiggybackOnProsodyTest(_TwoHostsToProsody, unittest.TestCase):
         self.assertIn("pairs: t.test->p.test x.t.test->p.test", mine[0])
 
 
-class ExternalOnlyProsodyTest(_TwoHostsToProsody, unittest.TestCase):
+class ExternalOnlyProsodyTest(_TwoHostsToPeer, unittest.TestCase):
     dialback = False
 
     def check_streams(self, out):
         mine = sorted(l.split()[2] for l in out if l.split()[1] == P_DOMAIN)
         self.assertEqual(mine, [T_DOMAIN, X_DOMAIN], out)
         self.assertTrue(all("EXTERNAL" in l for l in out), out)
+
+
+class PiggybackOnEjabberdTest(_TwoHostsToPeer, unittest.TestCase):
+    """ejabberd 23.01 refuses EXTERNAL for our serverAuth-only certificate:
+    dialback on the same stream, then the second pair rides on it too."""
+    peer_class = EjabberdPeer
+    tern_ip, peer_ip = "127.0.0.25", "127.0.0.26"
+
+    def check_streams(self, out):
+        mine = [l for l in out if l.split()[1] == P_DOMAIN]
+        self.assertEqual(len(mine), 1, out)
+        self.assertIn("pairs: t.test->p.test x.t.test->p.test", mine[0])
 
 
 if __name__ == "__main__":
