@@ -261,8 +261,9 @@ static void cmd_deluser(admin_conn_t *c, const char *jid_s)
 
 static void s2s_line(void *arg, const s2s_info_t *i)
 {
-    conn_line(arg, "%s %s %s %s %s %zu %s cert: %s", i->direction, i->remote[0] ? i->remote : "-",
-              i->local[0] ? i->local : "-", i->auth, i->tls, i->queued, i->peer, i->cert);
+    conn_line(arg, "%s %s %s %s %s %zu %s cert: %s; pairs: %s", i->direction,
+              i->remote[0] ? i->remote : "-", i->local[0] ? i->local : "-", i->auth, i->tls,
+              i->queued, i->peer, i->cert, i->pairs && i->pairs[0] ? i->pairs : "-");
 }
 
 /* `ternctl s2s`: one line per server-to-server stream. */

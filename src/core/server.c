@@ -22,6 +22,7 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
+#include "stream/s2s.h"
 
 /* The host a service domain without a certificate of its own borrows one
  * from: the host it is a subdomain of (the longest such name), or NULL. */
@@ -133,12 +134,22 @@ int server_reload(cfg_error_t *err)
         config_free(&cfg);
         return -1;
     }
+    /* The trust store for peers' certificates (s2s.ca_file). */
+    char why[300];
+    tls_client_t *trust = tls_client_new(cfg->s2s.ca_file, why, sizeof(why));
+    if (!trust) {
+        snprintf(err->text, sizeof(err->text), "%s: s2s.ca_file: %s", cfg->path, why);
+        config_free(&cfg);
+        tls_server_free(&tls);
+        return -1;
+    }
     /* A new resolver only for new DNS servers: the old one keeps its
      * cache, or finishes its pending queries once replaced. */
     resolver_t *resolver = NULL;
     if (!same_servers(cfg, server.cfg) && !(resolver = server_build_resolver(cfg, err))) {
         config_free(&cfg);
         tls_server_free(&tls);
+        tls_client_free(&trust);
         return -1;
     }
     /* Modules read the new configuration (server.cfg) while they load or
@@ -149,6 +160,7 @@ int server_reload(cfg_error_t *err)
         server.cfg = old;
         config_free(&cfg);
         tls_server_free(&tls);
+        tls_client_free(&trust);
         resolver_free(&resolver);
         return -1;
     }
@@ -162,6 +174,7 @@ int server_reload(cfg_error_t *err)
     tls_server_free(&server.tls);
     server.tls = tls;
     server_apply_settings(cfg);
+    s2s_apply(&trust); /* ca_file, dialback_secret; the other s2s settings are read at use */
     for (size_t i = 0; i < cfg->n_components; i++)
         router_component_declare(cfg->components[i].domain);
     config_free(&old);

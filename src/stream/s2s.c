@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "stream/dialback.h"
 #include "route/host.h"
 #include "route/router.h"
 
@@ -73,27 +74,70 @@ const char *s2s_verify_words(tls_verify_t v)
     }
 }
 
+int s2s_key_ok(const char *receiving, const char *originating, const char *id, const char *key)
+{
+    return dialback_check(s2s.secret, receiving, originating, id, key) ||
+           (s2s.old_secret[0] && dialback_check(s2s.old_secret, receiving, originating, id, key));
+}
+
+/* s2s.secret from the configuration, or random.  0 or -1. */
+static int set_secret(const tern_config_t *cfg, char out[65])
+{
+    if (cfg->s2s.dialback_secret) {
+        snprintf(out, 65, "%s", cfg->s2s.dialback_secret);
+        return 0;
+    }
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return 0;
+}
+
 int s2s_start(char *err, size_t errlen)
 {
     const tern_config_t *cfg = server.cfg;
-    if (cfg->s2s.dialback_secret) {
-        snprintf(s2s.secret, sizeof(s2s.secret), "%s", cfg->s2s.dialback_secret);
-    } else {
-        unsigned char raw[32];
-        if (RAND_bytes(raw, sizeof(raw)) != 1) {
-            snprintf(err, errlen, "federation: no random bytes for the dialback secret");
-            return -1;
-        }
-        for (size_t i = 0; i < sizeof(raw); i++)
-            snprintf(s2s.secret + 2 * i, 3, "%02x", raw[i]);
-        OPENSSL_cleanse(raw, sizeof(raw));
+    if (set_secret(cfg, s2s.secret) < 0) {
+        snprintf(err, errlen, "federation: no random bytes for the dialback secret");
+        return -1;
     }
+    s2s.secret_configured = cfg->s2s.dialback_secret != NULL;
     s2s.trust = tls_client_new(cfg->s2s.ca_file, err, errlen);
     if (!s2s.trust)
         return -1;
     s2s.started = 1;
     router_set_remote(s2s_out_route); /* it reads s2s.enabled at each stanza */
     return 0;
+}
+
+void s2s_apply(tls_client_t **trust)
+{
+    const tern_config_t *cfg = server.cfg;
+    if (!s2s.started) {
+        tls_client_free(trust);
+        return;
+    }
+    tls_client_free(&s2s.trust);
+    s2s.trust = *trust;
+    *trust = NULL;
+    s2s_out_forget_certificates(); /* certificates may have changed too */
+    /* A configured secret that changed, or one no longer configured (a
+     * random one replaces it); an unset one stays the random one. */
+    int change = cfg->s2s.dialback_secret
+                     ? !s2s.secret_configured || strncmp(cfg->s2s.dialback_secret, s2s.secret,
+                                                         sizeof(s2s.secret) - 1) != 0
+                     : s2s.secret_configured;
+    char fresh[65];
+    if (change && set_secret(cfg, fresh) == 0) {
+        memcpy(s2s.old_secret, s2s.secret, sizeof(s2s.old_secret));
+        memcpy(s2s.secret, fresh, sizeof(s2s.secret));
+        OPENSSL_cleanse(fresh, sizeof(fresh));
+        s2s.secret_configured = cfg->s2s.dialback_secret != NULL;
+        log_info("federation: new dialback secret (keys given before still verify until the "
+                 "next change)");
+    }
 }
 
 void s2s_stop(void)
@@ -105,6 +149,7 @@ void s2s_stop(void)
     s2s_in_stop();
     tls_client_free(&s2s.trust);
     OPENSSL_cleanse(s2s.secret, sizeof(s2s.secret));
+    OPENSSL_cleanse(s2s.old_secret, sizeof(s2s.old_secret));
     s2s.started = 0;
 }
 

@@ -14,10 +14,18 @@
 #include <event2/util.h>
 #include <stddef.h>
 
+#include "tls/tls.h"
+
 /* Trust store, dialback secret and resolver from server.cfg, and the
  * router's remote hook (when s2s.enabled).  0, or -1 with a reason in
  * err (logged by the caller). */
 int s2s_start(char *err, size_t errlen);
+/* Reload: the s2s settings of server.cfg (already the new configuration)
+ * apply from now on: `*trust` (made from s2s.ca_file, taken; existing
+ * connections keep the certificates they checked) checks peers from now
+ * on, and a changed s2s.dialback_secret makes the keys we give; keys
+ * given with the previous secret still verify until the next change. */
+void s2s_apply(tls_client_t **trust);
 /* Bounce what still waits, forget every remote domain and free (the
  * streams themselves end with conn_close_all()). */
 void s2s_stop(void);
@@ -34,6 +42,8 @@ typedef struct s2s_info {
     const char *cert;      /* the check of the peer's certificate, in words */
     size_t queued;         /* stanzas waiting (outgoing, while connecting) */
     const char *peer;      /* address:port */
+    const char *pairs;     /* the domain pairs the stream carries, "from->to" separated by
+                              spaces; a pair still being checked ends in "?" */
 } s2s_info_t;
 /* Visit every server-to-server stream. */
 void s2s_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg);

@@ -50,7 +50,8 @@ typedef struct s2s_in {
     int tls;
     char *local;       /* the stream's 'to': one of our domains */
     char *from;        /* the stream's 'from', prepared, or NULL */
-    char *sasl_domain; /* authenticated with SASL EXTERNAL */
+    char *sasl_domain; /* authenticated with SASL EXTERNAL ... */
+    char *sasl_local;  /* ... towards this domain of ours (the stream's 'to' then) */
     int bidi;          /* XEP-0288: asked to carry our stanzas too */
     in_pair_t *pairs;
     char stream_id[STREAM_ID_LEN];
@@ -157,6 +158,20 @@ static int authenticated(const s2s_in_t *s, const char *domain)
     return 0;
 }
 
+/* RFC 6120 §4.9.3.9 and XEP-0220 §2.6: a stanza from the peer is taken
+ * only for a domain pair authenticated on this stream: EXTERNAL's (its
+ * identity towards the stream's 'to' at the time), or a db:result pair
+ * found valid. */
+static int pair_authenticated(const s2s_in_t *s, const char *from, const char *to)
+{
+    if (s->sasl_domain && strcmp(s->sasl_domain, from) == 0 && strcmp(s->sasl_local, to) == 0)
+        return 1;
+    for (const in_pair_t *p = s->pairs; p; p = p->next)
+        if (p->valid && strcmp(p->orig, from) == 0 && strcmp(p->recv, to) == 0)
+            return 1;
+    return s->bidi && s2s_out_rides(s->conn, to, from); /* XEP-0288: a pair of ours, inverted */
+}
+
 static int any_authenticated(const s2s_in_t *s)
 {
     if (s->sasl_domain)
@@ -248,8 +263,9 @@ static void handle_sasl(s2s_in_t *s, tern_xml_t *el)
         return;
     }
     s->sasl_domain = strdup(identity);
+    s->sasl_local = strdup(s->local);
     free(authzid);
-    if (!s->sasl_domain) {
+    if (!s->sasl_domain || !s->sasl_local) {
         conn_stream_error(s->conn, "internal-server-error", NULL);
         return;
     }
@@ -301,11 +317,30 @@ static void drop_pair(s2s_in_t *s, in_pair_t *gone)
         }
 }
 
+/* Pair `p` of `s` is authenticated: say so, and with bidi our stanzas for
+ * the inverse pair may go on this stream (XEP-0288 §2.2). */
+static void pair_valid(s2s_in_t *s, in_pair_t *p)
+{
+    p->valid = 1;
+    log_info("s2s-in %s: %s authenticated with dialback (to %s)%s", s->conn->peer, p->orig, p->recv,
+             s->bidi ? ", bidirectional" : "");
+    got_authenticated(s);
+    db_answer(s, "result", p->recv, p->orig, NULL, "valid", NULL);
+    if (s->bidi)
+        s2s_out_bidi_attach(p->recv, p->orig, s->conn);
+}
+
 /* XEP-0220 §2.1.2: the peer (originating server) claims `from` towards
  * our `to` with a key; its authoritative server tells us whether the key
  * is right. */
 static void handle_db_result(s2s_in_t *s, tern_xml_t *el)
 {
+    const char *type = tern_xml_attr(el, "type");
+    if (type) { /* the answer to a pair of ours we sent on this stream (bidi) */
+        if (!s->bidi || !s2s_out_rider_answer(s->conn, el, type))
+            log_debug("s2s-in %s: unexpected dialback answer", s->conn->peer);
+        return;
+    }
     char *orig = tern_xml_attr(el, "from") ? tern_jid_prep_domain(tern_xml_attr(el, "from")) : NULL;
     char *recv = tern_xml_attr(el, "to") ? tern_jid_prep_domain(tern_xml_attr(el, "to")) : NULL;
     const char *key = tern_xml_text(el);
@@ -339,6 +374,22 @@ static void handle_db_result(s2s_in_t *s, tern_xml_t *el)
     }
     if (p)
         goto out; /* already being checked */
+    if (s->sasl_domain && v == TLS_VERIFY_OK) {
+        /* XEP-0344 §2.4: on a stream authenticated with EXTERNAL, the same
+         * certificate also names `orig`: that proves it without asking. */
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+            conn_stream_error(s->conn, "resource-constraint", NULL);
+            goto out;
+        }
+        p->orig = orig;
+        p->recv = recv;
+        orig = recv = NULL;
+        p->next = s->pairs;
+        s->pairs = p;
+        pair_valid(s, p);
+        goto out;
+    }
     if (!s2s_token_ok(key)) {
         log_info("s2s-in %s: malformed dialback key from %s", s->conn->peer, orig);
         db_answer(s, "result", recv, orig, NULL, "invalid", NULL);
@@ -365,21 +416,17 @@ void s2s_in_verified(const char *in_id, const char *orig, const char *recv, cons
                      const char *condition)
 {
     s2s_in_t *s = all_in;
-    while (s && strcmp(s->stream_id, in_id) != 0)
-        s = s->next;
-    if (!s || s->conn->closing)
+    in_pair_t *p = NULL;
+    for (; s; s = s->next)
+        if (strcmp(s->stream_id, in_id) == 0 && !s->conn->closing &&
+            (p = find_pair(s, orig, recv)) && !p->valid)
+            break;
+    if (!s) { /* a pair the peer asked for on our own (bidi) stream? */
+        s2s_out_peer_verified(in_id, orig, recv, type, condition);
         return;
-    in_pair_t *p = find_pair(s, orig, recv);
-    if (!p || p->valid)
-        return;
+    }
     if (strcmp(type, "valid") == 0) {
-        p->valid = 1;
-        log_info("s2s-in %s: %s authenticated with dialback (to %s)%s", s->conn->peer, orig, recv,
-                 s->bidi ? ", bidirectional" : "");
-        got_authenticated(s);
-        db_answer(s, "result", recv, orig, NULL, "valid", NULL);
-        if (s->bidi) /* XEP-0288 §2.2: the inverse of the pair */
-            s2s_out_bidi_attach(recv, orig, s->conn);
+        pair_valid(s, p);
         return;
     }
     log_info("s2s-in %s: dialback for %s refused: %s", s->conn->peer, orig,
@@ -403,7 +450,7 @@ static void handle_db_verify(s2s_in_t *s, tern_xml_t *el)
     } else if (!domains_is_ours(orig)) {
         db_answer(s, "verify", orig, recv, id, "error", "item-not-found");
     } else {
-        int ok = dialback_check(s2s.secret, recv, orig, id, tern_xml_text(el));
+        int ok = s2s_key_ok(recv, orig, id, tern_xml_text(el));
         log_debug("s2s-in %s: dialback key for %s -> %s is %s", s->conn->peer, orig, recv,
                   ok ? "valid" : "invalid");
         db_answer(s, "verify", orig, recv, id, ok ? "valid" : "invalid", NULL);
@@ -456,6 +503,20 @@ static void handle_stanza(s2s_in_t *s, tern_xml_t *st)
         conn_stream_error(s->conn, "invalid-from", NULL);
         return;
     }
+    tern_jid_t *tj = tern_jid_new(tern_xml_attr(st, "to"), NULL);
+    if (tj && !pair_authenticated(s, fj->domain, tj->domain)) {
+        /* RFC 6120 §4.9.3.6: this stream does not serve that domain for
+         * the sender (host-unknown; improper-addressing, §4.9.3.7, is for
+         * missing or malformed addresses). */
+        log_info("s2s-in %s: stanza from %s to %s, a domain pair not authenticated on this "
+                 "stream",
+                 s->conn->peer, fj->domain, tj->domain);
+        tern_jid_free(&fj);
+        tern_jid_free(&tj);
+        conn_stream_error(s->conn, "host-unknown", NULL);
+        return;
+    }
+    tern_jid_free(&tj);
     const route_origin_t origin = {.kind = ROUTE_PEER, .domain = fj->domain};
     const char *refused = NULL;
     if (router_route_from(st, &origin, &refused) < 0 && refused) {
@@ -528,6 +589,7 @@ static void on_free(conn_t *c)
     free(s->local);
     free(s->from);
     free(s->sasl_domain);
+    free(s->sasl_local);
     free(s);
 }
 
@@ -595,6 +657,22 @@ void s2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
     log_info("s2s-in %s: new %s connection", peer, direct_tls ? "direct TLS" : "plain");
 }
 
+conn_t *s2s_in_bidi_carrier(const char *remote, const char **stream_id)
+{
+    for (s2s_in_t *s = all_in; s; s = s->next) {
+        if (!s->bidi || s->conn->closing || !(s->tls || plain_dialback_ok()) ||
+            !authenticated(s, remote))
+            continue;
+        tls_verify_t v =
+            s->tls ? tls_peer_verify(s2s.trust, conn_ssl(s->conn), remote) : TLS_VERIFY_NO_CERT;
+        if (!s2s_dialback_allowed(remote, v))
+            continue;
+        *stream_id = s->stream_id;
+        return s->conn;
+    }
+    return NULL;
+}
+
 void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
 {
     for (s2s_in_t *s = all_in; s; s = s->next) {
@@ -602,6 +680,20 @@ void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
         for (const in_pair_t *p = s->pairs; !remote && p; p = p->next)
             if (p->valid)
                 remote = p->orig;
+        char pairs[1024];
+        size_t n = 0;
+        pairs[0] = '\0';
+        if (s->sasl_domain)
+            n = (size_t)snprintf(pairs, sizeof(pairs), "%s->%s", s->sasl_domain, s->sasl_local);
+        for (const in_pair_t *p = s->pairs; p && n < sizeof(pairs); p = p->next) {
+            int w = snprintf(pairs + n, sizeof(pairs) - n, "%s%s->%s%s", n ? " " : "", p->orig,
+                             p->recv, p->valid ? "" : "?");
+            if (w < 0)
+                break;
+            n += (size_t)w;
+        }
+        if (n < sizeof(pairs))
+            s2s_out_pairs_on(s->conn, pairs, sizeof(pairs), n);
         SSL *ssl = s->tls ? conn_ssl(s->conn) : NULL;
         tls_verify_t v = TLS_VERIFY_PENDING;
         if (ssl && (remote || s->from))
@@ -617,7 +709,8 @@ void s2s_in_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
                            .tls = ssl ? SSL_get_version(ssl) : "none",
                            .cert = s2s_verify_words(v),
                            .queued = 0,
-                           .peer = s->conn->peer};
+                           .peer = s->conn->peer,
+                           .pairs = pairs};
         fn(arg, &info);
     }
 }

@@ -34,6 +34,8 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,14 @@ typedef enum {
 
 typedef struct link link_t;
 
+/* A domain pair the peer authenticated by dialback on our bidirectional
+ * stream (XEP-0288), besides the one we connected for. */
+typedef struct peer_pair {
+    struct peer_pair *next;
+    char *orig, *recv; /* the peer's domain, ours */
+    int valid;         /* 0 while its key is being checked */
+} peer_pair_t;
+
 typedef struct s2s_out {
     link_t *link; /* NULL once the link gave up on this stream */
     conn_t *conn;
@@ -91,6 +101,7 @@ typedef struct s2s_out {
     char stream_id[129];
     long long rate_tokens, rate_at_ms; /* the peer's stanzas (bidi), as on s2s_in.c */
     struct event *rate_timer;
+    peer_pair_t *peer_pairs; /* the peer's further pairs (bidi) */
 } s2s_out_t;
 
 struct link {
@@ -114,18 +125,31 @@ struct link {
     char why[300];              /* the last reason an address failed */
     resolver_target_t redirect; /* see-other-host: where to go next */
     int redirect_pending, redirects;
+    conn_t *via;      /* XEP-0220 §2.6: another stream that carries our pair: the outgoing
+                         one of another link, or an incoming bidirectional one (XEP-0288) */
+    int via_valid;    /* the peer said valid to our db:result on `via` */
+    int no_piggyback; /* the peer refused a piggybacked pair: our own stream */
 };
 
 static hashmap_t *links_by_key;
 static link_t *all_links;
 static struct event *sweep_timer; /* forgets idle links */
 
-#define SWEEP_EVERY_S 60
+#define SWEEP_MAX_MS 60000
+static long long sweep_ms; /* the period the sweep timer runs at */
 
 static void free_link(link_t *l);
 
-/* Every SWEEP_EVERY_S: forget the links with nothing under way and no
- * failure to remember (their backoff passed a sweep ago), so that memory
+/* How often unused links are forgotten: every minute, or every
+ * s2s.idle_timeout when that is shorter. */
+static long long sweep_period_ms(void)
+{
+    long long idle = server.cfg->s2s.idle_timeout_ms;
+    return idle > 0 && idle < SWEEP_MAX_MS ? idle : SWEEP_MAX_MS;
+}
+
+/* Every sweep period: forget the links with nothing under way and no
+ * failure to remember (their backoff passed a period ago), so that memory
  * follows the domains in use, not every domain ever reached. */
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -136,10 +160,11 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     link_t **pp = &all_links;
     while (*pp) {
         link_t *l = *pp;
-        if (!l->out && !l->bidi && !l->q && !l->verifies && !l->attempting && !l->query &&
-            now >= l->retry_at_ms + SWEEP_EVERY_S * 1000) {
+        if (!l->out && !l->bidi && !l->via && !l->q && !l->verifies && !l->attempting &&
+            !l->query && now >= l->retry_at_ms + sweep_ms) {
             *pp = l->next;
             hashmap_remove(links_by_key, l->key);
+            log_debug("s2s-out %s -> %s: unused, forgotten", l->local, l->remote);
             free_link(l);
         } else {
             pp = &l->next;
@@ -149,6 +174,8 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 
 static void try_addr(link_t *l);
 static void try_target(link_t *l);
+static void link_connect(link_t *l);
+static void rider_detach(link_t *l);
 static void link_fail(link_t *l, const char *condition, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -163,8 +190,11 @@ static link_t *find_link(const char *local, const char *remote, int create)
         return l;
     if (!links_by_key && !(links_by_key = hashmap_new()))
         return NULL;
-    if (!sweep_timer && (sweep_timer = event_new(server.base, -1, EV_PERSIST, sweep, NULL))) {
-        const struct timeval every = {SWEEP_EVERY_S, 0};
+    if (!sweep_timer)
+        sweep_timer = event_new(server.base, -1, EV_PERSIST, sweep, NULL);
+    if (sweep_timer && (!evtimer_pending(sweep_timer, NULL) || sweep_ms != sweep_period_ms())) {
+        sweep_ms = sweep_period_ms();
+        const struct timeval every = {sweep_ms / 1000, (sweep_ms % 1000) * 1000};
         event_add(sweep_timer, &every);
     }
     l = calloc(1, sizeof(*l));
@@ -197,11 +227,19 @@ static void forget_targets(link_t *l)
     l->n_targets = l->n_addrs = l->ti = l->ai = 0;
 }
 
+/* `l` no longer rides on another link's stream. */
+static void rider_detach(link_t *l)
+{
+    l->via = NULL;
+    l->via_valid = 0;
+}
+
 /* Free `l`, already out of the table and the list, with what it holds
  * (its stream, if any, forgets it). */
 static void free_link(link_t *l)
 {
     forget_targets(l);
+    rider_detach(l);
     if (l->out) {
         l->out->link = NULL;
         l->out = NULL;
@@ -244,24 +282,30 @@ static void send_header(conn_t *c)
     write_header(c->data);
 }
 
-static void write_verify(s2s_out_t *o, const verify_req_t *v)
+/* A db:verify for link `l`'s pair on stream `o` (its own, or another to
+ * the same remote domain: XEP-0220 lets any stream carry it). */
+static void write_verify(conn_t *c, const link_t *l, const verify_req_t *v)
 {
     char buf[2600];
-    snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
-             o->link->local, o->link->remote, v->in_id, v->key);
-    conn_write_str(o->conn, buf);
+    snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s'>%s</db:verify>", l->local,
+             l->remote, v->in_id, v->key);
+    conn_write_str(c, buf);
+}
+
+static void send_link_verifies(conn_t *c, link_t *l)
+{
+    while (l->verifies) {
+        verify_req_t *v = l->verifies;
+        l->verifies = v->next;
+        write_verify(c, l, v);
+        free(v);
+    }
 }
 
 static void send_verifies(s2s_out_t *o)
 {
     o->ready = 1;
-    link_t *l = o->link;
-    while (l->verifies) {
-        verify_req_t *v = l->verifies;
-        l->verifies = v->next;
-        write_verify(o, v);
-        free(v);
-    }
+    send_link_verifies(o->conn, o->link);
 }
 
 /* ---- outcome ---- */
@@ -312,6 +356,7 @@ static void link_fail(link_t *l, const char *condition, const char *fmt, ...)
     va_end(ap);
     log_info("s2s-out %s -> %s: failed: %s", l->local, l->remote, text);
     forget_targets(l);
+    rider_detach(l);
     l->attempting = 0;
     if (l->connect_timer)
         evtimer_del(l->connect_timer);
@@ -357,6 +402,19 @@ static void connect_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     link_t *l = arg;
     long long ms = server.cfg->s2s.connect_timeout_ms;
+    if (l->via && !l->via_valid) {
+        /* The peer never answered our piggybacked db:result (some servers
+         * ignore more pairs on a stream): a stream of our own instead. */
+        log_info(
+            "s2s-out %s -> %s: no answer to dialback on the existing stream within %lld.%03lld "
+            "s: connecting",
+            l->local, l->remote, ms / 1000, ms % 1000);
+        rider_detach(l);
+        l->attempting = 0;
+        l->no_piggyback = 1;
+        link_connect(l);
+        return;
+    }
     link_fail(l, "remote-server-timeout", "%s did not answer within %lld.%03lld s (%s)", l->remote,
               ms / 1000, ms % 1000,
               l->out ? (l->out->state == OUT_CONNECTING ? "connecting or TLS handshake"
@@ -436,6 +494,74 @@ static void format_addr(const resolver_addr_t *a, char *buf, size_t len)
     }
 }
 
+/* Our certificates as presented to peers, read once and shared by every
+ * outgoing connection (an SSL takes references), not parsed again for
+ * each: memory per idle link (doc/performance.md).  Forgotten on reload. */
+typedef struct our_cert {
+    struct our_cert *next;
+    char *cert_path, *key_path;
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    EVP_PKEY *key;
+} our_cert_t;
+
+static our_cert_t *our_certs;
+
+static void our_cert_free(our_cert_t *oc)
+{
+    X509_free(oc->leaf);
+    sk_X509_pop_free(oc->chain, X509_free);
+    EVP_PKEY_free(oc->key);
+    free(oc->cert_path);
+    free(oc->key_path);
+    free(oc);
+}
+
+void s2s_out_forget_certificates(void)
+{
+    while (our_certs) {
+        our_cert_t *oc = our_certs;
+        our_certs = oc->next;
+        our_cert_free(oc);
+    }
+}
+
+/* The certificate in `cert_path` (leaf, then its chain) and the key in
+ * `key_path`, read the first time; NULL when they cannot be read. */
+static const our_cert_t *our_cert(const char *cert_path, const char *key_path)
+{
+    for (our_cert_t *oc = our_certs; oc; oc = oc->next)
+        if (strcmp(oc->cert_path, cert_path) == 0 && strcmp(oc->key_path, key_path) == 0)
+            return oc;
+    our_cert_t *oc = calloc(1, sizeof(*oc));
+    if (!oc)
+        return NULL;
+    oc->cert_path = strdup(cert_path);
+    oc->key_path = strdup(key_path);
+    oc->chain = sk_X509_new_null();
+    BIO *b = BIO_new_file(cert_path, "r");
+    if (b && oc->chain) {
+        oc->leaf = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+        X509 *x;
+        while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+            if (!sk_X509_push(oc->chain, x))
+                X509_free(x);
+        ERR_clear_error(); /* the end of the file */
+    }
+    BIO_free(b);
+    b = BIO_new_file(key_path, "r");
+    if (b)
+        oc->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!oc->cert_path || !oc->key_path || !oc->leaf || !oc->key) {
+        our_cert_free(oc);
+        return NULL;
+    }
+    oc->next = our_certs;
+    our_certs = oc;
+    return oc;
+}
+
 /* Our certificate for `local`, presented for SASL EXTERNAL (XEP-0178):
  * the domain's own, else (a service domain) that of the host it is under,
  * else the global one, as the server side picks them. */
@@ -459,8 +585,9 @@ static void use_our_certificate(SSL *ssl, const char *local)
     const char *key = h && h->key ? h->key : server.cfg->key;
     if (!cert || !key)
         return;
-    if (SSL_use_certificate_chain_file(ssl, cert) != 1 ||
-        SSL_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1)
+    const our_cert_t *oc = our_cert(cert, key);
+    if (!oc || SSL_use_certificate(ssl, oc->leaf) != 1 || SSL_set1_chain(ssl, oc->chain) != 1 ||
+        SSL_use_PrivateKey(ssl, oc->key) != 1)
         log_warn("s2s-out: cannot present certificate %s to peers", cert);
 }
 
@@ -521,9 +648,98 @@ static void try_addr(link_t *l)
     try_target(l);
 }
 
+static void arm_connect_timer(link_t *l)
+{
+    if (!l->connect_timer)
+        l->connect_timer = evtimer_new(server.base, connect_timeout, l);
+    long long ms = server.cfg->s2s.connect_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (l->connect_timer)
+        evtimer_add(l->connect_timer, &tv);
+}
+
+/* An authenticated stream of ours to `remote` that can take one more
+ * domain pair by dialback, or NULL. */
+static s2s_out_t *carrier_for(const link_t *l)
+{
+    for (link_t *c = all_links; c; c = c->next) {
+        s2s_out_t *o = c->out;
+        if (c != l && o && o->state == OUT_AUTHED && !o->conn->closing &&
+            strcmp(c->remote, l->remote) == 0 && o->offers_dialback &&
+            (o->tls || server.cfg->s2s.dialback_without_tls) &&
+            s2s_dialback_allowed(l->remote, o->verify))
+            return o;
+    }
+    return NULL;
+}
+
+/* XEP-0220 §2.6 (piggybacking): when a stream of ours to the same remote
+ * domain is up and the peer offers dialback, our pair goes on it with a
+ * db:result instead of a new connection.  1 when it did. */
+static int piggyback(link_t *l)
+{
+    if (l->no_piggyback)
+        return 0;
+    s2s_out_t *o = carrier_for(l);
+    const char *id = o ? o->stream_id : NULL;
+    conn_t *c = o ? o->conn : s2s_in_bidi_carrier(l->remote, &id);
+    char key[DIALBACK_KEY_LEN];
+    if (!c || dialback_key(s2s.secret, l->remote, l->local, id, key) < 0)
+        return 0;
+    l->via = c;
+    l->via_valid = 0;
+    l->attempting = 1;
+    l->why[0] = '\0';
+    arm_connect_timer(l);
+    char buf[2400];
+    snprintf(buf, sizeof(buf), "<db:result from='%s' to='%s'>%s</db:result>", l->local, l->remote,
+             key);
+    conn_write_str(c, buf);
+    log_debug("s2s-out %s: %s -> %s asked for on an existing stream", c->peer, l->local, l->remote);
+    return 1;
+}
+
+/* The peer said valid to our piggybacked pair: what waited goes. */
+static void rider_up(link_t *l)
+{
+    conn_t *c = l->via;
+    l->via_valid = 1;
+    l->attempting = 0;
+    l->backoff_ms = 0;
+    l->retry_at_ms = 0;
+    if (l->connect_timer)
+        evtimer_del(l->connect_timer);
+    forget_targets(l);
+    log_info("s2s-out %s: %s -> %s authenticated with dialback on an existing stream", c->peer,
+             l->local, l->remote);
+    send_link_verifies(c, l);
+    flush_queue(l, c);
+}
+
+/* Stream `c` ends: the links riding on it go their own way; those with
+ * something waiting try again at once. */
+static void riders_release(conn_t *c)
+{
+    for (link_t *r = all_links; r; r = r->next) {
+        if (r->via != c)
+            continue;
+        int was_valid = r->via_valid;
+        rider_detach(r);
+        if (!was_valid) {
+            r->attempting = 0;
+            if (r->connect_timer)
+                evtimer_del(r->connect_timer);
+        }
+        if ((r->q || r->verifies) && !server.stopping)
+            link_connect(r);
+    }
+}
+
 static void link_connect(link_t *l)
 {
-    if (l->attempting || l->out)
+    if (l->attempting || l->out || l->via)
+        return;
+    if (piggyback(l))
         return;
     if (s2s.n_conns >= server.cfg->s2s.max_connections) {
         link_fail(l, "resource-constraint", "too many server connections (s2s.max_connections)");
@@ -533,12 +749,7 @@ static void link_connect(link_t *l)
     l->why[0] = '\0';
     l->redirects = 0;
     l->redirect_pending = 0;
-    if (!l->connect_timer)
-        l->connect_timer = evtimer_new(server.base, connect_timeout, l);
-    long long ms = server.cfg->s2s.connect_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (l->connect_timer)
-        evtimer_add(l->connect_timer, &tv);
+    arm_connect_timer(l);
     l->query = resolver_targets(server.resolver, l->remote, "xmpp-server", 5269, on_targets, l);
     if (!l->query)
         link_fail(l, "remote-server-not-found", "out of memory");
@@ -564,7 +775,7 @@ static void link_timer(evutil_socket_t fd, short what, void *arg)
         tern_xml_unref(q->stanza);
         free(q);
     }
-    if ((l->q || l->verifies) && !l->out && !l->attempting && now >= l->retry_at_ms)
+    if ((l->q || l->verifies) && !l->out && !l->via && !l->attempting && now >= l->retry_at_ms)
         link_connect(l);
     arm_timer(l);
 }
@@ -578,7 +789,7 @@ static void arm_timer(link_t *l)
     long long now = s2s_now_ms(), at = LLONG_MAX;
     if (l->q)
         at = l->q->at_ms + server.cfg->s2s.queue_max_age_ms;
-    if (!l->out && !l->attempting && l->retry_at_ms < at)
+    if (!l->out && !l->via && !l->attempting && l->retry_at_ms < at)
         at = l->retry_at_ms;
     long long ms = at > now ? at - now : 0;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -710,34 +921,227 @@ static void handle_features(s2s_out_t *o, tern_xml_t *f)
     dialback_or_fail(o);
 }
 
+/* A db:result answer on our stream for the peer's pair (orig, recv). */
+static void peer_db_answer(s2s_out_t *o, const char *orig, const char *recv, const char *type,
+                           const char *condition)
+{
+    char buf[2600];
+    if (condition)
+        snprintf(
+            buf, sizeof(buf),
+            "<db:result from='%s' to='%s' type='error'><error type='cancel'><%s xmlns='" NS_STANZAS
+            "'/></error></db:result>",
+            recv, orig, condition);
+    else
+        snprintf(buf, sizeof(buf), "<db:result from='%s' to='%s' type='%s'/>", recv, orig, type);
+    conn_write_str(o->conn, buf);
+}
+
+static peer_pair_t *find_peer_pair(s2s_out_t *o, const char *orig, const char *recv)
+{
+    for (peer_pair_t *p = o->peer_pairs; p; p = p->next)
+        if (strcmp(p->orig, orig) == 0 && strcmp(p->recv, recv) == 0)
+            return p;
+    return NULL;
+}
+
+static void drop_peer_pair(s2s_out_t *o, peer_pair_t *gone)
+{
+    for (peer_pair_t **pp = &o->peer_pairs; *pp; pp = &(*pp)->next)
+        if (*pp == gone) {
+            *pp = gone->next;
+            free(gone->orig);
+            free(gone->recv);
+            free(gone);
+            return;
+        }
+}
+
+static void peer_pair_valid(s2s_out_t *o, peer_pair_t *p)
+{
+    p->valid = 1;
+    log_info("s2s-out %s: %s authenticated with dialback (to %s) on our bidirectional stream",
+             o->conn->peer, p->orig, p->recv);
+    peer_db_answer(o, p->orig, p->recv, "valid", NULL);
+    s2s_out_bidi_attach(p->recv, p->orig, o->conn); /* XEP-0288 §2.2: the inverse pair */
+}
+
+/* XEP-0288 §2.2 with XEP-0220 §2.1.2: on our bidirectional stream the
+ * peer claims another domain of its own (or ours) with a db:result; it is
+ * checked like one on an incoming stream: with its authoritative server,
+ * or at once when our stream authenticated it with EXTERNAL and its
+ * certificate names that domain too (XEP-0344 §2.4). */
+static void peer_db_result(s2s_out_t *o, tern_xml_t *el)
+{
+    const char *from = tern_xml_attr(el, "from"), *to = tern_xml_attr(el, "to");
+    char *orig = from ? tern_jid_prep_domain(from) : NULL;
+    char *recv = to ? tern_jid_prep_domain(to) : NULL;
+    const char *key = tern_xml_text(el);
+    if (!orig || !recv) {
+        conn_stream_error(o->conn, "improper-addressing", NULL);
+        goto out;
+    }
+    if (!o->bidi || o->state != OUT_AUTHED) {
+        peer_db_answer(o, orig, recv, "error", "feature-not-implemented");
+        goto out;
+    }
+    if (!domains_is_ours(recv)) {
+        peer_db_answer(o, orig, recv, "error", "item-not-found");
+        goto out;
+    }
+    if (!s2s_allowed(orig) || domains_is_ours(orig)) {
+        log_info("s2s-out %s: %s may not federate with us (%s)", o->conn->peer, orig,
+                 domains_is_ours(orig) ? "it is one of our own domains" : "s2s.allow/deny");
+        peer_db_answer(o, orig, recv, "error", "forbidden");
+        goto out;
+    }
+    SSL *ssl = o->tls ? conn_ssl(o->conn) : NULL;
+    tls_verify_t v = ssl ? tls_peer_verify(s2s.trust, ssl, orig) : TLS_VERIFY_NO_CERT;
+    if (!s2s_dialback_allowed(orig, v)) {
+        log_info("s2s-out %s: dialback for %s refused: certificate %s and the domain is not in "
+                 "s2s.dialback_only",
+                 o->conn->peer, orig, s2s_verify_words(v));
+        peer_db_answer(o, orig, recv, "error", "not-authorized");
+        goto out;
+    }
+    peer_pair_t *p = find_peer_pair(o, orig, recv);
+    if (p) {
+        if (p->valid)
+            peer_db_answer(o, orig, recv, "valid", NULL);
+        goto out; /* else being checked */
+    }
+    int at_once = o->auth && strcmp(o->auth, "EXTERNAL") == 0 && v == TLS_VERIFY_OK;
+    if (!at_once && !s2s_token_ok(key)) {
+        peer_db_answer(o, orig, recv, "invalid", NULL);
+        goto out;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        conn_stream_error(o->conn, "resource-constraint", NULL);
+        goto out;
+    }
+    p->orig = orig;
+    p->recv = recv;
+    orig = recv = NULL;
+    p->next = o->peer_pairs;
+    o->peer_pairs = p;
+    if (at_once)
+        peer_pair_valid(o, p);
+    else
+        s2s_out_verify(p->recv, p->orig, o->stream_id, key);
+out:
+    free(orig);
+    free(recv);
+}
+
+void s2s_out_peer_verified(const char *id, const char *orig, const char *recv, const char *type,
+                           const char *condition)
+{
+    for (link_t *l = all_links; l; l = l->next) {
+        s2s_out_t *o = l->out;
+        peer_pair_t *p;
+        if (!o || o->conn->closing || strcmp(o->stream_id, id) != 0 ||
+            !(p = find_peer_pair(o, orig, recv)) || p->valid)
+            continue;
+        if (strcmp(type, "valid") == 0) {
+            peer_pair_valid(o, p);
+            return;
+        }
+        log_info("s2s-out %s: dialback for %s refused: %s", o->conn->peer, orig,
+                 condition ? condition : "its authoritative server says the key is invalid");
+        drop_peer_pair(o, p);
+        peer_db_answer(o, orig, recv, condition ? "error" : "invalid", condition);
+        return;
+    }
+}
+
+int s2s_out_rider_answer(conn_t *c, tern_xml_t *el, const char *type)
+{
+    const char *to = tern_xml_attr(el, "to"), *from = tern_xml_attr(el, "from");
+    link_t *r = to && from ? find_link(to, from, 0) : NULL;
+    if (!r || r->via != c)
+        return 0;
+    if (r->via_valid)
+        return 1;
+    if (strcmp(type, "valid") == 0) {
+        rider_up(r);
+        return 1;
+    }
+    tern_xml_t *err = tern_xml_child(el, "error", NULL);
+    tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
+    if (strcmp(type, "error") == 0) {
+        /* It does not take more pairs here: a stream of our own. */
+        log_info("s2s-out %s: %s refused %s -> %s on this stream (%s): connecting", c->peer,
+                 r->remote, r->local, r->remote, cond ? cond->name : "no reason");
+        rider_detach(r);
+        r->attempting = 0;
+        r->no_piggyback = 1;
+        link_connect(r);
+        return 1;
+    }
+    link_fail(r, "remote-server-not-found", "%s refused our dialback key for %s", r->remote,
+              r->local);
+    return 1;
+}
+
+/* A db:verify question on our stream: is it our key for (from, to, id)? */
+static void answer_verify(s2s_out_t *o, tern_xml_t *el)
+{
+    const char *from = tern_xml_attr(el, "from"), *to = tern_xml_attr(el, "to");
+    const char *id = tern_xml_attr(el, "id");
+    char *recv = from ? tern_jid_prep_domain(from) : NULL;
+    char *orig = to ? tern_jid_prep_domain(to) : NULL;
+    char buf[2600];
+    if (!o->bidi || !recv || !orig || !s2s_token_ok(id)) {
+        conn_stream_error(o->conn, "improper-addressing", NULL);
+    } else if (!domains_is_ours(orig)) {
+        snprintf(buf, sizeof(buf),
+                 "<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'>"
+                 "<item-not-found xmlns='" NS_STANZAS "'/></error></db:verify>",
+                 orig, recv, id);
+        conn_write_str(o->conn, buf);
+    } else {
+        int ok = s2s_key_ok(recv, orig, id, tern_xml_text(el));
+        snprintf(buf, sizeof(buf), "<db:verify from='%s' to='%s' id='%s' type='%s'/>", orig, recv,
+                 id, ok ? "valid" : "invalid");
+        conn_write_str(o->conn, buf);
+    }
+    free(recv);
+    free(orig);
+}
+
 static void handle_dialback(s2s_out_t *o, tern_xml_t *el)
 {
     link_t *l = o->link;
     const char *type = tern_xml_attr(el, "type");
+    if (strcmp(el->name, "verify") == 0 && !type) {
+        /* XEP-0288: on a bidirectional stream the peer may ask us, as
+         * authoritative server, about a key (XEP-0220 §2.2). */
+        answer_verify(o, el);
+        return;
+    }
     if (strcmp(el->name, "verify") == 0) {
-        /* The answer to a question of ours as receiving server. */
+        /* The answer to a question of ours as receiving server, for any
+         * of our domains (the stream may carry others' questions). */
         const char *id = tern_xml_attr(el, "id");
+        const char *to = tern_xml_attr(el, "to");
+        char *recv = to ? tern_jid_prep_domain(to) : NULL;
         tern_xml_t *err =
             type && strcmp(type, "error") == 0 ? tern_xml_child(el, "error", NULL) : NULL;
         tern_xml_t *cond = err ? tern_xml_first_element(err) : NULL;
-        if (id && type)
-            s2s_in_verified(id, l->remote, l->local, type,
+        if (id && type && recv)
+            s2s_in_verified(id, l->remote, recv, type,
                             strcmp(type, "error") == 0 ? (cond ? cond->name : "undefined-condition")
                                                        : NULL);
+        free(recv);
         return;
     }
     if (strcmp(el->name, "result") == 0 && !type) {
-        /* The peer asks to send for another domain of its own on our
-         * stream (XEP-0288 §2.2): we do not take that; it may connect. */
-        char buf[2400];
-        snprintf(buf, sizeof(buf),
-                 "<db:result from='%s' to='%s' type='error'><error type='cancel'>"
-                 "<feature-not-implemented xmlns='" NS_STANZAS "'/></error></db:result>",
-                 l->local, l->remote);
-        if (s2s_token_ok(tern_xml_attr(el, "from")) && s2s_token_ok(tern_xml_attr(el, "to")))
-            conn_write_str(o->conn, buf);
+        peer_db_result(o, el);
         return;
     }
+    if (strcmp(el->name, "result") == 0 && type && s2s_out_rider_answer(o->conn, el, type))
+        return;
     if (strcmp(el->name, "result") != 0 || o->state != OUT_DIALBACK)
         return;
     if (type && strcmp(type, "valid") == 0) {
@@ -764,9 +1168,51 @@ static void rate_over(evutil_socket_t fd, short what, void *arg)
  * domain we connected to (its certificate, or DNS for dialback, vouched
  * for it) to ours; they pass the router's peer rules like those of an
  * incoming stream, at the same rate. */
+/* Whether the peer may send from `from` to `to` on `o`: the inverse of
+ * each pair of ours it carries (XEP-0288 §2.2), and the pairs the peer
+ * authenticated on it. */
+static int peer_pair_ok(const s2s_out_t *o, const char *from, const char *to)
+{
+    const link_t *l = o->link;
+    if (strcmp(from, l->remote) == 0 && strcmp(to, l->local) == 0)
+        return 1;
+    if (s2s_out_rides(o->conn, to, from))
+        return 1;
+    for (const peer_pair_t *p = o->peer_pairs; p; p = p->next)
+        if (p->valid && strcmp(from, p->orig) == 0 && strcmp(to, p->recv) == 0)
+            return 1;
+    return 0;
+}
+
+static int peer_domain_ok(const s2s_out_t *o, const char *from)
+{
+    if (strcmp(from, o->link->remote) == 0)
+        return 1;
+    for (const peer_pair_t *p = o->peer_pairs; p; p = p->next)
+        if (p->valid && strcmp(from, p->orig) == 0)
+            return 1;
+    return 0;
+}
+
 static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
 {
-    link_t *l = o->link;
+    const char *from = tern_xml_attr(st, "from"), *to = tern_xml_attr(st, "to");
+    tern_jid_t *fj = from ? tern_jid_new(from, NULL) : NULL;
+    tern_jid_t *tj = to ? tern_jid_new(to, NULL) : NULL;
+    const char *refusal = !fj || !tj                                 ? "improper-addressing"
+                          : !peer_domain_ok(o, fj->domain)           ? "invalid-from"
+                          : !peer_pair_ok(o, fj->domain, tj->domain) ? "host-unknown" /* §4.9.3.6 */
+                                                                     : NULL;
+    if (refusal) {
+        log_info("s2s-out %s: stanza from %s to %s refused: %s (a domain pair not authenticated "
+                 "on this stream)",
+                 o->conn->peer, from ? from : "(none)", to ? to : "(none)", refusal);
+        tern_jid_free(&fj);
+        tern_jid_free(&tj);
+        conn_stream_error(o->conn, refusal, NULL);
+        return;
+    }
+    tern_jid_free(&tj);
     long long wait =
         limits_bucket_take(&o->rate_tokens, &o->rate_at_ms, server.cfg->max_stanzas_per_second,
                            server.cfg->stanza_burst, s2s_now_ms());
@@ -775,14 +1221,13 @@ static void peer_stanza(s2s_out_t *o, tern_xml_t *st)
         conn_input_hold(o->conn);
         evtimer_add(o->rate_timer, &w);
     }
-    const route_origin_t origin = {.kind = ROUTE_PEER, .domain = l->remote};
+    const route_origin_t origin = {.kind = ROUTE_PEER, .domain = fj->domain};
     const char *refused = NULL;
     if (router_route_from(st, &origin, &refused) < 0 && refused) {
-        log_info("s2s-out %s: stanza from %s to %s refused: %s", o->conn->peer,
-                 tern_xml_attr(st, "from") ? tern_xml_attr(st, "from") : "(none)",
-                 tern_xml_attr(st, "to") ? tern_xml_attr(st, "to") : "(none)", refused);
+        log_info("s2s-out %s: stanza from %s to %s refused: %s", o->conn->peer, from, to, refused);
         conn_stream_error(o->conn, refused, NULL);
     }
+    tern_jid_free(&fj);
 }
 
 /* RFC 6120 §4.9.3.19: "host", "host:port" or "[IPv6]:port" (port 5269
@@ -899,6 +1344,7 @@ static void on_idle(conn_t *c)
 static void on_closing(conn_t *c)
 {
     s2s_out_t *o = c->data;
+    s2s_out_bidi_detach(c); /* and the pairs riding on it */
     link_t *l = o->link;
     if (!l || l->out != o)
         return;
@@ -945,6 +1391,9 @@ static void on_free(conn_t *c)
         o->link->out = NULL;
     if (o->rate_timer)
         event_free(o->rate_timer);
+    riders_release(c); /* (already at closing; in case it never closed) */
+    while (o->peer_pairs)
+        drop_peer_pair(o, o->peer_pairs);
     s2s.n_conns--;
     free(o);
 }
@@ -998,6 +1447,10 @@ int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
         conn_send(l->out->conn, stanza);
         return 0;
     }
+    if (l->via && l->via_valid && !l->via->closing) {
+        conn_send(l->via, stanza);
+        return 0;
+    }
     if (l->bidi && !l->bidi->closing) {
         conn_send(l->bidi, stanza);
         return 0;
@@ -1024,7 +1477,7 @@ int s2s_out_route(tern_xml_t *stanza, const tern_jid_t *to)
     l->q_tail = q;
     l->q_len++;
     l->q_bytes += bytes;
-    if (!l->out && !l->attempting && q->at_ms >= l->retry_at_ms)
+    if (!l->out && !l->via && !l->attempting && q->at_ms >= l->retry_at_ms)
         link_connect(l);
     if (l->q) /* a failure at once bounced it already */
         arm_timer(l);
@@ -1041,8 +1494,14 @@ void s2s_out_verify(const char *recv, const char *orig, const char *in_id, const
     }
     snprintf(v->in_id, sizeof(v->in_id), "%s", in_id);
     snprintf(v->key, sizeof(v->key), "%s", key);
-    if (l->out && l->out->ready) {
-        write_verify(l->out, v);
+    s2s_out_t *carrier = l->out && l->out->ready ? l->out : !l->out ? carrier_for(l) : NULL;
+    if (!carrier && l->via) {
+        write_verify(l->via, l, v);
+        free(v);
+        return;
+    }
+    if (carrier) {
+        write_verify(carrier->conn, l, v);
         free(v);
         return;
     }
@@ -1071,14 +1530,58 @@ void s2s_out_bidi_detach(conn_t *c)
     for (link_t *l = all_links; l; l = l->next)
         if (l->bidi == c)
             l->bidi = NULL;
+    riders_release(c);
+}
+
+size_t s2s_out_pairs_on(const conn_t *c, char *buf, size_t len, size_t n)
+{
+    for (const link_t *l = all_links; l && n < len; l = l->next) {
+        if (l->via != c && l->bidi != c)
+            continue;
+        int w = snprintf(buf + n, len - n, "%s%s->%s%s", n ? " " : "", l->local, l->remote,
+                         l->via == c && !l->via_valid ? "?" : "");
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return n;
+}
+
+int s2s_out_rides(const conn_t *c, const char *local, const char *remote)
+{
+    const link_t *l = find_link(local, remote, 0);
+    return l && l->via == c && l->via_valid;
+}
+
+/* "a->b c->d?" of the pairs stream `o` of link `l` carries, into `buf`. */
+static void out_pairs(const link_t *l, const s2s_out_t *o, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+#define PAIR(f, t, ok)                                                                             \
+    do {                                                                                           \
+        int w = snprintf(buf + n, len - n, "%s%s->%s%s", n ? " " : "", f, t, ok ? "" : "?");       \
+        if (w < 0 || (size_t)w >= len - n)                                                         \
+            return;                                                                                \
+        n += (size_t)w;                                                                            \
+    } while (0)
+    PAIR(l->local, l->remote, o && o->state == OUT_AUTHED);
+    for (const link_t *r = o ? all_links : NULL; r; r = r->next)
+        if (r->via == o->conn)
+            PAIR(r->local, r->remote, r->via_valid);
+    for (const peer_pair_t *p = o ? o->peer_pairs : NULL; p; p = p->next)
+        PAIR(p->orig, p->recv, p->valid);
+#undef PAIR
 }
 
 void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
 {
     for (link_t *l = all_links; l; l = l->next) {
-        if (!l->out && !l->q_len && !l->attempting)
-            continue;
+        if ((!l->out && !l->q_len && !l->attempting) || l->via)
+            continue; /* (a piggybacked pair is listed with its stream) */
         s2s_out_t *o = l->out;
+        char pairs[1024];
+        out_pairs(l, o, pairs, sizeof(pairs));
         SSL *ssl = o && o->tls ? conn_ssl(o->conn) : NULL;
         s2s_info_t info = {.direction = "out",
                            .remote = l->remote,
@@ -1090,7 +1593,8 @@ void s2s_out_list(void (*fn)(void *arg, const s2s_info_t *info), void *arg)
                            .tls = ssl ? SSL_get_version(ssl) : "none",
                            .cert = s2s_verify_words(o ? o->verify : TLS_VERIFY_PENDING),
                            .queued = l->q_len,
-                           .peer = o ? o->conn->peer : "(resolving)"};
+                           .peer = o ? o->conn->peer : "(resolving)",
+                           .pairs = pairs};
         fn(arg, &info);
     }
 }
@@ -1113,6 +1617,7 @@ size_t s2s_out_close(const char *remote)
 
 void s2s_out_stop(void)
 {
+    s2s_out_forget_certificates();
     while (all_links) {
         link_t *l = all_links;
         all_links = l->next;
