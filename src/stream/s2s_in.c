@@ -53,6 +53,7 @@ typedef struct s2s_in {
     char *sasl_domain; /* authenticated with SASL EXTERNAL ... */
     char *sasl_local;  /* ... towards this domain of ours (the stream's 'to' then) */
     int bidi;          /* XEP-0288: asked to carry our stanzas too */
+    int bidi_pending;  /* ... from the restarted stream on (after SASL) */
     in_pair_t *pairs;
     char stream_id[STREAM_ID_LEN];
     long long rate_tokens, rate_at_ms;
@@ -146,6 +147,10 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
     }
     send_header(c);
     send_features(s);
+    if (s->bidi_pending && s->sasl_domain) { /* the stream restarted after SASL */
+        s->bidi_pending = 0;
+        s2s_out_bidi_attach(s->sasl_local, s->sasl_domain, s->conn);
+    }
 }
 
 static int authenticated(const s2s_in_t *s, const char *domain)
@@ -272,8 +277,11 @@ static void handle_sasl(s2s_in_t *s, tern_xml_t *el)
     log_info("s2s-in %s: %s authenticated with SASL EXTERNAL%s", s->conn->peer, s->sasl_domain,
              s->bidi ? ", bidirectional" : "");
     got_authenticated(s);
-    if (s->bidi) /* XEP-0288 §2.2: from the stream's 'to' */
-        s2s_out_bidi_attach(s->local, s->sasl_domain, s->conn);
+    /* XEP-0288 §2.2: our stanzas may go on this stream, but only once the
+     * restarted stream has its header, never before <success/> nor
+     * between it and the peer's new header (the peer would read them as
+     * the root of its new document). */
+    s->bidi_pending = s->bidi;
     conn_write_str(s->conn, "<success xmlns='" NS_SASL "'/>");
     conn_restart_stream(s->conn); /* RFC 6120 §6.4.6 */
 }

@@ -96,6 +96,28 @@ class ExternalTests(FedCase):
                                s["status"] == "here at b", since=a)
 
 
+class SimultaneousTests(FedCase):
+    """Both servers open their first link to each other at the same moment,
+    each with stanzas waiting: neither side's bidirectional use of the
+    other's stream may write them before that stream has restarted after
+    SASL, and every message arrives once, in order."""
+
+    def test_messages_both_ways_at_once_on_new_links(self):
+        mark_a, mark_b = self.alice.mark(), self.bob.mark()
+        for i in range(20):
+            self.alice.send_message("bob@b.test/r", "from-a-%d" % i)
+            self.bob.send_message("alice@a.test/r", "from-b-%d" % i)
+        self.bob.wait_message("from-a-19", since=mark_b)
+        self.alice.wait_message("from-b-19", since=mark_a)
+        got_b = [m["body"] for m in self.bob.received_since(mark_b, ("message",)) if m["body"].startswith("from-a-")]
+        got_a = [m["body"] for m in self.alice.received_since(mark_a, ("message",))
+                 if m["body"].startswith("from-b-")]
+        self.assertEqual(got_b, ["from-a-%d" % i for i in range(20)])
+        self.assertEqual(got_a, ["from-b-%d" % i for i in range(20)])
+        for srv in (self.a, self.b):
+            self.assertNotIn("not-well-formed", srv.log_text())
+
+
 class DialbackTests(FedCase):
     """Certificates the peer does not trust, allowed for dialback."""
     a_cert = staticmethod(untrusted)

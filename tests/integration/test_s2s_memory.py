@@ -16,9 +16,9 @@ import subprocess
 import time
 import unittest
 
-import test_s2s
+from federation import ENV, IPS, PORTS, base_records
 from harness import TERND, SlixClient
-from test_s2s import FedServer, IPS, PORTS, base_records, leaf
+from federation import FedServer, leaf
 from test_s2s import setUpModule as s2s_setup, tearDownModule as s2s_teardown
 
 N = int(os.environ.get("TERN_S2S_LINKS", "50"))
@@ -30,7 +30,7 @@ def setUpModule():
     records = base_records()
     for d in DOMAINS:
         records.append(("SRV", "_xmpp-server._tcp." + d, "b.test", PORTS["b.test"]))
-    test_s2s.DNS.set_records(records)
+    ENV.dns.set_records(records)
 
 
 def tearDownModule():
@@ -64,7 +64,7 @@ class IdleLinkMemoryTests(unittest.TestCase):
     def setUpClass(cls):
         cls.a = FedServer("a.test", leaf("a.test"), users={"alice": "alice-pw"},
                           extra={"log_level": "warn"}).start()
-        cert = test_s2s.CA.issue("b.test", ["b.test", "*.m.test"], stem="b-many")
+        cert = ENV.ca.issue("b.test", ["b.test", "*.m.test"], stem="b-many")
         cls.b = ManyHostsB("b.test", cert, users={"bob": "bob-pw"}).start()
         cls.alice = SlixClient(cls.a, "alice", resource="r").connect()
 

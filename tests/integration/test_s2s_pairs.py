@@ -22,7 +22,7 @@ import time
 import unittest
 
 from harness import NS_STANZAS, SlixClient, q
-import test_s2s
+from federation import ENV, IPS, PORTS, base_records
 from pki import TestCA
 from test_s2s import (B_SECRET, NS_DB, FedCase, FedServer, RawPeer, dialback_key, leaf,
                       setUpModule, tearDownModule)  # noqa: F401  (module set-up)
@@ -193,7 +193,7 @@ class BidiPairTests(FedCase):
 
 def b_only(domain):
     """A trusted certificate naming `domain` alone (not its subdomains)."""
-    return test_s2s.CA.issue(domain, [domain], stem=domain + "-alone")
+    return ENV.ca.issue(domain, [domain], stem=domain + "-alone")
 
 
 class BidiPairVerifyTests(BidiPairTests):
@@ -205,16 +205,16 @@ class BidiPairVerifyTests(BidiPairTests):
 
     @classmethod
     def setUpClass(cls):
-        records = test_s2s.base_records()
-        records += [("A", "y.b.test", test_s2s.IPS["b.test"]),
-                    ("SRV", "_xmpp-server._tcp.y.b.test", "y.b.test", test_s2s.PORTS["b.test"])]
-        test_s2s.DNS.set_records(records)
+        records = base_records()
+        records += [("A", "y.b.test", IPS["b.test"]),
+                    ("SRV", "_xmpp-server._tcp.y.b.test", "y.b.test", PORTS["b.test"])]
+        ENV.dns.set_records(records)
         super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
-        test_s2s.DNS.set_records(test_s2s.base_records())
+        ENV.dns.set_records(base_records())
 
     def check_other_streams(self, lines):
         # a.test asked y.b.test's authoritative server on a stream of its own.
@@ -261,7 +261,7 @@ class ReloadTrustTests(FedCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.other_ca = TestCA(os.path.join(test_s2s.WORK, "other-ca"))
+        cls.other_ca = TestCA(os.path.join(ENV.work, "other-ca"))
         cls.a_s2s = {"ca_file": cls.other_ca.cert_path}
         super().setUpClass()
 
@@ -269,7 +269,7 @@ class ReloadTrustTests(FedCase):
         cond, text = self.bounce_of(self.alice, "bob@b.test", "not trusted yet")
         self.assertEqual(cond, "remote-server-not-found")
         self.assertIn("certificate", text)
-        self.a.s2s_extra["ca_file"] = test_s2s.CA.cert_path
+        self.a.s2s_extra["ca_file"] = ENV.ca.cert_path
         self.a.config = self.a.build_config()
         self.a.write_config()
         self.a.ternctl_ok("reload")
