@@ -238,7 +238,7 @@ int muc_on_admin_get(tern_module_ctx_t *m, tern_event_t *ev)
                 continue;
             tern_xml_set_attr(it, "nick", o->nick);
             tern_xml_set_attr(it, "role", role_name(o->role));
-            tern_xml_set_attr(it, "affiliation", aff_name(room_aff_stored(r, o->bare)));
+            tern_xml_set_attr(it, "affiliation", aff_name(room_aff(mu, r, o->bare)));
             tern_xml_set_attr(it, "jid", o->fulls.v[0]);
         }
     }

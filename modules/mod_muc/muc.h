@@ -70,7 +70,10 @@ typedef struct muc_hist {
     size_t chars; /* its size as XML, for maxchars */
 } muc_hist_t;
 
+typedef struct muc muc_t;
+
 typedef struct muc_room {
+    muc_t *mu;   /* the module state it belongs to */
     char *local; /* the room's localpart */
     char *jid;   /* room@service */
     muc_config_t cfg;
@@ -87,7 +90,7 @@ typedef struct muc_room {
     size_t hist_cap, hist_n, hist_head;
 } muc_room_t;
 
-typedef struct muc {
+struct muc {
     tern_module_ctx_t *m;
     tern_table_t *rooms; /* localpart -> muc_room_t */
     tern_store_t *store; /* map: user "", key = room localpart */
@@ -95,7 +98,7 @@ typedef struct muc {
     muc_config_t defaults;
     long max_rooms_per_user, max_occupants;
     int admins_are_owners;
-} muc_t;
+};
 
 /* A growable array of borrowed strings (recipients of a fan-out). */
 typedef struct muc_vec {

@@ -68,7 +68,7 @@ static tern_xml_t *occ_presence(const muc_room_t *r, const muc_occ_t *o, const c
     tern_xml_t *x = tern_xml_add_child(p, "x", NS_MUC_USER);
     tern_xml_t *item = x ? tern_xml_add_child(x, "item", NS_MUC_USER) : NULL;
     if (item) {
-        tern_xml_set_attr(item, "affiliation", aff_name(room_aff_stored(r, o->bare)));
+        tern_xml_set_attr(item, "affiliation", aff_name(room_aff(r->mu, r, o->bare)));
         tern_xml_set_attr(item, "role", type ? "none" : role_name(o->role));
         if (with_jid && o->fulls.n)
             tern_xml_set_attr(item, "jid", o->fulls.v[0]);

@@ -103,6 +103,7 @@ muc_room_t *room_new(muc_t *mu, const char *local, const char *creator)
     muc_room_t *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    r->mu = mu;
     r->local = strdup(local);
     size_t len = strlen(local) + strlen(tern_host(mu->m)) + 2;
     r->jid = malloc(len);
