@@ -647,3 +647,62 @@ class MucPersistenceTests(MucCase):
             self.wait_presence(c, "%s/%s" % (rj, nick), "unavailable")
         r = carol.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=rj)
         self.assertEqual(stanza_error(r), ("cancel", "item-not-found"))
+
+
+class MucFanoutTests(MucCase):
+    """200 occupants (ACCOUNTS accounts with PER sessions each, each session
+    under its own nick, logged in cheaply as in test_fanout.py): every
+    occupant gets every message exactly once and in order, and each message
+    is serialized once however many occupants get it."""
+    ACCOUNTS, PER, PW = 20, 10, "pw-muc-fanout"
+    server_kwargs = dict(
+        users=dict(USERS, **{"f%d" % i: "pw-muc-fanout" for i in range(20)}),
+        config=dict(service_config(), c2s={"require_encryption": False, "allow_plain": True},
+                    limits={"max_sessions_per_user": 10}))
+
+    def tearDown(self):
+        for c in getattr(self, "conns", []):
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+        super().tearDown()
+
+    def test_200_occupants_each_get_every_message_once_in_order(self):
+        import re
+        import test_fanout
+        from test_fanout import Conn, login_all, pump_until, status_counters
+        test_fanout.PW = self.PW
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice = self.login("alice")
+        self.create(alice, room, "Alice")
+        conns = [Conn(self.server.c2s_port, "f%d" % i, "r%d" % k)
+                 for i in range(self.ACCOUNTS) for k in range(self.PER)]
+        self.conns = conns
+        left = login_all(conns, lambda c: False, T_REPLY * 6)
+        self.assertEqual(left, [], "%d sessions did not bind" % len(left))
+        for n, c in enumerate(conns):
+            c.send(("<presence to='%s/n%d'><x xmlns='%s'><history maxstanzas='0'/></x>"
+                    "</presence>" % (rj, n, NS_MUC)).encode())
+        left = pump_until(conns, lambda c: b"<subject" in c.data, T_REPLY * 6)
+        self.assertEqual(left, [], "%d occupants did not get in" % len(left))
+        # alice saw all 200 arrive.
+        for n in range(len(conns)):
+            self.wait_presence(alice, "%s/n%d" % (rj, n))
+        marks = [len(c.data) for c in conns]
+        before = status_counters(self.server)[0]
+        count = 30
+        for k in range(count):
+            self.say(alice, room, "msg-%d" % k)
+        last = ("<body>msg-%d</body>" % (count - 1)).encode()
+        left = pump_until(conns, lambda c: last in c.data, T_REPLY * 6)
+        self.assertEqual(left, [], "%d occupants missed messages" % len(left))
+        pump_until(conns, lambda c: False, 0.5)
+        want = ["msg-%d" % k for k in range(count)]
+        for c, mark in zip(conns, marks):
+            got = [m.decode() for m in re.findall(rb"<body>(msg-\d+)</body>", bytes(c.data[mark:]))]
+            self.assertEqual(got, want, "%s/%s" % (c.user, c.resource))
+        self.wait_body(alice, "msg-%d" % (count - 1))
+        serialized = status_counters(self.server)[0] - before
+        self.assertLess(serialized, count * 3, "each message is serialized once, not per occupant")
