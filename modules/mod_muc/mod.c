@@ -124,6 +124,26 @@ static void unload(tern_module_ctx_t *m)
     tern_set_data(m, NULL);
 }
 
+static int api_watch(const tern_muc_api_t *self, tern_module_ctx_t *watcher, tern_muc_watch_fn fn,
+                     void *arg)
+{
+    muc_t *mu = (muc_t *)self;
+    if (mu->n_watchers == MUC_MAX_WATCHERS || !fn)
+        return -1;
+    mu->watchers[mu->n_watchers++] = (muc_watcher_t){watcher, fn, arg};
+    return 0;
+}
+
+static void api_unwatch(const tern_muc_api_t *self, tern_module_ctx_t *watcher)
+{
+    muc_t *mu = (muc_t *)self;
+    size_t j = 0;
+    for (size_t i = 0; i < mu->n_watchers; i++)
+        if (mu->watchers[i].who != watcher)
+            mu->watchers[j++] = mu->watchers[i];
+    mu->n_watchers = j;
+}
+
 static int on_host_message(tern_module_ctx_t *m, tern_event_t *ev)
 {
     const char *type = tern_xml_attr(ev->stanza, "type");
@@ -146,6 +166,9 @@ static int load(tern_module_ctx_t *m)
     if (!mu)
         return -1;
     mu->m = m;
+    mu->api.abi = TERN_MUC_ABI;
+    mu->api.watch = api_watch;
+    mu->api.unwatch = api_unwatch;
     mu->rooms = tern_table_new();
     mu->defaults.name = strdup("");
     mu->defaults.desc = strdup("");
@@ -157,6 +180,10 @@ static int load(tern_module_ctx_t *m)
         return -1;
     }
     mu->store = tern_store(m, "rooms", TERN_STORE_MAP);
+    if (tern_provide(m, TERN_MUC_SERVICE, &mu->api) != 0) {
+        unload(m);
+        return -1;
+    }
     if (persist_load_all(mu) != 0)
         tern_log(m, TERN_LOG_ERROR, "muc: cannot read the stored rooms");
     tern_add_identity(m, "conference", "text", "Chatrooms");

@@ -25,6 +25,8 @@
 #include <tern/strlist.h>
 #include <tern/table.h>
 
+#include "../muc_api.h"
+
 #define NS_MUC        "http://jabber.org/protocol/muc"
 #define NS_MUC_USER   "http://jabber.org/protocol/muc#user"
 #define NS_MUC_ADMIN  "http://jabber.org/protocol/muc#admin"
@@ -90,8 +92,19 @@ typedef struct muc_room {
     size_t hist_cap, hist_n, hist_head;
 } muc_room_t;
 
+#define MUC_MAX_WATCHERS 8
+
+typedef struct muc_watcher {
+    tern_module_ctx_t *who;
+    tern_muc_watch_fn fn;
+    void *arg;
+} muc_watcher_t;
+
 struct muc {
+    tern_muc_api_t api; /* first: the table other modules get points here */
     tern_module_ctx_t *m;
+    muc_watcher_t watchers[MUC_MAX_WATCHERS];
+    size_t n_watchers;
     tern_table_t *rooms; /* localpart -> muc_room_t */
     tern_store_t *store; /* map: user "", key = room localpart */
     int create;          /* CREATE_* */
