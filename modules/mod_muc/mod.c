@@ -144,6 +144,23 @@ static void api_unwatch(const tern_muc_api_t *self, tern_module_ctx_t *watcher)
     mu->n_watchers = j;
 }
 
+static int evict_for_shutdown(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    room_evict_all(ctx, value, 332, NULL);
+    return 0;
+}
+
+/* XEP-0045 §15.2.2, 332: the service is going down; occupants hear it
+ * before their streams close. */
+static int on_stopping(tern_module_ctx_t *m, tern_event_t *ev)
+{
+    (void)ev;
+    muc_t *mu = muc_get(m);
+    tern_table_foreach(mu->rooms, evict_for_shutdown, mu);
+    return TERN_PASS;
+}
+
 static int on_host_message(tern_module_ctx_t *m, tern_event_t *ev)
 {
     const char *type = tern_xml_attr(ev->stanza, "type");
@@ -197,6 +214,7 @@ static int load(tern_module_ctx_t *m)
         tern_hook(m, "message/bare", muc_on_room_message, 0) != 0 ||
         tern_hook(m, "message/full", muc_on_private_message, 0) != 0 ||
         tern_hook(m, "message/host", on_host_message, 0) != 0 ||
+        tern_hook(m, "server/stopping", on_stopping, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_INFO ":query", muc_on_disco_info_host, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_ITEM ":query", muc_on_disco_items_host, 10) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_DISCO_INFO ":query", muc_on_disco_info_room, 10) != 0 ||

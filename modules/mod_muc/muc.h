@@ -189,6 +189,9 @@ int muc_on_owner_set(tern_module_ctx_t *m, tern_event_t *ev);
 /* Destroy: every occupant gets unavailable with <destroy/>; the room and
  * its stored copy go. */
 void room_destroy(muc_t *mu, muc_room_t **r, const char *alt, const char *reason);
+/* Every occupant gets its own unavailable presence with `code` (0: none)
+ * and `extra` in the <x/>, and is taken out; nobody hears of the others. */
+void room_evict_all(muc_t *mu, muc_room_t *r, int code, const tern_xml_t *extra);
 
 /* persist.c */
 void persist_save(muc_t *mu, const muc_room_t *r);

@@ -211,30 +211,19 @@ int muc_on_owner_set(tern_module_ctx_t *m, tern_event_t *ev)
     return TERN_HANDLED;
 }
 
-void room_destroy(muc_t *mu, muc_room_t **rp, const char *alt, const char *reason)
+/* Take every occupant out; each hears only of its own removal (the
+ * others are off the list while its presence goes), with `code` (0: none)
+ * and `extra` in its <x/>. */
+void room_evict_all(muc_t *mu, muc_room_t *r, int code, const tern_xml_t *extra)
 {
-    muc_room_t *r = *rp;
-    tern_xml_t *d = tern_xml_new("destroy", NS_MUC_USER);
-    if (d) {
-        if (alt && *alt)
-            tern_xml_set_attr(d, "jid", alt);
-        if (reason && *reason) {
-            tern_xml_t *e = tern_xml_add_child(d, "reason", NS_MUC_USER);
-            if (e)
-                tern_xml_add_text(e, reason, strlen(reason));
-        }
-    }
-    /* Each occupant hears only of its own removal: the others are taken
-     * off the list while its presence goes. */
     muc_occ_t *o = r->first;
     r->first = r->last = NULL;
     while (o) {
         muc_occ_t *next = o->next;
         o->prev = o->next = NULL;
         r->first = r->last = o;
-        /* §10.9: affiliation and role none, and the <destroy/> */
-        room_set_aff(r, o->bare, AFF_NONE);
-        occ_broadcast(mu, r, o, "unavailable", NULL, 0, NULL, 0, NULL, NULL, NULL, d);
+        occ_broadcast(mu, r, o, "unavailable", &code, code ? 1 : 0, NULL, 0, NULL, NULL, NULL,
+                      extra);
         r->first = r->last = NULL;
         for (size_t i = 0; i < o->fulls.n; i++)
             tern_table_remove(r->by_full, o->fulls.v[i]);
@@ -248,6 +237,26 @@ void room_destroy(muc_t *mu, muc_room_t **rp, const char *alt, const char *reaso
         o = next;
     }
     r->n_occ = 0;
+}
+
+void room_destroy(muc_t *mu, muc_room_t **rp, const char *alt, const char *reason)
+{
+    muc_room_t *r = *rp;
+    tern_xml_t *d = tern_xml_new("destroy", NS_MUC_USER);
+    if (d) {
+        if (alt && *alt)
+            tern_xml_set_attr(d, "jid", alt);
+        if (reason && *reason) {
+            tern_xml_t *e = tern_xml_add_child(d, "reason", NS_MUC_USER);
+            if (e)
+                tern_xml_add_text(e, reason, strlen(reason));
+        }
+    }
+    /* §10.9: affiliation and role none, and the <destroy/> */
+    tern_table_free(&r->affs);
+    r->affs = tern_table_new();
+    if (r->affs)
+        room_evict_all(mu, r, 0, d);
     if (d)
         tern_xml_unref(d);
     persist_remove(mu, r);

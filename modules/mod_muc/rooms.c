@@ -137,14 +137,6 @@ muc_room_t *room_new(muc_t *mu, const char *local, const char *creator)
     return r;
 }
 
-static int free_aff(void *ctx, const char *key, void *value)
-{
-    (void)ctx;
-    (void)key;
-    (void)value;
-    return 0;
-}
-
 void room_free(muc_t *mu, muc_room_t **rp)
 {
     muc_room_t *r = *rp;
@@ -162,7 +154,6 @@ void room_free(muc_t *mu, muc_room_t **rp)
         free(o);
         o = next;
     }
-    tern_table_foreach(r->affs, free_aff, NULL);
     tern_table_free(&r->affs);
     tern_table_free(&r->by_nick);
     tern_table_free(&r->by_full);

@@ -6,12 +6,13 @@ owners), the owner's configuration form and its status codes, destroy,
 disco, history on join with its limits, invitations, the creation
 policies, persistent rooms across a restart, and a room of 200 occupants
 where each gets every message once and in order."""
+import signal
 import time
 import uuid
 import xml.etree.ElementTree as ET
 
-from harness import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, ServerTestCase, T_REPLY,
-                     q, stanza_error)
+from harness import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, ServerTestCase, StreamClosed,
+                     T_REPLY, q, stanza_error)
 
 SERVICE = "conference." + DOMAIN
 NS_MUC = "http://jabber.org/protocol/muc"
@@ -620,8 +621,20 @@ class MucPersistenceTests(MucCase):
         alice.wait_for(is_subject)
         temp = new_room()
         self.create(alice, temp, "Alice")
-        alice.end()
         bob.end()
+        # Shutting down: occupants hear 332 before their streams close.
+        self.server.signal(signal.SIGTERM)
+        got = []
+        try:
+            while True:
+                got.append(alice.read_element(T_REPLY))
+        except StreamClosed:
+            pass
+        gone = [e for e in got if is_presence(e, type_="unavailable")]
+        self.assertEqual(sorted(e.get("from") for e in gone),
+                         sorted([rj + "/Alice", "%s@%s/Alice" % (temp, SERVICE)]))
+        for e in gone:
+            self.assertEqual(codes(e), {332, 110})
         self.server.stop()
         self.server._launch()
         alice, bob, carol = self.login("alice"), self.login("bob"), self.login("carol")
