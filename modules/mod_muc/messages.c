@@ -327,12 +327,25 @@ static void voice_request(muc_t *mu, tern_event_t *ev, muc_room_t *r, tern_xml_t
     tern_xml_unref(msg);
 }
 
+/* A message the room sent bounced from an occupant's address: that
+ * session is gone (its client went away without leaving, its server is
+ * unreachable), so it leaves with 333 rather than stay a ghost. */
+static void bounced(muc_t *mu, tern_event_t *ev)
+{
+    muc_room_t *r = room_find(mu, ev->to->local);
+    muc_occ_t *o = r ? occ_by_full(r, ev->from->full) : NULL;
+    if (o)
+        occ_leave(mu, r, o, ev->from->full, 333);
+}
+
 int muc_on_room_message(tern_module_ctx_t *m, tern_event_t *ev)
 {
     muc_t *mu = muc_get(m);
     const char *type = tern_xml_attr(ev->stanza, "type");
-    if (type && strcmp(type, "error") == 0)
+    if (type && strcmp(type, "error") == 0) {
+        bounced(mu, ev);
         return TERN_HANDLED;
+    }
     muc_room_t *r = room_find(mu, ev->to->local);
     if (!r || (r->locked && room_aff(mu, r, ev->from->bare) != AFF_OWNER)) {
         tern_reply_error(m, ev, "cancel", "item-not-found", "No such room");
@@ -363,8 +376,10 @@ int muc_on_private_message(tern_module_ctx_t *m, tern_event_t *ev)
 {
     muc_t *mu = muc_get(m);
     const char *type = tern_xml_attr(ev->stanza, "type");
-    if (type && strcmp(type, "error") == 0)
+    if (type && strcmp(type, "error") == 0) {
+        bounced(mu, ev);
         return TERN_HANDLED;
+    }
     muc_room_t *r = room_find(mu, ev->to->local);
     if (!r) {
         tern_reply_error(m, ev, "cancel", "item-not-found", "No such room");

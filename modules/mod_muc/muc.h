@@ -165,6 +165,10 @@ void occ_broadcast(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *type, con
  * (307 kick, 301 ban, 321, 322, or 0), then free it. */
 void occ_remove(muc_t *mu, muc_room_t *r, muc_occ_t *o, int code, const char *actor,
                 const char *reason);
+/* The session `full` of o leaves (§7.14); o goes with its last session,
+ * with `code` (0, or 333 when its address bounced an error), and a
+ * temporary room that is left empty goes. */
+void occ_leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full, int code);
 /* o's role or affiliation changed: tell everyone. */
 void occ_changed(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *actor, const char *reason);
 /* Route a message from the room (bare) carrying status codes to all occupants. */

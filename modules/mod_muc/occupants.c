@@ -379,13 +379,15 @@ static void change_nick(muc_t *mu, tern_event_t *ev, muc_room_t *r, muc_occ_t *o
 }
 
 /* §7.14: one session leaves; the occupant goes with its last session. */
-static void leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full)
+void occ_leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full, int code)
 {
     if (o->fulls.n > 1) {
         muc_vec_t to = {0};
         muc_vec_add(&to, full);
-        int code = 110;
-        send_to(mu, occ_presence(r, o, "unavailable", 1, NULL, 0, &code, 1, NULL, NULL, NULL, NULL),
+        int self = 110;
+        send_to(mu,
+                occ_presence(r, o, "unavailable", 1, &code, code ? 1 : 0, &self, 1, NULL, NULL,
+                             NULL, NULL),
                 &to);
         muc_vec_free(&to);
         for (size_t i = 0; i < o->fulls.n; i++)
@@ -396,7 +398,7 @@ static void leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full)
         tern_table_remove(r->by_full, full);
         return;
     }
-    occ_remove(mu, r, o, 0, NULL, NULL);
+    occ_remove(mu, r, o, code, NULL, NULL);
     room_maybe_gc(mu, r);
 }
 
@@ -413,8 +415,8 @@ int muc_on_presence(tern_module_ctx_t *m, tern_event_t *ev)
     muc_room_t *r = room_find(mu, ev->to->local);
     muc_occ_t *o = r ? occ_by_full(r, ev->from->full) : NULL;
     if (type && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
-        if (o)
-            leave(mu, r, o, ev->from->full);
+        if (o) /* an error bounced from the occupant's address: it is gone (333) */
+            occ_leave(mu, r, o, ev->from->full, strcmp(type, "error") == 0 ? 333 : 0);
         return TERN_HANDLED;
     }
     if (type)

@@ -569,6 +569,21 @@ class MucTests(MucCase):
         x = m.find(q("jabber:x:conference", "x"))
         self.assertEqual((x.get("jid"), x.get("reason")), (rj, "come"))
 
+    def test_an_occupant_whose_client_went_away_is_removed(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice")
+        self.join(bob, room, "Bob")
+        self.wait_presence(alice, rj + "/Bob")
+        bob.close()  # no unavailable presence, and no roster module to send one
+        time.sleep(0.3)
+        # The next message to it bounces: the room takes it out with 333.
+        self.say(alice, room, "anyone there?")
+        p = self.wait_presence(alice, rj + "/Bob", "unavailable")
+        self.assertEqual(codes(p), {333})
+        self.assertEqual(item(p)["role"], "none")
+
     def test_server_admins_own_every_room(self):
         room = new_room()
         alice, boss = self.login("alice"), self.login("boss")
