@@ -715,9 +715,11 @@ class MucFanoutTests(MucCase):
                     "</presence>" % (rj, n, NS_MUC)).encode())
         left = pump_until(conns, lambda c: b"<subject" in c.data, T_REPLY * 6)
         self.assertEqual(left, [], "%d occupants did not get in" % len(left))
-        # alice saw all 200 arrive.
-        for n in range(len(conns)):
-            self.wait_presence(alice, "%s/n%d" % (rj, n))
+        # alice saw all 200 arrive (their joins race each other: any order).
+        seen, want_seen = set(), {"%s/n%d" % (rj, n) for n in range(len(conns))}
+        while seen != want_seen:
+            seen.add(alice.wait_for(lambda e: is_presence(e) and e.get("from") in want_seen)
+                     .get("from"))
         marks = [len(c.data) for c in conns]
         before = status_counters(self.server)[0]
         count = 30
@@ -734,3 +736,49 @@ class MucFanoutTests(MucCase):
         self.wait_body(alice, "msg-%d" % (count - 1))
         serialized = status_counters(self.server)[0] - before
         self.assertLess(serialized, count * 3, "each message is serialized once, not per occupant")
+
+
+class MucSlixmppTests(MucCase):
+    """The same flows driven by slixmpp's own XEP-0045 plugin, as a client
+    application would use it."""
+
+    def test_slixmpp_creates_configures_chats_and_kicks(self):
+        from harness import run_async
+        from slixmpp import JID
+        room = JID("%s@%s" % (new_room(), SERVICE))
+        alice, bob = self.slix("alice"), self.slix("bob")
+
+        async def plugins():
+            for c in (alice, bob):
+                c.xmpp.register_plugin("xep_0045")
+        run_async(plugins())
+        a, b = alice.xmpp["xep_0045"], bob.xmpp["xep_0045"]
+
+        async def scenario():
+            selfp, subject, occupants, history = await a.join_muc_wait(room, "Alice", timeout=8)
+            got = {int(s) for s in selfp["muc"]["status_codes"]}
+            assert got == {110, 201}, got
+            config = await a.get_room_config(room)
+            values = config.get_values()
+            assert values["muc#roomconfig_whois"] == "moderators", values
+            config.set_values({"muc#roomconfig_roomname": "Slix room",
+                               "muc#roomconfig_moderatedroom": True})
+            await a.set_room_config(room, config)
+            selfp, subject, occupants, history = await b.join_muc_wait(room, "Bob", timeout=8)
+            assert selfp["muc"]["role"] == "visitor", selfp
+            await a.set_role(room, "Bob", "participant")
+            a.xmpp.send_message(mto=room, mbody="hi from slixmpp", mtype="groupchat")
+            return [str(j) for j in await a.get_affiliation_list(room, "owner")]
+
+        owners = run_async(scenario(), T_REPLY * 3)
+        self.assertEqual(owners, ["alice@" + DOMAIN])
+        m = bob.wait_message(body="hi from slixmpp", mtype="groupchat")
+        self.assertEqual(str(m["from"]), "%s/Alice" % room)
+        self.assertEqual(str(m["mucnick"]), "Alice")
+
+        async def kick():
+            await a.set_role(room, "Bob", "none", reason="bye")
+        run_async(kick())
+        p = bob.wait_stanza(lambda s: s.name == "presence" and s["type"] == "unavailable")
+        self.assertEqual({int(s) for s in p["muc"]["status_codes"]}, {307, 110})
+        self.assertEqual(a.get_roster(room), ["Alice"])
