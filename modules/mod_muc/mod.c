@@ -72,12 +72,13 @@ static int read_options(tern_module_ctx_t *m, muc_t *mu)
 {
     const char *create = tern_opt_str(m, "create");
     const char *anon = tern_opt_str(m, "default_anonymity");
+    int policy;
     if (strcmp(create, "anyone") == 0)
-        mu->create = CREATE_ANYONE;
+        policy = CREATE_ANYONE;
     else if (strcmp(create, "local") == 0)
-        mu->create = CREATE_LOCAL;
+        policy = CREATE_LOCAL;
     else if (strcmp(create, "admins") == 0)
-        mu->create = CREATE_ADMINS;
+        policy = CREATE_ADMINS;
     else {
         tern_log(m, TERN_LOG_ERROR, "muc: create must be anyone, local or admins, not '%s'",
                  create);
@@ -87,6 +88,8 @@ static int read_options(tern_module_ctx_t *m, muc_t *mu)
         tern_log(m, TERN_LOG_ERROR, "muc: default_anonymity must be semi or non, not '%s'", anon);
         return -1;
     }
+    /* all checked: nothing changes when a value is refused */
+    mu->create = policy;
     mu->max_rooms_per_user = (long)tern_opt_int(m, "max_rooms_per_user");
     mu->max_occupants = (long)tern_opt_int(m, "max_occupants");
     mu->admins_are_owners = (int)tern_opt_int(m, "admins_are_owners");

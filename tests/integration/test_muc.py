@@ -226,6 +226,16 @@ class MucTests(MucCase):
         # The nick is free again.
         self.join(carol, room, "Robert")
 
+    def test_nick_prepared_by_the_service_gives_210(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice")
+        # "Cafe" + COMBINING ACUTE ACCENT is normalised (NFC) to "Caf\u00e9".
+        selfp, _ = self.join(bob, room, "Cafe\u0301")
+        self.assertEqual(selfp.get("from"), rj + "/Caf\u00e9")
+        self.assertEqual(codes(selfp), {110, 210})
+
     def test_subject(self):
         room = new_room()
         rj = "%s@%s" % (room, SERVICE)
