@@ -7,6 +7,7 @@ disco, history on join with its limits, invitations, the creation
 policies, persistent rooms across a restart, and a room of 200 occupants
 where each gets every message once and in order."""
 import signal
+import unittest
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -792,3 +793,21 @@ class MucSlixmppTests(MucCase):
         p = bob.wait_stanza(lambda s: s.name == "presence" and s["type"] == "unavailable")
         self.assertEqual({int(s) for s in p["muc"]["status_codes"]}, {307, 110})
         self.assertEqual(a.get_roster(room), ["Alice"])
+
+
+class MucBadOptionTests(unittest.TestCase):
+    def test_bad_options_refuse_to_start(self):
+        from harness import Server, ServerError
+        for options, text in (({"create": "everyone"}, "create must be anyone, local or admins"),
+                              ({"default_anonymity": "full"},
+                               "default_anonymity must be semi or non"),
+                              ({"history_length": 5000}, "history_length")):
+            with self.subTest(options=options):
+                server = Server(name="MucBadOption", config=service_config(**options))
+                try:
+                    with self.assertRaises(ServerError):
+                        server.start()
+                    self.assertIn(text, server.log_text())
+                finally:
+                    server.stop(check=False)
+                    server.remove()
