@@ -63,6 +63,10 @@ typedef struct muc_occ {
     int role;             /* ROLE_* */
     tern_strlist_t fulls; /* the real full JIDs joined under this nick */
     tern_xml_t *pres;     /* the last available presence it sent (a copy), or NULL */
+    /* Its plain available presence as others see it, without [0] and with
+     * [1] its real JID: built once, frozen, serialized once, sent to every
+     * newcomer; dropped when anything in it changes (occ_invalidate). */
+    tern_xml_t *cache[2];
     struct muc_occ *prev, *next;
 } muc_occ_t;
 
@@ -169,6 +173,10 @@ void occ_remove(muc_t *mu, muc_room_t *r, muc_occ_t *o, int code, const char *ac
  * with `code` (0, or 333 when its address bounced an error), and a
  * temporary room that is left empty goes. */
 void occ_leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full, int code);
+/* Free an occupant already unlinked from its room's tables and list. */
+void occ_destroy(muc_occ_t *o);
+/* Drop o's cached presences (its presence, nick, role or affiliation changed). */
+void occ_invalidate(muc_occ_t *o);
 /* o's role or affiliation changed: tell everyone. */
 void occ_changed(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *actor, const char *reason);
 /* Route a message from the room (bare) carrying status codes to all occupants. */

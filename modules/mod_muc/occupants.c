@@ -154,6 +154,21 @@ static void occ_free(muc_room_t *r, muc_occ_t *o)
     else
         r->last = o->prev;
     r->n_occ--;
+    occ_destroy(o);
+}
+
+void occ_invalidate(muc_occ_t *o)
+{
+    for (int i = 0; i < 2; i++)
+        if (o->cache[i]) {
+            tern_xml_unref(o->cache[i]);
+            o->cache[i] = NULL;
+        }
+}
+
+void occ_destroy(muc_occ_t *o)
+{
+    occ_invalidate(o);
     free(o->nick);
     free(o->bare);
     tern_strlist_clear(&o->fulls);
@@ -172,6 +187,7 @@ void occ_remove(muc_t *mu, muc_room_t *r, muc_occ_t *o, int code, const char *ac
 
 void occ_changed(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *actor, const char *reason)
 {
+    occ_invalidate(o);
     occ_broadcast(mu, r, o, NULL, NULL, 0, NULL, 0, NULL, actor, reason, NULL);
 }
 
@@ -200,6 +216,7 @@ static void occ_keep_presence(muc_occ_t *o, const tern_xml_t *stanza)
     if (o->pres)
         tern_xml_unref(o->pres);
     o->pres = copy;
+    occ_invalidate(o);
 }
 
 /* Every present occupant's presence, to the one session `full` of a new occupant. */
@@ -208,10 +225,15 @@ static void send_others_to(muc_t *mu, muc_room_t *r, const muc_occ_t *self, cons
     muc_vec_t to = {0};
     muc_vec_add(&to, full);
     int visible = occ_jid_visible(r, self);
-    for (muc_occ_t *p = r->first; p; p = p->next)
-        if (p != self)
-            send_to(mu, occ_presence(r, p, NULL, visible, NULL, 0, NULL, 0, NULL, NULL, NULL, NULL),
-                    &to);
+    for (muc_occ_t *p = r->first; p; p = p->next) {
+        if (p == self)
+            continue;
+        if (!p->cache[visible])
+            p->cache[visible] =
+                occ_presence(r, p, NULL, visible, NULL, 0, NULL, 0, NULL, NULL, NULL, NULL);
+        if (p->cache[visible])
+            tern_route_fanout(mu->m, p->cache[visible], to.v, to.n);
+    }
     muc_vec_free(&to);
 }
 
@@ -373,6 +395,7 @@ static void change_nick(muc_t *mu, tern_event_t *ev, muc_room_t *r, muc_occ_t *o
     tern_table_remove(r->by_nick, o->nick);
     free(o->nick);
     o->nick = nn;
+    occ_invalidate(o);
     tern_table_put(r->by_nick, nn, o);
     occ_keep_presence(o, ev->stanza);
     occ_broadcast(mu, r, o, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL, NULL);
@@ -396,6 +419,7 @@ void occ_leave(muc_t *mu, muc_room_t *r, muc_occ_t *o, const char *full, int cod
                 break;
             }
         tern_table_remove(r->by_full, full);
+        occ_invalidate(o); /* the real JID shown may have been this one */
         return;
     }
     occ_remove(mu, r, o, code, NULL, NULL);

@@ -228,12 +228,7 @@ void room_evict_all(muc_t *mu, muc_room_t *r, int code, const tern_xml_t *extra)
         for (size_t i = 0; i < o->fulls.n; i++)
             tern_table_remove(r->by_full, o->fulls.v[i]);
         tern_table_remove(r->by_nick, o->nick);
-        free(o->nick);
-        free(o->bare);
-        tern_strlist_clear(&o->fulls);
-        if (o->pres)
-            tern_xml_unref(o->pres);
-        free(o);
+        occ_destroy(o);
         o = next;
     }
     r->n_occ = 0;

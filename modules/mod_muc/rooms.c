@@ -146,12 +146,7 @@ void room_free(muc_t *mu, muc_room_t **rp)
     muc_occ_t *o = r->first;
     while (o) {
         muc_occ_t *next = o->next;
-        free(o->nick);
-        free(o->bare);
-        tern_strlist_clear(&o->fulls);
-        if (o->pres)
-            tern_xml_unref(o->pres);
-        free(o);
+        occ_destroy(o);
         o = next;
     }
     tern_table_free(&r->affs);

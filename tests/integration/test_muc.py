@@ -237,6 +237,28 @@ class MucTests(MucCase):
         self.assertEqual(selfp.get("from"), rj + "/Caf\u00e9")
         self.assertEqual(codes(selfp), {110, 210})
 
+    def test_presence_updates_reach_occupants_and_newcomers(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob, carol, dave = (self.login(u) for u in ("alice", "bob", "carol", "dave"))
+        self.create(alice, room, "Alice")
+        self.join(bob, room, "Bob")
+        self.join(carol, room, "Carol")  # carol's copy of bob's presence is now kept
+        bob.send("<presence to='%s/Bob'><show>away</show><status>lunch</status></presence>" % rj)
+        for c in (alice, carol, bob):
+            p = c.wait_for(lambda e: is_presence(e, rj + "/Bob") and
+                           e.find(q(NS_CLIENT, "show")) is not None)
+            self.assertEqual((p.findtext(q(NS_CLIENT, "show")),
+                              p.findtext(q(NS_CLIENT, "status"))), ("away", "lunch"))
+            self.assertEqual(codes(p), {110} if c is bob else set())
+        r = self.admin(alice, room, "<item nick='Bob' role='visitor'/>")
+        self.assertEqual(r.get("type"), "result")
+        # A newcomer sees the latest show, status and role.
+        _, got = self.join(dave, room, "Dave")
+        p = [e for e in got if e.get("from") == rj + "/Bob"][0]
+        self.assertEqual(p.findtext(q(NS_CLIENT, "show")), "away")
+        self.assertEqual(item(p), {"affiliation": "none", "role": "visitor"})
+
     def test_subject(self):
         room = new_room()
         rj = "%s@%s" % (room, SERVICE)
