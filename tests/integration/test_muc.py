@@ -686,6 +686,26 @@ class MucReloadTests(MucCase):
             self.server.write_config(good)
 
 
+class MucWithRosterTests(MucCase):
+    """With the roster module on the host (as in a real deployment), a
+    client that goes away without leaving has its unavailable presence
+    sent to the rooms it was in (its directed presence, RFC 6121 §4.6)."""
+    server_kwargs = dict(users=USERS, config=dict(service_config(),
+                                                  modules={"roster": {}}))
+
+    def test_a_client_that_disconnects_leaves_its_rooms(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice")
+        self.join(bob, room, "Bob")
+        self.wait_presence(alice, rj + "/Bob")
+        bob.close()
+        p = self.wait_presence(alice, rj + "/Bob", "unavailable")
+        self.assertEqual(item(p)["role"], "none")
+        self.assertNotIn(333, codes(p))
+
+
 class MucPersistenceTests(MucCase):
     def test_persistent_room_survives_a_restart(self):
         room = new_room()
