@@ -51,15 +51,6 @@ static int set_role(muc_t *mu, muc_room_t *r, muc_occ_t *actor, int actor_aff, t
     return 0;
 }
 
-/* Every occupant whose real bare JID is `bare`. */
-static muc_occ_t *occ_of_user(muc_room_t *r, const char *bare)
-{
-    for (muc_occ_t *o = r->first; o; o = o->next)
-        if (strcmp(o->bare, bare) == 0)
-            return o;
-    return NULL;
-}
-
 /* §9.1 ban, §9.3/9.4 members, §10.3–§10.5 owners and admins. */
 static int set_aff(muc_t *mu, muc_room_t *r, muc_occ_t *actor, int actor_aff, tern_xml_t *item,
                    int aff, refusal_t *why)
@@ -99,8 +90,14 @@ static int set_aff(muc_t *mu, muc_room_t *r, muc_occ_t *actor, int actor_aff, te
     tern_xml_t *rs = tern_xml_child(item, "reason", NS_MUC_ADMIN);
     const char *reason = rs ? tern_xml_text(rs) : NULL;
     const char *actor_nick = actor ? actor->nick : NULL;
-    muc_occ_t *t;
-    while ((t = occ_of_user(r, bare->bare)) != NULL) {
+    /* every occupant of that user (one per nick it uses) */
+    muc_occ_t *t = r->first;
+    while (t) {
+        muc_occ_t *next = t->next;
+        if (strcmp(t->bare, bare->bare) != 0) {
+            t = next;
+            continue;
+        }
         if (aff == AFF_OUTCAST) {
             occ_remove(mu, r, t, 301, actor_nick, reason);
         } else if (r->cfg.members_only && aff < AFF_MEMBER) {
@@ -113,8 +110,8 @@ static int set_aff(muc_t *mu, muc_room_t *r, muc_occ_t *actor, int actor_aff, te
                 role = ROLE_PARTICIPANT;
             t->role = role;
             occ_changed(mu, r, t, actor_nick, reason);
-            break;
         }
+        t = next;
     }
     tern_jid_free(&bare);
     return 0;

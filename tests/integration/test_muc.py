@@ -302,6 +302,27 @@ class MucTests(MucCase):
         phone.send("<presence to='%s/Bob' type='unavailable'/>" % rj)
         self.wait_presence(alice, rj + "/Bob", "unavailable")
 
+    def test_affiliation_changes_reach_every_nick_of_the_user(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice = self.login("alice")
+        desk, phone = self.login("bob", "desk"), self.login("bob", "phone")
+        self.create(alice, room, "Alice")
+        self.join(desk, room, "Bob")
+        self.join(phone, room, "Bobby")
+        r = self.admin(alice, room, "<item jid='bob@%s' affiliation='admin'/>" % DOMAIN)
+        self.assertEqual(r.get("type"), "result")
+        # The iq's answer comes after the presences; each session sees its own.
+        for c, nick in ((desk, "Bob"), (phone, "Bobby")):
+            p = c.wait_for(lambda e: is_presence(e, "%s/%s" % (rj, nick)) and
+                           item(e).get("affiliation") == "admin")
+            self.assertEqual((item(p)["role"], codes(p)), ("moderator", {110}))
+        r = self.admin(alice, room, "<item jid='bob@%s' affiliation='outcast'/>" % DOMAIN)
+        self.assertEqual(r.get("type"), "result")
+        for c, nick in ((desk, "Bob"), (phone, "Bobby")):
+            p = self.wait_presence(c, "%s/%s" % (rj, nick), "unavailable")
+            self.assertEqual(codes(p), {301, 110})
+
     def test_kick_ban_and_outcast_list(self):
         room = new_room()
         rj = "%s@%s" % (room, SERVICE)
