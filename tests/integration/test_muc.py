@@ -906,3 +906,57 @@ class MucBadOptionTests(unittest.TestCase):
                 finally:
                     server.stop(check=False)
                     server.remove()
+
+
+class MucWatcherTests(MucCase):
+    """A module beside muc on the service domain (tests/modules/
+    mod_muc_watch.c) watches groupchat messages through the muc service and
+    adds a <stanza-id/>: every occupant gets it, and so does the history."""
+
+    @classmethod
+    def setUpClass(cls):
+        import glob
+        import os
+        import tempfile
+        from harness import TERN_MODULES
+        test_modules = os.path.abspath(os.environ.get(
+            "TERN_TEST_MODULES",
+            os.path.join(os.path.dirname(os.path.dirname(TERN_MODULES)), "tests/modules/.libs")))
+        watch = os.path.join(test_modules, "mod_muc_watch.so")
+        if not os.path.exists(watch):
+            raise AssertionError("%s not built: make tests/modules/mod_muc_watch.la" % watch)
+        cls.module_dir = tempfile.mkdtemp(prefix="tern-modules-")
+        for so in glob.glob(os.path.join(TERN_MODULES, "mod_*.so")) + [watch]:
+            os.symlink(so, os.path.join(cls.module_dir, os.path.basename(so)))
+        config = service_config()
+        config["services"][SERVICE]["modules"]["muc_watch"] = {}
+        config["module_path"] = cls.module_dir
+        cls.server_kwargs = dict(users=USERS, config=config)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        super().tearDownClass()
+        shutil.rmtree(cls.module_dir, ignore_errors=True)
+
+    def test_a_watcher_adds_ids_that_occupants_and_history_get(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice")
+        self.join(bob, room, "Bob")
+        self.say(alice, room, "with an id")
+        ids = []
+        for c in (alice, bob):
+            m = self.wait_body(c, "with an id")
+            sid = m.find(q("urn:xmpp:sid:0", "stanza-id"))
+            self.assertEqual(sid.get("by"), rj)
+            ids.append(sid.get("id"))
+        self.assertEqual(ids[0], ids[1])
+        self.assertTrue(ids[0].startswith("watch-"))
+        carol = self.login("carol")
+        _, got = self.join(carol, room, "Carol")
+        hist = [e for e in got if body(e) == "with an id"][0]
+        self.assertEqual(hist.find(q("urn:xmpp:sid:0", "stanza-id")).get("id"), ids[0])
+        self.assertIsNotNone(hist.find(q(NS_DELAY, "delay")))
