@@ -217,6 +217,12 @@ TERN_API tern_session_t *tern_session_find(tern_module_ctx_t *m, const char *ful
 TERN_API uint64_t tern_session_serial(const tern_session_t *s);
 TERN_API void tern_session_close(tern_session_t *s, const char *stream_error);
 TERN_API int tern_user_exists(tern_module_ctx_t *m, const char *local);
+/* 1 when `bare_jid` (prepared) is one of the server's admins (the
+ * top-level `admins` of the configuration), else 0. */
+TERN_API int tern_is_admin(tern_module_ctx_t *m, const char *bare_jid);
+/* 1 when `domain` (prepared) is a local host (accounts and client logins,
+ * not a service domain or component), else 0. */
+TERN_API int tern_is_local_host(tern_module_ctx_t *m, const char *domain);
 /* The bound sessions of local@host (this module's host): first, then next
  * until NULL.  Do not close sessions while walking the list. */
 TERN_API tern_session_t *tern_user_first_session(tern_module_ctx_t *m, const char *local);

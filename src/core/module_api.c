@@ -26,6 +26,7 @@
 #include "core/server.h"
 #include "route/router.h"
 #include "route/directory.h"
+#include "route/domains.h"
 #include "route/sessions.h"
 #include "xml/xml_stream.h"
 #include "xmpp/stanza.h"
@@ -501,6 +502,23 @@ void tern_session_close(tern_session_t *s, const char *stream_error)
 int tern_user_exists(tern_module_ctx_t *m, const char *local)
 {
     return server.db && account_names_exists(server.db, m->host->name, local) == 1;
+}
+
+int tern_is_admin(tern_module_ctx_t *m, const char *bare_jid)
+{
+    (void)m;
+    if (!bare_jid || !server.cfg || !server.cfg->admins)
+        return 0;
+    for (const char *const *a = server.cfg->admins; *a; a++)
+        if (strcmp(*a, bare_jid) == 0)
+            return 1;
+    return 0;
+}
+
+int tern_is_local_host(tern_module_ctx_t *m, const char *domain)
+{
+    (void)m;
+    return domain && domains_kind(domain) == DOMAIN_HOST;
 }
 
 tern_store_t *tern_store(tern_module_ctx_t *m, const char *name, tern_store_kind_t kind)
