@@ -12,8 +12,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from harness import (DOMAIN, NS_CLIENT, NS_STREAM, NS_STREAMS, T_SHORT, RawClient,
-                     ServerTestCase, q)
+from harness import (DOMAIN, NS_CLIENT, T_SHORT, ServerTestCase, SlixClient, q)
 
 NS_SM = "urn:xmpp:sm:3"
 NS_ROSTER = "jabber:iq:roster"
@@ -337,6 +336,47 @@ class SmTests(ServerTestCase):
         a.raw.end()
         c = SmClient(self, "alice")
         self.assertEqual(c.resume(previd).tag, sm("failed"))
+
+
+class SmSlixClient(SlixClient):
+    """slixmpp with its own XEP-0198 plugin."""
+
+    async def _a_create(self):
+        await super()._a_create()
+        self.xmpp.register_plugin("xep_0198")
+
+
+class SmSlixTests(ServerTestCase):
+    server_kwargs = dict(users=USERS, config={"modules": {"roster": {}, "smacks": {}}})
+
+    def wait(self, pred, what, timeout=8.0):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            self.assertLess(time.monotonic(), deadline, what)
+            time.sleep(0.05)
+
+    def test_slixmpp_enables_and_both_sides_ack(self):
+        a = SmSlixClient(self.server, "alice")
+        self._clients.append(a)
+        a.connect()
+        sm_plugin = a.xmpp["xep_0198"]
+        self.wait(lambda: sm_plugin.sm_id, "no <enabled/> with an id")
+        b = self.raw()
+        b.login("bob", USERS["bob"])
+        # Server to client: 12 messages, <r/> every 5, slixmpp answers.
+        send_burst(b, a.jid, 12, prefix="x")
+        for i in range(12):
+            a.wait_message(body="x%04d" % i)
+        self.wait(lambda: sm_plugin.handled >= 12, "slixmpp counted %d" % sm_plugin.handled)
+        # Client to server: the server acknowledges what slixmpp sent.
+        for i in range(7):
+            a.send_message("bob@" + DOMAIN, "y%d" % i)
+        a.send_raw("<r xmlns='%s'/>" % NS_SM)
+        self.wait(lambda: not sm_plugin.unacked_queue and sm_plugin.last_ack == sm_plugin.seq,
+                  "unacked %d, last ack %d, sent %d" % (len(sm_plugin.unacked_queue),
+                                                       sm_plugin.last_ack, sm_plugin.seq))
+        b.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and
+                   e.findtext(q(NS_CLIENT, "body")) == "y6")
 
 
 class SmBoundTests(ServerTestCase):
