@@ -939,9 +939,10 @@ static void test_sample(const char *arg)
     if (h) {
         /* Every module the server ships, in the sample's order. */
         static const char *const names[] = {
-            "disco",     "ping",     "version", "time", "uptime",
-            "roster",    "offline",  "carbons", "mam",  "blocking",
-            "private",   "vcard",    "search",  "pep",  "avatar_conversion",
+            "disco",     "ping",     "version",  "time",
+            "uptime",    "roster",   "offline",  "carbons",
+            "smacks",    "mam",      "blocking", "private",
+            "vcard",     "search",   "pep",      "avatar_conversion",
             "bookmarks", "register", "invites"};
         const size_t n = sizeof(names) / sizeof(names[0]);
         CHECK(h->n_modules == n);
