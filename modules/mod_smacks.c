@@ -88,8 +88,10 @@ static const tern_option_t options[] = {
      .max = 10000},
     {.name = NULL}};
 
+/* An unacknowledged stanza, kept serialized: a few hundred bytes rather
+ * than the stanza's tree and arena (idle sessions stay small). */
 typedef struct unacked {
-    tern_xml_t *stanza;
+    char *xml;
     size_t bytes;
     int64_t sent_us;
 } unacked_t;
@@ -126,31 +128,6 @@ typedef struct state {
     tern_timer_t *sweep; /* drops old entries of `gone` */
 } state_t;
 
-/* About the serialized size of `st`. */
-static size_t stanza_bytes(const tern_xml_t *st)
-{
-    size_t n = 0;
-    const tern_xml_t *x = st;
-    for (;;) {
-        if (x->name) {
-            n += 2 * strlen(x->name) + 5;
-            for (const tern_xml_attr_t *a = x->attrs; a; a = a->next)
-                n += strlen(a->name) + strlen(a->value) + 4;
-        } else {
-            n += x->text_len;
-        }
-        if (x->name && x->children) {
-            x = x->children;
-            continue;
-        }
-        while (x != st && !x->next)
-            x = x->parent;
-        if (x == st)
-            return n;
-        x = x->next;
-    }
-}
-
 static void send_el(tern_session_t *stream, const char *name, const char *k1, const char *v1,
                     const char *k2, const char *v2, const char *child, const char *child_ns)
 {
@@ -180,8 +157,8 @@ static void drop_acked(sm_t *sm, size_t k)
     for (size_t i = 0; i < k; i++) {
         unacked_t *u = &sm->q[sm->head];
         sm->bytes -= u->bytes;
-        tern_xml_unref(u->stanza);
-        u->stanza = NULL;
+        free(u->xml);
+        u->xml = NULL;
         sm->head = (sm->head + 1) % sm->cap;
     }
     sm->n -= k;
@@ -190,17 +167,30 @@ static void drop_acked(sm_t *sm, size_t k)
         sm->head = 0;
 }
 
+/* Whether `st` carries a <delay/> from `host` already (XEP-0203). */
+static int delayed_by(const tern_xml_t *st, const char *host)
+{
+    for (tern_xml_t *c = tern_xml_first_element(st); c; c = tern_xml_next_element(c)) {
+        const char *from = tern_xml_is(c, "delay", NS_DELAY) ? tern_xml_attr(c, "from") : NULL;
+        if (from && strcmp(from, host) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* The session ends: unacked stanzas go the undelivered way, messages as a
  * copy marked with <delay from='HOST'/> (XEP-0203). */
 static void flush_undelivered(sm_t *sm)
 {
     for (size_t i = 0; i < sm->n; i++) {
         unacked_t *u = &sm->q[(sm->head + i) % sm->cap];
-        tern_xml_t *st = u->stanza;
-        tern_xml_t *copy = NULL;
-        if (st->name && strcmp(st->name, "message") == 0 &&
-            !tern_xml_child(st, "delay", NS_DELAY) && (copy = tern_xml_copy(st)) != NULL) {
-            tern_xml_t *d = tern_xml_add_child(copy, "delay", NS_DELAY);
+        tern_xml_t *st = tern_xml_parse(u->xml, u->bytes);
+        free(u->xml);
+        u->xml = NULL;
+        if (!st)
+            continue;
+        if (st->name && strcmp(st->name, "message") == 0 && !delayed_by(st, tern_host(sm->m))) {
+            tern_xml_t *d = tern_xml_add_child(st, "delay", NS_DELAY);
             if (d) {
                 char stamp[32];
                 time_t t = (time_t)(u->sent_us / 1000000);
@@ -211,11 +201,8 @@ static void flush_undelivered(sm_t *sm)
                 tern_xml_set_attr(d, "stamp", stamp);
             }
         }
-        tern_session_undelivered(sm->s, copy ? copy : st);
-        if (copy)
-            tern_xml_unref(copy);
+        tern_session_undelivered(sm->s, st);
         tern_xml_unref(st);
-        u->stanza = NULL;
     }
     sm->n = 0;
     sm->bytes = 0;
@@ -225,7 +212,7 @@ static void sm_free(void *p)
 {
     sm_t *sm = p;
     for (size_t i = 0; i < sm->n; i++)
-        tern_xml_unref(sm->q[(sm->head + i) % sm->cap].stanza);
+        free(sm->q[(sm->head + i) % sm->cap].xml);
     if (sm->st) { /* else the core already dropped the module's timers */
         tern_timer_cancel(&sm->timer);
         if (sm->id[0] && tern_table_get(sm->st->by_id, sm->id) == sm)
@@ -384,9 +371,14 @@ static int on_out(tern_module_ctx_t *m, tern_event_t *ev)
         sm->head = 0;
         sm->cap = cap;
     }
-    size_t bytes = stanza_bytes(ev->stanza);
+    size_t bytes = 0;
+    char *xml = tern_xml_to_string(ev->stanza, &bytes);
+    if (!xml) {
+        tern_session_close(ev->session, "resource-constraint");
+        return TERN_PASS;
+    }
     unacked_t *u = &sm->q[(sm->head + sm->n) % sm->cap];
-    u->stanza = tern_xml_ref(ev->stanza);
+    u->xml = xml;
     u->bytes = bytes;
     u->sent_us = tern_now_us();
     sm->n++;
@@ -527,8 +519,13 @@ static int on_resume(tern_module_ctx_t *m, tern_event_t *ev)
     /* <resumed/>, then what the client missed, in order, then what
      * waited in the core's queue (tern_session_resume hands it on). */
     send_h(ev->origin, "resumed", sm->h_in, "previd", previd, NULL);
-    for (size_t i = 0; i < sm->n; i++)
-        tern_stream_send(ev->origin, sm->q[(sm->head + i) % sm->cap].stanza);
+    for (size_t i = 0; i < sm->n; i++) {
+        unacked_t *u = &sm->q[(sm->head + i) % sm->cap];
+        tern_xml_t *again = tern_xml_parse(u->xml, u->bytes);
+        if (again)
+            tern_stream_send(ev->origin, again);
+        tern_xml_unref(again);
+    }
     tern_session_t *s = sm->s;
     size_t resent = sm->n;
     if (tern_session_resume(ev->origin, s) < 0) {
