@@ -461,10 +461,11 @@ void sessions_end(tern_session_t **sp)
     if (!s)
         return;
     *sp = NULL;
-    if (s->jid) {
+    if (s->jid)
         fire(s, "session/closed");
-        sessions_unbind(s);
-    }
+    /* While still bound, so that the user's other sessions are found
+     * (and after what session/closed handlers sent the undelivered way,
+     * which came first). */
     session_queue_t *q = s->queue;
     s->queue = NULL;
     while (q && q->head) {
@@ -475,6 +476,9 @@ void sessions_end(tern_session_t **sp)
         free(e);
     }
     free(q);
+    if (s->jid)
+        sessions_unbind(s);
+    queue_free(&s->queue); /* anything given to it meanwhile: too late */
     sessions_free_slots(s);
     session_free(s);
 }
