@@ -89,9 +89,9 @@ void sessions_free_all(void);
 tern_session_t *sessions_new(struct host *host, const session_link_t *link, const char *peer_ip);
 
 /* The final end of *sp, and *sp = NULL: if bound, fire session/closed on
- * its host and unbind it; what was queued while detached goes the way of
- * an undelivered stanza (below); module slots are freed, then the session.
- * Nothing for NULL. */
+ * its host; what was queued while detached goes the way of an undelivered
+ * stanza (below), while the session is still bound; then it is unbound,
+ * its module slots are freed, then the session.  Nothing for NULL. */
 void sessions_end(tern_session_t **sp);
 
 /* Bind `s` (its host set) as local@host/resource.
