@@ -249,6 +249,38 @@ TERN_API void tern_stream_send(tern_session_t *s, tern_xml_t *el);
  * only counts, XEP-0198, hooks below one that holds, XEP-0352).  Calls
  * keep their order.  The caller keeps its reference. */
 TERN_API void tern_session_release(tern_module_ctx_t *m, tern_session_t *s, tern_xml_t *stanza);
+/* Stream management (XEP-0198).  With `on`, when the client's connection
+ * is lost without a clean close (no </stream:stream>, no stream error
+ * but connection-timeout), the session detaches instead of ending: it
+ * stays bound and available with its module data, session/detached
+ * fires, and what is routed to it waits in a bounded queue.  The module
+ * then ends it (tern_session_close) or a new stream takes it over
+ * (tern_session_resume).  Off by default. */
+TERN_API void tern_session_set_resumable(tern_session_t *s, int on);
+/* 1 while `s` has no stream (detached), else 0. */
+TERN_API int tern_session_detached(const tern_session_t *s);
+/* The client stream `stream` (ev->origin of a stream/ event after SASL,
+ * before bind) takes over `s`, a session of the same account: a detached
+ * one, or one still on an older stream, which then ends with <conflict/>.
+ * What waited for `s` is handed to it (session/out handlers see it), then
+ * session/resumed fires.  Write <resumed/> and any resent stanzas with
+ * tern_stream_send(stream, ...) before calling this, so they come first.
+ * 0, or -1 (nothing changed: not the same account, or `stream` is bound
+ * or no client stream).  After 0, ev->session-style handles name `s`;
+ * `stream` stays valid only until the event returns. */
+TERN_API int tern_session_resume(tern_session_t *stream, tern_session_t *s);
+/* The bounds of the queue of every detached session (defaults 256
+ * stanzas, 256 KiB; 0 keeps one): past them the oldest stanzas go the
+ * undelivered way (tern_session_undelivered). */
+TERN_API void tern_session_queue_limits(size_t max_stanzas, size_t max_bytes);
+/* A stanza `s` was sent but never took (XEP-0198: unacknowledged when
+ * the session ends): a chat or normal message goes to the user's other
+ * available resources of non-negative priority, else message/offline
+ * (offline storage), else it bounces; a groupchat message or an iq
+ * get/set bounces; anything else is dropped.  The archive (MAM) does not
+ * see it again.  The caller keeps its reference.  For session/closed
+ * handlers, while `s` is still bound. */
+TERN_API void tern_session_undelivered(tern_session_t *s, tern_xml_t *stanza);
 /* Per-module data on a session; free_fn (may be NULL) runs when the
  * session ends or the value is replaced. */
 TERN_API void *tern_session_get(const tern_session_t *s, tern_module_ctx_t *m);

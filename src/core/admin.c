@@ -30,6 +30,7 @@
 #include "core/module_api.h"
 #include "util/log.h"
 #include "core/server.h"
+#include "route/sessions.h"
 #include "stream/s2s.h"
 #include "xml/xml_stream.h"
 #include "xmpp/conn.h"
@@ -188,6 +189,7 @@ static void cmd_status(admin_conn_t *c)
     conn_line(c, "version: %s", tern_server_version());
     conn_line(c, "uptime: %lld", uptime);
     conn_line(c, "sessions: %zu", server_session_count());
+    conn_line(c, "detached sessions: %zu", sessions_count_detached());
     conn_line(c, "connections: %zu", conn_count());
     conn_line(c, "busy connections: %zu", conn_busy_count());
     xml_serialize_stats_t xs;

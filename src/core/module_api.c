@@ -28,6 +28,7 @@
 #include "route/directory.h"
 #include "route/domains.h"
 #include "route/sessions.h"
+#include "stream/c2s.h"
 #include "xml/xml_stream.h"
 #include "xmpp/stanza.h"
 
@@ -566,6 +567,31 @@ void tern_stream_send(tern_session_t *s, tern_xml_t *el)
         s->link.write(s, el);
     else
         sessions_deliver(s, el);
+}
+
+void tern_session_set_resumable(tern_session_t *s, int on)
+{
+    s->resumable = on != 0;
+}
+
+int tern_session_detached(const tern_session_t *s)
+{
+    return s->detached;
+}
+
+void tern_session_undelivered(tern_session_t *s, tern_xml_t *stanza)
+{
+    sessions_undelivered(s, stanza);
+}
+
+void tern_session_queue_limits(size_t max_stanzas, size_t max_bytes)
+{
+    sessions_set_queue_limits(max_stanzas, max_bytes);
+}
+
+int tern_session_resume(tern_session_t *stream, tern_session_t *s)
+{
+    return c2s_resume(stream, s);
 }
 
 /* The session/out handlers below m's, then the stream. */

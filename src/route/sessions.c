@@ -255,6 +255,16 @@ static void undelivered(tern_session_t *s, tern_xml_t *st)
     stanza_kind_t kind = stanza_kind(st);
     const char *type = stanza_type(st);
     if (kind == STANZA_MESSAGE && (strcmp(type, "normal") == 0 || strcmp(type, "chat") == 0)) {
+        /* RFC 6121 §8.5.3.2.1: the user's other available resources of
+         * non-negative priority, if any, take it. */
+        int given = 0;
+        for (tern_session_t *o = s->user ? s->user->first : NULL; o; o = o->next_of_user)
+            if (o != s && !o->detached && o->available && o->priority >= 0) {
+                sessions_deliver(o, st);
+                given = 1;
+            }
+        if (given)
+            return;
         const char *from_s = tern_xml_attr(st, "from");
         const char *to_s = tern_xml_attr(st, "to");
         tern_jid_t *from = from_s ? tern_jid_new(from_s, NULL) : NULL;
@@ -272,6 +282,11 @@ static void undelivered(tern_session_t *s, tern_xml_t *st)
                (kind == STANZA_IQ && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0))) {
         router_bounce(st, "cancel", "service-unavailable", NULL);
     }
+}
+
+void sessions_undelivered(tern_session_t *s, tern_xml_t *stanza)
+{
+    undelivered(s, stanza);
 }
 
 /* About the serialized size of `st`: names, attributes and text. */
@@ -446,10 +461,11 @@ void sessions_end(tern_session_t **sp)
     if (!s)
         return;
     *sp = NULL;
-    if (s->jid) {
+    if (s->jid)
         fire(s, "session/closed");
-        sessions_unbind(s);
-    }
+    /* While still bound, so that the user's other sessions are found
+     * (and after what session/closed handlers sent the undelivered way,
+     * which came first). */
     session_queue_t *q = s->queue;
     s->queue = NULL;
     while (q && q->head) {
@@ -460,6 +476,9 @@ void sessions_end(tern_session_t **sp)
         free(e);
     }
     free(q);
+    if (s->jid)
+        sessions_unbind(s);
+    queue_free(&s->queue); /* anything given to it meanwhile: too late */
     sessions_free_slots(s);
     session_free(s);
 }

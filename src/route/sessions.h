@@ -54,11 +54,15 @@ struct tern_session {
     struct host *host;
     user_sessions_t *user;
     tern_session_t *next_of_user;
-    int available;              /* sent initial presence and not unavailable since */
-    int priority;               /* RFC 6121 §4.7.2.3, from the last broadcast presence */
-    int interested;             /* requested the roster (RFC 6121 §2.1.6) */
-    int detached;               /* no stream now: stanzas wait in `queue` */
-    struct session_slot *slots; /* per-module data */
+    int available;  /* sent initial presence and not unavailable since */
+    int priority;   /* RFC 6121 §4.7.2.3, from the last broadcast presence */
+    int interested; /* requested the roster (RFC 6121 §2.1.6) */
+    int detached;   /* no stream now: stanzas wait in `queue` */
+    /* A module asked (tern_session_set_resumable, XEP-0198): when the
+     * stream is lost without a clean close, the session detaches instead
+     * of ending. */
+    int resumable;
+    struct session_slot *slots;                  /* per-module data */
     tern_session_t *slotted_prev, *slotted_next; /* list of sessions with slots */
     session_link_t link;                         /* all NULL while detached */
     session_queue_t *queue; /* allocated at the first stanza queued while detached */
@@ -85,9 +89,9 @@ void sessions_free_all(void);
 tern_session_t *sessions_new(struct host *host, const session_link_t *link, const char *peer_ip);
 
 /* The final end of *sp, and *sp = NULL: if bound, fire session/closed on
- * its host and unbind it; what was queued while detached goes the way of
- * an undelivered stanza (below); module slots are freed, then the session.
- * Nothing for NULL. */
+ * its host; what was queued while detached goes the way of an undelivered
+ * stanza (below), while the session is still bound; then it is unbound,
+ * its module slots are freed, then the session.  Nothing for NULL. */
 void sessions_end(tern_session_t **sp);
 
 /* Bind `s` (its host set) as local@host/resource.
@@ -116,17 +120,21 @@ void sessions_unbind(tern_session_t *s);
  * either, the oldest stanzas leave the queue, one by one, until the new
  * one fits (a stanza larger than the byte cap alone does not wait at
  * all): what leaves goes the undelivered way, as at sessions_end:
- *   message normal/chat -> message/offline on the session's host (as for
+ *   message normal/chat -> first the user's other attached, available
+ *     sessions of non-negative priority (RFC 6121 §8.5.3.2.1), all of
+ *     them; without one, message/offline on the session's host (as for
  *     an account with no available resource), else bounced
  *     service-unavailable;
  *   message groupchat, iq get/set -> bounced service-unavailable;
- *   everything else (presence, headline, errors, iq results) -> dropped.
- * Stream management (XEP-0198) will refine these rules. */
+ *   everything else (presence, headline, errors, iq results) -> dropped. */
 int sessions_detach(tern_session_t *s);
 /* Give a detached session the new `link` (copied): queued stanzas are sent
  * in their order through it (its send, else deliver), then
  * session/resumed fires on the host.  0, or -1 (not detached). */
 int sessions_attach(tern_session_t *s, const session_link_t *link);
+/* What `s` could not take goes the undelivered way above (stream
+ * management's unacknowledged stanzas when the session ends); borrowed. */
+void sessions_undelivered(tern_session_t *s, tern_xml_t *stanza);
 /* Queue caps (defaults 256 stanzas, 256 KiB); 0 keeps the current one. */
 void sessions_set_queue_limits(size_t max_stanzas, size_t max_bytes);
 /* How many stanzas / bytes wait in s's queue (0 when attached). */

@@ -36,7 +36,9 @@
 #include "stream/sasl.h"
 #include "xmpp/stanza.h"
 
-typedef enum { C2S_NEW = 0, C2S_AUTHED, C2S_BOUND } c2s_state_t;
+/* C2S_GONE: the session left this stream (detached, or resumed on
+ * another one); what is left of the stream only closes. */
+typedef enum { C2S_NEW = 0, C2S_AUTHED, C2S_BOUND, C2S_GONE } c2s_state_t;
 
 typedef struct c2s {
     conn_t *conn;
@@ -59,6 +61,7 @@ typedef struct c2s {
      * stanza, nobody hooking them costs one test. */
     hooks_event_t *in_hook, *out_hook;
     tern_session_t *session; /* from accept to free: modules' handle on the stream, bound or not */
+    tern_session_t *spare;   /* the stream's own session after a resume took another one */
 } c2s_t;
 
 static void send_header(conn_t *c)
@@ -674,7 +677,8 @@ static void on_stanza(conn_t *c, tern_xml_t *st)
         /* else a module took it (XEP-0198 <resume/> comes before bind) */
         return;
     }
-    handle_bound_stanza(s, st);
+    if (s->state == C2S_BOUND)
+        handle_bound_stanza(s, st);
 }
 
 /* Idle for half the timeout: let a module ping (XEP-0199), else whitespace. */
@@ -689,15 +693,30 @@ static void on_idle(conn_t *c)
     conn_write_str(c, " ");
 }
 
+/* The stream is ending.  A bound session a module made resumable
+ * (XEP-0198) detaches when the connection was lost or timed out, rather
+ * than closed with </stream:stream> or ended by another stream error. */
 static void on_closing(conn_t *c)
 {
     c2s_t *s = c->data;
-    if (s->state == C2S_BOUND && s->session->jid) {
-        log_info("c2s %s: session %s closed", c->peer, s->session->jid->full);
-        tern_event_t ev = {.session = s->session, .from = s->session->jid};
-        hooks_fire(s->host->hooks, "session/closed", &ev);
-        sessions_unbind(s->session);
+    if (s->state != C2S_BOUND || !s->session || !s->session->jid)
+        return;
+    const char *how = c->ended_with;
+    if (s->session->resumable && (!how[0] || strcmp(how, "connection-timeout") == 0)) {
+        tern_session_t *session = s->session;
+        log_info("c2s %s: connection of %s lost: session detached", c->peer, session->jid->full);
+        if (s->ip_counted)
+            limits_ip_release(session->peer_ip);
+        s->ip_counted = 0;
+        s->session = NULL;
+        s->state = C2S_GONE;
+        sessions_detach(session);
+        return;
     }
+    log_info("c2s %s: session %s closed", c->peer, s->session->jid->full);
+    tern_event_t ev = {.session = s->session, .from = s->session->jid};
+    hooks_fire(s->host->hooks, "session/closed", &ev);
+    sessions_unbind(s->session);
 }
 
 static void on_free(conn_t *c)
@@ -706,6 +725,7 @@ static void on_free(conn_t *c)
     if (s->ip_counted && s->session)
         limits_ip_release(s->session->peer_ip);
     sessions_end(&s->session); /* unbound by now; it may still hold module data */
+    sessions_end(&s->spare);
     sasl_free(&s->sasl);
     if (s->failure_timer)
         event_free(s->failure_timer);
@@ -716,6 +736,41 @@ static void on_free(conn_t *c)
     tern_jid_free(&s->account);
     free(s->user);
     free(s);
+}
+
+int c2s_resume(tern_session_t *stream, tern_session_t *target)
+{
+    if (!stream || !target || stream == target || stream->jid || !target->jid ||
+        !stream->link.conn || stream->link.deliver != deliver)
+        return -1;
+    c2s_t *s = stream_of(stream);
+    if (s->state != C2S_AUTHED || s->session != stream || target->host != s->host ||
+        !target->jid->local || !s->user || strcmp(target->jid->local, s->user) != 0)
+        return -1;
+    if (!target->detached) {
+        /* The old connection is not known dead yet (XEP-0198 §5): it ends. */
+        if (target->link.deliver != deliver)
+            return -1;
+        c2s_t *old = stream_of(target);
+        if (old->ip_counted)
+            limits_ip_release(target->peer_ip);
+        old->ip_counted = 0;
+        old->session = NULL;
+        old->state = C2S_GONE;
+        sessions_detach(target);
+        conn_stream_error(old->conn, "conflict", "the session was resumed on another connection");
+    }
+    session_link_t link = stream->link;
+    snprintf(target->peer_ip, sizeof(target->peer_ip), "%s", stream->peer_ip);
+    s->spare = stream; /* freed with the stream: the event naming it may still run */
+    s->session = target;
+    s->state = C2S_BOUND;
+    s->in_hook = hooks_event(s->host->hooks, "session/in");
+    s->out_hook = hooks_event(s->host->hooks, "session/out");
+    if (s->handshake_timer)
+        event_del(s->handshake_timer);
+    log_info("c2s %s: resumed %s", s->conn->peer, target->jid->full);
+    return sessions_attach(target, &link);
 }
 
 static void handshake_timeout(evutil_socket_t fd, short what, void *arg)

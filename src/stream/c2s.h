@@ -9,8 +9,17 @@
 #define TERN_C2S_H
 
 #include <event2/util.h>
+#include <tern/module.h>
 
 /* Take an accepted client socket.  direct_tls: XEP-0368 (TLS before XML). */
 void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls);
+
+/* XEP-0198 resumption: the client stream whose (unbound, logged-in)
+ * session is `stream` takes over `target`, a session of the same account
+ * on the same host.  A target still on another client stream is taken off
+ * it first (that stream ends with <conflict/>).  What waited for the
+ * target is then sent on this stream and session/resumed fires.  0, or -1
+ * (nothing changed). */
+int c2s_resume(tern_session_t *stream, tern_session_t *target);
 
 #endif

@@ -97,6 +97,7 @@ static void xs_close(void *ctx)
 {
     conn_t *c = ctx;
     log_debug("%s %s closed its stream", c->ops->kind, c->peer);
+    snprintf(c->ended_with, sizeof(c->ended_with), "close");
     if (c->deferred)
         c->close_deferred = 1; /* after the stanzas that came before it */
     else
@@ -492,6 +493,7 @@ void conn_stream_error(conn_t *c, const char *condition, const char *text)
 {
     if (c->closing)
         return;
+    snprintf(c->ended_with, sizeof(c->ended_with), "%s", condition);
     if (!c->header_sent && c->ops->send_header)
         c->ops->send_header(c);
     struct evbuffer *out = transport_output(c->t);
@@ -509,6 +511,7 @@ void conn_close(conn_t *c)
 {
     if (c->closing)
         return;
+    snprintf(c->ended_with, sizeof(c->ended_with), "close");
     if (c->header_sent)
         conn_write_str(c, "</stream:stream>");
     transport_close(c->t);

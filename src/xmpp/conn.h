@@ -57,6 +57,10 @@ struct conn {
     char peer[64];         /* "1.2.3.4:5678" / "[::1]:5678" */
     int header_sent;
     int closing; /* no more input is processed */
+    /* How the stream ended: "" when the connection was lost (or timed
+     * out), "close" for a </stream:stream> from either side, else the
+     * stream error condition we sent ("connection-timeout" included). */
+    char ended_with[40];
     int idle_strikes;
     size_t max_output;      /* bytes queued for a slow reader before we give up */
     struct conn_flow *flow; /* flow control (flow.c); NULL until first needed */

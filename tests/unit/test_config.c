@@ -938,12 +938,26 @@ static void test_sample(const char *arg)
     CHECK(h != NULL);
     if (h) {
         /* Every module the server ships, in the sample's order. */
-        static const char *const names[] = {
-            "disco",     "ping",     "version",  "time",
-            "uptime",    "roster",   "offline",  "carbons",
-            "csi",       "mam",      "blocking", "private",
-            "vcard",     "search",   "pep",      "avatar_conversion",
-            "bookmarks", "register", "invites"};
+        static const char *const names[] = {"disco",
+                                            "ping",
+                                            "version",
+                                            "time",
+                                            "uptime",
+                                            "roster",
+                                            "offline",
+                                            "carbons",
+                                            "csi",
+                                            "smacks",
+                                            "mam",
+                                            "blocking",
+                                            "private",
+                                            "vcard",
+                                            "search",
+                                            "pep",
+                                            "avatar_conversion",
+                                            "bookmarks",
+                                            "register",
+                                            "invites"};
         const size_t n = sizeof(names) / sizeof(names[0]);
         CHECK(h->n_modules == n);
         for (size_t i = 0; i < n && i < h->n_modules; i++)

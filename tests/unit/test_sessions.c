@@ -362,6 +362,42 @@ int main(void)
     CHECK(fourth.closed == 0);
     CHECK(sessions_count() == 1 && sessions_count_detached() == 0);
 
+    /* RFC 6121 §8.5.3.2.1: what a session never took goes first to the
+     * user's other available resources of non-negative priority. */
+    link_rec_t other_rec = {0}, shy_rec = {0};
+    session_link_t lo = link_to(&other_rec), ls = link_to(&shy_rec);
+    tern_session_t *other = sessions_new(h, &lo, NULL);
+    tern_session_t *shy = sessions_new(h, &ls, NULL);
+    CHECK(sessions_bind(other, "juliet", "desk", CONFLICT_KICK_OLD, 0, &why) == 0);
+    CHECK(sessions_bind(shy, "juliet", "hidden", CONFLICT_KICK_OLD, 0, &why) == 0);
+    other->available = 1;
+    shy->available = 1;
+    shy->priority = -1;
+    tern_session_t *s6 = sessions_new(h, &l4, NULL);
+    CHECK(sessions_bind(s6, "juliet", "phone", CONFLICT_KICK_OLD, 0, &why) == 0);
+    CHECK(sessions_detach(s6) == 0);
+    give(s6, "message", "chat", "o1", "for the desk");
+    give(s6, "presence", NULL, "o2", NULL);
+    tern_session_close(s6, NULL);
+    CHECK(n_offline == 9 && other_rec.n == 1 && shy_rec.n == 0);
+    CHECK(other_rec.n == 1 && strcmp(tern_xml_attr(other_rec.got[0], "id"), "o1") == 0);
+    /* sessions_undelivered: the same way, for a stanza a module kept. */
+    tern_xml_t *kept = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_set_attr(kept, "type", "chat");
+    tern_xml_set_attr(kept, "id", "o3");
+    tern_xml_set_attr(kept, "from", "romeo@example.com/orchard");
+    tern_xml_set_attr(kept, "to", "juliet@example.com/hidden");
+    sessions_undelivered(shy, kept);
+    CHECK(other_rec.n == 2 && shy_rec.n == 0 && n_offline == 9);
+    /* With no other resource available: offline. */
+    other->available = 0;
+    sessions_undelivered(shy, kept);
+    CHECK(other_rec.n == 2 && n_offline == 10);
+    tern_xml_unref(kept);
+    rec_reset(&other_rec);
+    sessions_end(&other);
+    sessions_end(&shy);
+
     /* A detached session left at shutdown is freed with the tables. */
     tern_session_t *s5 = sessions_new(h, &l4, NULL);
     CHECK(sessions_bind(s5, "juliet", "attic", CONFLICT_KICK_OLD, 0, &why) == 0);
