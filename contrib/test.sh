@@ -24,7 +24,7 @@ make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram 
     tests/unit/test_hooks tests/unit/test_base64 tests/unit/test_strlist \
     tests/unit/test_transport tests/unit/test_framing \
     tests/unit/test_router_rules tests/unit/test_domains tests/unit/test_sessions tests/unit/test_fanout \
-    tests/unit/test_resolver tests/unit/test_account_names tests/unit/test_dialback \
+    tests/unit/test_resolver tests/unit/test_account_names tests/unit/test_dialback tests/unit/test_http \
     tests/modules/mod_badhook.la tests/modules/mod_oldabi.la tests/modules/mod_streamtest.la \
     tests/modules/mod_echo_service.la >/dev/null
 
@@ -48,7 +48,8 @@ count() { # add the "N passed, N failed" line of a log to the totals
 
 for t in test_xml test_jid test_scram test_store test_store_async test_config test_router test_tls test_module_api \
     test_hashmap test_limits test_hooks test_base64 test_strlist test_transport test_framing \
-    test_router_rules test_domains test_sessions test_fanout test_resolver test_account_names test_dialback; do
+    test_router_rules test_domains test_sessions test_fanout test_resolver test_account_names test_dialback \
+    test_http; do
     if (cd "$top" && "$build/tests/unit/$t") >"$log/$t.log" 2>&1; then
         echo "unit $t: $(tail -n 1 "$log/$t.log")"
     else
