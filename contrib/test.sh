@@ -26,7 +26,7 @@ make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram 
     tests/unit/test_router_rules tests/unit/test_domains tests/unit/test_sessions tests/unit/test_fanout \
     tests/unit/test_resolver tests/unit/test_account_names tests/unit/test_dialback tests/unit/test_http \
     tests/modules/mod_badhook.la tests/modules/mod_oldabi.la tests/modules/mod_streamtest.la \
-    tests/modules/mod_echo_service.la >/dev/null
+    tests/modules/mod_echo_service.la tests/modules/mod_httptest.la >/dev/null
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -68,6 +68,11 @@ TERN_API int tern_http_secure(const tern_http_request_t *req);
 /* The body held in memory (routes without on_body); `len` may be NULL. */
 TERN_API const char *tern_http_body(const tern_http_request_t *req, size_t *len);
 
+/* The handler's own pointer for this request (a streamed body's state);
+ * NULL until set.  Freeing it is the handler's (at the end, or on_abort). */
+TERN_API void tern_http_set_data(tern_http_request_t *req, void *data);
+TERN_API void *tern_http_data(const tern_http_request_t *req);
+
 /* A header for the answer (before tern_http_respond()).  0 or -1. */
 TERN_API int tern_http_add_header(tern_http_request_t *req, const char *name, const char *value);
 /* Answer with `status` and `len` bytes of `body` (copied; NULL with len 0

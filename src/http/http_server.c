@@ -58,6 +58,7 @@ struct tern_http_request {
     int keep_alive;
     int head;
     int status; /* 404/405 found at the headers: answered once the request is in */
+    void *data; /* the handler's */
 };
 
 struct http_conn {
@@ -704,8 +705,8 @@ static int p_headers_done(http_parser *p)
             return -1;
         }
         dispatch(hc);
-        if (req->answered || hc->closing)
-            return -1; /* answered before the body: skip it */
+        if (hc->req != req || hc->closing)
+            return -1; /* answered (and freed) before the body: skip it */
     } else if (p->content_length != ULLONG_MAX && p->content_length > settings.max_body_size) {
         hc->error = 413;
         return -1;
@@ -717,6 +718,8 @@ static int p_body(http_parser *p, const char *at, size_t len)
 {
     http_conn_t *hc = p->data;
     tern_http_request_t *req = hc->req;
+    if (!req)
+        return -1; /* answered already (its module went away) */
     req->body_len += len;
     if (req->status) { /* 404 or 405: the body is dropped */
         if (req->body_len <= settings.max_body_size)
@@ -726,14 +729,19 @@ static int p_body(http_parser *p, const char *at, size_t len)
     }
     if (req->streaming) {
         arm_timer(hc, settings.request_timeout_ms); /* a slow body: time per chunk */
-        if (!req->route || req->answered)
-            return -1; /* its module went away (answered 503), or answered early */
+        if (!req->route)
+            return -1;
         if (req->route->max_body > 0 && req->body_len > (size_t)req->route->max_body) {
             hc->error = 413;
             return -1;
         }
-        if (req->route->on_body(req, at, len, req->route->arg) < 0 || req->answered)
+        int rc = req->route->on_body(req, at, len, req->route->arg);
+        if (hc->req != req) /* answered: req is gone */
             return -1;
+        if (rc < 0) {
+            hc->error = 500;
+            return -1;
+        }
         return 0;
     }
     if (req->body_len > settings.max_body_size) {
@@ -749,6 +757,8 @@ static int p_complete(http_parser *p)
 {
     http_conn_t *hc = p->data;
     tern_http_request_t *req = hc->req;
+    if (!req)
+        return -1;
     hc->waiting = 1;
     arm_timer(hc, 0);
     http_parser_pause(p, 1);
@@ -759,11 +769,9 @@ static int p_complete(http_parser *p)
         return 0;
     }
     if (req->streaming) {
-        if (req->route && req->route->on_body(req, NULL, 0, req->route->arg) < 0 &&
-            !req->answered) {
+        int rc = req->route ? req->route->on_body(req, NULL, 0, req->route->arg) : -1;
+        if (rc < 0 && hc->req == req)
             error_answer(hc, 500);
-            return 0;
-        }
     } else {
         dispatch(hc);
     }
@@ -815,7 +823,7 @@ static int parse_some(http_conn_t *hc)
         return 0;
     }
     if (err != HPE_OK) {
-        if (hc->req && hc->req->answered)
+        if (hc->lingering || hc->closing || (hc->req && hc->req->answered))
             return -1;
         if (!hc->closing && !hc->waiting)
             error_answer(hc, hc->error ? hc->error : 400);
@@ -1067,6 +1075,16 @@ const char *tern_http_body(const tern_http_request_t *req, size_t *len)
     return (const char *)evbuffer_pullup(req->body, -1);
 }
 
+void tern_http_set_data(tern_http_request_t *req, void *data)
+{
+    req->data = data;
+}
+
+void *tern_http_data(const tern_http_request_t *req)
+{
+    return req->data;
+}
+
 int tern_http_add_header(tern_http_request_t *req, const char *name, const char *value)
 {
     if (req->answered || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
@@ -1092,6 +1110,8 @@ int tern_http_respond(tern_http_request_t *req, int status, const char *content_
     /* Answered before its body came (streaming route): the body is not
      * read, so the connection cannot carry another request. */
     int close = req->streaming && !hc->waiting;
+    if (close)
+        hc->lingering = 1;
     write_answer(hc, req, status, content_type, body, len, close);
     return 0;
 }

@@ -5,8 +5,11 @@ cases (unknown path, oversize headers, keep-alive, pipelining, slow clients).
 WebSocket clients are python3-websockets (asyncio, driven synchronously
 here); the chat partner is a TCP slixmpp client."""
 import base64
+import glob
 import json
 import os
+import shutil
+import tempfile
 import re
 import socket
 import ssl
@@ -15,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import websockets
 
-from harness import (DOMAIN, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_STREAMS, ScramClient,
+from harness import (TERN_MODULES, DOMAIN, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_STREAMS, ScramClient,
                      Server, ServerTestCase, T_REPLY, free_port, q, run_async)
 
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
@@ -428,3 +431,93 @@ class SeeOtherUriTests(ServerTestCase):
             self.assertEqual(el.get("see-other-uri"), "wss://other.example.org/xmpp-websocket")
         finally:
             ws.close()
+
+
+TEST_MODULES = os.environ.get("TERN_TEST_MODULES", os.path.abspath(
+    os.path.join(os.path.dirname(os.path.dirname(TERN_MODULES)), "tests/modules/.libs")))
+
+
+class ModulePathTests(ServerTestCase):
+    """Paths a module registers (tests/modules/mod_httptest.c): a body held
+    in memory, a body streamed in chunks with an early refusal, an answer
+    given later while a pipelined request waits, and the limits."""
+
+    @classmethod
+    def setUpClass(cls):
+        so = os.path.join(TEST_MODULES, "mod_httptest.so")
+        if not os.path.exists(so):
+            raise AssertionError("%s not built: make tests/modules/mod_httptest.la" % so)
+        cls.modules = tempfile.mkdtemp(prefix="tern-modules-")
+        for path in glob.glob(os.path.join(TERN_MODULES, "mod_*.so")) + [so]:
+            os.symlink(path, os.path.join(cls.modules, os.path.basename(path)))
+        cls.server = WebServer(name=cls.__name__, config={
+            "module_path": cls.modules, "modules": {"disco": {}, "httptest": {}},
+            "http": {"max_body_size": "64K", "trusted_proxies": ["127.0.0.1"]}})
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.modules, ignore_errors=True)
+
+    def test_buffered_body_and_proxy_named_client(self):
+        raw = http_raw(self.server.https_port,
+                       b"POST /test/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n"
+                       b"X-Forwarded-For: 198.51.100.9\r\nConnection: close\r\n\r\nhello world",
+                       secure=True)
+        self.assertEqual(statuses(raw), [200])
+        self.assertEqual(body_of(raw), b"hello world")
+        self.assertIn(b"X-Client: 198.51.100.9", raw)
+        self.assertIn("198.51.100.9", self.server.log_tail())
+
+    def test_chunked_body(self):
+        raw = http_raw(self.server.http_port,
+                       b"POST /test/echo HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                       b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        self.assertEqual(statuses(raw), [200])
+        self.assertEqual(body_of(raw), b"hello world")
+
+    def test_buffered_body_over_limit_413(self):
+        raw = http_raw(self.server.http_port,
+                       b"POST /test/echo HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Length: 70000\r\n\r\n" + b"x" * 70000)
+        self.assertEqual(statuses(raw), [413])
+
+    def test_streamed_body(self):
+        data = bytes(range(256)) * 300  # 76800 bytes
+        raw = http_raw(self.server.http_port,
+                       b"PUT /test/upload/file.bin HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data)
+        self.assertEqual(statuses(raw), [201])
+        self.assertEqual(body_of(raw), b"%d bytes, sum %d" % (len(data), sum(data)))
+
+    def test_streamed_body_refused_before_it_comes(self):
+        raw = http_raw(self.server.http_port,
+                       b"PUT /test/upload/x HTTP/1.1\r\nHost: localhost\r\nX-Refuse: 1\r\n"
+                       b"Content-Length: 50000\r\n\r\n" + b"y" * 50000)
+        self.assertEqual(statuses(raw), [403])
+
+    def test_streamed_body_over_route_limit_413(self):
+        raw = http_raw(self.server.http_port,
+                       b"PUT /test/upload/x HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Length: 200000\r\n\r\n")
+        self.assertEqual(statuses(raw), [413])
+
+    def test_later_answer_keeps_pipelined_order(self):
+        raw = http_raw(self.server.http_port,
+                       b"GET /test/later HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                       b"GET /.well-known/host-meta.json HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Connection: close\r\n\r\n")
+        self.assertEqual(statuses(raw), [200, 200])
+        first = raw.split(b"HTTP/1.1 ")[1]
+        self.assertTrue(first.endswith(b"later"), raw)
+
+    def test_client_gone_before_later_answer(self):
+        s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=T_REPLY)
+        s.sendall(b"GET /test/later HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        s.close()
+        time.sleep(0.6)  # the timer fires after the request went away
+        raw = http_raw(self.server.http_port,
+                       b"GET /test/later HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        self.assertEqual(statuses(raw), [200])
