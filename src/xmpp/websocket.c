@@ -7,6 +7,11 @@
  * to the conn's own transport callbacks.  Output: conn hands each element
  * to ws_send(), which queues it as one text message; wslay writes the
  * frames into the transport's queue.
+ *
+ * Memory: wslay's context holds two 4 KiB buffers.  A quiet connection
+ * (the transport's on_quiet) between messages, with nothing queued,
+ * keeps no state in it: the context is freed then and made again with
+ * the next byte in or out, as conn parks its parser.
  */
 #include "xmpp/websocket.h"
 
@@ -31,9 +36,14 @@ typedef struct ws {
     size_t in_len;
     int began;    /* on_input_begin was forwarded: forward the end */
     int stopping; /* a close frame was queued: the transport closes */
+    int in_frame; /* a frame began and did not end */
+    int in_msg;   /* a fragmented message began and did not end */
+    size_t max_message;
     struct evbuffer *rest;
     struct event *rest_ev;
 } ws_t;
+
+static int wctx(ws_t *ws);
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -111,7 +121,7 @@ static ssize_t w_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t l
 /* Write what wslay queued (pongs, close frames, messages). */
 static void flush(ws_t *ws)
 {
-    if (transport_dying(ws->t))
+    if (transport_dying(ws->t) || !ws->wctx)
         return;
     wslay_event_send(ws->wctx);
     transport_queue_output(ws->t);
@@ -124,8 +134,10 @@ static void stop(ws_t *ws, uint16_t code, const char *why)
     ws->stopping = 1;
     if (why)
         log_info("websocket %s: %s: closing with %u", ws->c->peer, why, code);
-    wslay_event_queue_close(ws->wctx, code, NULL, 0);
-    flush(ws);
+    if (wctx(ws) == 0) {
+        wslay_event_queue_close(ws->wctx, code, NULL, 0);
+        flush(ws);
+    }
     if (!transport_closing(ws->t))
         transport_close(ws->t);
 }
@@ -210,11 +222,43 @@ static void w_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_r
     }
 }
 
+static void w_frame_start(wslay_event_context_ptr ctx,
+                          const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    ws_t *ws = user;
+    (void)ctx;
+    ws->in_frame = 1;
+    if (!wslay_is_ctrl_frame(arg->opcode))
+        ws->in_msg = !arg->fin;
+}
+
+static void w_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    ws_t *ws = user;
+    (void)ctx;
+    ws->in_frame = 0;
+}
+
 static const struct wslay_event_callbacks w_callbacks = {
     .recv_callback = w_recv,
     .send_callback = w_send,
+    .on_frame_recv_start_callback = w_frame_start,
+    .on_frame_recv_end_callback = w_frame_end,
     .on_msg_recv_callback = w_msg,
 };
+
+/* wslay's context, made again after a quiet spell.  0 or -1. */
+static int wctx(ws_t *ws)
+{
+    if (ws->wctx)
+        return 0;
+    if (wslay_event_context_server_init(&ws->wctx, &w_callbacks, ws) != 0) {
+        ws->wctx = NULL;
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->wctx, ws->max_message);
+    return 0;
+}
 
 /* ---- conn's framing ---- */
 
@@ -228,7 +272,7 @@ static int ws_send(void *ctx, struct evbuffer *msg)
     }
     struct wslay_event_msg m = {
         .opcode = WSLAY_TEXT_FRAME, .msg = evbuffer_pullup(msg, -1), .msg_length = len};
-    int rc = wslay_event_queue_msg(ws->wctx, &m);
+    int rc = wctx(ws) == 0 ? wslay_event_queue_msg(ws->wctx, &m) : -1;
     evbuffer_drain(msg, len);
     if (rc != 0)
         return -1;
@@ -240,7 +284,7 @@ static void ws_ping(void *ctx)
 {
     ws_t *ws = ctx;
     struct wslay_event_msg m = {.opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
-    if (ws->stopping || wslay_event_queue_msg(ws->wctx, &m) != 0)
+    if (ws->stopping || wctx(ws) < 0 || wslay_event_queue_msg(ws->wctx, &m) != 0)
         return;
     flush(ws);
 }
@@ -259,6 +303,10 @@ static int tr_data(void *ctx, const char *data, size_t len)
     ws_t *ws = ctx;
     if (ws->stopping || ws->c->closing)
         return -1;
+    if (wctx(ws) < 0) {
+        conn_destroy(ws->c);
+        return -1;
+    }
     ws->in = data;
     ws->in_len = len;
     int rc = wslay_event_recv(ws->wctx);
@@ -316,6 +364,11 @@ static void tr_quiet(void *ctx)
 {
     ws_t *ws = ctx;
     conn_transport_ops()->on_quiet(ws->c);
+    if (ws->wctx && !ws->in_frame && !ws->in_msg && !ws->stopping &&
+        wslay_event_get_queued_msg_count(ws->wctx) == 0) {
+        wslay_event_context_free(ws->wctx);
+        ws->wctx = NULL;
+    }
 }
 
 static void tr_close(void *ctx, transport_reason_t reason)
@@ -332,7 +385,8 @@ static void tr_free(void *ctx)
         event_free(ws->rest_ev);
     if (ws->rest)
         evbuffer_free(ws->rest);
-    wslay_event_context_free(ws->wctx);
+    if (ws->wctx)
+        wslay_event_context_free(ws->wctx);
     free(ws);
 }
 
@@ -371,11 +425,11 @@ conn_t *ws_conn_new(struct event_base *base, struct transport *t, const char *pe
     if (!ws)
         return NULL;
     ws->t = t;
-    if (wslay_event_context_server_init(&ws->wctx, &w_callbacks, ws) != 0) {
+    ws->max_message = max_message;
+    if (wctx(ws) < 0) {
         free(ws);
         return NULL;
     }
-    wslay_event_config_set_max_recv_msg_length(ws->wctx, max_message);
     ws->c = conn_new_framed(base, t, peer, ops, data, limits, &ws_framing, ws);
     if (!ws->c) {
         wslay_event_context_free(ws->wctx);

@@ -210,6 +210,21 @@ class WebSocketTests(ServerTestCase):
             self.assertEqual(r.get("type"), "result")
             ws.close()
 
+    def test_quiet_session_goes_on(self):
+        """A quiet connection drops its frame buffers (after a second) and
+        makes them again: the session goes on both ways."""
+        ws = self.wss()
+        ws.login("alice", "alice-secret", "quiet")
+        bob = self.slix("bob", resource="q")
+        time.sleep(1.6)
+        bob.send_message("alice@localhost/quiet", "while you were quiet")
+        got = ws.wait_for(lambda el: el.tag == q(NS_CLIENT, "message"))
+        self.assertEqual(got.find(q(NS_CLIENT, "body")).text, "while you were quiet")
+        time.sleep(1.6)
+        ws.send("<message xmlns='jabber:client' to='bob@localhost/q' type='chat'>"
+                "<body>back</body></message>")
+        bob.wait_message("back")
+
     def test_wrong_password(self):
         ws = self.wss()
         ws.send(OPEN)
