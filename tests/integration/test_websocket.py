@@ -536,3 +536,19 @@ class ModulePathTests(ServerTestCase):
         raw = http_raw(self.server.http_port,
                        b"GET /test/later HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         self.assertEqual(statuses(raw), [200])
+
+
+class RateLimitTests(ServerTestCase):
+    """http.requests_per_second: a burst of ten times the rate, then 429."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = WebServer(name=cls.__name__, config={"http": {"requests_per_second": 1}})
+        cls.server.start()
+
+    def test_burst_then_429(self):
+        one = (b"GET /.well-known/host-meta.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        raw = http_raw(self.server.http_port, one * 12)
+        got = statuses(raw)
+        self.assertEqual(got[:10], [200] * 10)
+        self.assertEqual(got[10:], [429])  # and the connection closes
