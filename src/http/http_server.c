@@ -974,6 +974,30 @@ void http_close_all(void)
             conn_close(hc);
 }
 
+/* The owner of an upgraded transport until the caller sets its own: it
+ * reads nothing, and frees nothing of ours. */
+static int orphan_data(void *ctx, const char *data, size_t len)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return -1;
+}
+
+static void orphan_close(void *ctx, transport_reason_t reason)
+{
+    (void)ctx;
+    (void)reason;
+}
+
+static void orphan_free(void *ctx)
+{
+    (void)ctx;
+}
+
+static const transport_ops_t orphan_ops = {
+    .on_data = orphan_data, .on_close = orphan_close, .on_free = orphan_free};
+
 struct transport *http_upgrade(tern_http_request_t *req, const char *headers, struct evbuffer *rest)
 {
     http_conn_t *hc = req->hc;
@@ -1004,6 +1028,7 @@ struct transport *http_upgrade(tern_http_request_t *req, const char *headers, st
     hc->req = NULL;
     req_free(req);
     hc->upgraded = 1;
+    transport_set_owner(t, "http", &orphan_ops, NULL);
     arm_timer(hc, 0);
     if (!hc->processing)
         conn_free(hc);
