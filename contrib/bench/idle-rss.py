@@ -42,6 +42,10 @@ def rss():
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
+tls_ctx = ssl.create_default_context()  # one for all: each holds the system's CAs
+tls_ctx.check_hostname = False
+tls_ctx.verify_mode = ssl.CERT_NONE
+tls_ctx.set_alpn_protocols(["xmpp-client"])
 keep = []
 
 
@@ -66,11 +70,7 @@ class WsConn:
 
 class TlsConn:
     async def open(self):
-        c = ssl.create_default_context()
-        c.check_hostname = False
-        c.verify_mode = ssl.CERT_NONE
-        c.set_alpn_protocols(["xmpp-client"])
-        self.r, self.w = await asyncio.open_connection("127.0.0.1", PORT, ssl=c)
+        self.r, self.w = await asyncio.open_connection("127.0.0.1", PORT, ssl=tls_ctx)
 
     async def send(self, s):
         self.w.write(s.encode())
