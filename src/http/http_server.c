@@ -85,6 +85,7 @@ struct http_conn {
     int last_was_value; /* header callbacks: a value came last */
     int need_reset;     /* answered: a fresh parser for the next request */
     int lingering;      /* answered an error: input is read and dropped until closed */
+    int paused;         /* not read while a request waits and much more is queued */
 };
 
 static http_settings_t settings = {
@@ -513,6 +514,10 @@ static void write_answer(http_conn_t *hc, tern_http_request_t *req, int status,
         return;
     }
     arm_timer(hc, settings.idle_timeout_ms);
+    if (hc->paused) {
+        hc->paused = 0;
+        transport_resume_input(hc->t);
+    }
     hc->need_reset = 1; /* not here: the parser may be running (a handler answered at once) */
     if (!hc->processing && evbuffer_get_length(hc->in) && hc->resume_ev)
         event_active(hc->resume_ev, 0, 0); /* the next pipelined request, from the loop */
@@ -890,13 +895,15 @@ static int tr_data(void *ctx, const char *data, size_t len)
         conn_close(hc);
         return -1;
     }
-    /* A client that sends far more than one request's worth while its
-     * request waits for an answer is held (read no more) by the parser's
-     * pause: stop reading until then. */
+    /* A client that sends far more than a request's worth while one
+     * waits for its answer is not read until the answer went out. */
     if (process(hc))
         return 0; /* upgraded: the new owner reads on */
-    if (hc->waiting && evbuffer_get_length(hc->in) > settings.max_header_size + PARSE_MAX_CHUNK)
+    if (hc->waiting && evbuffer_get_length(hc->in) > settings.max_header_size + PARSE_MAX_CHUNK) {
+        hc->paused = 1;
+        transport_pause_input(hc->t); /* until the answer */
         return -1;
+    }
     return hc->closing ? -1 : 0;
 }
 
