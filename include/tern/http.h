@@ -22,7 +22,10 @@
  * limit but the size the client announced) bounds it.
  *
  * Routes go away with the module (unload, reload).  Paths are shared by
- * all hosts: tern_http_host() says which one the client asked for.
+ * all listeners; a module loaded on several hosts may register the same
+ * path on each, and a request goes to the one of the host its Host header
+ * names (else to one of them).  tern_http_host() says which one the
+ * client asked for.
  */
 #ifndef TERN_HTTP_H
 #define TERN_HTTP_H
@@ -50,7 +53,7 @@ typedef struct tern_http_route {
 
 /* Register a route (copied; the strings must outlive the module).  0, or
  * -1 when the path does not start with '/' or the same method and path
- * are taken. */
+ * are taken on this module's host. */
 TERN_API int tern_http_register(tern_module_ctx_t *m, const tern_http_route_t *route);
 
 /* The request.  Strings are the server's, valid until the answer. */

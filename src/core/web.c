@@ -248,7 +248,7 @@ int web_start(void)
          .arg = (void *)1},
     };
     for (size_t i = 0; i < sizeof(core_routes) / sizeof(core_routes[0]); i++)
-        if (http_route_add(&core_routes[i], NULL) < 0)
+        if (http_route_add(&core_routes[i], NULL, NULL) < 0)
             return -1;
     return 0;
 }
@@ -271,7 +271,7 @@ void web_module_unload(tern_module_ctx_t *m)
 
 int tern_http_register(tern_module_ctx_t *m, const tern_http_route_t *route)
 {
-    if (http_route_add(route, m) < 0) {
+    if (http_route_add(route, m, m->host->name) < 0) {
         log_error("module '%s': cannot register path %s", m->desc->name,
                   route && route->path ? route->path : "(null)");
         return -1;

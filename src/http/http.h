@@ -46,12 +46,17 @@ void http_set_settings(const http_settings_t *s);
 /* Serve an accepted socket.  `ssl` non-NULL = https.  `peer` "1.2.3.4:5678". */
 void http_accept(struct event_base *base, evutil_socket_t fd, const char *peer, SSL *ssl, int port);
 
-/* Routes (the core's own with owner NULL, modules' with their context). */
-int http_route_add(const tern_http_route_t *route, void *owner);
+/* Routes (the core's own with owner NULL, modules' with their context).
+ * `host` (copied; NULL = any): the same method and path may be added once
+ * per host, and a request goes to the route of the host it names (Host
+ * header), else to one for any host, else to another host's.  -1 when
+ * taken or malformed. */
+int http_route_add(const tern_http_route_t *route, void *owner, const char *host);
 void http_route_remove_owner(void *owner);
 void http_routes_clear(void);
 /* The route for method and path: NULL with *status 404 or 405. */
-const tern_http_route_t *http_route_find(const char *method, const char *path, int *status);
+const tern_http_route_t *http_route_find(const char *method, const char *path, const char *host,
+                                         int *status);
 
 /* The listener port the request came on. */
 int http_request_port(const tern_http_request_t *req);

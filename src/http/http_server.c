@@ -104,31 +104,40 @@ typedef struct route {
     struct route *next;
     tern_http_route_t r;
     char *method, *path;
+    char *host; /* the module's host, preferred for requests to it; NULL = any */
     size_t path_len;
     void *owner;
 } route_t;
 
 static route_t *routes;
 
-int http_route_add(const tern_http_route_t *route, void *owner)
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int http_route_add(const tern_http_route_t *route, void *owner, const char *host)
 {
     if (!route || !route->path || route->path[0] != '/' || !route->on_request)
         return -1;
-    for (route_t *r = routes; r; r = r->next) {
-        int same_method = (!r->method && !route->method) ||
-                          (r->method && route->method && strcmp(r->method, route->method) == 0);
-        if (same_method && strcmp(r->path, route->path) == 0)
+    size_t len = strlen(route->path);
+    while (len > 1 && route->path[len - 1] == '/')
+        len--;
+    for (route_t *r = routes; r; r = r->next)
+        if (same_str(r->method, route->method) && same_str(r->host, host) && r->path_len == len &&
+            strncmp(r->path, route->path, len) == 0)
             return -1;
-    }
     route_t *r = calloc(1, sizeof(*r));
     if (!r)
         return -1;
     r->r = *route;
     r->path = strdup(route->path);
     r->method = route->method ? strdup(route->method) : NULL;
-    if (!r->path || (route->method && !r->method)) {
+    r->host = host ? strdup(host) : NULL;
+    if (!r->path || (route->method && !r->method) || (host && !r->host)) {
         free(r->path);
         free(r->method);
+        free(r->host);
         free(r);
         return -1;
     }
@@ -148,6 +157,7 @@ static void route_free(route_t *r)
 {
     free(r->path);
     free(r->method);
+    free(r->host);
     free(r);
 }
 
@@ -190,18 +200,30 @@ static int path_matches(const route_t *r, const char *path)
            (path[r->path_len] == '\0' || path[r->path_len] == '/');
 }
 
-const tern_http_route_t *http_route_find(const char *method, const char *path, int *status)
+/* Among routes for the same path: the one of the host asked for, then
+ * one for any host, then another host's; a named method before any. */
+static size_t route_score(const route_t *r, const char *host)
+{
+    size_t h = !r->host ? 2 : host && strcasecmp(r->host, host) == 0 ? 3 : 1;
+    return r->path_len * 8 + h * 2 + (r->method ? 1 : 0);
+}
+
+const tern_http_route_t *http_route_find(const char *method, const char *path, const char *host,
+                                         int *status)
 {
     const route_t *best = NULL, *other = NULL;
+    size_t best_score = 0;
     for (const route_t *r = routes; r; r = r->next) {
         if (!path_matches(r, path))
             continue;
         int method_ok = !r->method || strcmp(r->method, method) == 0 ||
                         (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
         if (method_ok) {
-            if (!best || r->path_len > best->path_len ||
-                (r->path_len == best->path_len && r->method && !best->method))
+            size_t score = route_score(r, host);
+            if (!best || score > best_score) {
                 best = r;
+                best_score = score;
+            }
         } else if (!other || r->path_len > other->path_len) {
             other = r;
         }
@@ -693,7 +715,7 @@ static int p_headers_done(http_parser *p)
         return -1;
     }
     int status;
-    req->route = http_route_find(req->method, req->path, &status);
+    req->route = http_route_find(req->method, req->path, req->host, &status);
     if (!req->route) { /* answered at the end: the connection carries on */
         req->status = status;
         if (p->content_length != ULLONG_MAX && p->content_length > settings.max_body_size) {

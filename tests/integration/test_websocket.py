@@ -467,6 +467,7 @@ class ModulePathTests(ServerTestCase):
             os.symlink(path, os.path.join(cls.modules, os.path.basename(path)))
         cls.server = WebServer(name=cls.__name__, config={
             "module_path": cls.modules, "modules": {"disco": {}, "httptest": {}},
+            "hosts": {DOMAIN: {}, "other.test": {}},  # the module on both: its paths too
             "http": {"max_body_size": "64K", "trusted_proxies": ["127.0.0.1"]}})
         cls.server.start()
 
@@ -484,6 +485,14 @@ class ModulePathTests(ServerTestCase):
         self.assertEqual(body_of(raw), b"hello world")
         self.assertIn(b"X-Client: 198.51.100.9", raw)
         self.assertIn("198.51.100.9", self.server.log_tail())
+
+    def test_module_on_two_hosts(self):
+        for host in (b"localhost", b"other.test"):
+            raw = http_raw(self.server.http_port,
+                           b"POST /test/echo HTTP/1.1\r\nHost: " + host + b"\r\n"
+                           b"Content-Length: 2\r\nConnection: close\r\n\r\nhi")
+            self.assertEqual(statuses(raw), [200])
+            self.assertEqual(body_of(raw), b"hi")
 
     def test_chunked_body(self):
         raw = http_raw(self.server.http_port,

@@ -27,39 +27,58 @@ static void test_routing(void)
     tern_http_route_t r2 = {.method = "PUT", .path = "/files/", .on_request = on_req, .arg = &b};
     tern_http_route_t r3 = {.method = NULL, .path = "/files/big", .on_request = on_req, .arg = &c};
     tern_http_route_t r4 = {.method = "GET", .path = "/", .on_request = on_req, .arg = &d};
-    CHECK(http_route_add(&r1, NULL) == 0);
-    CHECK(http_route_add(&r2, &b) == 0);
-    CHECK(http_route_add(&r3, &c) == 0);
-    CHECK(http_route_add(&r1, NULL) == -1); /* same method and path */
+    CHECK(http_route_add(&r1, NULL, NULL) == 0);
+    CHECK(http_route_add(&r2, &b, NULL) == 0);
+    CHECK(http_route_add(&r3, &c, NULL) == 0);
+    CHECK(http_route_add(&r1, NULL, NULL) == -1); /* same method and path */
     tern_http_route_t bad = {.method = "GET", .path = "files", .on_request = on_req};
-    CHECK(http_route_add(&bad, NULL) == -1);
+    CHECK(http_route_add(&bad, NULL, NULL) == -1);
 
     int status = 0;
-    const tern_http_route_t *r = http_route_find("GET", "/files", &status);
+    const tern_http_route_t *r = http_route_find("GET", "/files", NULL, &status);
     CHECK(r && r->arg == &a && status == 200);
-    r = http_route_find("GET", "/files/x/y", &status);
+    r = http_route_find("GET", "/files/x/y", NULL, &status);
     CHECK(r && r->arg == &a);
-    r = http_route_find("HEAD", "/files/x", &status); /* HEAD goes where GET goes */
+    r = http_route_find("HEAD", "/files/x", NULL, &status); /* HEAD goes where GET goes */
     CHECK(r && r->arg == &a);
-    r = http_route_find("PUT", "/files/x", &status); /* "/files/" is "/files" */
+    r = http_route_find("PUT", "/files/x", NULL, &status); /* "/files/" is "/files" */
     CHECK(r && r->arg == &b);
-    r = http_route_find("DELETE", "/files/x", &status);
+    r = http_route_find("DELETE", "/files/x", NULL, &status);
     CHECK(!r && status == 405);
-    r = http_route_find("DELETE", "/files/big/1", &status); /* any method, longer path */
+    r = http_route_find("DELETE", "/files/big/1", NULL, &status); /* any method, longer path */
     CHECK(r && r->arg == &c);
-    r = http_route_find("GET", "/filesystem", &status); /* not under /files */
+    r = http_route_find("GET", "/filesystem", NULL, &status); /* not under /files */
     CHECK(!r && status == 404);
-    CHECK(http_route_add(&r4, NULL) == 0);
-    r = http_route_find("GET", "/filesystem", &status); /* "/" takes everything */
+    CHECK(http_route_add(&r4, NULL, NULL) == 0);
+    r = http_route_find("GET", "/filesystem", NULL, &status); /* "/" takes everything */
     CHECK(r && r->arg == &d);
-    r = http_route_find("POST", "/filesystem", &status);
+    r = http_route_find("POST", "/filesystem", NULL, &status);
     CHECK(!r && status == 405);
 
+    /* The same path for two hosts: each gets its own; a third host gets
+     * one of them. */
+    static int ha, hb;
+    tern_http_route_t up_a = {.method = "PUT", .path = "/up", .on_request = on_req, .arg = &ha};
+    tern_http_route_t up_b = {.method = "PUT", .path = "/up/", .on_request = on_req, .arg = &hb};
+    CHECK(http_route_add(&up_a, &ha, "a.test") == 0);
+    CHECK(http_route_add(&up_b, &hb, "b.test") == 0);
+    CHECK(http_route_add(&up_b, &hb, "b.test") == -1);
+    r = http_route_find("PUT", "/up/1", "a.test", &status);
+    CHECK(r && r->arg == &ha);
+    r = http_route_find("PUT", "/up/1", "B.TEST", &status);
+    CHECK(r && r->arg == &hb);
+    r = http_route_find("PUT", "/up/1", "c.test", &status);
+    CHECK(r && (r->arg == &ha || r->arg == &hb));
+    http_route_remove_owner(&ha);
+    r = http_route_find("PUT", "/up/1", "a.test", &status);
+    CHECK(r && r->arg == &hb);
+    http_route_remove_owner(&hb);
+
     http_route_remove_owner(&b);
-    r = http_route_find("PUT", "/files/x", &status);
+    r = http_route_find("PUT", "/files/x", NULL, &status);
     CHECK(!r && status == 405);
     http_routes_clear();
-    r = http_route_find("GET", "/files", &status);
+    r = http_route_find("GET", "/files", NULL, &status);
     CHECK(!r && status == 404);
 }
 
