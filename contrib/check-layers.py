@@ -24,6 +24,7 @@ LAYERS = {
     "xml": 1,      # expat stream parser, stanza trees, serializer
     "tls": 1,      # OpenSSL contexts and record I/O
     "net": 2,      # byte transport: socket, TLS, output queue, rate limits
+    "http": 3,     # HTTP/1.1 server on the transport: requests, limits, paths
     "xmpp": 3,     # framing (stream header, restart, close) + jid, stanza, scram
     "store": 4,    # storage API, SQLite backend, accounts
     "route": 5,    # hosts and hooks, sessions, router, domain registry

@@ -3,7 +3,8 @@
 # testing) Tern needs and the machine lacks.  Debian 12; run as root.
 set -eu
 BUILD="build-essential autoconf automake libtool pkg-config libevent-dev libexpat1-dev
-libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev libc-ares-dev"
+libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev libc-ares-dev
+libhttp-parser-dev libwslay-dev"
 # dnsmasq serves the DNS records of the resolver tests (tests/unit/test_resolver.c,
 # tests/integration/dns.py).
 # python3-cryptography makes the test CA of the federation tests (tests/integration/pki.py).
@@ -13,7 +14,8 @@ libssl-dev libsqlite3-dev libidn2-dev libunistring-dev libyaml-dev libc-ares-dev
 # ejabberd): see tests/integration/peers.py.  Their system services are not
 # used; the tests start their own instances on free ports.
 TEST="python3 python3-slixmpp profanity poezio go-sendxmpp tmux openssl sqlite3 procps cppcheck
-clang-format clang libclang-rt-14-dev python3-cryptography dnsmasq prosody lua-unbound ejabberd"
+clang-format clang libclang-rt-14-dev python3-cryptography dnsmasq prosody lua-unbound ejabberd
+python3-websockets"
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
 missing=""

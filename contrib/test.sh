@@ -25,9 +25,9 @@ make -j"$(nproc)" tests/unit/test_xml tests/unit/test_jid tests/unit/test_scram 
     tests/unit/test_transport tests/unit/test_framing \
     tests/unit/test_router_rules tests/unit/test_domains tests/unit/test_sessions tests/unit/test_fanout \
     tests/unit/test_resolver tests/unit/test_account_names tests/unit/test_dialback \
-    tests/unit/test_sm_count \
+    tests/unit/test_sm_count tests/unit/test_http \
     tests/modules/mod_badhook.la tests/modules/mod_oldabi.la tests/modules/mod_streamtest.la \
-    tests/modules/mod_echo_service.la tests/modules/mod_muc_watch.la >/dev/null
+    tests/modules/mod_echo_service.la tests/modules/mod_muc_watch.la tests/modules/mod_httptest.la >/dev/null
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -49,7 +49,8 @@ count() { # add the "N passed, N failed" line of a log to the totals
 
 for t in test_xml test_jid test_scram test_store test_store_async test_config test_router test_tls test_module_api \
     test_hashmap test_limits test_hooks test_base64 test_strlist test_transport test_framing \
-    test_router_rules test_domains test_sessions test_fanout test_resolver test_account_names test_dialback test_sm_count; do
+    test_router_rules test_domains test_sessions test_fanout test_resolver test_account_names test_dialback \
+    test_sm_count test_http; do
     if (cd "$top" && "$build/tests/unit/$t") >"$log/$t.log" 2>&1; then
         echo "unit $t: $(tail -n 1 "$log/$t.log")"
     else

@@ -35,6 +35,8 @@
 #define DEFAULT_COMPONENT_PORT 5347
 #define DEFAULT_S2S_PORT       5269
 #define DEFAULT_S2S_TLS_PORT   5270
+#define DEFAULT_HTTP_PORT      5280
+#define DEFAULT_HTTPS_PORT     5281
 #define MAX_MODULE_NAME        64
 
 typedef struct builder {
@@ -598,6 +600,159 @@ static int load_s2s(builder_t *b, const cfg_node_t *root)
     return rc;
 }
 
+static const tern_option_t http_options[] = {
+    {.name = "max_header_size",
+     .type = TERN_OPT_SIZE,
+     .def = "8K",
+     .doc = "Largest request line and headers of one request (431 beyond)",
+     .min = 1024,
+     .max = 1024 * 1024},
+    {.name = "max_body_size",
+     .type = TERN_OPT_SIZE,
+     .def = "1M",
+     .doc = "Largest request body the server holds in memory (413 beyond); paths that stream "
+            "their body set their own limit",
+     .min = 0,
+     .max = 1024LL * 1024 * 1024},
+    {.name = "request_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "10s",
+     .doc = "A request must arrive whole within this time once its first byte came (408 after)",
+     .min = 100,
+     .max = 3600 * 1000},
+    {.name = "idle_timeout",
+     .type = TERN_OPT_DURATION,
+     .def = "60s",
+     .doc = "Close a kept-alive connection with no request for this long",
+     .min = 100,
+     .max = 3600 * 1000},
+    {.name = "max_requests_per_connection",
+     .type = TERN_OPT_INT,
+     .def = "100",
+     .doc = "Requests served on one kept-alive connection before it is closed",
+     .min = 1,
+     .max = 1000000},
+    {.name = "requests_per_second",
+     .type = TERN_OPT_INT,
+     .def = "0",
+     .doc = "Requests per second allowed one client address (burst of ten times that; "
+            "429 beyond); 0 = no limit",
+     .min = 0,
+     .max = 1000000},
+    {.name = "trusted_proxies",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "Addresses of reverse proxies whose X-Forwarded-For or Forwarded header names the "
+            "client (for logs, rate limits and WebSocket security)"},
+    {0},
+};
+
+static const tern_option_t websocket_options[] = {
+    {.name = "enabled",
+     .type = TERN_OPT_BOOL,
+     .def = "true",
+     .doc = "Serve XMPP over WebSocket (RFC 7395) at /xmpp-websocket on the http and https "
+            "listeners"},
+    {.name = "origins",
+     .type = TERN_OPT_LIST,
+     .def = "",
+     .doc = "Origin header values allowed to open a WebSocket (e.g. https://chat.example.org); "
+            "empty = any"},
+    {.name = "allow_insecure",
+     .type = TERN_OPT_BOOL,
+     .def = "false",
+     .doc = "Treat plain ws:// from the loopback address or a trusted proxy as secure (the "
+            "proxy ends TLS); other plain connections still need c2s.require_encryption off"},
+    {.name = "see_other_uri",
+     .type = TERN_OPT_STRING,
+     .def = "",
+     .doc = "Send every WebSocket client to this wss:// URL (<close see-other-uri=.../>)"},
+    {.name = "public_url",
+     .type = TERN_OPT_STRING,
+     .def = "",
+     .doc = "The WebSocket URL clients see in host-meta (behind a proxy); empty = "
+            "wss://DOMAIN:PORT/xmpp-websocket of the first https listener"},
+    {.name = "max_message_size",
+     .type = TERN_OPT_SIZE,
+     .def = "256K",
+     .doc = "Largest WebSocket message (close 1009 beyond); a stanza is also held to "
+            "limits.max_stanza_size",
+     .min = 1024,
+     .max = 64 * 1024 * 1024},
+    {0},
+};
+
+/* A list of IP addresses (checked), kept in the configuration's memory. */
+static int addr_list(builder_t *b, const cfg_values_t *v, const cfg_node_t *section,
+                     const char *sname, const char *name, const char ***out)
+{
+    const cfg_value_t *val = cfg_values_get(v, name);
+    const char **list = alloc(b, (val->list_len + 1) * sizeof(*list));
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < val->list_len; i++) {
+        unsigned char bytes[16];
+        if (inet_pton(AF_INET, val->list[i], bytes) != 1 &&
+            inet_pton(AF_INET6, val->list[i], bytes) != 1)
+            return fail(b, cfg_map_get(section, name),
+                        "section '%s': option '%s': '%s' is not an IP address", sname, name,
+                        val->list[i]);
+        if (!(list[i] = save(b, val->list[i])))
+            return -1;
+    }
+    *out = list;
+    return 0;
+}
+
+/* A list of strings kept in the configuration's memory. */
+static int str_list(builder_t *b, const cfg_values_t *v, const char *name, const char ***out)
+{
+    const cfg_value_t *val = cfg_values_get(v, name);
+    const char **list = alloc(b, (val->list_len + 1) * sizeof(*list));
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < val->list_len; i++)
+        if (!(list[i] = save(b, val->list[i])))
+            return -1;
+    *out = list;
+    return 0;
+}
+
+/* http and websocket. */
+static int load_http(builder_t *b, const cfg_node_t *root)
+{
+    tern_config_t *cfg = b->cfg;
+    const cfg_node_t *n = cfg_map_get(root, "http");
+    cfg_values_t v;
+    if (cfg_section_build(http_options, n, "http", &v, b->err) < 0)
+        return -1;
+    cfg->http.max_header_size = num(&v, "max_header_size");
+    cfg->http.max_body_size = num(&v, "max_body_size");
+    cfg->http.request_timeout_ms = num(&v, "request_timeout");
+    cfg->http.idle_timeout_ms = num(&v, "idle_timeout");
+    cfg->http.max_requests_per_connection = num(&v, "max_requests_per_connection");
+    cfg->http.requests_per_second = num(&v, "requests_per_second");
+    int rc = addr_list(b, &v, n, "http", "trusted_proxies", &cfg->http.trusted_proxies);
+    cfg_values_clear(&v);
+    if (rc < 0)
+        return -1;
+    n = cfg_map_get(root, "websocket");
+    if (cfg_section_build(websocket_options, n, "websocket", &v, b->err) < 0)
+        return -1;
+    cfg->websocket.enabled = (int)num(&v, "enabled");
+    cfg->websocket.allow_insecure = (int)num(&v, "allow_insecure");
+    cfg->websocket.max_message_size = num(&v, "max_message_size");
+    const char *see = cfg_values_get(&v, "see_other_uri")->str;
+    const char *url = cfg_values_get(&v, "public_url")->str;
+    rc = str_list(b, &v, "origins", &cfg->websocket.origins);
+    if (rc == 0 && *see && !(cfg->websocket.see_other_uri = save(b, see)))
+        rc = -1;
+    if (rc == 0 && *url && !(cfg->websocket.public_url = save(b, url)))
+        rc = -1;
+    cfg_values_clear(&v);
+    return rc;
+}
+
 static int load_sections(builder_t *b, const cfg_node_t *root)
 {
     tern_config_t *cfg = b->cfg;
@@ -638,6 +793,8 @@ static int load_sections(builder_t *b, const cfg_node_t *root)
     if (bad)
         return fail(b, cfg_map_get(c2s, "resource_conflict"),
                     "section 'c2s': option 'resource_conflict' must be kick_old or refuse");
+    if (load_http(b, root) < 0)
+        return -1;
     return load_s2s(b, root);
 }
 
@@ -754,7 +911,8 @@ static int load_listener(builder_t *b, const cfg_node_t *n, cfg_listener_t *l, a
     if (get_str(b, n, "type", "listener type", &type) < 0)
         return -1;
     if (!*type)
-        return fail(b, n, "listener needs a type (c2s, c2s_tls, s2s, s2s_tls or component)");
+        return fail(b, n,
+                    "listener needs a type (c2s, c2s_tls, s2s, s2s_tls, component, http or https)");
     if (strcmp(type, "c2s") == 0) {
         l->kind = LISTEN_C2S;
         l->port = DEFAULT_C2S_PORT;
@@ -770,9 +928,16 @@ static int load_listener(builder_t *b, const cfg_node_t *n, cfg_listener_t *l, a
     } else if (strcmp(type, "s2s_tls") == 0) {
         l->kind = LISTEN_S2S_TLS;
         l->port = DEFAULT_S2S_TLS_PORT;
+    } else if (strcmp(type, "http") == 0) {
+        l->kind = LISTEN_HTTP;
+        l->port = DEFAULT_HTTP_PORT;
+    } else if (strcmp(type, "https") == 0) {
+        l->kind = LISTEN_HTTPS;
+        l->port = DEFAULT_HTTPS_PORT;
     } else {
         return fail(b, cfg_map_get(n, "type"),
-                    "listener type '%s' is unknown (c2s, c2s_tls, s2s, s2s_tls or component)",
+                    "listener type '%s' is unknown (c2s, c2s_tls, s2s, s2s_tls, component, http or "
+                    "https)",
                     type);
     }
     l->address = "::";
@@ -1034,9 +1199,10 @@ static int load_components(builder_t *b, const cfg_node_t *root)
 static int build(builder_t *b)
 {
     static const char *const top[] = {
-        "log_level", "log_file",   "state_dir", "storage", "module_path", "admin_socket",
-        "admins",    "tls",        "listeners", "limits",  "c2s",         "modules",
-        "hosts",     "components", "services",  "dns",     "s2s",         NULL,
+        "log_level",    "log_file", "state_dir", "storage",    "module_path",
+        "admin_socket", "admins",   "tls",       "listeners",  "limits",
+        "c2s",          "modules",  "hosts",     "components", "services",
+        "dns",          "s2s",      "http",      "websocket",  NULL,
     };
     const cfg_node_t *root = b->cfg->root;
     if (is_null(root))
@@ -1115,6 +1281,10 @@ const char *cfg_listen_kind_name(cfg_listen_kind_t kind)
         return "s2s";
     case LISTEN_S2S_TLS:
         return "s2s_tls";
+    case LISTEN_HTTP:
+        return "http";
+    case LISTEN_HTTPS:
+        return "https";
     }
     return "?";
 }

@@ -100,6 +100,8 @@ typedef enum {
     LISTEN_COMPONENT,
     LISTEN_S2S,     /* servers, STARTTLS (default port 5269) */
     LISTEN_S2S_TLS, /* servers, direct TLS with ALPN xmpp-server (XEP-0368; 5270) */
+    LISTEN_HTTP,    /* HTTP/1.1: WebSocket, host-meta, module paths (5280) */
+    LISTEN_HTTPS,   /* the same over TLS with the server's certificates (5281) */
 } cfg_listen_kind_t;
 
 /* The listener type as written in the configuration ("c2s", ...). */
@@ -203,6 +205,27 @@ typedef struct tern_config {
         const char *ca_file;          /* trust store for peers; NULL = the system's */
         const char *dialback_secret;  /* NULL = random per start */
     } s2s;
+
+    /* http: the HTTP/1.1 server of the http and https listeners */
+    struct {
+        long long max_header_size;    /* request line and headers, default 8 KiB */
+        long long max_body_size;      /* buffered request body, default 1 MiB */
+        long long request_timeout_ms; /* a request must arrive whole within, default 10 s */
+        long long idle_timeout_ms;    /* keep-alive connection without a request, default 60 s */
+        long long max_requests_per_connection; /* default 100 */
+        long long requests_per_second;         /* per client address, 0 = no limit */
+        const char **trusted_proxies;          /* NULL-terminated IP addresses */
+    } http;
+
+    /* websocket: XMPP over WebSocket (RFC 7395) at /xmpp-websocket */
+    struct {
+        int enabled;                /* default true (on the http/https listeners) */
+        const char **origins;       /* NULL-terminated; empty = any Origin */
+        int allow_insecure;         /* ws:// on loopback/trusted proxy counts as secure */
+        const char *see_other_uri;  /* NULL = none; else every client is sent there */
+        const char *public_url;     /* NULL = wss://HOST:PORT/xmpp-websocket */
+        long long max_message_size; /* one WebSocket message, default max_stanza_size */
+    } websocket;
     void *mem; /* owner */
 } tern_config_t;
 

@@ -35,6 +35,8 @@
 #include "stream/c2s.h"
 #include "stream/component.h"
 #include "stream/s2s.h"
+#include "http/http.h"
+#include "route/host.h"
 
 #define LISTEN_BACKLOG      1024
 #define ACCEPT_RETRY_MS     1000
@@ -44,6 +46,8 @@ typedef struct listener {
     struct listener *next;
     struct evconnlistener *evl;
     cfg_listen_kind_t kind;
+    int port;
+    struct event_base *base;
 } listener_t;
 
 static listener_t *listeners;
@@ -119,6 +123,19 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     case LISTEN_S2S_TLS:
         s2s_accept(fd, peer, 1);
         break;
+    case LISTEN_HTTP:
+        http_accept(l->base, fd, peer, NULL, l->port);
+        break;
+    case LISTEN_HTTPS: {
+        SSL *ssl = server.tls ? tls_server_ssl(server.tls, "http/1.1") : NULL;
+        if (!ssl) {
+            log_info("https %s: no TLS certificate: connection refused", peer);
+            evutil_closesocket(fd);
+            break;
+        }
+        http_accept(l->base, fd, peer, ssl, l->port);
+        break;
+    }
     }
 }
 
@@ -268,6 +285,8 @@ int listeners_start(struct event_base *base, const tern_config_t *cfg)
             return -1;
         }
         l->kind = cl->kind;
+        l->port = cl->port;
+        l->base = base;
         /* Backlog 0: the socket already listens; -1 would make libevent
          * listen() again with its own backlog of 128. */
         l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);

@@ -28,6 +28,7 @@
 #include "stream/s2s.h"
 #include "xml/xml_stream.h"
 #include "xmpp/conn.h"
+#include "core/web.h"
 
 static void usage(FILE *f)
 {
@@ -229,7 +230,7 @@ static int run(const char *path)
         const conn_input_hooks_t batching = {batch_begin, batch_flush, batch_end};
         conn_set_input_hooks(&batching);
     }
-    if (listeners_start(server.base, server.cfg) < 0)
+    if (web_start() < 0 || listeners_start(server.base, server.cfg) < 0)
         goto out;
     if (admin_start(server.base, server.cfg->admin_socket, &why) < 0) {
         log_error("admin socket %s: %s", server.cfg->admin_socket, why);
@@ -249,6 +250,7 @@ static int run(const char *path)
 out:
     admin_stop();
     listeners_stop();
+    web_stop();
     s2s_stop();
     for (int i = 0; i < 4; i++)
         if (signals[i])

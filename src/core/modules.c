@@ -18,6 +18,7 @@
 #include "route/router.h"
 #include "route/domains.h"
 #include "route/sessions.h"
+#include "core/web.h"
 
 static host_t **host_list; /* served hosts */
 static size_t n_hosts;
@@ -171,6 +172,7 @@ void module_unload(tern_module_ctx_t *m)
     if (m->loaded && m->desc->unload)
         m->desc->unload(m);
     hooks_remove_owner(m->host->hooks, m);
+    web_module_unload(m);
     module_api_release(m);
     disco_item_t **p = &m->host->disco;
     while (*p) {

@@ -22,6 +22,7 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
+#include "core/web.h"
 #include "stream/s2s.h"
 
 /* The host a service domain without a certificate of its own borrows one
@@ -102,6 +103,7 @@ int server_check_config(const tern_config_t *cfg, cfg_error_t *err)
 void server_apply_settings(const tern_config_t *cfg)
 {
     flow_set_stall_ms(cfg->slow_reader_timeout_ms);
+    web_apply_settings(cfg);
 }
 
 static int same_servers(const tern_config_t *a, const tern_config_t *b)
@@ -198,6 +200,7 @@ void server_stop(void)
     tern_event_t ev = {0};
     hosts_fire_all("server/stopping", &ev);
     conn_close_all("system-shutdown");
+    web_close_connections();
     /* Give streams up to two seconds to flush their goodbyes. */
     struct event *poll = event_new(server.base, -1, EV_PERSIST, stop_poll, NULL);
     struct timeval tv = {0, 50000};

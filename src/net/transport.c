@@ -909,3 +909,10 @@ struct event_base *transport_base(const transport_t *t)
 {
     return t->base;
 }
+
+void transport_set_owner(transport_t *t, const char *kind, const transport_ops_t *ops, void *ctx)
+{
+    t->kind = kind;
+    t->ops = ops;
+    t->ctx = ctx;
+}

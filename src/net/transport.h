@@ -164,6 +164,11 @@ SSL *transport_ssl(const transport_t *t);
  * handshake finished or failed (TLS_VERIFY_PENDING before). */
 tls_verify_t transport_tls_verify(const transport_t *t);
 
+/* Hand the transport to another framing (an HTTP connection upgraded to
+ * WebSocket): its callbacks go to `ops` and `ctx` from now on, and `kind`
+ * (static) names it in logs.  The old owner is not called again. */
+void transport_set_owner(transport_t *t, const char *kind, const transport_ops_t *ops, void *ctx);
+
 /* The event base, for the framing's own timers. */
 struct event_base *transport_base(const transport_t *t);
 /* Transports that read or wrote in the last second (the warm list). */

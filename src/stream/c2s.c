@@ -32,6 +32,7 @@
 #include "route/sessions.h"
 #include "xmpp/conn.h"
 #include "xmpp/flow.h"
+#include "xmpp/websocket.h"
 #include "stream/limits.h"
 #include "stream/sasl.h"
 #include "xmpp/stanza.h"
@@ -69,11 +70,17 @@ static void send_header(conn_t *c)
     c2s_t *s = c->data;
     stream_id_new(s->stream_id);
     char buf[512];
-    snprintf(buf, sizeof(buf),
-             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-             "xmlns:stream='" NS_STREAM "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
-             s->stream_id, s->host ? " from='" : "", s->host ? s->host->name : "",
-             s->host ? "'" : "");
+    if (conn_framed(c)) /* RFC 7395 §3.3.2 */
+        snprintf(buf, sizeof(buf),
+                 "<open xmlns='" NS_FRAMING "' id='%s'%s%s%s version='1.0' xml:lang='en'/>",
+                 s->stream_id, s->host ? " from='" : "", s->host ? s->host->name : "",
+                 s->host ? "'" : "");
+    else
+        snprintf(buf, sizeof(buf),
+                 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='" NS_STREAM "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
+                 s->stream_id, s->host ? " from='" : "", s->host ? s->host->name : "",
+                 s->host ? "'" : "");
     conn_write_str(c, buf);
     c->header_sent = 1;
 }
@@ -118,9 +125,11 @@ static void send_features(c2s_t *s)
     struct evbuffer *out = evbuffer_new();
     if (!out)
         return;
-    evbuffer_add_printf(out, "<stream:features>");
+    /* Over WebSocket each element stands alone: the prefix is declared. */
+    evbuffer_add_printf(out, conn_framed(c) ? "<stream:features xmlns:stream='" NS_STREAM "'>"
+                                            : "<stream:features>");
     if (s->state == C2S_NEW) {
-        if (!s->tls && server.tls)
+        if (!s->tls && server.tls && !conn_framed(c))
             evbuffer_add_printf(out, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
                                 server.cfg->require_encryption ? "<required/>" : "");
         if (s->tls || !server.cfg->require_encryption) {
@@ -165,8 +174,25 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
         else if (strcmp(attrs[i], "version") == 0)
             version = attrs[i + 1];
     }
-    if (!name || strcmp(name, "stream") != 0 || !ns || strcmp(ns, NS_STREAM) != 0) {
+    int framed = conn_framed(c);
+    if (!name || strcmp(name, framed ? "open" : "stream") != 0 || !ns ||
+        strcmp(ns, framed ? NS_FRAMING : NS_STREAM) != 0) {
         conn_stream_error(c, "invalid-namespace", NULL);
+        return;
+    }
+    const char *see_other = server.cfg->websocket.see_other_uri;
+    if (framed && see_other) { /* RFC 7395 §3.6.1: elsewhere, before anything else */
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            evbuffer_add_printf(b, "<close xmlns='" NS_FRAMING "' see-other-uri='");
+            xml_escape(see_other, strlen(see_other), b);
+            evbuffer_add_printf(b, "'/>");
+            size_t len = evbuffer_get_length(b);
+            conn_write(c, (const char *)evbuffer_pullup(b, -1), len);
+            evbuffer_free(b);
+        }
+        log_info("c2s %s: sent to %s", c->peer, see_other);
+        conn_close(c);
         return;
     }
     if (!to && conn_ssl(c))
@@ -194,17 +220,23 @@ static void on_open(conn_t *c, const char *name, const char *ns, const char **at
     send_features(s);
 }
 
+/* One write: over WebSocket every write is one message. */
 static void sasl_reply(c2s_t *s, const char *element, const char *b64)
 {
-    char head[128];
-    snprintf(head, sizeof(head), "<%s xmlns='" NS_SASL "'>", element);
-    conn_write_str(s->conn, head);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        conn_stream_error(s->conn, "internal-server-error", NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "<%s xmlns='" NS_SASL "'>", element);
     if (b64 && *b64)
-        conn_write_str(s->conn, b64);
+        evbuffer_add(b, b64, strlen(b64));
     else if (strcmp(element, "success") == 0 && b64)
-        conn_write_str(s->conn, "=");
-    snprintf(head, sizeof(head), "</%s>", element);
-    conn_write_str(s->conn, head);
+        evbuffer_add(b, "=", 1);
+    evbuffer_add_printf(b, "</%s>", element);
+    size_t len = evbuffer_get_length(b);
+    conn_write(s->conn, (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
 }
 
 /* <failure/> with an RFC 6120 §6.5 condition and, if `text` (XML-safe,
@@ -351,6 +383,11 @@ static void handle_sasl(c2s_t *s, tern_xml_t *el)
 
 static void handle_starttls(c2s_t *s)
 {
+    if (conn_framed(s->conn)) { /* never offered over WebSocket */
+        conn_write_str(s->conn, "<failure xmlns='" NS_TLS "'/>");
+        conn_close(s->conn);
+        return;
+    }
     if (s->tls || !server.tls) {
         conn_write_str(s->conn, "<failure xmlns='" NS_TLS "'/></stream:stream>");
         conn_close(s->conn);
@@ -788,7 +825,34 @@ static const conn_ops_t c2s_ops = {.kind = "c2s",
                                    .send_header = send_header,
                                    .on_free = on_free};
 
-void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
+/* What every client stream needs once its conn exists: the session's
+ * link and address, the per-address count and the timers. */
+static void c2s_started(c2s_t *s, const char *peer)
+{
+    s->session->link.conn = s->conn;
+    /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (peer[0] == '[' && n >= 2) {
+        peer++;
+        n -= 2;
+    }
+    snprintf(s->session->peer_ip, sizeof(s->session->peer_ip), "%.*s", (int)n, peer);
+    long long max_ip = server.cfg->max_connections_per_ip;
+    if (limits_ip_take(s->session->peer_ip, max_ip) == 0)
+        s->ip_counted = max_ip > 0;
+    else
+        s->ip_refused = 1;
+    s->rate_timer = evtimer_new(server.base, rate_over, s);
+    s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
+    s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
+    long long ms = server.cfg->handshake_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (s->handshake_timer && ms > 0)
+        evtimer_add(s->handshake_timer, &tv);
+}
+
+static c2s_t *c2s_alloc(void)
 {
     c2s_t *s = calloc(1, sizeof(*s));
     session_link_t link = {.deliver = deliver,
@@ -799,6 +863,43 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
                            .release = release_session_input};
     if (!s || !(s->session = sessions_new(NULL, &link, NULL))) {
         free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct transport *c2s_accept_websocket(struct transport *t, const char *peer, int secure,
+                                       const char *client, struct evbuffer *rest)
+{
+    c2s_t *s = c2s_alloc();
+    if (!s)
+        return t;
+    s->tls = secure;
+    xml_stream_limits_t limits = {
+        .max_stanza_bytes = (size_t)server.cfg->max_stanza_size, .max_depth = 64, .max_attrs = 64};
+    s->conn =
+        ws_conn_new(server.base, t, peer, &c2s_ops, s, &limits, server.cfg->c2s_idle_timeout_ms,
+                    (size_t)server.cfg->websocket.max_message_size, rest);
+    if (!s->conn) {
+        sessions_end(&s->session);
+        free(s);
+        return t;
+    }
+    /* The client's address: the peer, or the one a trusted proxy named. */
+    char addr[80];
+    if (client && strchr(client, ':'))
+        snprintf(addr, sizeof(addr), "[%s]:0", client);
+    else
+        snprintf(addr, sizeof(addr), "%s:0", client ? client : peer);
+    c2s_started(s, client ? addr : peer);
+    log_info("c2s %s: new WebSocket connection (%s)", peer, secure ? "secure" : "plain");
+    return NULL;
+}
+
+void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
+{
+    c2s_t *s = c2s_alloc();
+    if (!s) {
         evutil_closesocket(fd);
         return;
     }
@@ -821,26 +922,6 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls)
         free(s);
         return;
     }
-    s->session->link.conn = s->conn;
-    /* "1.2.3.4:5678" / "[2001:db8::1]:5678" -> the address alone */
-    const char *colon = strrchr(peer, ':');
-    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
-    if (peer[0] == '[' && n >= 2) {
-        peer++;
-        n -= 2;
-    }
-    snprintf(s->session->peer_ip, sizeof(s->session->peer_ip), "%.*s", (int)n, peer);
-    long long max_ip = server.cfg->max_connections_per_ip;
-    if (limits_ip_take(s->session->peer_ip, max_ip) == 0)
-        s->ip_counted = max_ip > 0;
-    else
-        s->ip_refused = 1;
-    s->rate_timer = evtimer_new(server.base, rate_over, s);
-    s->failure_timer = evtimer_new(server.base, failure_timer_cb, s);
-    s->handshake_timer = evtimer_new(server.base, handshake_timeout, s);
-    long long ms = server.cfg->handshake_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (s->handshake_timer && ms > 0)
-        evtimer_add(s->handshake_timer, &tv);
+    c2s_started(s, peer);
     log_info("c2s %s: new %s connection", peer, direct_tls ? "direct TLS" : "plain");
 }

@@ -22,4 +22,15 @@ void c2s_accept(evutil_socket_t fd, const char *peer, int direct_tls);
  * (nothing changed). */
 int c2s_resume(tern_session_t *stream, tern_session_t *target);
 
+struct transport;
+struct evbuffer;
+/* Take a transport whose HTTP request was upgraded to WebSocket (the 101
+ * answer queued) for an RFC 7395 client stream.  `secure`: counts as
+ * encrypted (wss, or a trusted proxy / loopback when allowed); `client`:
+ * the client's address when a proxy named it, else NULL; `rest`: bytes
+ * after the request (taken).  NULL when taken, else `t` back (failure:
+ * the caller destroys it). */
+struct transport *c2s_accept_websocket(struct transport *t, const char *peer, int secure,
+                                       const char *client, struct evbuffer *rest);
+
 #endif

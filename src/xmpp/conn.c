@@ -209,6 +209,8 @@ static void free_conn(conn_t *c)
         event_free(c->drain_event);
     flow_free(c);
     xml_stream_free(&c->xs);
+    if (c->scratch)
+        evbuffer_free(c->scratch);
     free(c);
 }
 
@@ -234,7 +236,7 @@ static void tr_tls_ready(void *ctx)
         c->ops->on_secure(c);
 }
 
-static const transport_ops_t conn_transport_ops = {
+static const transport_ops_t conn_tr_ops = {
     .on_data = tr_data,
     .on_input_begin = tr_input_begin,
     .on_input_end = tr_input_end,
@@ -303,7 +305,7 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
         return NULL;
     }
     transport_params_t params = conn_params(c, idle_ms);
-    c->t = transport_new(base, fd, ssl, &params, &conn_transport_ops, c);
+    c->t = transport_new(base, fd, ssl, &params, &conn_tr_ops, c);
     if (!c->t) {
         free_conn(c);
         return NULL;
@@ -323,13 +325,42 @@ conn_t *conn_connect(struct event_base *base, const struct sockaddr *addr, int a
         return NULL;
     }
     transport_params_t params = conn_params(c, idle_ms);
-    c->t = transport_connect(base, addr, addrlen, ssl, &params, &conn_transport_ops, c);
+    c->t = transport_connect(base, addr, addrlen, ssl, &params, &conn_tr_ops, c);
     if (!c->t) {
         free_conn(c);
         return NULL;
     }
     conn_link(c);
     return c;
+}
+
+conn_t *conn_new_framed(struct event_base *base, struct transport *t, const char *peer,
+                        const conn_ops_t *ops, void *data, const xml_stream_limits_t *limits,
+                        const conn_framing_t *framing, void *framing_ctx)
+{
+    conn_t *c = conn_alloc(base, peer, ops, data, limits);
+    if (!c)
+        return NULL;
+    if (!(c->scratch = evbuffer_new())) {
+        free_conn(c);
+        return NULL;
+    }
+    c->t = t;
+    c->framing = framing;
+    c->framing_ctx = framing_ctx;
+    c->stream_ns = NULL; /* no stream around: every element carries its xmlns */
+    conn_link(c);
+    return c;
+}
+
+const transport_ops_t *conn_transport_ops(void)
+{
+    return &conn_tr_ops;
+}
+
+int conn_framed(const conn_t *c)
+{
+    return c->framing != NULL;
 }
 
 tls_verify_t conn_tls_verify(const conn_t *c)
@@ -378,16 +409,51 @@ static int queue_output(conn_t *c)
     return 0;
 }
 
+/* Where an element is written: the transport's queue, or the scratch
+ * buffer that the framing layer takes whole. */
+static struct evbuffer *out_buf(conn_t *c)
+{
+    return c->framing ? c->scratch : transport_output(c->t);
+}
+
+/* Framed: hand the element in scratch to the framing layer.  0, or -1
+ * when `c` was dropped. */
+static int frame_out(conn_t *c)
+{
+    if (!c->framing || evbuffer_get_length(c->scratch) == 0)
+        return 0;
+    if (c->framing->send(c->framing_ctx, c->scratch) < 0) {
+        evbuffer_drain(c->scratch, evbuffer_get_length(c->scratch));
+        conn_destroy(c);
+        return -1;
+    }
+    return 0;
+}
+
+static int all_space(const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n')
+            return 0;
+    return 1;
+}
+
 void conn_write(conn_t *c, const char *data, size_t len)
 {
     if (transport_dying(c->t))
         return;
+    if (c->framing && all_space(data, len)) { /* a keepalive: no such thing between messages */
+        if (c->framing->ping)
+            c->framing->ping(c->framing_ctx);
+        return;
+    }
     before_output(c);
-    if (evbuffer_add(transport_output(c->t), data, len) < 0) {
+    if (evbuffer_add(out_buf(c), data, len) < 0) {
         conn_destroy(c);
         return;
     }
-    queue_output(c);
+    if (frame_out(c) == 0)
+        queue_output(c);
 }
 
 void conn_write_str(conn_t *c, const char *s)
@@ -399,12 +465,12 @@ void conn_write_str(conn_t *c, const char *s)
 static int serialize_into(conn_t *c, const tern_xml_t *node)
 {
     /* A stanza that fails half-way cannot be taken back from the stream. */
-    if (xml_serialize(node, c->stream_ns, transport_output(c->t)) < 0) {
+    if (xml_serialize(node, c->stream_ns, out_buf(c)) < 0) {
         log_info("%s %s: out of memory while sending: closing", c->ops->kind, c->peer);
         conn_destroy(c);
         return -1;
     }
-    return 0;
+    return frame_out(c);
 }
 
 int conn_serialize(conn_t *c, const tern_xml_t *node)
@@ -496,15 +562,31 @@ void conn_stream_error(conn_t *c, const char *condition, const char *text)
     snprintf(c->ended_with, sizeof(c->ended_with), "%s", condition);
     if (!c->header_sent && c->ops->send_header)
         c->ops->send_header(c);
-    struct evbuffer *out = transport_output(c->t);
-    evbuffer_add_printf(out, "<stream:error><%s xmlns='%s'/>", condition, NS_STREAMS);
+    if (c->closing || transport_dying(c->t))
+        return;
+    struct evbuffer *out = out_buf(c);
+    if (c->framing) /* a message of its own: the prefix is declared in it */
+        evbuffer_add_printf(out, "<stream:error xmlns:stream='%s'>", NS_STREAM);
+    else
+        evbuffer_add_printf(out, "<stream:error>");
+    evbuffer_add_printf(out, "<%s xmlns='%s'/>", condition, NS_STREAMS);
     if (text && *text) {
         evbuffer_add_printf(out, "<text xmlns='%s' xml:lang='en'>", NS_STREAMS);
         xml_escape(text, strlen(text), out);
         evbuffer_add_printf(out, "</text>");
     }
-    evbuffer_add_printf(out, "</stream:error></stream:stream>");
-    transport_close(c->t); /* stop reading; free once the output is flushed */
+    if (!c->framing) {
+        evbuffer_add_printf(out, "</stream:error></stream:stream>");
+        transport_close(c->t); /* stop reading; free once the output is flushed */
+        return;
+    }
+    evbuffer_add_printf(out, "</stream:error>");
+    if (frame_out(c) < 0)
+        return;
+    evbuffer_add_printf(out, "<close xmlns='%s'/>", NS_FRAMING);
+    if (frame_out(c) < 0)
+        return;
+    c->framing->close(c->framing_ctx);
 }
 
 void conn_close(conn_t *c)
@@ -512,6 +594,13 @@ void conn_close(conn_t *c)
     if (c->closing)
         return;
     snprintf(c->ended_with, sizeof(c->ended_with), "close");
+    if (c->framing) {
+        if (c->header_sent)
+            conn_write_str(c, "<close xmlns='" NS_FRAMING "'/>");
+        if (!c->closing && !transport_dying(c->t))
+            c->framing->close(c->framing_ctx);
+        return;
+    }
     if (c->header_sent)
         conn_write_str(c, "</stream:stream>");
     transport_close(c->t);

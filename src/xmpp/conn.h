@@ -71,7 +71,31 @@ struct conn {
     struct deferred_stanza *deferred, *deferred_tail;
     int close_deferred;        /* the peer's </stream:stream> came after them */
     struct event *drain_event; /* hands the waiting stanzas on from the loop */
+    /* RFC 7395: a layer frames each element itself (conn_new_framed()). */
+    const struct conn_framing *framing;
+    void *framing_ctx;
+    struct evbuffer *scratch; /* one element, before the framing takes it */
 };
+
+/* A framing layer between the transport and the XMPP stream (WebSocket,
+ * RFC 7395).  The stream then writes no prolog, no <stream:stream> and no
+ * </stream:stream>: the stream role writes <open/> and conn writes
+ * <close/> (NS_FRAMING), every element goes out on its own through
+ * send(), stanzas carry their xmlns, and whitespace keepalives become
+ * ping().  The layer feeds the unwrapped input to conn_feed() (an <open/>
+ * as the start tag of a document, <close/> as its end tag). */
+typedef struct conn_framing {
+    /* Frame the element in `msg` (and empty `msg`) into the transport's
+     * output queue.  0, or -1 on failure (the connection is dropped). */
+    int (*send)(void *ctx, struct evbuffer *msg);
+    /* Keepalive (instead of a whitespace); NULL = none. */
+    void (*ping)(void *ctx);
+    /* The stream ended: end the framing (a close frame), then the
+     * transport (transport_close()). */
+    void (*close)(void *ctx);
+} conn_framing_t;
+
+#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
 
 /* Wrap an accepted, non-blocking socket (the listener accepts it so).  `ssl` non-NULL = direct TLS
  * (handshake first).  NULL on failure. */
@@ -88,6 +112,16 @@ conn_t *conn_new(struct event_base *base, evutil_socket_t fd, const char *peer,
 conn_t *conn_connect(struct event_base *base, const struct sockaddr *addr, int addrlen,
                      const char *peer, const conn_ops_t *ops, void *data, SSL *ssl,
                      const xml_stream_limits_t *limits, long long idle_ms);
+/* An XMPP stream on a transport that a framing layer owns (the layer
+ * forwards the transport's callbacks to conn_transport_ops() with the
+ * conn as context).  NULL on failure (the transport is left alone). */
+conn_t *conn_new_framed(struct event_base *base, struct transport *t, const char *peer,
+                        const conn_ops_t *ops, void *data, const xml_stream_limits_t *limits,
+                        const conn_framing_t *framing, void *framing_ctx);
+/* The transport callbacks of a conn, for a framing layer to forward. */
+const struct transport_ops *conn_transport_ops(void);
+/* Whether a framing layer frames this stream (RFC 7395). */
+int conn_framed(const conn_t *c);
 /* How the peer's certificate fared, on a connection with client-side TLS
  * (TLS_VERIFY_PENDING until the handshake ends). */
 tls_verify_t conn_tls_verify(const conn_t *c);

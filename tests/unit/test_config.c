@@ -445,6 +445,39 @@ static void test_defaults(void)
     config_free(&cfg);
 }
 
+static void test_http(void)
+{
+    cfg_error_t err;
+    tern_config_t *cfg = load("hosts:\n  a.test:\n"
+                              "listeners:\n"
+                              "  - { type: http, address: 127.0.0.1 }\n"
+                              "  - { type: https, address: \"::\" }\n"
+                              "http:\n"
+                              "  max_body_size: 2M\n"
+                              "  trusted_proxies: [127.0.0.1, \"::1\"]\n"
+                              "websocket:\n"
+                              "  origins: https://chat.a.test\n"
+                              "  see_other_uri: wss://b.test/xmpp-websocket\n",
+                              &err);
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "load failed: %s\n", err.text);
+        return;
+    }
+    CHECK(cfg->listeners[0].kind == LISTEN_HTTP && cfg->listeners[0].port == 5280);
+    CHECK(cfg->listeners[1].kind == LISTEN_HTTPS && cfg->listeners[1].port == 5281);
+    CHECK_STR(cfg_listen_kind_name(LISTEN_HTTPS), "https");
+    CHECK(cfg->http.max_body_size == 2 * 1024 * 1024 && cfg->http.max_header_size == 8192);
+    CHECK(cfg->http.request_timeout_ms == 10000 && cfg->http.max_requests_per_connection == 100);
+    CHECK_STR(cfg->http.trusted_proxies[1], "::1");
+    CHECK(cfg->http.trusted_proxies[2] == NULL);
+    CHECK(cfg->websocket.enabled && !cfg->websocket.allow_insecure);
+    CHECK_STR(cfg->websocket.origins[0], "https://chat.a.test");
+    CHECK_STR(cfg->websocket.see_other_uri, "wss://b.test/xmpp-websocket");
+    CHECK(cfg->websocket.public_url == NULL);
+    config_free(&cfg);
+}
+
 static void test_s2s(void)
 {
     cfg_error_t err;
@@ -760,9 +793,18 @@ static void test_errors(void)
     EXPECT_ERR("listeners:\n  - { type: c2s, port: -5 }\n",
                ":2: listener port '-5' must be a number from 1 to 65535");
     EXPECT_ERR("listeners:\n  - { type: s2x }\n",
-               ":2: listener type 's2x' is unknown (c2s, c2s_tls, s2s, s2s_tls or component)");
+               ":2: listener type 's2x' is unknown (c2s, c2s_tls, s2s, s2s_tls, component, http or "
+               "https)");
     EXPECT_ERR("listeners:\n  - { port: 5222 }\n",
-               ":2: listener needs a type (c2s, c2s_tls, s2s, s2s_tls or component)");
+               ":2: listener needs a type (c2s, c2s_tls, s2s, s2s_tls, component, http or https)");
+    EXPECT_ERR(
+        "http:\n  trusted_proxies: [10.0.0.1, proxy.example]\n",
+        ":2: section 'http': option 'trusted_proxies': 'proxy.example' is not an IP address");
+    EXPECT_ERR("http:\n  max_header_size: 100\n",
+               ":2: section 'http': option 'max_header_size' must be between 1K and 1M");
+    EXPECT_ERR("websocket:\n  origin: x\n", ":2: section 'websocket': unknown option 'origin' "
+                                            "(known: enabled, origins, allow_insecure, "
+                                            "see_other_uri, public_url, max_message_size)");
     EXPECT_ERR("s2s:\n  connect_timeout: 1ms\n",
                ":2: section 's2s': option 'connect_timeout' must be between 500ms and 10m");
     EXPECT_ERR("s2s:\n  dialback_only: [\"a..b\"]\n",
@@ -985,6 +1027,7 @@ int main(int argc, char **argv)
     test_defaults();
     test_full();
     test_s2s();
+    test_http();
     test_services();
     test_dns();
     test_relative_path();
