@@ -100,6 +100,9 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
     feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
     feature(q, r->cfg.nonanonymous ? "muc_nonanonymous" : "muc_semianonymous");
     feature(q, r->cfg.persistent ? "muc_persistent" : "muc_temporary");
+    feature(q, NS_SID);
+    feature(q, NS_OCCUPANT_ID);
+    feature(q, NS_SELF_PING);
     tern_xml_t *x = tern_xml_add_child(q, "x", NS_DATA);
     if (x) {
         char buf[32];

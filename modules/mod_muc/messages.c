@@ -194,7 +194,9 @@ static void groupchat(muc_t *mu, tern_event_t *ev, muc_room_t *r)
     tern_xml_t *msg = as_room(r, o, ev->stanza);
     if (!msg)
         return;
-    /* The watchers (archive, ids) see it before anyone gets it. */
+    char sid[MUC_ID_LEN];
+    ids_stamp_message(r, o->bare, msg, sid);
+    /* The watchers (archive) see it before anyone gets it. */
     for (size_t i = 0; i < mu->n_watchers; i++)
         mu->watchers[i].fn(mu->watchers[i].who, r->jid, o->nick, o->bare, msg, mu->watchers[i].arg);
     if (body)

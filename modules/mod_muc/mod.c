@@ -200,6 +200,11 @@ static int load(tern_module_ctx_t *m)
         return -1;
     }
     mu->store = tern_store(m, "rooms", TERN_STORE_MAP);
+    if (ids_load_secret(mu) != 0) {
+        tern_log(m, TERN_LOG_ERROR, "muc: no random bytes for the occupant id secret");
+        unload(m);
+        return -1;
+    }
     if (tern_provide(m, TERN_MUC_SERVICE, &mu->api) != 0) {
         unload(m);
         return -1;
@@ -218,6 +223,7 @@ static int load(tern_module_ctx_t *m)
         tern_hook(m, "message/full", muc_on_private_message, 0) != 0 ||
         tern_hook(m, "message/host", on_host_message, 0) != 0 ||
         tern_hook(m, "server/stopping", on_stopping, 0) != 0 ||
+        tern_hook(m, "iq-get/full/" NS_PING ":ping", muc_on_self_ping, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_INFO ":query", muc_on_disco_info_host, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_ITEM ":query", muc_on_disco_items_host, 10) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_DISCO_INFO ":query", muc_on_disco_info_room, 10) != 0 ||

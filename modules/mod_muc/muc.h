@@ -13,7 +13,9 @@
  *   owner.c      room configuration (muc#owner, muc#roomconfig), destroy;
  *   persist.c    persistent rooms in the module's map storage;
  *   disco.c      service and room discovery (disco#info, disco#items);
- *   forms.c      small XEP-0004 data form helpers.
+ *   forms.c      small XEP-0004 data form helpers;
+ *   ids.c        stanza ids (XEP-0359) and occupant ids (XEP-0421);
+ *   selfping.c   self-ping (XEP-0410).
  * Rooms live in memory; persistent ones are also written to the store and
  * read back at load.  Nothing here touches sockets or the core's internals.
  */
@@ -38,6 +40,12 @@
 #define NS_DELAY      "urn:xmpp:delay"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEM "http://jabber.org/protocol/disco#items"
+
+/* ids.c, selfping.c */
+#define NS_SID         "urn:xmpp:sid:0"
+#define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
+#define NS_PING        "urn:xmpp:ping"
+#define NS_SELF_PING   "http://jabber.org/protocol/muc#self-ping-optimization"
 
 /* XEP-0045 §5.2: affiliations, ordered so that a higher value has more rights. */
 enum { AFF_OUTCAST = -1, AFF_NONE = 0, AFF_MEMBER = 1, AFF_ADMIN = 2, AFF_OWNER = 3 };
@@ -115,6 +123,7 @@ struct muc {
     muc_config_t defaults;
     long max_rooms_per_user, max_occupants;
     int admins_are_owners;
+    unsigned char secret[32]; /* occupant ids (ids.c) */
 };
 
 /* A growable array of borrowed strings (recipients of a fan-out). */
@@ -215,6 +224,26 @@ int muc_on_disco_info_host(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_items_host(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_items_room(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* ids.c */
+#define MUC_ID_LEN  32 /* a stanza id and its NUL */
+#define MUC_OID_LEN 48 /* an occupant id (base64 of 32 bytes) and its NUL */
+/* Read the service's secret, or make and keep one.  0, or -1. */
+int ids_load_secret(muc_t *mu);
+/* A new unique stanza id (22 characters of base64url).  0, or -1. */
+int ids_new_stanza_id(char out[MUC_ID_LEN]);
+/* The occupant id of `bare` in `room` (XEP-0421).  0, or -1. */
+int ids_occupant_id(const muc_t *mu, const char *room, const char *bare, char out[MUC_OID_LEN]);
+/* Replace any <occupant-id/> of `st` with that of `bare` in r. */
+void ids_add_occupant_id(const muc_room_t *r, const char *bare, tern_xml_t *st);
+/* A groupchat message as the room sends it: drop forged ids, add the
+ * sender's occupant id and a new <stanza-id by=room/>, its id in id_out.
+ * 0, or -1 (no stanza id). */
+int ids_stamp_message(const muc_room_t *r, const char *bare, tern_xml_t *msg,
+                      char id_out[MUC_ID_LEN]);
+
+/* selfping.c */
+int muc_on_self_ping(tern_module_ctx_t *m, tern_event_t *ev);
 
 /* forms.c */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,
