@@ -224,6 +224,8 @@ static int load(tern_module_ctx_t *m)
         tern_hook(m, "message/host", on_host_message, 0) != 0 ||
         tern_hook(m, "server/stopping", on_stopping, 0) != 0 ||
         tern_hook(m, "iq-get/full/" NS_PING ":ping", muc_on_self_ping, 10) != 0 ||
+        tern_hook(m, "iq-set/bare/" NS_MODERATE1 ":moderate", muc_on_moderate, 0) != 0 ||
+        tern_hook(m, "iq-set/bare/urn:xmpp:fasten:0:apply-to", muc_on_moderate_fasten, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_INFO ":query", muc_on_disco_info_host, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_ITEM ":query", muc_on_disco_items_host, 10) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_DISCO_INFO ":query", muc_on_disco_info_room, 10) != 0 ||

@@ -15,7 +15,8 @@
  *   disco.c      service and room discovery (disco#info, disco#items);
  *   forms.c      small XEP-0004 data form helpers;
  *   ids.c        stanza ids (XEP-0359) and occupant ids (XEP-0421);
- *   selfping.c   self-ping (XEP-0410).
+ *   selfping.c   self-ping (XEP-0410);
+ *   moderate.c   moderation of messages (XEP-0425).
  * Rooms live in memory; persistent ones are also written to the store and
  * read back at load.  Nothing here touches sockets or the core's internals.
  */
@@ -244,6 +245,12 @@ int ids_stamp_message(const muc_room_t *r, const char *bare, tern_xml_t *msg,
 
 /* selfping.c */
 int muc_on_self_ping(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* moderate.c */
+#define NS_MODERATE0 "urn:xmpp:message-moderate:0"
+#define NS_MODERATE1 "urn:xmpp:message-moderate:1"
+int muc_on_moderate(tern_module_ctx_t *m, tern_event_t *ev);
+int muc_on_moderate_fasten(tern_module_ctx_t *m, tern_event_t *ev);
 
 /* forms.c */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,

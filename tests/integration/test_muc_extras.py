@@ -145,3 +145,80 @@ class MucSelfPingTests(MucCase):
         self.assertEqual(oid(selfp), bob_id)
         self.say(alice, room, "after")
         self.assertNotEqual(sids(self.wait_body(alice, "after"))[0].get("id"), before)
+
+
+NS_MOD0 = "urn:xmpp:message-moderate:0"
+NS_MOD1 = "urn:xmpp:message-moderate:1"
+NS_RETR1 = "urn:xmpp:message-retract:1"
+NS_FASTEN = "urn:xmpp:fasten:0"
+
+
+class MucModerationTests(MucCase):
+    def setup_room(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice")
+        self.join(bob, room, "Bob")
+        self.say(bob, room, "spam spam")
+        sid = sids(self.wait_body(bob, "spam spam"))[0].get("id")
+        self.wait_body(alice, "spam spam")
+        return room, rj, alice, bob, sid
+
+    def test_moderator_retracts_a_message_everyone_hears_and_history_keeps_a_tombstone(self):
+        room, rj, alice, bob, sid = self.setup_room()
+        # bob is a participant: forbidden, even for his own message.
+        r = bob.iq("<moderate xmlns='%s' id='%s'><retract xmlns='%s'/></moderate>"
+                   % (NS_MOD1, sid, NS_RETR1), to=rj, type_="set")
+        self.assertEqual(stanza_error(r), ("auth", "forbidden"))
+        # An id the room never gave: item-not-found.
+        r = alice.iq("<moderate xmlns='%s' id='nope'><retract xmlns='%s'/></moderate>"
+                     % (NS_MOD1, NS_RETR1), to=rj, type_="set")
+        self.assertEqual(stanza_error(r), ("cancel", "item-not-found"))
+        r = alice.iq("<moderate xmlns='%s' id='%s'><retract xmlns='%s'/><reason>Spam</reason>"
+                     "</moderate>" % (NS_MOD1, sid, NS_RETR1), to=rj, type_="set")
+        self.assertEqual(r.get("type"), "result", ET.tostring(r))
+        alice_oid = None
+        for c in (alice, bob):
+            m = c.wait_for(lambda e: e.find(q(NS_RETR1, "retract")) is not None)
+            self.assertEqual((m.get("from"), m.get("type")), (rj, "groupchat"))
+            rt = m.find(q(NS_RETR1, "retract"))
+            self.assertEqual(rt.get("id"), sid)
+            md = rt.find(q(NS_MOD1, "moderated"))
+            self.assertEqual(md.get("by"), rj + "/Alice")
+            alice_oid = md.find(q(NS_OID, "occupant-id")).get("id")
+            self.assertEqual(rt.find(q(NS_RETR1, "reason")).text, "Spam")
+            # XEP-0424 fallback for clients that know nothing of it.
+            self.assertTrue(body(m))
+            self.assertEqual(m.find(q("urn:xmpp:fallback:0", "fallback")).get("for"), NS_RETR1)
+            # The older form, for clients of XEP-0425 v0.2.
+            ap = m.find(q(NS_FASTEN, "apply-to"))
+            self.assertEqual(ap.get("id"), sid)
+            self.assertEqual(ap.find(q(NS_MOD0, "moderated")).get("by"), rj + "/Alice")
+        self.assertTrue(alice_oid)
+        carol = self.login("carol")
+        _, got = self.join(carol, room, "Carol")
+        self.assertNotIn("spam spam", [body(e) for e in got])
+        stones = [e for e in got if e.find(q(NS_RETR1, "retracted")) is not None]
+        self.assertEqual(len(stones), 1)
+        self.assertEqual(stones[0].get("from"), rj + "/Bob")
+        self.assertEqual(sids(stones[0])[0].get("id"), sid)
+        self.assertIsNone(stones[0].find(q(NS_CLIENT, "body")))
+        md = stones[0].find("%s/%s" % (q(NS_RETR1, "retracted"), q(NS_MOD1, "moderated")))
+        self.assertEqual(md.get("by"), rj + "/Alice")
+        r = alice.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=rj)
+        feats = {f.get("var") for f in r.iter(q(NS_DISCO_INFO, "feature"))}
+        self.assertTrue({NS_MOD0, NS_MOD1} <= feats, feats)
+
+    def test_older_request_form_is_understood(self):
+        room, rj, alice, bob, sid = self.setup_room()
+        req = ("<apply-to xmlns='%s' id='%s'><moderate xmlns='%s'>"
+               "<retract xmlns='urn:xmpp:message-retract:0'/></moderate></apply-to>"
+               % (NS_FASTEN, sid, NS_MOD0))
+        r = bob.iq(req, to=rj, type_="set")
+        self.assertEqual(stanza_error(r), ("auth", "forbidden"))
+        r = alice.iq(req, to=rj, type_="set")
+        self.assertEqual(r.get("type"), "result", ET.tostring(r))
+        m = bob.wait_for(lambda e: e.find(q(NS_FASTEN, "apply-to")) is not None)
+        self.assertEqual(m.get("from"), rj)
+        self.assertEqual(m.find(q(NS_RETR1, "retract")).get("id"), sid)
