@@ -105,6 +105,8 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
     feature(q, NS_SELF_PING);
     feature(q, NS_MODERATE0);
     feature(q, NS_MODERATE1);
+    if (archive_enabled(mu, r))
+        feature(q, NS_MAM);
     tern_xml_t *x = tern_xml_add_child(q, "x", NS_DATA);
     if (x) {
         char buf[32];

@@ -190,6 +190,7 @@ static int moderate(tern_module_ctx_t *m, tern_event_t *ev, const char *sid, ter
     tern_xml_freeze(t);
     size_t len = 0;
     free(tern_xml_to_string(t, &len));
+    archive_replace(mu, r, sid, t, h->when_us);
     tern_xml_unref(h->msg);
     h->msg = t;
     h->chars = len;

@@ -16,7 +16,8 @@
  *   forms.c      small XEP-0004 data form helpers;
  *   ids.c        stanza ids (XEP-0359) and occupant ids (XEP-0421);
  *   selfping.c   self-ping (XEP-0410);
- *   moderate.c   moderation of messages (XEP-0425).
+ *   moderate.c   moderation of messages (XEP-0425);
+ *   archive.c    the rooms' archives (XEP-0313).
  * Rooms live in memory; persistent ones are also written to the store and
  * read back at load.  Nothing here touches sockets or the core's internals.
  */
@@ -125,6 +126,8 @@ struct muc {
     long max_rooms_per_user, max_occupants;
     int admins_are_owners;
     unsigned char secret[32]; /* occupant ids (ids.c) */
+    tern_store_t *archive;    /* archive: user = room JID, id = stanza id */
+    int archive_on;           /* option archive */
 };
 
 /* A growable array of borrowed strings (recipients of a fan-out). */
@@ -200,6 +203,8 @@ int muc_on_private_message(tern_module_ctx_t *m, tern_event_t *ev);
 void history_send(muc_t *mu, muc_room_t *r, const char *full, tern_xml_t *history);
 void subject_send(muc_t *mu, muc_room_t *r, const char *full);
 void history_clear(muc_room_t *r);
+/* Add msg (as the room sent it, sent at `when_us`) to r's history, with a <delay/>. */
+void history_push(muc_room_t *r, const tern_xml_t *msg, int64_t when_us);
 
 /* admin.c */
 int muc_on_admin_get(tern_module_ctx_t *m, tern_event_t *ev);
@@ -251,6 +256,21 @@ int muc_on_self_ping(tern_module_ctx_t *m, tern_event_t *ev);
 #define NS_MODERATE1 "urn:xmpp:message-moderate:1"
 int muc_on_moderate(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_moderate_fasten(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* archive.c */
+#define NS_MAM "urn:xmpp:mam:2"
+/* Whether r keeps an archive (the option archive, persistent rooms). */
+int archive_enabled(const muc_t *mu, const muc_room_t *r);
+/* Keep msg (as the room sent it) under its stanza id `sid`. */
+void archive_record(muc_t *mu, const muc_room_t *r, const tern_xml_t *msg, const char *sid,
+                    int64_t when_us);
+/* Replace the archived message `sid`, if there is one, with msg. */
+void archive_replace(muc_t *mu, const muc_room_t *r, const char *sid, const tern_xml_t *msg,
+                     int64_t when_us);
+int muc_on_mam_query(tern_module_ctx_t *m, tern_event_t *ev);
+/* After a restart: refill the history of every archived room from its
+ * archive (its newest messages, within its history length). */
+void archive_fill_histories(muc_t *mu);
 
 /* forms.c */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,

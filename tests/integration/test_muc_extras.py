@@ -222,3 +222,127 @@ class MucModerationTests(MucCase):
         m = bob.wait_for(lambda e: e.find(q(NS_FASTEN, "apply-to")) is not None)
         self.assertEqual(m.get("from"), rj)
         self.assertEqual(m.find(q(NS_RETR1, "retract")).get("id"), sid)
+
+
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_FWD = "urn:xmpp:forward:0"
+PERSISTENT = {"muc#roomconfig_persistentroom": "1"}
+
+
+class MucArchiveTests(MucCase):
+    def mam(self, c, rj, rsm="", form="", qid="q1"):
+        """Query the room's archive: (results as (stanza-id, message), fin or error iq)."""
+        c.send("<iq type='set' id='mam-%s' to='%s'><query xmlns='%s' queryid='%s'>%s%s</query></iq>"
+               % (qid, rj, NS_MAM, qid, form, ("<set xmlns='%s'>%s</set>" % (NS_RSM, rsm))
+                  if rsm else ""))
+        got = []
+        while True:
+            el = c.read_element(T_REPLY)
+            if el.tag == q(NS_CLIENT, "iq") and el.get("id") == "mam-" + qid:
+                return got, el
+            res = el.find(q(NS_MAM, "result"))
+            if res is not None and res.get("queryid") == qid:
+                self.assertEqual(el.get("from"), rj)
+                fwd = res.find(q(NS_FWD, "forwarded"))
+                self.assertIsNotNone(fwd.find(q("urn:xmpp:delay", "delay")))
+                got.append((res.get("id"), fwd.find(q(NS_CLIENT, "message"))))
+
+    def fin(self, iq):
+        self.assertEqual(iq.get("type"), "result", ET.tostring(iq))
+        f = iq.find(q(NS_MAM, "fin"))
+        s = f.find(q(NS_RSM, "set"))
+        txt = lambda n: None if s.find(q(NS_RSM, n)) is None else s.find(q(NS_RSM, n)).text
+        return f.get("complete"), txt("first"), txt("last"), txt("count")
+
+    def test_occupants_page_through_the_archive_with_the_same_ids(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice", PERSISTENT)
+        self.join(bob, room, "Bob")
+        ids = []
+        for i in range(5):
+            self.say(alice if i % 2 == 0 else bob, room, "m%d" % i)
+            ids.append(sids(self.wait_body(bob, "m%d" % i))[0].get("id"))
+        r = bob.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=rj)
+        self.assertIn(NS_MAM, {f.get("var") for f in r.iter(q(NS_DISCO_INFO, "feature"))})
+        got, iq = self.mam(bob, rj, "<max>2</max>")
+        self.assertEqual([g[0] for g in got], ids[:2])
+        self.assertEqual([body(g[1]) for g in got], ["m0", "m1"])
+        self.assertEqual(got[0][1].get("from"), rj + "/Alice")
+        self.assertEqual(sids(got[0][1])[0].get("id"), ids[0])
+        self.assertIsNotNone(oid(got[0][1]))
+        self.assertEqual(self.fin(iq), ("false", ids[0], ids[1], "5"))
+        got, iq = self.mam(bob, rj, "<max>2</max><after>%s</after>" % ids[1], qid="q2")
+        self.assertEqual([g[0] for g in got], ids[2:4])
+        got, iq = self.mam(bob, rj, "<max>2</max><after>%s</after>" % ids[3], qid="q3")
+        self.assertEqual([g[0] for g in got], ids[4:])
+        self.assertEqual(self.fin(iq)[0], "true")
+        # The last page, then the one before it.
+        got, iq = self.mam(bob, rj, "<max>2</max><before/>", qid="q4")
+        self.assertEqual([g[0] for g in got], ids[3:])
+        got, iq = self.mam(bob, rj, "<max>2</max><before>%s</before>" % ids[3], qid="q5")
+        self.assertEqual([g[0] for g in got], ids[1:3])
+        # An unknown id: item-not-found.
+        _, iq = self.mam(bob, rj, "<after>nope</after>", qid="q6")
+        self.assertEqual(stanza_error(iq)[1], "item-not-found")
+        # Someone who is not in the room (an open one) may not read it.
+        carol = self.login("carol")
+        _, iq = self.mam(carol, rj, qid="q7")
+        self.assertEqual(stanza_error(iq), ("auth", "forbidden"))
+        # A moderated message is a tombstone in the archive too.
+        r = alice.iq("<moderate xmlns='%s' id='%s'><retract xmlns='%s'/></moderate>"
+                     % (NS_MOD1, ids[1], NS_RETR1), to=rj, type_="set")
+        self.assertEqual(r.get("type"), "result")
+        got, _ = self.mam(bob, rj, "<max>2</max>", qid="q8")
+        self.assertEqual([g[0] for g in got], ids[:2])
+        self.assertIsNone(got[1][1].find(q(NS_CLIENT, "body")))
+        self.assertIsNotNone(got[1][1].find(q(NS_RETR1, "retracted")))
+
+    def test_members_only_archive_and_temporary_rooms(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob, carol = self.login("alice"), self.login("bob"), self.login("carol")
+        self.create(alice, room, "Alice", dict(PERSISTENT, **{"muc#roomconfig_membersonly": "1"}))
+        r = self.admin(alice, room, "<item jid='bob@%s' affiliation='member'/>" % DOMAIN)
+        self.assertEqual(r.get("type"), "result")
+        self.say(alice, room, "members only")
+        self.wait_body(alice, "members only")
+        # bob is a member, not in the room: he may read it; carol may not.
+        got, iq = self.mam(bob, rj)
+        self.assertEqual([body(g[1]) for g in got], ["members only"])
+        _, iq = self.mam(carol, rj, qid="q2")
+        self.assertEqual(stanza_error(iq), ("auth", "forbidden"))
+        # A temporary room keeps no archive.
+        temp = new_room()
+        self.create(alice, temp, "Alice")
+        _, iq = self.mam(alice, "%s@%s" % (temp, SERVICE), qid="q3")
+        self.assertEqual(stanza_error(iq)[1], "feature-not-implemented")
+
+    def test_archive_and_history_survive_a_restart(self):
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice = self.login("alice")
+        self.create(alice, room, "Alice", PERSISTENT)
+        ids = []
+        for i in range(3):
+            self.say(alice, room, "kept %d" % i)
+            ids.append(sids(self.wait_body(alice, "kept %d" % i))[0].get("id"))
+        self.server.signal(signal.SIGTERM)
+        try:
+            while True:
+                alice.read_element(T_REPLY)
+        except StreamClosed:
+            pass
+        self.server.stop()
+        self.server._launch()
+        alice, bob = self.login("alice"), self.login("bob")
+        _, got = self.join(bob, room, "Bob")
+        hist = [e for e in got if body(e) and body(e).startswith("kept")]
+        self.assertEqual([body(e) for e in hist], ["kept 0", "kept 1", "kept 2"])
+        self.assertEqual([sids(e)[0].get("id") for e in hist], ids)
+        self.assertTrue(all(e.find(q("urn:xmpp:delay", "delay")) is not None for e in hist))
+        got, iq = self.mam(bob, rj)
+        self.assertEqual([g[0] for g in got], ids)
+        self.assertEqual(self.fin(iq)[0], "true")
