@@ -107,6 +107,7 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
     feature(q, NS_MODERATE1);
     if (archive_enabled(mu, r))
         feature(q, NS_MAM);
+    feature(q, NS_VCARD);
     tern_xml_t *x = tern_xml_add_child(q, "x", NS_DATA);
     if (x) {
         char buf[32];
@@ -120,6 +121,9 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
         form_add_field(x, "muc#roominfo_occupants", "text-single", "Number of occupants", buf);
         form_add_field(x, "muc#roomconfig_changesubject", "boolean",
                        "Occupants may change the subject", r->cfg.change_subject ? "1" : "0");
+        char hash[41];
+        if (avatar_hash(mu, r, hash) == 0) /* XEP-0486 §3 */
+            form_add_field(x, "muc#roominfo_avatarhash", "text-multi", "Avatar hash", hash);
     }
     return tern_iq_answer(m, ev, res, 1);
 }

@@ -208,6 +208,7 @@ static int load(tern_module_ctx_t *m)
     }
     mu->store = tern_store(m, "rooms", TERN_STORE_MAP);
     mu->archive = tern_store(m, "archive", TERN_STORE_ARCHIVE);
+    mu->vcards = tern_store(m, "vcards", TERN_STORE_MAP);
     if (ids_load_secret(mu) != 0) {
         tern_log(m, TERN_LOG_ERROR, "muc: no random bytes for the occupant id secret");
         unload(m);
@@ -235,6 +236,8 @@ static int load(tern_module_ctx_t *m)
         tern_hook(m, "iq-get/full/" NS_PING ":ping", muc_on_self_ping, 10) != 0 ||
         tern_hook(m, "iq-set/bare/" NS_MODERATE1 ":moderate", muc_on_moderate, 0) != 0 ||
         tern_hook(m, "iq-set/bare/" NS_MAM ":query", muc_on_mam_query, 0) != 0 ||
+        tern_hook(m, "iq-get/bare/" NS_VCARD ":vCard", muc_on_vcard_get, 10) != 0 ||
+        tern_hook(m, "iq-set/bare/" NS_VCARD ":vCard", muc_on_vcard_set, 10) != 0 ||
         tern_hook(m, "iq-set/bare/urn:xmpp:fasten:0:apply-to", muc_on_moderate_fasten, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_INFO ":query", muc_on_disco_info_host, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_ITEM ":query", muc_on_disco_items_host, 10) != 0 ||

@@ -17,7 +17,8 @@
  *   ids.c        stanza ids (XEP-0359) and occupant ids (XEP-0421);
  *   selfping.c   self-ping (XEP-0410);
  *   moderate.c   moderation of messages (XEP-0425);
- *   archive.c    the rooms' archives (XEP-0313).
+ *   archive.c    the rooms' archives (XEP-0313);
+ *   avatar.c     the rooms' vCards and avatars (XEP-0486).
  * Rooms live in memory; persistent ones are also written to the store and
  * read back at load.  Nothing here touches sockets or the core's internals.
  */
@@ -128,6 +129,7 @@ struct muc {
     unsigned char secret[32]; /* occupant ids (ids.c) */
     tern_store_t *archive;    /* archive: user = room JID, id = stanza id */
     int archive_on;           /* option archive */
+    tern_store_t *vcards;     /* map: user "", key = room localpart (avatar.c) */
 };
 
 /* A growable array of borrowed strings (recipients of a fan-out). */
@@ -271,6 +273,15 @@ int muc_on_mam_query(tern_module_ctx_t *m, tern_event_t *ev);
 /* After a restart: refill the history of every archived room from its
  * archive (its newest messages, within its history length). */
 void archive_fill_histories(muc_t *mu);
+
+/* avatar.c */
+#define NS_VCARD "vcard-temp"
+/* The hex SHA-1 of r's vCard photo in out; 0, or -1 (out "") when none. */
+int avatar_hash(muc_t *mu, const muc_room_t *r, char out[41]);
+int muc_on_vcard_get(tern_module_ctx_t *m, tern_event_t *ev);
+int muc_on_vcard_set(tern_module_ctx_t *m, tern_event_t *ev);
+/* Forget r's vCard (the room is destroyed). */
+void avatar_remove(muc_t *mu, const muc_room_t *r);
 
 /* forms.c */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,

@@ -346,3 +346,45 @@ class MucArchiveTests(MucCase):
         got, iq = self.mam(bob, rj)
         self.assertEqual([g[0] for g in got], ids)
         self.assertEqual(self.fin(iq)[0], "true")
+
+
+NS_VCARD = "vcard-temp"
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+class MucAvatarTests(MucCase):
+    def test_owners_set_the_room_vcard_everyone_gets_it(self):
+        import base64
+        import hashlib
+        room = new_room()
+        rj = "%s@%s" % (room, SERVICE)
+        alice, bob = self.login("alice"), self.login("bob")
+        self.create(alice, room, "Alice", PERSISTENT)
+        self.join(bob, room, "Bob")
+        # None yet: an empty vCard.
+        r = bob.iq("<vCard xmlns='%s'/>" % NS_VCARD, to=rj)
+        self.assertEqual(r.get("type"), "result", ET.tostring(r))
+        v = r.find(q(NS_VCARD, "vCard"))
+        self.assertIsNotNone(v)
+        self.assertEqual(len(list(v)), 0)
+        card = ("<vCard xmlns='%s'><PHOTO><TYPE>image/png</TYPE><BINVAL>%s</BINVAL></PHOTO>"
+                "</vCard>" % (NS_VCARD, PNG))
+        r = bob.iq(card, to=rj, type_="set")
+        self.assertEqual(stanza_error(r), ("auth", "forbidden"))
+        r = alice.iq(card, to=rj, type_="set")
+        self.assertEqual(r.get("type"), "result", ET.tostring(r))
+        digest = hashlib.sha1(base64.b64decode(PNG)).hexdigest()
+        p = bob.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == rj)
+        self.assertEqual(p.find("%s/%s" % (q("vcard-temp:x:update", "x"),
+                                           q("vcard-temp:x:update", "photo"))).text, digest)
+        carol = self.login("carol")
+        r = carol.iq("<vCard xmlns='%s'/>" % NS_VCARD, to=rj)
+        self.assertEqual(r.find("%s/%s/%s" % (q(NS_VCARD, "vCard"), q(NS_VCARD, "PHOTO"),
+                                              q(NS_VCARD, "BINVAL"))).text, PNG)
+        r = carol.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=rj)
+        feats = {f.get("var") for f in r.iter(q(NS_DISCO_INFO, "feature"))}
+        self.assertIn(NS_VCARD, feats)
+        vals = [f.find(q("jabber:x:data", "value")).text
+                for f in r.iter(q("jabber:x:data", "field"))
+                if f.get("var") == "muc#roominfo_avatarhash"]
+        self.assertEqual(vals, [digest])
