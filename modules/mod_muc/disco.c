@@ -100,6 +100,14 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
     feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
     feature(q, r->cfg.nonanonymous ? "muc_nonanonymous" : "muc_semianonymous");
     feature(q, r->cfg.persistent ? "muc_persistent" : "muc_temporary");
+    feature(q, NS_SID);
+    feature(q, NS_OCCUPANT_ID);
+    feature(q, NS_SELF_PING);
+    feature(q, NS_MODERATE0);
+    feature(q, NS_MODERATE1);
+    if (archive_enabled(mu, r))
+        feature(q, NS_MAM);
+    feature(q, NS_VCARD);
     tern_xml_t *x = tern_xml_add_child(q, "x", NS_DATA);
     if (x) {
         char buf[32];
@@ -113,6 +121,9 @@ int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev)
         form_add_field(x, "muc#roominfo_occupants", "text-single", "Number of occupants", buf);
         form_add_field(x, "muc#roomconfig_changesubject", "boolean",
                        "Occupants may change the subject", r->cfg.change_subject ? "1" : "0");
+        char hash[41];
+        if (avatar_hash(mu, r, hash) == 0) /* XEP-0486 §3 */
+            form_add_field(x, "muc#roominfo_avatarhash", "text-multi", "Avatar hash", hash);
     }
     return tern_iq_answer(m, ev, res, 1);
 }

@@ -58,12 +58,16 @@ void history_clear(muc_room_t *r)
  * where a room's messages are recorded: archiving hooks in here. */
 static void history_record(muc_room_t *r, const tern_xml_t *msg)
 {
+    history_push(r, msg, tern_now_us());
+}
+
+void history_push(muc_room_t *r, const tern_xml_t *msg, int64_t now)
+{
     if (!r->hist_cap)
         return;
     tern_xml_t *h = tern_xml_copy(msg);
     if (!h)
         return;
-    int64_t now = tern_now_us();
     char ts[32];
     stamp(now, ts, sizeof(ts));
     tern_xml_t *d = tern_xml_add_child(h, "delay", NS_DELAY);
@@ -194,11 +198,15 @@ static void groupchat(muc_t *mu, tern_event_t *ev, muc_room_t *r)
     tern_xml_t *msg = as_room(r, o, ev->stanza);
     if (!msg)
         return;
-    /* The watchers (archive, ids) see it before anyone gets it. */
+    char sid[MUC_ID_LEN];
+    ids_stamp_message(r, o->bare, msg, sid);
+    /* The watchers (archive) see it before anyone gets it. */
     for (size_t i = 0; i < mu->n_watchers; i++)
         mu->watchers[i].fn(mu->watchers[i].who, r->jid, o->nick, o->bare, msg, mu->watchers[i].arg);
-    if (body)
+    if (body) {
         history_record(r, msg);
+        archive_record(mu, r, msg, sid, 0);
+    }
     muc_vec_t to = {0};
     occ_collect_all(r, &to);
     send_vec(mu, msg, &to);

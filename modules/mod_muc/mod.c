@@ -59,6 +59,12 @@ static const tern_option_t options[] = {
      .doc = "Messages a new room keeps in memory for those who enter; `0` for none.",
      .min = 0,
      .max = 1000},
+    {.name = "archive",
+     .type = TERN_OPT_BOOL,
+     .def = "true",
+     .doc = "Persistent rooms keep an archive of their messages in the database, which "
+            "occupants (of members-only rooms: members) query with MAM (XEP-0313) and which "
+            "refills the history after a restart."},
     {.name = NULL},
 };
 
@@ -93,6 +99,7 @@ static int read_options(tern_module_ctx_t *m, muc_t *mu)
     mu->max_rooms_per_user = (long)tern_opt_int(m, "max_rooms_per_user");
     mu->max_occupants = (long)tern_opt_int(m, "max_occupants");
     mu->admins_are_owners = (int)tern_opt_int(m, "admins_are_owners");
+    mu->archive_on = (int)tern_opt_int(m, "archive");
     muc_config_t *d = &mu->defaults;
     d->persistent = (int)tern_opt_int(m, "default_persistent");
     d->public_room = (int)tern_opt_int(m, "default_public");
@@ -200,12 +207,20 @@ static int load(tern_module_ctx_t *m)
         return -1;
     }
     mu->store = tern_store(m, "rooms", TERN_STORE_MAP);
+    mu->archive = tern_store(m, "archive", TERN_STORE_ARCHIVE);
+    mu->vcards = tern_store(m, "vcards", TERN_STORE_MAP);
+    if (ids_load_secret(mu) != 0) {
+        tern_log(m, TERN_LOG_ERROR, "muc: no random bytes for the occupant id secret");
+        unload(m);
+        return -1;
+    }
     if (tern_provide(m, TERN_MUC_SERVICE, &mu->api) != 0) {
         unload(m);
         return -1;
     }
     if (persist_load_all(mu) != 0)
         tern_log(m, TERN_LOG_ERROR, "muc: cannot read the stored rooms");
+    archive_fill_histories(mu);
     tern_add_identity(m, "conference", "text", "Chatrooms");
     tern_add_feature(m, NS_DISCO_INFO);
     tern_add_feature(m, NS_DISCO_ITEM);
@@ -218,6 +233,12 @@ static int load(tern_module_ctx_t *m)
         tern_hook(m, "message/full", muc_on_private_message, 0) != 0 ||
         tern_hook(m, "message/host", on_host_message, 0) != 0 ||
         tern_hook(m, "server/stopping", on_stopping, 0) != 0 ||
+        tern_hook(m, "iq-get/full/" NS_PING ":ping", muc_on_self_ping, 10) != 0 ||
+        tern_hook(m, "iq-set/bare/" NS_MODERATE1 ":moderate", muc_on_moderate, 0) != 0 ||
+        tern_hook(m, "iq-set/bare/" NS_MAM ":query", muc_on_mam_query, 0) != 0 ||
+        tern_hook(m, "iq-get/bare/" NS_VCARD ":vCard", muc_on_vcard_get, 10) != 0 ||
+        tern_hook(m, "iq-set/bare/" NS_VCARD ":vCard", muc_on_vcard_set, 10) != 0 ||
+        tern_hook(m, "iq-set/bare/urn:xmpp:fasten:0:apply-to", muc_on_moderate_fasten, 0) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_INFO ":query", muc_on_disco_info_host, 10) != 0 ||
         tern_hook(m, "iq-get/host/" NS_DISCO_ITEM ":query", muc_on_disco_items_host, 10) != 0 ||
         tern_hook(m, "iq-get/bare/" NS_DISCO_INFO ":query", muc_on_disco_info_room, 10) != 0 ||

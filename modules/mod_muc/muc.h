@@ -13,7 +13,12 @@
  *   owner.c      room configuration (muc#owner, muc#roomconfig), destroy;
  *   persist.c    persistent rooms in the module's map storage;
  *   disco.c      service and room discovery (disco#info, disco#items);
- *   forms.c      small XEP-0004 data form helpers.
+ *   forms.c      small XEP-0004 data form helpers;
+ *   ids.c        stanza ids (XEP-0359) and occupant ids (XEP-0421);
+ *   selfping.c   self-ping (XEP-0410);
+ *   moderate.c   moderation of messages (XEP-0425);
+ *   archive.c    the rooms' archives (XEP-0313);
+ *   avatar.c     the rooms' vCards and avatars (XEP-0486).
  * Rooms live in memory; persistent ones are also written to the store and
  * read back at load.  Nothing here touches sockets or the core's internals.
  */
@@ -38,6 +43,12 @@
 #define NS_DELAY      "urn:xmpp:delay"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEM "http://jabber.org/protocol/disco#items"
+
+/* ids.c, selfping.c */
+#define NS_SID         "urn:xmpp:sid:0"
+#define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
+#define NS_PING        "urn:xmpp:ping"
+#define NS_SELF_PING   "http://jabber.org/protocol/muc#self-ping-optimization"
 
 /* XEP-0045 §5.2: affiliations, ordered so that a higher value has more rights. */
 enum { AFF_OUTCAST = -1, AFF_NONE = 0, AFF_MEMBER = 1, AFF_ADMIN = 2, AFF_OWNER = 3 };
@@ -115,6 +126,10 @@ struct muc {
     muc_config_t defaults;
     long max_rooms_per_user, max_occupants;
     int admins_are_owners;
+    unsigned char secret[32]; /* occupant ids (ids.c) */
+    tern_store_t *archive;    /* archive: user = room JID, id = stanza id */
+    int archive_on;           /* option archive */
+    tern_store_t *vcards;     /* map: user "", key = room localpart (avatar.c) */
 };
 
 /* A growable array of borrowed strings (recipients of a fan-out). */
@@ -190,6 +205,8 @@ int muc_on_private_message(tern_module_ctx_t *m, tern_event_t *ev);
 void history_send(muc_t *mu, muc_room_t *r, const char *full, tern_xml_t *history);
 void subject_send(muc_t *mu, muc_room_t *r, const char *full);
 void history_clear(muc_room_t *r);
+/* Add msg (as the room sent it, sent at `when_us`) to r's history, with a <delay/>. */
+void history_push(muc_room_t *r, const tern_xml_t *msg, int64_t when_us);
 
 /* admin.c */
 int muc_on_admin_get(tern_module_ctx_t *m, tern_event_t *ev);
@@ -215,6 +232,56 @@ int muc_on_disco_info_host(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_items_host(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_info_room(tern_module_ctx_t *m, tern_event_t *ev);
 int muc_on_disco_items_room(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* ids.c */
+#define MUC_ID_LEN  32 /* a stanza id and its NUL */
+#define MUC_OID_LEN 48 /* an occupant id (base64 of 32 bytes) and its NUL */
+/* Read the service's secret, or make and keep one.  0, or -1. */
+int ids_load_secret(muc_t *mu);
+/* A new unique stanza id (22 characters of base64url).  0, or -1. */
+int ids_new_stanza_id(char out[MUC_ID_LEN]);
+/* The occupant id of `bare` in `room` (XEP-0421).  0, or -1. */
+int ids_occupant_id(const muc_t *mu, const char *room, const char *bare, char out[MUC_OID_LEN]);
+/* Replace any <occupant-id/> of `st` with that of `bare` in r. */
+void ids_add_occupant_id(const muc_room_t *r, const char *bare, tern_xml_t *st);
+/* A groupchat message as the room sends it: drop forged ids, add the
+ * sender's occupant id and a new <stanza-id by=room/>, its id in id_out.
+ * 0, or -1 (no stanza id). */
+int ids_stamp_message(const muc_room_t *r, const char *bare, tern_xml_t *msg,
+                      char id_out[MUC_ID_LEN]);
+
+/* selfping.c */
+int muc_on_self_ping(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* moderate.c */
+#define NS_MODERATE0 "urn:xmpp:message-moderate:0"
+#define NS_MODERATE1 "urn:xmpp:message-moderate:1"
+int muc_on_moderate(tern_module_ctx_t *m, tern_event_t *ev);
+int muc_on_moderate_fasten(tern_module_ctx_t *m, tern_event_t *ev);
+
+/* archive.c */
+#define NS_MAM "urn:xmpp:mam:2"
+/* Whether r keeps an archive (the option archive, persistent rooms). */
+int archive_enabled(const muc_t *mu, const muc_room_t *r);
+/* Keep msg (as the room sent it) under its stanza id `sid`. */
+void archive_record(muc_t *mu, const muc_room_t *r, const tern_xml_t *msg, const char *sid,
+                    int64_t when_us);
+/* Replace the archived message `sid`, if there is one, with msg. */
+void archive_replace(muc_t *mu, const muc_room_t *r, const char *sid, const tern_xml_t *msg,
+                     int64_t when_us);
+int muc_on_mam_query(tern_module_ctx_t *m, tern_event_t *ev);
+/* After a restart: refill the history of every archived room from its
+ * archive (its newest messages, within its history length). */
+void archive_fill_histories(muc_t *mu);
+
+/* avatar.c */
+#define NS_VCARD "vcard-temp"
+/* The hex SHA-1 of r's vCard photo in out; 0, or -1 (out "") when none. */
+int avatar_hash(muc_t *mu, const muc_room_t *r, char out[41]);
+int muc_on_vcard_get(tern_module_ctx_t *m, tern_event_t *ev);
+int muc_on_vcard_set(tern_module_ctx_t *m, tern_event_t *ev);
+/* Forget r's vCard (the room is destroyed). */
+void avatar_remove(muc_t *mu, const muc_room_t *r);
 
 /* forms.c */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,

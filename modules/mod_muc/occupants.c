@@ -85,6 +85,7 @@ static tern_xml_t *occ_presence(const muc_room_t *r, const muc_occ_t *o, const c
                 tern_xml_add_text(e, reason, strlen(reason));
         }
     }
+    ids_add_occupant_id(r, o->bare, p); /* XEP-0421 */
     if (x && extra)
         tern_xml_copy_into(x, extra);
     for (size_t i = 0; x && i < ncodes; i++)

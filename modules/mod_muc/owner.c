@@ -255,5 +255,6 @@ void room_destroy(muc_t *mu, muc_room_t **rp, const char *alt, const char *reaso
     if (d)
         tern_xml_unref(d);
     persist_remove(mu, r);
+    avatar_remove(mu, r);
     room_free(mu, rp);
 }
