@@ -516,7 +516,8 @@ static const tern_option_t s2s_options[] = {
     {.name = "ca_file",
      .type = TERN_OPT_STRING,
      .def = "",
-     .doc = "PEM file of the CAs trusted for peers' certificates; empty = the system's store"},
+     .doc = "PEM file (or folder hashed by openssl rehash) of the CAs trusted for peers' "
+            "certificates; empty = the system's store"},
     {.name = "dialback_secret",
      .type = TERN_OPT_STRING,
      .def = "",
