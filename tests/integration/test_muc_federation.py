@@ -331,7 +331,7 @@ class TernProsodyMucTest(MucHelpers, unittest.TestCase):
         self.clients.append(c)
         return c.connect()
 
-    def test_prosody_user_in_tern_room(self):
+    def test_peer_user_in_tern_room(self):
         tina = self.client(self.tern, "tina", "SCRAM-SHA-256")
         pia = self.client(self.peer, "pia", "SCRAM-SHA-1")
         room = "lounge-%s@%s" % (secrets.token_hex(3), MUC_T)
@@ -342,15 +342,15 @@ class TernProsodyMucTest(MucHelpers, unittest.TestCase):
         self.join(pia, room, "pia")
         self.presence_of(pia, room, "tina", mark_p)
         subj = self.wait(pia, lambda s: s.name == "message" and s["subject"] == "Welcome",
-                         "subject at the Prosody user", mark_p)
+                         "subject at the peer's user", mark_p)
         self.assertEqual(str(subj["from"]), room + "/tina")
         self.presence_of(tina, room, "pia", mark_t)
-        m = self.say(pia, [tina, pia], room, "hello from Prosody")[0]
+        m = self.say(pia, [tina, pia], room, "hello from the peer")[0]
         self.assertEqual(str(m["from"]), room + "/pia")
         m = self.say(tina, [pia], room, "hello from Tern")[0]
         self.assertEqual(str(m["from"]), room + "/tina")
 
-    def test_tern_user_in_prosody_room_changes_nick_and_leaves(self):
+    def test_tern_user_in_peer_room_changes_nick_and_leaves(self):
         tom = self.client(self.tern, "tom", "SCRAM-SHA-256")
         pat = self.client(self.peer, "pat", "SCRAM-SHA-1")
         room = "hall-%s@conference.%s" % (secrets.token_hex(3), self.p_domain)
