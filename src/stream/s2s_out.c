@@ -39,6 +39,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -123,6 +124,7 @@ struct link {
     resolver_addr_t *addrs;
     size_t n_addrs, ai;
     char why[300];              /* the last reason an address failed */
+    int no_domain;              /* the domain itself has no DNS records at all */
     resolver_target_t redirect; /* see-other-host: where to go next */
     int redirect_pending, redirects;
     conn_t *via;      /* XEP-0220 §2.6: another stream that carries our pair: the outgoing
@@ -429,6 +431,10 @@ static void on_addrs(void *arg, const resolver_addr_t *addrs, size_t n, const ch
     link_t *l = arg;
     l->query = NULL;
     if (error || n == 0) {
+        /* No SRV record and the domain itself unknown (the resolver's "no
+         * such domain", resolver.h): the address the user typed is wrong. */
+        l->no_domain = l->n_targets == 1 && error && strcmp(error, "no such domain") == 0 &&
+                       strcasecmp(l->targets[l->ti].host, l->remote) == 0;
         snprintf(l->why, sizeof(l->why), "%s: %s", l->targets[l->ti].host,
                  error ? error : "no address");
         l->ti++;
@@ -449,6 +455,13 @@ static void on_addrs(void *arg, const resolver_addr_t *addrs, size_t n, const ch
 
 static void try_target(link_t *l)
 {
+    if (l->ti >= l->n_targets && l->no_domain) {
+        /* A sentence for the user whose message or room entry bounces. */
+        link_fail(l, "remote-server-not-found",
+                  "The domain %s does not exist (it has no DNS records): check the address",
+                  l->remote);
+        return;
+    }
     if (l->ti >= l->n_targets) {
         link_fail(l, "remote-server-not-found", "cannot connect to %s: %s", l->remote,
                   l->why[0] ? l->why : "no target");
@@ -464,6 +477,12 @@ static void on_targets(void *arg, const resolver_target_t *targets, size_t n, co
 {
     link_t *l = arg;
     l->query = NULL;
+    if (error && strcmp(error, "no such domain") == 0) {
+        link_fail(l, "remote-server-not-found",
+                  "The domain %s does not exist (it has no DNS records): check the address",
+                  l->remote);
+        return;
+    }
     if (error || n == 0) {
         link_fail(l, "remote-server-not-found", "DNS for %s: %s", l->remote,
                   error ? error : "no target");
@@ -747,6 +766,7 @@ static void link_connect(link_t *l)
     }
     l->attempting = 1;
     l->why[0] = '\0';
+    l->no_domain = 0;
     l->redirects = 0;
     l->redirect_pending = 0;
     arm_connect_timer(l);
