@@ -49,7 +49,7 @@
 #define DNS_TYPE_SRV       33
 #define DNS_CLASS_IN       1
 #define ERR_NO_SERVICE     "the domain says it offers no such service"
-#define ERR_NO_DOMAIN      "no such domain"
+#define ERR_NO_DOMAIN      RESOLVER_ERR_NO_DOMAIN
 #define ERR_SERVER_SILENT  "the DNS server did not answer"
 #define ERR_SERVER_FAILED  "the DNS server failed to answer"
 #define ERR_SERVER_REFUSED "the DNS server refused to answer"

@@ -53,6 +53,10 @@ void resolver_free(resolver_t **r);
  * first frees it too (their callbacks do not run).  Sets *r to NULL. */
 void resolver_retire(resolver_t **r, resolver_t *heir);
 
+/* The error of a name that does not exist at all (NXDOMAIN), for callers
+ * that tell users so in other words. */
+#define RESOLVER_ERR_NO_DOMAIN "no such domain"
+
 /* `error` is NULL on success, else a short sentence for logs and bounce
  * texts ("no such domain", "no address for HOST", "the DNS server did not
  * answer", "the domain says it offers no such service").  The arrays are borrowed for

@@ -433,7 +433,7 @@ static void on_addrs(void *arg, const resolver_addr_t *addrs, size_t n, const ch
     if (error || n == 0) {
         /* No SRV record and the domain itself unknown (the resolver's "no
          * such domain", resolver.h): the address the user typed is wrong. */
-        l->no_domain = l->n_targets == 1 && error && strcmp(error, "no such domain") == 0 &&
+        l->no_domain = l->n_targets == 1 && error && strcmp(error, RESOLVER_ERR_NO_DOMAIN) == 0 &&
                        strcasecmp(l->targets[l->ti].host, l->remote) == 0;
         snprintf(l->why, sizeof(l->why), "%s: %s", l->targets[l->ti].host,
                  error ? error : "no address");
@@ -477,7 +477,7 @@ static void on_targets(void *arg, const resolver_target_t *targets, size_t n, co
 {
     link_t *l = arg;
     l->query = NULL;
-    if (error && strcmp(error, "no such domain") == 0) {
+    if (error && strcmp(error, RESOLVER_ERR_NO_DOMAIN) == 0) {
         link_fail(l, "remote-server-not-found",
                   "The domain %s does not exist (it has no DNS records): check the address",
                   l->remote);
