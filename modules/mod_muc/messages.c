@@ -215,6 +215,32 @@ static void groupchat(muc_t *mu, tern_event_t *ev, muc_room_t *r)
 }
 
 /* §7.8.2: a mediated invitation; §7.8.3 (decline) goes back to the inviter. */
+
+/* A mediated invitation or decline (XEP-0045 §7.8.2, §7.8.3) from the
+ * room to `to`: <x><WHAT from=sender>, with the reason `orig` carried.
+ * *x_r (when asked) is the <x/> for more children.  NULL when memory is
+ * short. */
+static tern_xml_t *mediated(const muc_room_t *r, const tern_event_t *ev, const char *to,
+                            const char *what, const tern_xml_t *orig, tern_xml_t **x_r)
+{
+    tern_xml_t *msg = tern_xml_new("message", TERN_NS_CLIENT);
+    if (!msg)
+        return NULL;
+    tern_xml_set_attr(msg, "from", r->jid);
+    tern_xml_set_attr(msg, "to", to);
+    tern_xml_t *x = tern_xml_add_child(msg, "x", NS_MUC_USER);
+    tern_xml_t *el = x ? tern_xml_add_child(x, what, NS_MUC_USER) : NULL;
+    if (el) {
+        tern_xml_set_attr(el, "from", ev->from->bare);
+        tern_xml_t *reason = tern_xml_child(orig, "reason", NULL);
+        if (reason)
+            tern_xml_copy_into(el, reason);
+    }
+    if (x_r)
+        *x_r = x;
+    return msg;
+}
+
 static void invite(muc_t *mu, tern_event_t *ev, muc_room_t *r, tern_xml_t *inv)
 {
     const char *to = tern_xml_attr(inv, "to");
@@ -235,18 +261,9 @@ static void invite(muc_t *mu, tern_event_t *ev, muc_room_t *r, tern_xml_t *inv)
             if (r->cfg.persistent)
                 persist_save(mu, r);
         }
-        tern_xml_t *msg = tern_xml_new("message", TERN_NS_CLIENT);
+        tern_xml_t *x = NULL;
+        tern_xml_t *msg = mediated(r, ev, jid->full, "invite", inv, &x);
         if (msg) {
-            tern_xml_set_attr(msg, "from", r->jid);
-            tern_xml_set_attr(msg, "to", jid->full);
-            tern_xml_t *x = tern_xml_add_child(msg, "x", NS_MUC_USER);
-            tern_xml_t *i = x ? tern_xml_add_child(x, "invite", NS_MUC_USER) : NULL;
-            if (i) {
-                tern_xml_set_attr(i, "from", ev->from->bare);
-                tern_xml_t *reason = tern_xml_child(inv, "reason", NULL);
-                if (reason)
-                    tern_xml_copy_into(i, reason);
-            }
             if (x && r->cfg.password_protected && r->cfg.password) {
                 tern_xml_t *pw = tern_xml_add_child(x, "password", NS_MUC_USER);
                 if (pw)
@@ -272,18 +289,8 @@ static void decline(muc_t *mu, muc_room_t *r, tern_event_t *ev, tern_xml_t *dec)
     tern_jid_t *jid = to ? tern_jid_new(to, NULL) : NULL;
     if (!jid)
         return;
-    tern_xml_t *msg = tern_xml_new("message", TERN_NS_CLIENT);
+    tern_xml_t *msg = mediated(r, ev, jid->full, "decline", dec, NULL);
     if (msg) {
-        tern_xml_set_attr(msg, "from", r->jid);
-        tern_xml_set_attr(msg, "to", jid->full);
-        tern_xml_t *x = tern_xml_add_child(msg, "x", NS_MUC_USER);
-        tern_xml_t *d = x ? tern_xml_add_child(x, "decline", NS_MUC_USER) : NULL;
-        if (d) {
-            tern_xml_set_attr(d, "from", ev->from->bare);
-            tern_xml_t *reason = tern_xml_child(dec, "reason", NULL);
-            if (reason)
-                tern_xml_copy_into(d, reason);
-        }
         tern_route(mu->m, msg);
         tern_xml_unref(msg);
     }
