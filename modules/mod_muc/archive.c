@@ -98,13 +98,6 @@ static void req_free(arch_req_t *q)
     free(q);
 }
 
-static void add_text(tern_xml_t *parent, const char *name, const char *ns, const char *text)
-{
-    tern_xml_t *e = tern_xml_add_child(parent, name, ns);
-    if (e && text)
-        tern_xml_add_text(e, text, strlen(text));
-}
-
 static void send_item(tern_module_ctx_t *m, const arch_req_t *q, const tern_archive_item_t *it)
 {
     tern_xml_t *orig = tern_xml_parse(it->data, it->len);
@@ -192,13 +185,13 @@ static void on_read(tern_module_ctx_t *m, tern_session_t *s, void *ctx,
             tern_xml_set_attr(fin, "queryid", q->queryid);
         tern_xml_t *set = tern_xml_add_child(fin, "set", NS_RSM);
         if (set && first) {
-            add_text(set, "first", NS_RSM, first->id);
-            add_text(set, "last", NS_RSM, last->id);
+            muc_add_text_child(set, "first", NS_RSM, first->id);
+            muc_add_text_child(set, "last", NS_RSM, last->id);
         }
         if (set && res->count >= 0) {
             char buf[32];
             snprintf(buf, sizeof(buf), "%ld", res->count);
-            add_text(set, "count", NS_RSM, buf);
+            muc_add_text_child(set, "count", NS_RSM, buf);
         }
     }
     iq_reply(m, q, fin, NULL);

@@ -1,10 +1,18 @@
 /*
  * forms.c — the few XEP-0004 data form helpers mod_muc needs (the room
- * configuration form, muc#roominfo, voice requests).  Pure tree work.
+ * configuration form, muc#roominfo, voice requests), and the text-child
+ * builder the other files share.  Pure tree work.
  */
 #include <string.h>
 
 #include "muc.h"
+
+void muc_add_text_child(tern_xml_t *parent, const char *name, const char *ns, const char *text)
+{
+    tern_xml_t *e = tern_xml_add_child(parent, name, ns);
+    if (e && text)
+        tern_xml_add_text(e, text, strlen(text));
+}
 
 /* Add <field var type label><value/></field> to x; value NULL: no value. */
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,

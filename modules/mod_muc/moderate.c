@@ -58,11 +58,20 @@ static muc_hist_t *hist_find(muc_room_t *r, const char *sid)
     return NULL;
 }
 
-static void add_text_child(tern_xml_t *parent, const char *name, const char *ns, const char *text)
+/* XEP-0425 v0.3 inside <retract/> or <retracted/> `parent`: who moderated
+ * (<moderated by><occupant-id/></moderated>), then the reason if any. */
+static void add_moderated(tern_xml_t *parent, const char *by, const char *by_oid,
+                          const char *reason)
 {
-    tern_xml_t *e = tern_xml_add_child(parent, name, ns);
-    if (e && text)
-        tern_xml_add_text(e, text, strlen(text));
+    tern_xml_t *md = tern_xml_add_child(parent, "moderated", NS_MOD1);
+    if (md) {
+        tern_xml_set_attr(md, "by", by);
+        tern_xml_t *o = tern_xml_add_child(md, "occupant-id", NS_OCCUPANT_ID);
+        if (o)
+            tern_xml_set_attr(o, "id", by_oid);
+    }
+    if (reason)
+        muc_add_text_child(parent, "reason", NS_RETR1, reason);
 }
 
 /* XEP-0425 §tombstones: the message without its content: from, type, id,
@@ -80,15 +89,7 @@ static tern_xml_t *tombstone(const tern_xml_t *old, const char *by, const char *
     tern_xml_t *rd = tern_xml_add_child(t, "retracted", NS_RETR1);
     if (rd) {
         tern_xml_set_attr(rd, "stamp", stamp);
-        tern_xml_t *md = tern_xml_add_child(rd, "moderated", NS_MOD1);
-        if (md) {
-            tern_xml_set_attr(md, "by", by);
-            tern_xml_t *o = tern_xml_add_child(md, "occupant-id", NS_OCCUPANT_ID);
-            if (o)
-                tern_xml_set_attr(o, "id", by_oid);
-        }
-        if (reason)
-            add_text_child(rd, "reason", NS_RETR1, reason);
+        add_moderated(rd, by, by_oid, reason);
     }
     for (tern_xml_t *c = tern_xml_first_element(old); c; c = tern_xml_next_element(c))
         if (tern_xml_is(c, "stanza-id", NS_SID) || tern_xml_is(c, "occupant-id", NS_OCCUPANT_ID) ||
@@ -113,15 +114,7 @@ static tern_xml_t *announcement(const muc_room_t *r, const char *sid, const char
     tern_xml_t *rt = tern_xml_add_child(m, "retract", NS_RETR1);
     if (rt) {
         tern_xml_set_attr(rt, "id", sid);
-        tern_xml_t *md = tern_xml_add_child(rt, "moderated", NS_MOD1);
-        if (md) {
-            tern_xml_set_attr(md, "by", by);
-            tern_xml_t *o = tern_xml_add_child(md, "occupant-id", NS_OCCUPANT_ID);
-            if (o)
-                tern_xml_set_attr(o, "id", by_oid);
-        }
-        if (reason)
-            add_text_child(rt, "reason", NS_RETR1, reason);
+        add_moderated(rt, by, by_oid, reason);
     }
     /* XEP-0425 v0.2 (XEP-0422 fastening) */
     tern_xml_t *ap = tern_xml_add_child(m, "apply-to", NS_FASTEN);
@@ -132,12 +125,12 @@ static tern_xml_t *announcement(const muc_room_t *r, const char *sid, const char
             tern_xml_set_attr(md, "by", by);
             tern_xml_add_child(md, "retract", NS_RETR0);
             if (reason)
-                add_text_child(md, "reason", NS_MOD0, reason);
+                muc_add_text_child(md, "reason", NS_MOD0, reason);
         }
     }
     /* XEP-0424 §fallback: what clients that know neither show. */
-    add_text_child(m, "body", TERN_NS_CLIENT,
-                   "A moderator retracted a message, but your client does not support that.");
+    muc_add_text_child(m, "body", TERN_NS_CLIENT,
+                       "A moderator retracted a message, but your client does not support that.");
     tern_xml_t *fb = tern_xml_add_child(m, "fallback", NS_FALLBCK);
     if (fb)
         tern_xml_set_attr(fb, "for", NS_RETR1);

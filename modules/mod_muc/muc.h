@@ -284,6 +284,8 @@ int muc_on_vcard_set(tern_module_ctx_t *m, tern_event_t *ev);
 void avatar_remove(muc_t *mu, const muc_room_t *r);
 
 /* forms.c */
+/* Add <name xmlns=ns>text</name> to parent (no text when text is NULL). */
+void muc_add_text_child(tern_xml_t *parent, const char *name, const char *ns, const char *text);
 tern_xml_t *form_add_field(tern_xml_t *x, const char *var, const char *type, const char *label,
                            const char *value);
 /* The first <value/> of field `var` in form x, or NULL. */
